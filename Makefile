@@ -1,0 +1,43 @@
+# Two promises: `make demo` and `make test` work on a fresh clone of a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: env demo test lint unit browser bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall when the package metadata changes.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+env: $(STAMP)
+
+# Debian's Chromium for the approval-page browser tests (Playwright drives it; no browser download).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = "0" ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
+
+demo: env
+	$(BIN)/breakglass synth examples/quickstart
+
+lint: env
+	$(BIN)/ruff check breakglass tests examples benchmarks
+	$(BIN)/ruff format --check breakglass tests examples benchmarks
+	$(BIN)/mypy
+
+unit: env
+	$(BIN)/pytest
+
+test: lint browser unit
+
+bench: env
+	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

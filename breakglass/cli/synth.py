@@ -1,0 +1,72 @@
+"""``breakglass synth``: read every resource (and every policy) a program would create, offline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.tree import Tree
+
+from breakglass.cli.errors import fail
+from breakglass.local.synth import SynthError, SynthResult, synth_directory
+
+
+def synth_command(
+    program_dir: Annotated[Path, typer.Argument(help="Directory of a Pulumi Python program.")],
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Write the resources as JSON to this file ('-' for stdout).")
+    ] = None,
+    stack: Annotated[str, typer.Option(help="Stack name the program sees.")] = "dev",
+    config: Annotated[
+        list[str] | None, typer.Option("--config", "-c", help="Stack config as key=value (repeatable).")
+    ] = None,
+) -> None:
+    """Run a Pulumi program under the SDK's mock runtime and print every resource it would create."""
+    settings: dict[str, str] = {}
+    for item in config or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            fail(f"--config {item!r} is not key=value", hint="example: --config alertEmail=sec@example.com")
+        settings[key] = value
+    try:
+        result = synth_directory(program_dir, stack=stack, config=settings)
+    except SynthError as exc:
+        fail(f"the program in {program_dir} failed: {exc}", hint="fix the program or its config and rerun")
+    if json_file is not None:
+        text = json.dumps(result.as_json(), indent=2, sort_keys=True)
+        if str(json_file) == "-":
+            typer.echo(text)
+        else:
+            json_file.write_text(text + "\n")
+            Console(stderr=True).print(f"wrote {len(result.resources)} resources to {json_file}")
+        return
+    Console().print(render_tree(result, title=str(program_dir)))
+
+
+def render_tree(result: SynthResult, *, title: str) -> Tree:
+    tree = Tree(f"[bold]{title}[/] ({len(result.resources)} resources)")
+    nodes: dict[str, Tree] = {}
+    for resource in result.resources:
+        branch = nodes.get(resource.parent or "", tree) if resource.parent else tree
+        label = f"[cyan]{resource.type}[/] [bold]{resource.name}[/]"
+        node = branch.add(label)
+        for key, value in sorted(resource.inputs.items()):
+            node.add(f"[dim]{key}[/] = {_short(value)}", highlight=False)
+        nodes[resource.name] = node
+    return tree
+
+
+def _short(value: Any) -> str:
+    from breakglass.local.synth import to_plain
+
+    plain = to_plain(value)
+    if isinstance(plain, str):
+        # Policy documents are JSON strings: print them expanded so reviewers can read them.
+        try:
+            return json.dumps(json.loads(plain), indent=2)
+        except ValueError:
+            return plain
+    return json.dumps(plain, indent=2, sort_keys=True)

@@ -1,0 +1,125 @@
+"""The one way this package deploys a Lambda: its own role, its own policy, its own log group.
+
+Every function gets a dedicated execution role whose only permissions are the statements the
+caller passes (least privilege per function) plus writing to its own log group.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+import breakglass
+
+PYTHON_RUNTIME = "python3.12"
+LOG_RETENTION_DAYS = 365
+
+# What a function's zip holds: the Lambda-side code (no pulumi, no CLI) and pure-Python deps
+# the Lambda runtime lacks. boto3 is provided by the runtime.
+_PACKAGE_ROOT = Path(breakglass.__file__).parent
+_SHIPPED_SUBPACKAGES = ("lambdas", "policies")
+_SHIPPED_MODULES = ("__init__.py", "validation.py")
+_VENDORED = ("pyotp",)
+
+
+def lambda_code() -> pulumi.AssetArchive:
+    """The deployment package every breakglass function shares (handlers differ by entry point)."""
+    assets: dict[str, pulumi.Asset | pulumi.Archive] = {}
+    for module in _SHIPPED_MODULES:
+        assets[f"breakglass/{module}"] = pulumi.FileAsset(str(_PACKAGE_ROOT / module))
+    for sub in _SHIPPED_SUBPACKAGES:
+        for path in sorted((_PACKAGE_ROOT / sub).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix in {".py", ".html", ".json"}:
+                rel = path.relative_to(_PACKAGE_ROOT.parent).as_posix()
+                assets[rel] = pulumi.FileAsset(str(path))
+    for name in _VENDORED:
+        module = __import__(name)
+        assets[name] = pulumi.FileArchive(str(Path(module.__file__ or "").parent))
+    return pulumi.AssetArchive(assets)
+
+
+LAMBDA_TRUST_POLICY: Mapping[str, Any] = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
+
+@dataclass
+class DeployedFunction:
+    function: aws.lambda_.Function
+    role: aws.iam.Role
+    log_group: aws.cloudwatch.LogGroup
+
+
+def python_function(
+    name: str,
+    *,
+    handler: str,
+    description: str,
+    statements: pulumi.Input[Sequence[Mapping[str, Any]]],
+    environment: Mapping[str, pulumi.Input[str]] | None = None,
+    timeout: int = 60,
+    memory_size: int = 256,
+    kms_key_arn: pulumi.Input[str] | None = None,
+    parent: pulumi.Resource,
+) -> DeployedFunction:
+    """Create ``name`` (function, role, inline policy, log group) as children of ``parent``.
+
+    ``statements`` are the function's own IAM statements; they may contain Outputs (ARNs).
+    ``handler`` is a dotted path such as ``breakglass.lambdas.halt.handler``.
+    """
+    opts = pulumi.ResourceOptions(parent=parent)
+    log_group = aws.cloudwatch.LogGroup(
+        f"{name}-logs",
+        name=f"/aws/lambda/{name}",
+        retention_in_days=LOG_RETENTION_DAYS,
+        kms_key_id=kms_key_arn,
+        opts=opts,
+    )
+    role = aws.iam.Role(
+        f"{name}-role",
+        assume_role_policy=json.dumps(LAMBDA_TRUST_POLICY),
+        description=f"Execution role of {name}: {description}"[:1000],
+        opts=opts,
+    )
+    log_statement = log_group.arn.apply(
+        lambda arn: {
+            "Sid": "WriteOwnLogs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": f"{arn}:*",
+        }
+    )
+    policy_document = pulumi.Output.all(log_statement, statements).apply(
+        lambda parts: json.dumps({"Version": "2012-10-17", "Statement": [parts[0], *parts[1]]})
+    )
+    policy = aws.iam.RolePolicy(f"{name}-policy", role=role.id, policy=policy_document, opts=opts)
+    function = aws.lambda_.Function(
+        name,
+        name=name,
+        description=description[:256],
+        runtime=PYTHON_RUNTIME,
+        handler=handler,
+        code=lambda_code(),
+        role=role.arn,
+        timeout=timeout,
+        memory_size=memory_size,
+        architectures=["arm64"],
+        environment=aws.lambda_.FunctionEnvironmentArgs(variables=dict(environment)) if environment else None,
+        kms_key_arn=kms_key_arn,
+        logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="JSON", log_group=log_group.name),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[log_group, policy]),
+    )
+    return DeployedFunction(function=function, role=role, log_group=log_group)

@@ -1,0 +1,175 @@
+"""Break-glass audit events: a versioned schema and the writer every Lambda uses.
+
+One JSON object per event, one S3 object per event, under a date-partitioned prefix of the
+Object Lock bucket (``<prefix>/dt=YYYY-MM-DD/``) so Athena prunes by day. A write that fails
+raises :class:`AuditWriteError`: callers must not report success without their audit record.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final, Protocol
+
+SCHEMA_VERSION: Final = "1"
+EVENTS_PREFIX: Final = "breakglass-events"
+
+EVENT_TYPES: Final = (
+    "request",
+    "approval",
+    "denial",
+    "grant",
+    "assume",
+    "halt",
+    "resume",
+    "revoke",
+    "expiry",
+    "review",
+    "error",
+)
+OUTCOMES: Final = ("succeeded", "failed", "noop", "pending", "opened", "accepted", "flagged")
+
+# The Athena/Glue columns of the events table, in order. Every field of AuditEvent is here.
+EVENT_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
+    ("schema_version", "string"),
+    ("event_id", "string"),
+    ("event_type", "string"),
+    ("event_time", "string"),
+    ("request_id", "string"),
+    ("actor", "string"),
+    ("requester", "string"),
+    ("tier", "string"),
+    ("role_arn", "string"),
+    ("target", "string"),
+    ("mode", "string"),
+    ("outcome", "string"),
+    ("reason", "string"),
+    ("ticket", "string"),
+    ("window_start", "string"),
+    ("expires_at", "string"),
+    ("details", "string"),
+)
+
+
+class AuditWriteError(RuntimeError):
+    """The event was not stored. The action it records must not be reported as done."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with a Z, seconds precision: the format CloudTrail uses for eventTime."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One break-glass event (schema version 1).
+
+    ``actor`` is who did it (a source identity, an approver, ``system``, ``tripwire:<alarm>``);
+    ``requester`` is whose request it belongs to, so self-approval shows as actor == requester.
+    ``details`` holds event-specific data and is stored as a JSON string.
+    """
+
+    event_type: str
+    actor: str
+    outcome: str = "succeeded"
+    request_id: str | None = None
+    requester: str | None = None
+    tier: str | None = None
+    role_arn: str | None = None
+    target: str | None = None
+    mode: str | None = None
+    reason: str | None = None
+    ticket: str | None = None
+    window_start: str | None = None
+    expires_at: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+    event_time: str = field(default_factory=lambda: iso(utc_now()))
+    event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    schema_version: str = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if self.event_type not in EVENT_TYPES:
+            raise ValueError(f"event_type: must be one of {', '.join(EVENT_TYPES)}, got {self.event_type!r}")
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"outcome: must be one of {', '.join(OUTCOMES)}, got {self.outcome!r}")
+        if not self.actor:
+            raise ValueError("actor: every event needs the identity that caused it")
+        datetime.strptime(self.event_time, "%Y-%m-%dT%H:%M:%SZ")  # raises on a malformed time
+
+    def to_record(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["details"] = json.dumps(dict(self.details), sort_keys=True, default=str)
+        return {name: record[name] for name, _ in EVENT_COLUMNS}
+
+    def object_key(self, prefix: str = EVENTS_PREFIX) -> str:
+        day = self.event_time[:10]
+        stamp = self.event_time.replace(":", "").replace("-", "")
+        return f"{prefix}/dt={day}/{stamp}-{self.event_type}-{self.event_id}.json"
+
+
+def parse_record(record: Mapping[str, Any]) -> AuditEvent:
+    """The inverse of :meth:`AuditEvent.to_record` (for readers and tests)."""
+    values = dict(record)
+    details = values.pop("details", "{}") or "{}"
+    known = {name for name, _ in EVENT_COLUMNS}
+    return AuditEvent(**{k: v for k, v in values.items() if k in known}, details=json.loads(details))
+
+
+class S3Putter(Protocol):
+    def put_object(self, **kwargs: Any) -> Any: ...
+
+
+class SnsPublisher(Protocol):
+    def publish(self, **kwargs: Any) -> Any: ...
+
+
+@dataclass
+class AuditWriter:
+    """Writes events to the locked bucket; optionally also publishes each to the alert topic.
+
+    Object Lock buckets refuse writes without a content checksum, so every put carries a
+    SHA-256 checksum (boto3 computes it from the body).
+    """
+
+    s3: S3Putter
+    bucket: str
+    prefix: str = EVENTS_PREFIX
+    kms_key_id: str | None = None
+    sns: SnsPublisher | None = None
+    topic_arn: str | None = None
+
+    def write(self, event: AuditEvent) -> str:
+        """Store ``event``; return its key. Raises :class:`AuditWriteError` if it was not stored."""
+        key = event.object_key(self.prefix)
+        body = (json.dumps(event.to_record(), sort_keys=True) + "\n").encode()
+        params: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "Body": body,
+            "ContentType": "application/json",
+            "ChecksumAlgorithm": "SHA256",
+        }
+        if self.kms_key_id:
+            params.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=self.kms_key_id)
+        try:
+            self.s3.put_object(**params)
+        except Exception as exc:
+            raise AuditWriteError(f"audit event {event.event_id} ({event.event_type}) not stored: {exc}") from exc
+        if self.sns is not None and self.topic_arn:
+            # The locked bucket is the record; the alert is a notification. A failed alert is
+            # still an error the caller sees, but the record is already safe.
+            self.sns.publish(
+                TopicArn=self.topic_arn,
+                Subject=f"break-glass {event.event_type}: {event.outcome}"[:100],
+                Message=json.dumps(event.to_record(), sort_keys=True),
+            )
+        return key

@@ -1,0 +1,1 @@
+"""Quickstart: the break-glass stack for one account. `breakglass synth examples/quickstart` shows it."""
