@@ -1,0 +1,22 @@
+"""Names and tags shared by the components, the policies that protect them and the audit queries.
+
+One place, because a query that looks for emergency roles and the component that names them
+must never disagree.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Every emergency role's IAM name starts with this; alert rules and audit queries match on it.
+EMERGENCY_ROLE_PREFIX: Final = "breakglass-emergency-"
+# Tag on every emergency role (value: the tier name).
+EMERGENCY_ROLE_TAG: Final = "breakglass:emergency-tier"
+# Tag on every resource the break-glass system itself consists of; emergency roles may not touch them.
+PROTECTED_TAG: Final = "breakglass:protected"
+# Session tag carrying the request id on every emergency session.
+REQUEST_ID_SESSION_TAG: Final = "breakglass-request-id"
+
+
+def emergency_role_name(tier: str) -> str:
+    return f"{EMERGENCY_ROLE_PREFIX}{tier}"
