@@ -52,7 +52,9 @@ def require_str(
     if not isinstance(value, str):
         raise ConfigError(field, f"must be a string, got {type(value).__name__}")
     if len(value.strip()) < min_length:
-        raise ConfigError(field, "must not be empty" if min_length == 1 else f"needs {min_length}+ characters")
+        raise ConfigError(
+            field, "must not be empty" if min_length == 1 else f"needs {min_length}+ characters"
+        )
     if max_length is not None and len(value) > max_length:
         raise ConfigError(field, f"must be at most {max_length} characters, got {len(value)}")
     if pattern is not None and not re.fullmatch(pattern, value):
@@ -65,7 +67,7 @@ def require_choice(field: str, value: Any, choices: Iterable[T]) -> T:
     if value not in options:
         listed = ", ".join(repr(o) for o in options)
         raise ConfigError(field, f"must be one of {listed}, got {value!r}")
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def require_str_list(
@@ -108,7 +110,9 @@ def reject_unknown_keys(field: str, value: Mapping[str, Any], known: Iterable[st
 
 
 # Shared shapes of AWS identifiers.
-IAM_ROLE_OR_USER_ARN = r"arn:aws[a-z-]*:(iam::\d{12}:(role|user)/[\w+=,.@/-]+|sts::\d{12}:assumed-role/[\w+=,.@-]+/[\w+=,.@-]+)"
+IAM_ROLE_OR_USER_ARN = (
+    r"arn:aws[a-z-]*:(iam::\d{12}:(role|user)/[\w+=,.@/-]+|sts::\d{12}:assumed-role/[\w+=,.@-]+/[\w+=,.@-]+)"
+)
 ARN = r"arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(\d{12})?:.+"
 RESOURCE_NAME = r"[a-z][a-z0-9-]{0,39}"
 RESOURCE_NAME_HINT = "use 1-40 lower-case letters, digits or '-', starting with a letter"

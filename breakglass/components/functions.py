@@ -6,6 +6,7 @@ caller passes (least privilege per function) plus writing to its own log group.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,12 +36,18 @@ def lambda_code() -> pulumi.AssetArchive:
         assets[f"breakglass/{module}"] = pulumi.FileAsset(str(_PACKAGE_ROOT / module))
     for sub in _SHIPPED_SUBPACKAGES:
         for path in sorted((_PACKAGE_ROOT / sub).rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix in {".py", ".html", ".json"}:
+            if (
+                path.is_file()
+                and "__pycache__" not in path.parts
+                and path.suffix in {".py", ".html", ".json"}
+            ):
                 rel = path.relative_to(_PACKAGE_ROOT.parent).as_posix()
                 assets[rel] = pulumi.FileAsset(str(path))
     for name in _VENDORED:
-        module = __import__(name)
-        assets[name] = pulumi.FileArchive(str(Path(module.__file__ or "").parent))
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise RuntimeError(f"{name} must be installed to package the Lambda code")
+        assets[name] = pulumi.FileArchive(str(Path(spec.origin).parent))
     return pulumi.AssetArchive(assets)
 
 

@@ -163,7 +163,9 @@ class AuditWriter:
         try:
             self.s3.put_object(**params)
         except Exception as exc:
-            raise AuditWriteError(f"audit event {event.event_id} ({event.event_type}) not stored: {exc}") from exc
+            raise AuditWriteError(
+                f"audit event {event.event_id} ({event.event_type}) not stored: {exc}"
+            ) from exc
         if self.sns is not None and self.topic_arn:
             # The locked bucket is the record; the alert is a notification. A failed alert is
             # still an error the caller sees, but the record is already safe.

@@ -75,7 +75,9 @@ def fake_arn(type_token: str, name: str, inputs: Mapping[str, Any]) -> str:
     if module == "s3":
         return f"arn:{PARTITION}:s3:::{inputs.get('bucket') or name}"
     if module == "iam":
-        kind = {"Role": "role", "User": "user", "Policy": "policy", "Group": "group"}.get(resource, "resource")
+        kind = {"Role": "role", "User": "user", "Policy": "policy", "Group": "group"}.get(
+            resource, "resource"
+        )
         return f"arn:{PARTITION}:iam::{ACCOUNT_ID}:{kind}/{physical}"
     if module == "sns":
         return f"arn:{PARTITION}:sns:{REGION}:{ACCOUNT_ID}:{physical}"
@@ -128,7 +130,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.recorded: list[SynthResource] = []
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+    def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
             return response
