@@ -115,12 +115,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "accountId": ACCOUNT_ID,
                 "arn": f"arn:{PARTITION}:iam::{ACCOUNT_ID}:root",
                 "userId": ACCOUNT_ID,
-            }, None
+            }, []
         if args.token in {"aws:index/getRegion:getRegion"}:
-            return {"name": REGION, "region": REGION, "id": REGION}, None
+            return {"name": REGION, "region": REGION, "id": REGION}, []
         if args.token == "aws:index/getPartition:getPartition":
-            return {"partition": PARTITION, "dnsSuffix": "amazonaws.com", "id": PARTITION}, None
-        return dict(args.args), None
+            return {"partition": PARTITION, "dnsSuffix": "amazonaws.com", "id": PARTITION}, []
+        return dict(args.args), []
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
