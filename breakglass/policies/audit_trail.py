@@ -8,12 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from breakglass.policies.documents import POLICY_VERSION, Document, Statement, deny_insecure_transport
 from breakglass.policies.naming import EMERGENCY_ROLE_PREFIX
 
-Document = dict[str, Any]
-Statement = dict[str, Any]
-
-POLICY_VERSION: Final = "2012-10-17"
 CLOUDTRAIL_DETAIL_TYPE: Final = "AWS API Call via CloudTrail"
 
 # Object-level actions that would remove or shorten an audit record; denied to every principal.
@@ -115,14 +112,7 @@ def audit_bucket_policy(*, bucket_arn: str, account_id: str, trail_arn: str | No
     """
     objects = f"{bucket_arn}/*"
     statements: list[Statement] = [
-        {
-            "Sid": "DenyInsecureTransport",
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "s3:*",
-            "Resource": [bucket_arn, objects],
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-        },
+        deny_insecure_transport("s3:*", [bucket_arn, objects]),
         {
             "Sid": "DenyDeletingAuditRecords",
             "Effect": "Deny",
@@ -263,14 +253,7 @@ def alert_topic_policy(*, topic_arn: str, partition: str, account_id: str) -> Do
                 "Resource": topic_arn,
                 "Condition": same_account,
             },
-            {
-                "Sid": "DenyInsecureTransport",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "sns:Publish",
-                "Resource": topic_arn,
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-            },
+            deny_insecure_transport("sns:Publish", topic_arn),
         ],
     }
 

@@ -1,0 +1,413 @@
+"""``AuditQueries``: the Glue tables, the Athena workgroup and the auditor's named queries.
+
+Auditors query the audit bucket (CloudTrail logs and break-glass events) through an Athena
+workgroup that enforces its own settings: results encrypted with the audit KMS key, written to
+a locked-down results bucket that forgets them after a while, and a per-query scan cutoff so a
+careless query cannot read years of logs. Both tables use partition projection, so no crawler
+and no ``MSCK REPAIR`` are needed and queries that filter on the date read only those days.
+"""
+
+# No `from __future__ import annotations`: Pulumi's component schema analyzer reads the
+# annotations of the args TypedDict and of the outputs at runtime.
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, TypedDict
+
+import pulumi
+import pulumi_aws as aws
+
+from breakglass.lambdas.events import EVENT_COLUMNS, EVENTS_PREFIX
+from breakglass.policies.queries import (
+    ALL_REGIONS,
+    CLOUDTRAIL_COLUMNS,
+    CLOUDTRAIL_PARTITIONS,
+    EVENTS_PARTITIONS,
+    NAMED_QUERIES,
+    TableDefinition,
+    cloudtrail_table,
+    events_table,
+    results_bucket_policy,
+)
+from breakglass.validation import (
+    ConfigError,
+    reject_unknown_keys,
+    require_int,
+    require_mapping,
+    require_str,
+    require_str_list,
+)
+
+GIB = 1024**3
+DEFAULT_BYTES_SCANNED_CUTOFF = 10 * GIB
+# Athena refuses a per-query cutoff below 10 MB.
+MIN_BYTES_SCANNED_CUTOFF = 10_000_000
+ATHENA_ENGINE = "Athena engine version 3"
+
+_BUCKET_NAME = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
+_KMS_KEY_ARN = r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+"
+_PREFIX = r"[A-Za-z0-9!_.*'()/-]*"
+_REGION = r"[a-z]{2}(-[a-z]+)+-\d"
+
+
+class AuditQueriesArgs(TypedDict, total=False):
+    """Inputs of :class:`AuditQueries`."""
+
+    audit_bucket: pulumi.Input[str]
+    """Name of the audit bucket holding the CloudTrail logs and the break-glass events (required)."""
+    kms_key_arn: pulumi.Input[str]
+    """ARN of the KMS key that encrypts query results (normally the audit trail's key; required)."""
+    account_id: pulumi.Input[str]
+    """Account whose CloudTrail logs the table reads (``AWSLogs/<account>/``); default: this stack's account."""
+    cloudtrail_prefix: str
+    """S3 key prefix the trail delivers under (before ``AWSLogs/``); default: none."""
+    events_prefix: str
+    """S3 key prefix of the break-glass events; default ``breakglass-events``."""
+    regions: Sequence[str]
+    """Regions the CloudTrail table projects; default: every commercial region (a region left out is invisible)."""
+    first_day: str
+    """Earliest day (``YYYY-MM-DD``) the tables project partitions for; default ``2024-01-01``."""
+    database_name: str
+    """Glue database name; default ``breakglass_audit``."""
+    workgroup_name: str
+    """Athena workgroup name; default ``breakglass-audit``."""
+    results_bucket: pulumi.Input[str]
+    """An existing bucket for query results; default: a new encrypted, private, TLS-only bucket."""
+    results_prefix: str
+    """Key prefix for query results in the results bucket; default ``athena-results``."""
+    results_expiration_days: int
+    """Days after which query results in a bucket this component creates are deleted (1-3650); default 30."""
+    bytes_scanned_cutoff_per_query: int
+    """Athena cancels a query that scans more bytes than this (at least 10 MB); default 10 GiB."""
+    tags: Mapping[str, str]
+    """Tags for every taggable resource."""
+
+
+def _is_plain(value: Any) -> bool:
+    return not isinstance(value, pulumi.Output)
+
+
+@dataclass(frozen=True)
+class AuditQueriesConfig:
+    audit_bucket: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    account_id: pulumi.Input[str] | None
+    cloudtrail_prefix: str
+    events_prefix: str
+    regions: tuple[str, ...]
+    first_day: str
+    database_name: str
+    workgroup_name: str
+    results_bucket: pulumi.Input[str] | None
+    results_prefix: str
+    results_expiration_days: int
+    bytes_scanned_cutoff_per_query: int
+    tags: Mapping[str, str]
+
+    @classmethod
+    def from_args(cls, args: AuditQueriesArgs | Mapping[str, Any] | None) -> "AuditQueriesConfig":
+        values = require_mapping("args", args if args is not None else {})
+        reject_unknown_keys("", values, AuditQueriesArgs.__annotations__)
+        for required in ("audit_bucket", "kms_key_arn"):
+            if values.get(required) is None:
+                raise ConfigError(required, "is required")
+        audit_bucket = values["audit_bucket"]
+        if _is_plain(audit_bucket):
+            require_str("audit_bucket", audit_bucket, pattern=_BUCKET_NAME, hint="must be an S3 bucket name")
+        kms_key_arn = values["kms_key_arn"]
+        if _is_plain(kms_key_arn):
+            require_str(
+                "kms_key_arn", kms_key_arn, pattern=_KMS_KEY_ARN, hint="must be a KMS key ARN (…:key/<id>)"
+            )
+        account_id = values.get("account_id")
+        if account_id is not None and _is_plain(account_id):
+            require_str("account_id", account_id, pattern=r"\d{12}", hint="must be a 12-digit account id")
+        results_bucket = values.get("results_bucket")
+        if results_bucket is not None and _is_plain(results_bucket):
+            require_str(
+                "results_bucket", results_bucket, pattern=_BUCKET_NAME, hint="must be an S3 bucket name"
+            )
+        first_day = require_str(
+            "first_day",
+            values.get("first_day", "2024-01-01"),
+            pattern=r"\d{4}-\d{2}-\d{2}",
+            hint="use YYYY-MM-DD",
+        )
+        try:
+            date.fromisoformat(first_day)
+        except ValueError:
+            raise ConfigError("first_day", f"{first_day!r} is not a calendar date") from None
+        tags = require_mapping("tags", values.get("tags", {}))
+        for key, value in tags.items():
+            require_str(f"tags.{key}", value, min_length=0)
+        return cls(
+            audit_bucket=audit_bucket,
+            kms_key_arn=kms_key_arn,
+            account_id=account_id,
+            cloudtrail_prefix=_prefix("cloudtrail_prefix", values.get("cloudtrail_prefix", "")),
+            events_prefix=_prefix("events_prefix", values.get("events_prefix", EVENTS_PREFIX), required=True),
+            regions=require_str_list(
+                "regions",
+                list(values.get("regions", ALL_REGIONS)),
+                pattern=_REGION,
+                allow_empty=False,
+                hint="must be a region name such as us-east-1",
+            ),
+            first_day=first_day,
+            database_name=require_str(
+                "database_name",
+                values.get("database_name", "breakglass_audit"),
+                pattern=r"[a-z0-9_]{1,255}",
+                hint="use lower-case letters, digits and '_' (Glue/Athena database names)",
+            ),
+            workgroup_name=require_str(
+                "workgroup_name",
+                values.get("workgroup_name", "breakglass-audit"),
+                pattern=r"[A-Za-z0-9._-]{1,128}",
+                hint="use 1-128 letters, digits, '.', '_' or '-'",
+            ),
+            results_bucket=results_bucket,
+            results_prefix=_prefix(
+                "results_prefix", values.get("results_prefix", "athena-results"), required=True
+            ),
+            results_expiration_days=require_int(
+                "results_expiration_days", values.get("results_expiration_days", 30), minimum=1, maximum=3650
+            ),
+            bytes_scanned_cutoff_per_query=require_int(
+                "bytes_scanned_cutoff_per_query",
+                values.get("bytes_scanned_cutoff_per_query", DEFAULT_BYTES_SCANNED_CUTOFF),
+                minimum=MIN_BYTES_SCANNED_CUTOFF,
+            ),
+            tags=dict(tags),
+        )
+
+
+def _prefix(field: str, value: Any, *, required: bool = False) -> str:
+    text = require_str(
+        field,
+        value,
+        min_length=1 if required else 0,
+        pattern=_PREFIX,
+        hint="use an S3 key prefix such as 'logs/trail'",
+    )
+    if text.startswith("s3://") or ".." in text.split("/"):
+        raise ConfigError(field, "must be a key prefix inside the bucket, not a URL or a relative path")
+    return text.strip("/")
+
+
+class AuditQueries(pulumi.ComponentResource):
+    """Glue database and tables, an enforced and encrypted Athena workgroup, and the named queries."""
+
+    database_name: pulumi.Output[str]
+    """Glue database holding both tables; pass it as the query context."""
+    workgroup_name: pulumi.Output[str]
+    """Athena workgroup auditors must use (results location, encryption and cutoff enforced)."""
+    results_bucket: pulumi.Output[str]
+    """Bucket receiving the encrypted query results (created, or ``results_bucket``)."""
+    cloudtrail_table: pulumi.Output[str]
+    """Name of the CloudTrail table (partitions: region, date)."""
+    events_table: pulumi.Output[str]
+    """Name of the break-glass events table (partition: dt)."""
+    named_query_ids: pulumi.Output[dict[str, str]]
+    """Athena named query id by query name."""
+
+    def __init__(
+        self,
+        name: str,
+        args: AuditQueriesArgs,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("breakglass:index:AuditQueries", name, None, opts)
+        cfg = AuditQueriesConfig.from_args(args)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = {"breakglass:component": "AuditQueries", **cfg.tags}
+
+        account_id: pulumi.Input[str] = (
+            cfg.account_id
+            if cfg.account_id is not None
+            else aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
+        )
+        database = aws.glue.CatalogDatabase(
+            f"{name}-database",
+            name=cfg.database_name,
+            description="Break-glass audit trail: CloudTrail logs and break-glass events",
+            tags=tags,
+            opts=child,
+        )
+        trail_def = pulumi.Output.all(cfg.audit_bucket, account_id).apply(
+            lambda v: cloudtrail_table(
+                bucket=v[0],
+                account_id=v[1],
+                cloudtrail_prefix=cfg.cloudtrail_prefix,
+                regions=cfg.regions,
+                first_day=cfg.first_day,
+            )
+        )
+        events_def = pulumi.Output.from_input(cfg.audit_bucket).apply(
+            lambda bucket: events_table(
+                bucket=bucket, events_prefix=cfg.events_prefix, first_day=cfg.first_day
+            )
+        )
+        trail_table = self._table(
+            f"{name}-cloudtrail", database, trail_def, CLOUDTRAIL_COLUMNS, CLOUDTRAIL_PARTITIONS, child
+        )
+        event_table = self._table(
+            f"{name}-events", database, events_def, EVENT_COLUMNS, EVENTS_PARTITIONS, child
+        )
+
+        results_bucket = cfg.results_bucket
+        if results_bucket is None:
+            results_bucket = self._results_bucket(name, cfg, tags, child)
+
+        workgroup = aws.athena.Workgroup(
+            f"{name}-workgroup",
+            name=cfg.workgroup_name,
+            description="Break-glass auditors: enforced, KMS-encrypted results and a per-query scan cutoff",
+            state="ENABLED",
+            force_destroy=False,
+            configuration=aws.athena.WorkgroupConfigurationArgs(
+                # Users cannot override the output location or the encryption per query.
+                enforce_workgroup_configuration=True,
+                publish_cloudwatch_metrics_enabled=True,
+                bytes_scanned_cutoff_per_query=cfg.bytes_scanned_cutoff_per_query,
+                engine_version=aws.athena.WorkgroupConfigurationEngineVersionArgs(
+                    selected_engine_version=ATHENA_ENGINE
+                ),
+                result_configuration=aws.athena.WorkgroupConfigurationResultConfigurationArgs(
+                    output_location=pulumi.Output.concat(
+                        "s3://", results_bucket, "/", cfg.results_prefix, "/"
+                    ),
+                    encryption_configuration=aws.athena.WorkgroupConfigurationResultConfigurationEncryptionConfigurationArgs(
+                        encryption_option="SSE_KMS",
+                        kms_key_arn=cfg.kms_key_arn,
+                    ),
+                    expected_bucket_owner=account_id,
+                ),
+            ),
+            tags=tags,
+            opts=child,
+        )
+
+        named_ids: dict[str, pulumi.Output[str]] = {}
+        for query in NAMED_QUERIES.values():
+            named = aws.athena.NamedQuery(
+                f"{name}-{query.name.replace('_', '-')}",
+                name=query.name,
+                description=query.athena_description(),
+                database=database.name,
+                workgroup=workgroup.name,
+                query=query.sql,
+                opts=child,
+            )
+            named_ids[query.name] = named.id
+
+        self.database_name = database.name
+        self.workgroup_name = workgroup.name
+        self.results_bucket = pulumi.Output.from_input(results_bucket)
+        self.cloudtrail_table = trail_table.name
+        self.events_table = event_table.name
+        self.named_query_ids = pulumi.Output.all(**named_ids).apply(dict)
+        self.register_outputs(
+            {
+                "database_name": self.database_name,
+                "workgroup_name": self.workgroup_name,
+                "results_bucket": self.results_bucket,
+                "cloudtrail_table": self.cloudtrail_table,
+                "events_table": self.events_table,
+                "named_query_ids": self.named_query_ids,
+            }
+        )
+
+    @staticmethod
+    def _table(
+        resource_name: str,
+        database: aws.glue.CatalogDatabase,
+        definition: pulumi.Output[TableDefinition],
+        columns: Sequence[tuple[str, str]],
+        partitions: Sequence[tuple[str, str]],
+        opts: pulumi.ResourceOptions,
+    ) -> aws.glue.CatalogTable:
+        # The columns and partition keys are static; the locations depend on the bucket's name.
+        return aws.glue.CatalogTable(
+            resource_name,
+            name=definition.apply(lambda d: d.name),
+            description=definition.apply(lambda d: d.description),
+            database_name=database.name,
+            table_type="EXTERNAL_TABLE",
+            parameters=definition.apply(lambda d: dict(d.parameters)),
+            partition_keys=[aws.glue.CatalogTablePartitionKeyArgs(name=n, type=t) for n, t in partitions],
+            storage_descriptor=aws.glue.CatalogTableStorageDescriptorArgs(
+                location=definition.apply(lambda d: d.location),
+                input_format=definition.apply(lambda d: d.input_format),
+                output_format=definition.apply(lambda d: d.output_format),
+                ser_de_info=aws.glue.CatalogTableStorageDescriptorSerDeInfoArgs(
+                    serialization_library=definition.apply(lambda d: d.serde),
+                    parameters=definition.apply(lambda d: dict(d.serde_parameters)),
+                ),
+                columns=[
+                    aws.glue.CatalogTableStorageDescriptorColumnArgs(name=n, type=t) for n, t in columns
+                ],
+            ),
+            opts=opts,
+        )
+
+    @staticmethod
+    def _results_bucket(
+        name: str, cfg: AuditQueriesConfig, tags: Mapping[str, str], opts: pulumi.ResourceOptions
+    ) -> pulumi.Output[str]:
+        bucket = aws.s3.Bucket(f"{name}-results", force_destroy=False, tags=dict(tags), opts=opts)
+        aws.s3.BucketPublicAccessBlock(
+            f"{name}-results-public-access",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=opts,
+        )
+        aws.s3.BucketOwnershipControls(
+            f"{name}-results-ownership",
+            bucket=bucket.id,
+            rule={"object_ownership": "BucketOwnerEnforced"},
+            opts=opts,
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-results-encryption",
+            bucket=bucket.id,
+            rules=[
+                {
+                    "apply_server_side_encryption_by_default": {
+                        "sse_algorithm": "aws:kms",
+                        "kms_master_key_id": cfg.kms_key_arn,
+                    },
+                    "bucket_key_enabled": True,
+                }
+            ],
+            opts=opts,
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-results-lifecycle",
+            bucket=bucket.id,
+            rules=[
+                {
+                    "id": "expire-query-results",
+                    "status": "Enabled",
+                    "filter": {"prefix": f"{cfg.results_prefix}/"},
+                    "expiration": {"days": cfg.results_expiration_days},
+                    "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
+                }
+            ],
+            opts=opts,
+        )
+        aws.s3.BucketPolicy(
+            f"{name}-results-policy",
+            bucket=bucket.id,
+            policy=bucket.arn.apply(lambda arn: json.dumps(results_bucket_policy(arn))),
+            opts=opts,
+        )
+        return bucket.bucket
+
+
+__all__ = ["AuditQueries", "AuditQueriesArgs", "AuditQueriesConfig"]
