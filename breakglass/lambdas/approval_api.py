@@ -1,0 +1,512 @@
+"""The approval page and its API (API Gateway HTTP API, payload format 2.0).
+
+``GET /requests/<id>?token=<signed link>`` shows the request and a form; it never decides
+anything, because mail scanners and link previews open links. ``POST /requests/<id>`` with the
+form fields ``token``, ``totp`` and ``decision`` (``approve`` / ``deny``) records a vote:
+
+1. the request must be same-origin (``Origin`` / ``Sec-Fetch-Site`` when the browser sends them)
+   and carry the signed link in its body, so a cross-site page cannot forge a decision;
+2. the link must be genuine, unexpired and for this request; its approver must be one of the
+   request's approvers and not the requester; the request must still be pending;
+3. the approver's TOTP code must be right and unused (claimed in the store);
+4. the link is spent (single use), then the vote is counted atomically;
+5. the vote is audited, and when it decides the request (quorum reached or any denial) the
+   waiting workflow gets ``send_task_success`` with the decision.
+
+A wrong or replayed code shows the form again and leaves the link unspent.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+import boto3
+
+from breakglass.lambdas.events import AuditEvent, iso, utc_now
+from breakglass.lambdas.links import LinkClaims, LinkRejected, link_key_from_env, verify_link
+from breakglass.lambdas.mail import expiry_text, human_duration
+from breakglass.lambdas.runtime import audit_writer_from_env, get_logger, log_fields
+from breakglass.lambdas.store import ENV_APPROVAL_URL, RequestRecord, Store, VoteRefused
+from breakglass.lambdas.templates import Markup, render, style_hash, stylesheet
+from breakglass.lambdas.totp import TotpRejected, verify_totp
+
+log = get_logger("breakglass.approval_api")
+
+MAX_BODY_BYTES: Final = 8192
+# How long a spent-link marker outlives the link itself (clock skew between writers).
+USED_MARKER_GRACE_SECONDS: Final = 86400
+_REQUEST_PATH: Final = re.compile(r"^(?:/[^/]+)*?/requests/(?P<id>[^/]+)/?$")
+
+
+class AuditSink(Protocol):
+    def write(self, event: AuditEvent) -> str: ...
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]  # lower-cased names
+    body: bytes
+    source_ip: str = ""
+    user_agent: str = ""
+
+
+@dataclass(frozen=True)
+class ApprovalDeps:
+    """What the handler works with; built from the environment in Lambda, passed in by tests."""
+
+    store: Store
+    link_key: bytes
+    sfn: Any
+    audit: AuditSink
+    approval_url: str | None = None
+    clock: Callable[[], datetime] = field(default=utc_now)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A page a person sees: what happened and what to do next."""
+
+    status: int
+    title: str
+    message: str
+    advice: str
+    kind: str = "error"
+
+
+# Every refusal a person can meet, keyed by the reason the services report.
+OUTCOMES: Final[dict[str, Outcome]] = {
+    "malformed": Outcome(
+        400,
+        "This link is incomplete",
+        "The link is missing part of its address.",
+        "Open it again from the email; if your mail program broke it across lines, copy the whole address.",
+    ),
+    "forged": Outcome(
+        403,
+        "This link is not valid",
+        "The link was not issued by break-glass, or it was altered.",
+        "Use the link from your approval email. If you did not get it from break-glass, tell your security team.",
+    ),
+    "expired": Outcome(
+        410,
+        "This link has expired",
+        "Approval links work for a limited time and this one is past it.",
+        "Nothing was decided. If access is still needed, the requester must submit a new request.",
+    ),
+    "cross-request": Outcome(
+        403,
+        "This link belongs to another request",
+        "The link was issued for a different request than the one in the address.",
+        "Open the link exactly as it appears in your email.",
+    ),
+    "wrong-approver": Outcome(
+        403,
+        "This link was issued to someone who is not an approver of this request",
+        "Only the approvers chosen for this request can decide it.",
+        "Nothing was decided. If you should be an approver, ask your security team to check the tier's approvers.",
+    ),
+    "not-an-approver": Outcome(
+        403,
+        "You are not an approver of this request",
+        "Only the approvers chosen for this request can decide it.",
+        "Nothing was decided. If you should be an approver, ask your security team to check the tier's approvers.",
+    ),
+    "self-approval": Outcome(
+        403,
+        "You cannot approve your own request",
+        "The requester can never decide their own request, whatever the configuration.",
+        "Nothing was decided. Another approver must review it.",
+    ),
+    "used": Outcome(
+        409,
+        "This link was already used",
+        "Each approval link records one decision, and this one has been spent.",
+        "The decision already recorded stands. Nothing was changed.",
+    ),
+    "already-voted": Outcome(
+        409,
+        "You have already voted on this request",
+        "Each approver decides once.",
+        "Your earlier decision stands. Nothing was changed.",
+    ),
+    "already-decided": Outcome(
+        409,
+        "This request is already decided",
+        "The request is no longer waiting for approvals.",
+        "Nothing was changed.",
+    ),
+    "not-found": Outcome(
+        404,
+        "No such request",
+        "There is no request with this id.",
+        "Open the link exactly as it appears in your email.",
+    ),
+    "not-enrolled": Outcome(
+        403,
+        "You are not enrolled",
+        "Approving needs an enrolled authenticator, and none is on record for you.",
+        "Ask your security team to enroll you (breakglass enroll), then open the link again.",
+    ),
+    "cross-site": Outcome(
+        403,
+        "Request refused",
+        "The decision was not sent from the approval page itself.",
+        "Open the link from your email and use the buttons on that page.",
+    ),
+    "bad-form": Outcome(
+        400,
+        "Incomplete form",
+        "The decision form was incomplete or not sent as a form.",
+        "Open the link from your email again and use the buttons on that page.",
+    ),
+    "no-route": Outcome(
+        404,
+        "Not found",
+        "There is nothing at this address.",
+        "Open the link exactly as it appears in your email.",
+    ),
+    "method": Outcome(
+        405,
+        "Method not allowed",
+        "This page only opens (GET) and decides (POST).",
+        "Use the page in a browser.",
+    ),
+}
+
+
+def security_headers() -> dict[str, str]:
+    return {
+        "content-type": "text/html; charset=utf-8",
+        "content-security-policy": (
+            f"default-src 'none'; style-src {style_hash()}; form-action 'self'; "
+            "frame-ancestors 'none'; base-uri 'none'"
+        ),
+        "cache-control": "no-store",
+        "pragma": "no-cache",
+        "x-frame-options": "DENY",
+        "referrer-policy": "no-referrer",
+        "x-content-type-options": "nosniff",
+    }
+
+
+def page(status: int, title: str, content: Markup) -> dict[str, Any]:
+    body = render("page.html", title=title, css=Markup(stylesheet()), content=content)
+    return {"statusCode": status, "headers": security_headers(), "body": str(body), "isBase64Encoded": False}
+
+
+def outcome_page(reason: str, *, detail: str | None = None) -> dict[str, Any]:
+    outcome = OUTCOMES[reason]
+    details = (
+        render("message.html", kind="note", message=detail, advice="", details="") if detail else Markup("")
+    )
+    content = render(
+        "message.html", kind=outcome.kind, message=outcome.message, advice=outcome.advice, details=details
+    )
+    return page(outcome.status, outcome.title, content)
+
+
+def parse_event(event: Mapping[str, Any]) -> HttpRequest:
+    """An API Gateway HTTP API (payload 2.0) event as a request."""
+    http = event.get("requestContext", {}).get("http", {})
+    raw_body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        body = base64.b64decode(raw_body)
+    else:
+        body = raw_body.encode() if isinstance(raw_body, str) else bytes(raw_body)
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    return HttpRequest(
+        method=str(http.get("method") or "GET").upper(),
+        path=str(event.get("rawPath") or http.get("path") or "/"),
+        query={str(k): str(v) for k, v in (event.get("queryStringParameters") or {}).items()},
+        headers=headers,
+        body=body,
+        source_ip=str(http.get("sourceIp") or ""),
+        user_agent=str(http.get("userAgent") or ""),
+    )
+
+
+def _same_origin(request: HttpRequest, approval_url: str | None) -> bool:
+    """False when the browser says the POST came from another site."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site != "same-origin":
+        return False
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True  # non-browser clients; the signed token in the body still binds the POST
+    if origin == "null":
+        # Under Referrer-Policy no-referrer, Chromium sends "Origin: null" even on the page's own
+        # form POST; only the browser's Sec-Fetch-Site can then vouch for it.
+        return site == "same-origin"
+    parsed = urlsplit(origin)
+    if approval_url:
+        allowed = urlsplit(approval_url)
+        if (parsed.scheme, parsed.netloc) == (allowed.scheme, allowed.netloc):
+            return True
+    return bool(parsed.netloc) and parsed.netloc == request.headers.get("host")
+
+
+def _form(request: HttpRequest) -> dict[str, str] | None:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded" or len(request.body) > MAX_BODY_BYTES:
+        return None
+    try:
+        fields = parse_qs(request.body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return {k: v[0] for k, v in fields.items() if len(v) == 1}
+
+
+def _confirm_page(
+    record: RequestRecord, claims: LinkClaims, token: str, *, error: str | None = None, status: int = 200
+) -> dict[str, Any]:
+    error_html = render("message.html", kind="error", message=error, advice="", details="") if error else ""
+    content = render(
+        "confirm.html",
+        error=Markup(error_html),
+        requester=record.requester,
+        requester_arn=record.requester_arn,
+        tier=record.tier,
+        reason=record.reason,
+        ticket=record.ticket or "(none)",
+        duration=human_duration(record.duration_seconds),
+        expiry=expiry_text(record),
+        requested_at=record.requested_at,
+        progress=(
+            "automatic (you may still deny)"
+            if record.quorum <= 0
+            else f"{len(record.approvals)} of {record.quorum} needed"
+        ),
+        request_id=record.request_id,
+        action=record.request_id,  # relative: resolves to this same path, whatever the stage prefix
+        token=token,
+        approver=claims.approver,
+        link_expires=iso(claims.expires_at),
+    )
+    return page(status, f"Break-glass request by {record.requester}", content)
+
+
+def _precheck(record: RequestRecord | None, claims: LinkClaims) -> str | None:
+    """The reason this link cannot decide the request now, without changing anything."""
+    if record is None:
+        return "not-found"
+    if claims.approver == record.requester:
+        return "self-approval"
+    if claims.approver not in record.approvers:
+        return "wrong-approver"
+    if claims.approver in record.approvals or claims.approver in record.denials:
+        return "already-voted"
+    if record.status != "pending":
+        return "already-decided"
+    return None
+
+
+class ApprovalApi:
+    def __init__(self, deps: ApprovalDeps) -> None:
+        self.deps = deps
+
+    def handle(self, request: HttpRequest) -> dict[str, Any]:
+        match = _REQUEST_PATH.match(request.path)
+        if match is None:
+            return outcome_page("no-route")
+        request_id = match.group("id")
+        if request.method in ("GET", "HEAD"):
+            response = self.show(request_id, request.query.get("token", ""))
+            if request.method == "HEAD":
+                response["body"] = ""
+            return response
+        if request.method == "POST":
+            return self.decide(request_id, request)
+        return outcome_page("method")
+
+    def _refusal(self, record: RequestRecord | None, claims: LinkClaims) -> str | None:
+        """Why this link cannot decide now (read-only). A spent link is named as such first."""
+        if record is not None and self.deps.store.is_link_used(claims.jti):
+            return "used"
+        return _precheck(record, claims)
+
+    def _claims(self, token: str, request_id: str) -> LinkClaims:
+        return verify_link(self.deps.link_key, token, now=self.deps.clock(), request_id=request_id)
+
+    def show(self, request_id: str, token: str) -> dict[str, Any]:
+        """The confirmation page. Read-only: nothing is claimed, spent or counted."""
+        try:
+            claims = self._claims(token, request_id)
+        except LinkRejected as exc:
+            return outcome_page(exc.reason)
+        record = self.deps.store.get_request(request_id)
+        refusal = self._refusal(record, claims)
+        if refusal is not None or record is None:
+            detail = f"The request is {record.status}." if record and refusal == "already-decided" else None
+            return outcome_page(refusal or "not-found", detail=detail)
+        log.info("approval page shown", extra=log_fields(request_id=request_id, approver=claims.approver))
+        return _confirm_page(record, claims, token)
+
+    def _audit_refusal(
+        self, request_id: str, actor: str, decision: str, reason: str, record: RequestRecord | None
+    ) -> None:
+        self.deps.audit.write(
+            AuditEvent(
+                event_type="denial" if decision == "deny" else "approval",
+                actor=actor,
+                outcome="failed",
+                request_id=request_id,
+                requester=record.requester if record else None,
+                tier=record.tier if record else None,
+                details={"refused": reason, "decision": decision},
+            )
+        )
+        log.warning(
+            "decision refused",
+            extra=log_fields(request_id=request_id, actor=actor, decision=decision, reason=reason),
+        )
+
+    def decide(self, request_id: str, request: HttpRequest) -> dict[str, Any]:
+        if not _same_origin(request, self.deps.approval_url):
+            self._audit_refusal(request_id, "unauthenticated", "unknown", "cross-site", None)
+            return outcome_page("cross-site")
+        form = _form(request)
+        if form is None or form.get("decision") not in ("approve", "deny") or not form.get("token"):
+            return outcome_page("bad-form")
+        decision, token, code = form["decision"], form["token"], form.get("totp", "")
+        now = self.deps.clock()
+        try:
+            claims = verify_link(self.deps.link_key, token, now=now, request_id=request_id)
+        except LinkRejected as exc:
+            self._audit_refusal(request_id, "unauthenticated", decision, exc.reason, None)
+            return outcome_page(exc.reason)
+        store = self.deps.store
+        record = store.get_request(request_id)
+        refusal = self._refusal(record, claims)
+        if refusal is not None or record is None:
+            self._audit_refusal(request_id, claims.approver, decision, refusal or "not-found", record)
+            detail = f"The request is {record.status}." if record and refusal == "already-decided" else None
+            return outcome_page(refusal or "not-found", detail=detail)
+        try:
+            verify_totp(store, claims.approver, code, now=now)
+        except TotpRejected as exc:
+            self._audit_refusal(request_id, claims.approver, decision, f"totp-{exc.reason}", record)
+            if exc.reason == "not-enrolled":
+                return outcome_page("not-enrolled")
+            # The link is not spent: the approver can type the current code and try again.
+            return _confirm_page(
+                record, claims, token, error=str(exc), status=400 if exc.reason == "malformed" else 403
+            )
+        if not store.claim_link(claims.jti, claims.expires_epoch + USED_MARKER_GRACE_SECONDS):
+            self._audit_refusal(request_id, claims.approver, decision, "used", record)
+            return outcome_page("used")
+        try:
+            updated = store.record_vote(request_id, claims.approver, decision)
+        except VoteRefused as exc:
+            # Lost a race with another vote or the workflow (e.g. the deadline passed).
+            self._audit_refusal(request_id, claims.approver, decision, exc.reason, record)
+            return outcome_page("wrong-approver" if exc.reason == "not-an-approver" else exc.reason)
+        decided = updated.status in ("approved", "denied")
+        self.deps.audit.write(
+            AuditEvent(
+                event_type="approval" if decision == "approve" else "denial",
+                actor=claims.approver,
+                outcome="succeeded",
+                request_id=request_id,
+                requester=updated.requester,
+                tier=updated.tier,
+                reason=updated.reason,
+                ticket=updated.ticket,
+                details={
+                    "decision": decision,
+                    "approvals": list(updated.approvals),
+                    "denials": list(updated.denials),
+                    "quorum": updated.quorum,
+                    "status": updated.status,
+                },
+            )
+        )
+        if decided:
+            self._resume_workflow(updated)
+        log.info(
+            "vote recorded",
+            extra=log_fields(
+                request_id=request_id, approver=claims.approver, decision=decision, status=updated.status
+            ),
+        )
+        return self._result_page(updated, decision)
+
+    def _resume_workflow(self, record: RequestRecord) -> None:
+        if not record.task_token:
+            raise RuntimeError(
+                f"request {record.request_id} is {record.status} but no workflow task is waiting for it"
+            )
+        self.deps.sfn.send_task_success(
+            taskToken=record.task_token,
+            output=json.dumps(
+                {
+                    "decision": record.status,
+                    "approvals": list(record.approvals),
+                    "denials": list(record.denials),
+                }
+            ),
+        )
+
+    @staticmethod
+    def _result_page(record: RequestRecord, decision: str) -> dict[str, Any]:
+        if decision == "deny":
+            title = "Denied: your decision was recorded"
+            message = f"The request by {record.requester} is denied. A denial is final."
+        elif record.status == "approved":
+            title = "Approved: your decision was recorded"
+            message = f"The request by {record.requester} has all its approvals; access is being granted."
+        else:
+            title = "Approved: your decision was recorded"
+            message = (
+                f"{len(record.approvals)} of {record.quorum} approvals so far; "
+                "the request waits for the other approvers."
+            )
+        content = render(
+            "message.html", kind="ok", message=message, advice="You can close this page.", details=""
+        )
+        return page(200, title, content)
+
+
+def deps_from_env(environ: Mapping[str, str] | None = None, *, session: Any = None) -> ApprovalDeps:
+    env = os.environ if environ is None else environ
+    boto = session or boto3
+    return ApprovalDeps(
+        store=Store.from_env(env, session=session),
+        link_key=link_key_from_env(env, session=session),
+        sfn=boto.client("stepfunctions"),
+        audit=audit_writer_from_env(env, session=session),
+        approval_url=env.get(ENV_APPROVAL_URL) or None,
+    )
+
+
+def make_handler(deps: ApprovalDeps) -> Callable[[Mapping[str, Any], Any], dict[str, Any]]:
+    """A Lambda-style handler bound to ``deps`` (tests and the local drill use this)."""
+    api = ApprovalApi(deps)
+
+    def _handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        try:
+            request = parse_event(event)
+        except (binascii.Error, ValueError, AttributeError, TypeError):
+            return outcome_page("bad-form")
+        return api.handle(request)
+
+    return _handler
+
+
+def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    """Lambda entry point: API Gateway HTTP API (payload 2.0) -> HTML response."""
+    return make_handler(deps_from_env())(event, context)
+
+
+__all__ = ["ApprovalApi", "ApprovalDeps", "HttpRequest", "deps_from_env", "handler", "make_handler"]

@@ -1,0 +1,461 @@
+"""The approval workflow's state: one DynamoDB table (KMS-encrypted at rest, TTL on ``ttl``).
+
+Items (``pk`` / ``sk``):
+
+- ``USER#<user>`` / ``ENROLLMENT``: who a person is, their roles, their TOTP secret encrypted
+  with KMS (bound to the user by the encryption context) and the last TOTP time step they used;
+- ``TOKEN#<jti>`` / ``USED``: a spent approval link (expires through TTL once the link would
+  be rejected as expired anyway);
+- ``REQUEST#<id>`` / ``REQUEST``: a request, its approvers, votes, status and task token.
+
+Every state change is a conditional write, so two Lambdas (or two approvers clicking at once)
+can never both win: a TOTP step is claimed once, a link is used once, a vote is counted once.
+The store takes boto3 clients (``dynamodb`` and ``kms``), never creates them at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Final
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+# The component creates the table from these (one table, string hash + range keys).
+TABLE_KEY_SCHEMA: Final[tuple[dict[str, str], ...]] = (
+    {"AttributeName": "pk", "KeyType": "HASH"},
+    {"AttributeName": "sk", "KeyType": "RANGE"},
+)
+TABLE_ATTRIBUTE_DEFINITIONS: Final[tuple[dict[str, str], ...]] = (
+    {"AttributeName": "pk", "AttributeType": "S"},
+    {"AttributeName": "sk", "AttributeType": "S"},
+)
+TTL_ATTRIBUTE: Final = "ttl"
+
+ENV_TABLE: Final = "BREAKGLASS_TABLE"
+ENV_KMS_KEY: Final = "BREAKGLASS_KMS_KEY_ID"
+ENV_LINK_SECRET_ARN: Final = "BREAKGLASS_LINK_SECRET_ARN"  # Secrets Manager secret holding the HMAC key
+ENV_APPROVAL_URL: Final = "BREAKGLASS_APPROVAL_URL"  # base URL of the approval API
+ENV_SENDER: Final = "BREAKGLASS_SENDER_EMAIL"
+
+ROLES: Final = ("responder", "approver", "security")
+STATUSES: Final = ("pending", "approved", "denied", "granted", "revoked", "expired")
+DECISIONS: Final = ("approve", "deny")
+
+# Encryption context binding a TOTP secret's ciphertext to its owner: a ciphertext copied onto
+# another user's item fails to decrypt.
+_CONTEXT_KEY: Final = "breakglass:user"
+# Optimistic-concurrency retries for votes; each retry means another writer won a race.
+_VOTE_ATTEMPTS: Final = 8
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+class StoreError(RuntimeError):
+    """The store could not do what was asked (the message says why)."""
+
+
+class RequestNotFound(StoreError, LookupError):
+    """No request with that id."""
+
+
+class NotEnrolled(StoreError, LookupError):
+    """No enrollment (or no TOTP secret) for that user."""
+
+
+class StatusConflict(StoreError):
+    """The request is not in the status the caller expected (someone else moved it)."""
+
+
+class VoteRefused(StoreError):
+    """A vote that does not count. ``reason`` is one of: ``not-found``, ``self-approval``,
+    ``not-an-approver``, ``already-voted``, ``already-decided``, ``bad-decision``."""
+
+    def __init__(self, reason: str, message: str | None = None) -> None:
+        self.reason = reason
+        super().__init__(message or reason)
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    user: str  # the person's id, also their sts:SourceIdentity
+    principal_arn: str  # IAM principal they assume roles from
+    email: str
+    roles: tuple[str, ...]  # subset of ("responder", "approver", "security")
+
+
+@dataclass
+class RequestRecord:
+    request_id: str
+    requester: str
+    requester_arn: str
+    tier: str
+    reason: str
+    ticket: str | None
+    duration_seconds: int
+    requested_at: str  # ISO Z
+    status: str  # "pending" | "approved" | "denied" | "granted" | "revoked" | "expired"
+    quorum: int  # 0 = auto
+    approvers: tuple[str, ...]  # who may vote (never includes the requester)
+    approvals: tuple[str, ...] = ()
+    denials: tuple[str, ...] = ()
+    task_token: str | None = None  # the waiting Step Functions task token
+    execution_arn: str | None = None
+    version: int = field(default=0, compare=False)  # optimistic-concurrency counter
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (lists instead of tuples), e.g. for a Step Functions state."""
+        data = asdict(self)
+        for name in ("approvers", "approvals", "denials"):
+            data[name] = list(data[name])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RequestRecord:
+        known = set(cls.__dataclass_fields__)
+        values = {k: v for k, v in data.items() if k in known}
+        for name in ("approvers", "approvals", "denials"):
+            values[name] = tuple(values.get(name) or ())
+        values.setdefault("ticket", None)
+        values["duration_seconds"] = int(values["duration_seconds"])
+        values["quorum"] = int(values["quorum"])
+        values["version"] = int(values.get("version") or 0)
+        return cls(**values)
+
+
+def _user_key(user: str) -> dict[str, Any]:
+    return {"pk": {"S": f"USER#{user}"}, "sk": {"S": "ENROLLMENT"}}
+
+
+def _token_key(jti: str) -> dict[str, Any]:
+    return {"pk": {"S": f"TOKEN#{jti}"}, "sk": {"S": "USED"}}
+
+
+def _request_key(request_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"REQUEST#{request_id}"}, "sk": {"S": "REQUEST"}}
+
+
+def _to_item(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in values.items() if v is not None}
+
+
+def _from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+
+
+def _conditional_failed(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def create_table(dynamodb: Any, table: str) -> None:
+    """Create the table with TTL on (the emulator and tests; deployed stacks use the component)."""
+    dynamodb.create_table(
+        TableName=table,
+        KeySchema=list(TABLE_KEY_SCHEMA),
+        AttributeDefinitions=list(TABLE_ATTRIBUTE_DEFINITIONS),
+        BillingMode="PAY_PER_REQUEST",
+        SSESpecification={"Enabled": True, "SSEType": "KMS"},
+    )
+    dynamodb.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    dynamodb.update_time_to_live(
+        TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
+    )
+
+
+class Store:
+    """The table behind enrollments, TOTP replay state, spent links and requests.
+
+    ``dynamodb`` is a boto3 DynamoDB client, ``kms`` a boto3 KMS client; ``kms_key_id`` is the
+    key that encrypts TOTP secrets (the table itself is also encrypted at rest).
+    """
+
+    def __init__(self, dynamodb: Any, table: str, kms: Any, kms_key_id: str) -> None:
+        if not table:
+            raise ValueError("table: the store needs a DynamoDB table name")
+        if not kms_key_id:
+            raise ValueError("kms_key_id: the store needs a KMS key to encrypt TOTP secrets")
+        self.dynamodb = dynamodb
+        self.table = table
+        self.kms = kms
+        self.kms_key_id = kms_key_id
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, session: Any = None) -> Store:
+        """The store a deployed function uses (table and key named by the component)."""
+        env = os.environ if environ is None else environ
+        table = env.get(ENV_TABLE, "")
+        key = env.get(ENV_KMS_KEY, "")
+        if not table or not key:
+            missing = ENV_TABLE if not table else ENV_KMS_KEY
+            raise RuntimeError(f"environment variable {missing} is not set: the function is misconfigured")
+        boto = session or boto3
+        return cls(boto.client("dynamodb"), table, boto.client("kms"), key)
+
+    # -- enrollments -------------------------------------------------------------------------
+
+    def put_enrollment(self, e: Enrollment, totp_secret: str) -> None:
+        """Create or replace a person's enrollment; the TOTP secret is stored KMS-encrypted.
+
+        The last used TOTP step survives re-enrollment so a code seen before stays spent.
+        """
+        if not totp_secret:
+            raise ValueError("totp_secret: must not be empty")
+        ciphertext = self.kms.encrypt(
+            KeyId=self.kms_key_id,
+            Plaintext=totp_secret.encode(),
+            EncryptionContext={_CONTEXT_KEY: e.user},
+        )["CiphertextBlob"]
+        self.dynamodb.update_item(
+            TableName=self.table,
+            Key=_user_key(e.user),
+            UpdateExpression=(
+                "SET #user = :user, principal_arn = :arn, email = :email, #roles = :roles, "
+                "totp_secret = :secret, enrolled_at = :now"
+            ),
+            ExpressionAttributeNames={"#user": "user", "#roles": "roles"},
+            ExpressionAttributeValues={
+                ":user": {"S": e.user},
+                ":arn": {"S": e.principal_arn},
+                ":email": {"S": e.email},
+                ":roles": {"L": [{"S": r} for r in e.roles]},
+                ":secret": {"B": ciphertext},
+                ":now": {"N": str(int(time.time()))},
+            },
+        )
+
+    def _enrollment_item(self, user: str) -> dict[str, Any] | None:
+        item = self.dynamodb.get_item(TableName=self.table, Key=_user_key(user), ConsistentRead=True).get(
+            "Item"
+        )
+        return dict(item) if item else None
+
+    def get_enrollment(self, user: str) -> Enrollment | None:
+        item = self._enrollment_item(user)
+        if item is None:
+            return None
+        values = _from_item(item)
+        return Enrollment(
+            user=values["user"],
+            principal_arn=values["principal_arn"],
+            email=values["email"],
+            roles=tuple(values.get("roles") or ()),
+        )
+
+    def totp_secret(self, user: str) -> str:
+        """The decrypted TOTP secret; raises :class:`NotEnrolled` if the user is not enrolled."""
+        item = self._enrollment_item(user)
+        if item is None or "totp_secret" not in item:
+            raise NotEnrolled(f"{user!r} is not enrolled")
+        plaintext = self.kms.decrypt(
+            CiphertextBlob=item["totp_secret"]["B"],
+            KeyId=self.kms_key_id,
+            EncryptionContext={_CONTEXT_KEY: user},
+        )["Plaintext"]
+        return bytes(plaintext).decode()
+
+    def claim_totp_step(self, user: str, step: int) -> bool:
+        """Atomically mark TOTP time step ``step`` used; True only if it is later than the last.
+
+        Monotonic, not a set of used steps: with ``valid_window`` 1 an older code that is still
+        inside the window must not be accepted after a newer one.
+        """
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key=_user_key(user),
+                UpdateExpression="SET last_totp_step = :step",
+                ConditionExpression=(
+                    "attribute_exists(pk) AND (attribute_not_exists(last_totp_step) OR last_totp_step < :step)"
+                ),
+                ExpressionAttributeValues={":step": {"N": str(int(step))}},
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    # -- approval links ------------------------------------------------------------------------
+
+    def claim_link(self, jti: str, ttl: int) -> bool:
+        """Atomically spend link ``jti``; True the first time only.
+
+        ``ttl`` is the epoch second after which DynamoDB may delete the marker: pass a moment
+        at or after the link's own expiry, when the link is refused as expired anyway.
+        """
+        if not jti:
+            raise ValueError("jti: must not be empty")
+        try:
+            self.dynamodb.put_item(
+                TableName=self.table,
+                Item={
+                    **_token_key(jti),
+                    TTL_ATTRIBUTE: {"N": str(int(ttl))},
+                    "used_at": {"N": str(int(time.time()))},
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def is_link_used(self, jti: str) -> bool:
+        """Whether ``jti`` was spent (read-only: opening a link must not spend it)."""
+        item = self.dynamodb.get_item(TableName=self.table, Key=_token_key(jti), ConsistentRead=True).get(
+            "Item"
+        )
+        return bool(item)
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def put_request(self, r: RequestRecord) -> None:
+        """Store a new request; raises :class:`StoreError` if the id exists already."""
+        if r.status not in STATUSES:
+            raise ValueError(f"status: must be one of {', '.join(STATUSES)}, got {r.status!r}")
+        if r.requester in r.approvers:
+            raise VoteRefused("self-approval", f"{r.requester!r} cannot approve their own request")
+        values = r.to_dict()
+        values["version"] = 0
+        item = {**_request_key(r.request_id), **_to_item(values)}
+        try:
+            self.dynamodb.put_item(
+                TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)"
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                raise StoreError(f"request {r.request_id!r} exists already") from exc
+            raise
+
+    def get_request(self, request_id: str) -> RequestRecord | None:
+        item = self.dynamodb.get_item(
+            TableName=self.table, Key=_request_key(request_id), ConsistentRead=True
+        ).get("Item")
+        if not item:
+            return None
+        values = _from_item(item)
+        return RequestRecord.from_dict(values)
+
+    def _require_request(self, request_id: str) -> RequestRecord:
+        record = self.get_request(request_id)
+        if record is None:
+            raise RequestNotFound(f"request {request_id!r} not found")
+        return record
+
+    def _replace_request(self, before: RequestRecord, after: RequestRecord) -> bool:
+        """Write ``after`` if nobody changed the item since ``before`` was read."""
+        values = after.to_dict()
+        values["version"] = before.version + 1
+        item = {**_request_key(after.request_id), **_to_item(values)}
+        try:
+            self.dynamodb.put_item(
+                TableName=self.table,
+                Item=item,
+                ConditionExpression="#version = :version",
+                ExpressionAttributeNames={"#version": "version"},
+                ExpressionAttributeValues={":version": {"N": str(before.version)}},
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        after.version = before.version + 1
+        return True
+
+    def set_waiting(
+        self,
+        request_id: str,
+        task_token: str,
+        approvers: Sequence[str],
+        *,
+        execution_arn: str | None = None,
+    ) -> None:
+        """Record the task token the workflow waits on and who may answer (replaces both).
+
+        Only a pending request can wait; the requester is never an approver.
+        """
+        if not task_token:
+            raise ValueError("task_token: must not be empty")
+        for _ in range(_VOTE_ATTEMPTS):
+            record = self._require_request(request_id)
+            if record.status != "pending":
+                raise StatusConflict(f"request {request_id!r} is {record.status}, not pending")
+            if record.requester in approvers:
+                raise VoteRefused("self-approval", f"{record.requester!r} cannot approve their own request")
+            updated = replace(
+                record,
+                task_token=task_token,
+                approvers=tuple(dict.fromkeys(approvers)),
+                execution_arn=execution_arn or record.execution_arn,
+            )
+            if self._replace_request(record, updated):
+                return
+        raise StoreError(f"request {request_id!r} kept changing; try again")
+
+    def record_vote(self, request_id: str, approver: str, decision: str) -> RequestRecord:
+        """Count one vote, atomically; return the request as stored after it.
+
+        Refused (:class:`VoteRefused`) unless the approver is one of the request's approvers, is
+        not the requester, has not voted, and the request is still pending. The request becomes
+        ``approved`` when the approvals reach the quorum and ``denied`` on any denial.
+        """
+        if decision not in DECISIONS:
+            raise VoteRefused(
+                "bad-decision", f"decision must be one of {', '.join(DECISIONS)}, got {decision!r}"
+            )
+        for _ in range(_VOTE_ATTEMPTS):
+            record = self.get_request(request_id)
+            if record is None:
+                raise VoteRefused("not-found", f"request {request_id!r} not found")
+            # Checked before membership so a misconfigured approver list cannot let it through.
+            if approver == record.requester:
+                raise VoteRefused("self-approval", "the requester can never approve their own request")
+            if approver not in record.approvers:
+                raise VoteRefused("not-an-approver", f"{approver!r} is not an approver of this request")
+            if approver in record.approvals or approver in record.denials:
+                raise VoteRefused("already-voted", f"{approver!r} has already voted on this request")
+            if record.status != "pending":
+                raise VoteRefused("already-decided", f"the request is already {record.status}")
+            if decision == "approve":
+                approvals = (*record.approvals, approver)
+                status = "approved" if len(approvals) >= record.quorum else "pending"
+                updated = replace(record, approvals=approvals, status=status)
+            else:
+                updated = replace(record, denials=(*record.denials, approver), status="denied")
+            if self._replace_request(record, updated):
+                return updated
+        raise StoreError(f"request {request_id!r} kept changing; try again")
+
+    def set_status(self, request_id: str, status: str, *, expected: str | None = None) -> None:
+        """Move a request to ``status``; with ``expected``, only from that status
+        (:class:`StatusConflict` otherwise)."""
+        if status not in STATUSES:
+            raise ValueError(f"status: must be one of {', '.join(STATUSES)}, got {status!r}")
+        names = {"#status": "status"}
+        values: dict[str, Any] = {":status": {"S": status}, ":one": {"N": "1"}}
+        condition = "attribute_exists(pk)"
+        if expected is not None:
+            condition += " AND #status = :expected"
+            values[":expected"] = {"S": expected}
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key=_request_key(request_id),
+                UpdateExpression="SET #status = :status ADD #version :one",
+                ConditionExpression=condition,
+                ExpressionAttributeNames={**names, "#version": "version"},
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+            current = self.get_request(request_id)
+            if current is None:
+                raise RequestNotFound(f"request {request_id!r} not found") from exc
+            raise StatusConflict(f"request {request_id!r} is {current.status}, expected {expected}") from exc

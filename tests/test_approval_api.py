@@ -1,0 +1,468 @@
+"""The approval page and API: GET shows, only a POST with the approver's TOTP decides."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import boto3
+import pyotp
+import pytest
+from moto import mock_aws
+
+from breakglass.lambdas import approval_api
+from breakglass.lambdas.approval_api import ApprovalDeps, make_handler
+from breakglass.lambdas.events import AuditWriteError, AuditWriter, parse_record
+from breakglass.lambdas.links import sign_link
+from breakglass.lambdas.runtime import ENV_AUDIT_BUCKET
+from breakglass.lambdas.store import (
+    ENV_APPROVAL_URL,
+    ENV_KMS_KEY,
+    ENV_LINK_SECRET_ARN,
+    ENV_TABLE,
+    Enrollment,
+    RequestRecord,
+    Store,
+    create_table,
+)
+from breakglass.local.http_api import build_event
+
+KEY = b"a" * 32
+NOW = datetime(2025, 3, 1, 12, 0, 5, tzinfo=UTC)
+HOST = "approvals.example.com"
+ORIGIN = f"https://{HOST}"
+SECRETS = {name: pyotp.random_base32() for name in ("alice", "carol", "dave", "erin", "bob")}
+RECORD = RequestRecord(
+    request_id="req-1",
+    requester="bob",
+    requester_arn="arn:aws:iam::123456789012:user/bob",
+    tier="sagemaker-halt",
+    reason="<b>endpoint</b> is leaking PII & must stop",
+    ticket="INC-1",
+    duration_seconds=1800,
+    requested_at="2025-03-01T11:59:00Z",
+    status="pending",
+    quorum=2,
+    approvers=("alice", "carol", "dave"),
+)
+
+
+class SpySfn:
+    """Records ``send_task_success`` and passes it on to moto's Step Functions."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.calls: list[dict[str, Any]] = []
+
+    def send_task_success(self, **kwargs: Any) -> Any:
+        self.calls.append(kwargs)
+        return self.client.send_task_success(**kwargs)
+
+
+@dataclass
+class World:
+    store: Store
+    sfn: SpySfn
+    deps: ApprovalDeps
+    s3: Any
+
+    def handler(self, event: dict[str, Any]) -> dict[str, Any]:
+        return make_handler(self.deps)(event, None)
+
+    def audit(self) -> list[dict[str, Any]]:
+        keys = [o["Key"] for o in self.s3.list_objects_v2(Bucket="audit").get("Contents", [])]
+        events = [
+            parse_record(json.loads(self.s3.get_object(Bucket="audit", Key=k)["Body"].read())) for k in keys
+        ]
+        return [
+            {"type": e.event_type, "actor": e.actor, "outcome": e.outcome, **e.details}
+            for e in sorted(events, key=lambda e: e.event_time)
+        ]
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    with mock_aws():
+        ddb, kms, s3 = boto3.client("dynamodb"), boto3.client("kms"), boto3.client("s3")
+        create_table(ddb, "bg")
+        s3.create_bucket(Bucket="audit")
+        store = Store(ddb, "bg", kms, kms.create_key()["KeyMetadata"]["KeyId"])
+        for user, secret in SECRETS.items():
+            roles = ("responder",) if user == "bob" else ("approver",)
+            store.put_enrollment(
+                Enrollment(user, f"arn:aws:iam::123456789012:user/{user}", f"{user}@example.com", roles),
+                secret,
+            )
+        store.put_request(RECORD)
+        store.set_waiting("req-1", "task-token-1", RECORD.approvers)
+        sfn = SpySfn(boto3.client("stepfunctions"))
+        deps = ApprovalDeps(
+            store=store,
+            link_key=KEY,
+            sfn=sfn,
+            audit=AuditWriter(s3=s3, bucket="audit"),
+            approval_url=ORIGIN,
+            clock=lambda: NOW,
+        )
+        yield World(store, sfn, deps, s3)
+
+
+def link(
+    approver: str, request_id: str = "req-1", *, expires_at: datetime | None = None, key: bytes = KEY
+) -> str:
+    return sign_link(
+        key, request_id=request_id, approver=approver, expires_at=expires_at or NOW + timedelta(hours=1)
+    )
+
+
+def code(user: str, at: datetime = NOW) -> str:
+    return pyotp.TOTP(SECRETS[user]).at(at)
+
+
+def get(world: World, token: str, request_id: str = "req-1", method: str = "GET") -> dict[str, Any]:
+    target = f"/requests/{request_id}?{urlencode({'token': token})}"
+    return world.handler(build_event(method, target, {"host": HOST, "user-agent": "pytest"}, b""))
+
+
+def post(
+    world: World,
+    token: str,
+    totp: str,
+    decision: str = "approve",
+    *,
+    request_id: str = "req-1",
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    body = urlencode({"token": token, "totp": totp, "decision": decision}).encode()
+    sent = {"host": HOST, "origin": ORIGIN, "content-type": "application/x-www-form-urlencoded"}
+    sent.update(headers or {})
+    return world.handler(build_event("POST", f"/requests/{request_id}", sent, body))
+
+
+def title(response: dict[str, Any]) -> str:
+    match = re.search(r'<h1 id="title">(.*?)</h1>', response["body"])
+    assert match, response["body"]
+    return match.group(1)
+
+
+def stored(world: World) -> RequestRecord:
+    record = world.store.get_request("req-1")
+    assert record is not None
+    return record
+
+
+# --- GET: show, never decide -------------------------------------------------------------------
+
+
+def test_opening_the_link_shows_the_escaped_details_and_a_post_form(world: World) -> None:
+    token = link("alice")
+    response = get(world, token)
+    body = response["body"]
+    assert response["statusCode"] == 200
+    for detail in (
+        "bob",
+        "sagemaker-halt",
+        "INC-1",
+        "30 min",
+        "2025-03-01T11:59:00Z",
+        "req-1",
+        "0 of 2 needed",
+    ):
+        assert detail in body
+    assert "&lt;b&gt;endpoint&lt;/b&gt; is leaking PII &amp; must stop" in body and "<b>endpoint" not in body
+    assert '<form method="post" action="req-1"' in body
+    assert f'name="token" value="{token}"' in body
+    assert 'name="decision" value="approve"' in body and 'name="decision" value="deny"' in body
+
+
+def test_opening_the_link_changes_nothing(world: World) -> None:
+    before = stored(world)
+    for method in ("GET", "HEAD", "GET"):
+        assert get(world, link("alice"), method=method)["statusCode"] == 200
+    assert stored(world) == before and stored(world).version == before.version
+    assert world.sfn.calls == [] and world.audit() == []
+    # The code was not consumed and the link not spent: the decision still works.
+    assert post(world, link("alice"), code("alice"))["statusCode"] == 200
+
+
+def test_head_returns_headers_only(world: World) -> None:
+    response = get(world, link("alice"), method="HEAD")
+    assert response["statusCode"] == 200 and response["body"] == ""
+
+
+def test_every_page_carries_the_security_headers_and_no_inline_script(world: World) -> None:
+    for response in (get(world, link("alice")), get(world, "garbage"), post(world, link("alice"), "000000")):
+        headers = response["headers"]
+        csp = headers["content-security-policy"]
+        assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp and "form-action 'self'" in csp
+        assert "unsafe-inline" not in csp and "script-src" not in csp
+        assert headers["cache-control"] == "no-store"
+        assert headers["x-frame-options"] == "DENY"
+        assert headers["referrer-policy"] == "no-referrer"
+        assert headers["x-content-type-options"] == "nosniff"
+        assert "<script" not in response["body"]
+        style = re.search(r"<style>(.*?)</style>", response["body"], re.S)
+        assert style
+        digest = base64.b64encode(hashlib.sha256(style.group(1).encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in csp
+
+
+# --- POST: decisions --------------------------------------------------------------------------
+
+
+def test_quorum_two_is_reached_by_two_distinct_approvers_and_resumes_the_workflow(world: World) -> None:
+    first = post(world, link("alice"), code("alice"))
+    assert first["statusCode"] == 200 and "1 of 2 approvals" in first["body"]
+    assert stored(world).status == "pending" and world.sfn.calls == []
+
+    second = post(world, link("carol"), code("carol"))
+    assert second["statusCode"] == 200 and title(second) == "Approved: your decision was recorded"
+    assert stored(world).status == "approved" and stored(world).approvals == ("alice", "carol")
+    assert world.sfn.calls == [
+        {
+            "taskToken": "task-token-1",
+            "output": json.dumps({"decision": "approved", "approvals": ["alice", "carol"], "denials": []}),
+        }
+    ]
+    events = world.audit()
+    # Same-second events have no order in the bucket: compare as a sorted list.
+    assert sorted((e["type"], e["actor"], e["outcome"], e["status"]) for e in events) == [
+        ("approval", "alice", "succeeded", "pending"),
+        ("approval", "carol", "succeeded", "approved"),
+    ]
+
+
+def test_one_denial_decides_and_resumes_the_workflow_with_denied(world: World) -> None:
+    response = post(world, link("dave"), code("dave"), "deny")
+    assert response["statusCode"] == 200 and title(response) == "Denied: your decision was recorded"
+    assert stored(world).status == "denied"
+    assert json.loads(world.sfn.calls[0]["output"]) == {
+        "decision": "denied",
+        "approvals": [],
+        "denials": ["dave"],
+    }
+    assert [(e["type"], e["actor"], e["outcome"]) for e in world.audit()] == [("denial", "dave", "succeeded")]
+
+
+def test_after_a_denial_other_approvers_see_the_request_is_decided(world: World) -> None:
+    post(world, link("dave"), code("dave"), "deny")
+    shown = get(world, link("alice"))
+    assert shown["statusCode"] == 409 and title(shown) == "This request is already decided"
+    assert "The request is denied." in shown["body"]
+    refused = post(world, link("alice"), code("alice"))
+    assert refused["statusCode"] == 409 and stored(world).approvals == ()
+    assert len(world.sfn.calls) == 1
+
+
+def _refused(world: World, response: dict[str, Any], status: int, heading: str) -> None:
+    assert response["statusCode"] == status, response["body"]
+    assert title(response) == heading
+    assert stored(world).approvals == () and stored(world).status == "pending"
+    assert world.sfn.calls == []
+
+
+def test_a_forged_link_is_refused_and_audited(world: World) -> None:
+    response = post(world, link("alice", key=b"z" * 32), code("alice"))
+    _refused(world, response, 403, "This link is not valid")
+    assert world.audit() == [
+        {
+            "type": "approval",
+            "actor": "unauthenticated",
+            "outcome": "failed",
+            "refused": "forged",
+            "decision": "approve",
+        }
+    ]
+    assert get(world, link("alice", key=b"z" * 32))["statusCode"] == 403
+
+
+def test_an_expired_link_is_refused(world: World) -> None:
+    expired = link("alice", expires_at=NOW - timedelta(seconds=1))
+    _refused(world, get(world, expired), 410, "This link has expired")
+    _refused(world, post(world, expired, code("alice")), 410, "This link has expired")
+
+
+def test_a_used_link_cannot_decide_again(world: World) -> None:
+    token = link("alice")
+    world.store.claim_link(  # spent by an earlier POST whose vote then lost a race
+        approval_api.verify_link(KEY, token, now=NOW).jti, 2_000_000_000
+    )
+    _refused(world, get(world, token), 409, "This link was already used")
+    _refused(world, post(world, token, code("alice")), 409, "This link was already used")
+
+
+def test_a_link_reused_after_its_vote_is_refused(world: World) -> None:
+    token = link("alice")
+    assert post(world, token, code("alice"))["statusCode"] == 200
+    later = NOW + timedelta(seconds=30)
+    again = post(world, token, code("alice", later))
+    assert again["statusCode"] == 409 and title(again) == "This link was already used"
+    assert stored(world).approvals == ("alice",)
+
+
+def test_a_link_for_another_request_is_refused(world: World) -> None:
+    world.store.put_request(replace(RECORD, request_id="req-2"))
+    _refused(
+        world, post(world, link("alice", "req-2"), code("alice")), 403, "This link belongs to another request"
+    )
+    _refused(world, get(world, link("alice", "req-2")), 403, "This link belongs to another request")
+
+
+def test_a_link_for_someone_who_is_not_an_approver_is_refused(world: World) -> None:
+    response = post(world, link("erin"), code("erin"))
+    _refused(world, response, 403, "This link was issued to someone who is not an approver of this request")
+    assert world.audit()[0]["actor"] == "erin" and world.audit()[0]["refused"] == "wrong-approver"
+
+
+def test_the_requester_cannot_approve_their_own_request_even_with_a_valid_link(world: World) -> None:
+    response = post(world, link("bob"), code("bob"))
+    _refused(world, response, 403, "You cannot approve your own request")
+    assert [(e["actor"], e["refused"]) for e in world.audit()] == [("bob", "self-approval")]
+
+
+def test_a_wrong_code_shows_the_form_again_and_leaves_the_link_usable(world: World) -> None:
+    token = link("alice")
+    wrong = f"{(int(code('alice')) + 1) % 1_000_000:06d}"
+    response = post(world, token, wrong)
+    _refused(world, response, 403, "Break-glass request by bob")
+    assert "the code is wrong" in response["body"] and 'id="decision-form"' in response["body"]
+    assert world.audit()[0]["refused"] == "totp-wrong"
+    assert post(world, token, code("alice"))["statusCode"] == 200
+
+
+def test_another_approvers_code_does_not_work(world: World) -> None:
+    _refused(world, post(world, link("alice"), code("carol")), 403, "Break-glass request by bob")
+
+
+def test_a_replayed_code_is_refused(world: World) -> None:
+    world.store.put_request(replace(RECORD, request_id="req-2"))
+    assert post(world, link("alice"), code("alice"))["statusCode"] == 200
+    response = post(world, link("alice", "req-2"), code("alice"), request_id="req-2")
+    assert response["statusCode"] == 403 and "already used" in response["body"]
+    assert [e["refused"] for e in world.audit() if e["outcome"] == "failed"] == ["totp-replayed"]
+    other = world.store.get_request("req-2")
+    assert other is not None and other.approvals == ()
+
+
+def test_a_malformed_code_is_a_bad_request(world: World) -> None:
+    _refused(world, post(world, link("alice"), "12ab"), 400, "Break-glass request by bob")
+
+
+def test_an_approver_without_enrollment_is_told_to_enroll(world: World) -> None:
+    world.store.put_request(replace(RECORD, request_id="req-3", approvers=("frank",)))
+    response = post(world, link("frank", "req-3"), "123456", request_id="req-3")
+    assert response["statusCode"] == 403 and title(response) == "You are not enrolled"
+
+
+def test_a_missing_request_is_not_found(world: World) -> None:
+    response = get(world, link("alice", "req-404"), request_id="req-404")
+    assert response["statusCode"] == 404 and title(response) == "No such request"
+
+
+# --- CSRF, form and routing ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"origin": "https://evil.example.net"}, {"origin": "null"}, {"sec-fetch-site": "cross-site"}],
+)
+def test_a_post_from_another_site_is_refused(world: World, headers: dict[str, str]) -> None:
+    _refused(world, post(world, link("alice"), code("alice"), headers=headers), 403, "Request refused")
+    assert world.audit()[0]["refused"] == "cross-site"
+
+
+def test_a_same_host_origin_is_accepted_without_a_configured_url(world: World) -> None:
+    world.deps = replace(world.deps, approval_url=None)
+    headers = {"host": "127.0.0.1:8080", "origin": "http://127.0.0.1:8080", "sec-fetch-site": "same-origin"}
+    assert post(world, link("alice"), code("alice"), headers=headers)["statusCode"] == 200
+
+
+def test_a_post_without_origin_still_needs_the_signed_token(world: World) -> None:
+    event = build_event(
+        "POST",
+        "/requests/req-1",
+        {"host": HOST, "content-type": "application/x-www-form-urlencoded"},
+        urlencode({"totp": code("alice"), "decision": "approve"}).encode(),
+    )
+    _refused(world, world.handler(event), 400, "Incomplete form")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/json", json.dumps({"token": "t", "totp": "123456", "decision": "approve"}).encode()),
+        ("application/x-www-form-urlencoded", b"token=t&totp=123456&decision=yes"),
+        ("application/x-www-form-urlencoded", b"x" * 9000),
+    ],
+)
+def test_a_post_that_is_not_the_decision_form_is_a_bad_request(
+    world: World, content_type: str, body: bytes
+) -> None:
+    event = build_event("POST", "/requests/req-1", {"host": HOST, "content-type": content_type}, body)
+    _refused(world, world.handler(event), 400, "Incomplete form")
+
+
+def test_other_methods_and_paths_decide_nothing(world: World) -> None:
+    assert world.handler(build_event("PUT", "/requests/req-1", {"host": HOST}, b""))["statusCode"] == 405
+    assert world.handler(build_event("GET", "/admin", {"host": HOST}, b""))["statusCode"] == 404
+    assert world.sfn.calls == []
+
+
+def test_a_stage_prefix_in_the_path_is_understood(world: World) -> None:
+    target = f"/prod/requests/req-1?{urlencode({'token': link('alice')})}"
+    assert world.handler(build_event("GET", target, {"host": HOST}, b""))["statusCode"] == 200
+
+
+# --- failures are never hidden ------------------------------------------------------------------
+
+
+def test_an_audit_failure_stops_the_decision_before_the_workflow_hears_of_it(world: World) -> None:
+    assert post(world, link("alice"), code("alice"))["statusCode"] == 200
+    world.deps = replace(world.deps, audit=AuditWriter(s3=world.s3, bucket="no-such-bucket"))
+    with pytest.raises(AuditWriteError):
+        post(world, link("carol"), code("carol"))
+    assert world.sfn.calls == []
+
+
+def test_a_decided_request_without_a_waiting_task_is_an_error(world: World) -> None:
+    world.store.put_request(replace(RECORD, request_id="req-5", quorum=1))
+    with pytest.raises(RuntimeError, match="no workflow task is waiting"):
+        post(world, link("alice", "req-5"), code("alice"), request_id="req-5")
+
+
+# --- the deployed entry point --------------------------------------------------------------------
+
+
+def test_the_lambda_handler_is_configured_from_its_environment(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret_arn = boto3.client("secretsmanager").create_secret(Name="link-key", SecretBinary=KEY)["ARN"]
+    for name, value in {
+        ENV_TABLE: "bg",
+        ENV_KMS_KEY: world.store.kms_key_id,
+        ENV_LINK_SECRET_ARN: secret_arn,
+        ENV_AUDIT_BUCKET: "audit",
+        ENV_APPROVAL_URL: ORIGIN,
+    }.items():
+        monkeypatch.setenv(name, value)
+    now = datetime.now(UTC)
+    token = sign_link(KEY, request_id="req-1", approver="alice", expires_at=now + timedelta(hours=1))
+    shown = approval_api.handler(
+        build_event("GET", f"/requests/req-1?token={token}", {"host": HOST}, b""), None
+    )
+    assert shown["statusCode"] == 200
+    body = urlencode(
+        {"token": token, "totp": pyotp.TOTP(SECRETS["alice"]).now(), "decision": "deny"}
+    ).encode()
+    headers = {"host": HOST, "origin": ORIGIN, "content-type": "application/x-www-form-urlencoded"}
+    decided = approval_api.handler(build_event("POST", "/requests/req-1", headers, body), None)
+    assert decided["statusCode"] == 200, decided["body"]
+    assert stored(world).status == "denied"
+    assert [(e["type"], e["actor"]) for e in world.audit()] == [("denial", "alice")]
