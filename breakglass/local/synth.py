@@ -85,6 +85,8 @@ def fake_arn(type_token: str, name: str, inputs: Mapping[str, Any]) -> str:
         return f"arn:{PARTITION}:lambda:{REGION}:{ACCOUNT_ID}:function:{physical}"
     if module == "sfn":
         return f"arn:{PARTITION}:states:{REGION}:{ACCOUNT_ID}:stateMachine:{physical}"
+    if type_token == "aws:cloudwatch/logGroup:LogGroup":
+        return f"arn:{PARTITION}:logs:{REGION}:{ACCOUNT_ID}:log-group:{physical}"
     if module == "kms":
         return f"arn:{PARTITION}:kms:{REGION}:{ACCOUNT_ID}:key/{name}-id"
     return f"arn:{PARTITION}:{module}:{REGION}:{ACCOUNT_ID}:{resource.lower()}/{physical}"

@@ -1,0 +1,411 @@
+"""HaltActions: the AI kill switch as a Pulumi component.
+
+Declares the halt targets (SageMaker endpoints by name or tags, Bedrock model / inference-profile /
+agent ARNs, their invoker roles), the modes each allows, a halt and a resume Lambda whose roles
+can touch exactly those targets, and optional tripwires: a CloudWatch alarm on a metric the user
+chooses, an EventBridge rule on the alarm entering ALARM, and the halt Lambda as its target with the
+configured targets and mode (the alarm also notifies the alert topic).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+import pulumi
+import pulumi_aws as aws
+
+from breakglass.components.functions import DeployedFunction, python_function
+from breakglass.lambdas.events import EVENTS_PREFIX
+from breakglass.lambdas.halt_handler import ENV_HALT_TARGETS
+from breakglass.lambdas.runtime import ENV_ALERT_TOPIC, ENV_AUDIT_BUCKET, ENV_AUDIT_KMS_KEY, ENV_AUDIT_PREFIX
+from breakglass.policies.halt import (
+    MODES,
+    AuditAccess,
+    HaltTarget,
+    encode_targets,
+    halt_function_statements,
+    parse_targets,
+    resume_function_statements,
+    tripwire_event_pattern,
+    tripwire_input_template,
+)
+from breakglass.validation import (
+    RESOURCE_NAME,
+    RESOURCE_NAME_HINT,
+    ConfigError,
+    reject_unknown_keys,
+    require_choice,
+    require_int,
+    require_mapping,
+    require_str,
+    require_str_list,
+)
+
+TYPE_TOKEN = "breakglass:index:HaltActions"
+STATISTICS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
+COMPARISONS = (
+    "GreaterThanOrEqualToThreshold",
+    "GreaterThanThreshold",
+    "LessThanThreshold",
+    "LessThanOrEqualToThreshold",
+)
+MISSING_DATA = ("notBreaching", "breaching", "ignore", "missing")
+# Lambda environments hold 4 KB in total; the targets share it with the audit settings.
+MAX_TARGETS_JSON = 3000
+HALT_TIMEOUT_SECONDS = 300
+# Resume waits for recreated endpoints to be InService, which takes minutes: the Lambda maximum.
+RESUME_TIMEOUT_SECONDS = 900
+
+
+class HaltTargetArgs(TypedDict, total=False):
+    """One thing the kill switch can stop."""
+
+    id: str
+    """Short name of the target (1-40 lower-case letters, digits, '-'): used in results, audit
+    events and the names of the deny policies (``breakglass-halt-<id>``)."""
+    endpoint_name: str
+    """A SageMaker endpoint name. Give exactly one of endpoint_name, endpoint_tags, bedrock_arns."""
+    endpoint_tags: Mapping[str, str]
+    """SageMaker endpoints selected by tags (all must match), resolved when the switch is pulled."""
+    bedrock_arns: Sequence[str]
+    """Bedrock foundation-model, inference-profile, provisioned-model, custom-model, agent or
+    agent-alias ARNs."""
+    invoker_roles: Sequence[str]
+    """Names of the IAM roles that call the target; deny-invoke puts its deny on each of them."""
+    modes: Sequence[str]
+    """Halt modes allowed for the target: deny-invoke (default), delete-endpoint (SageMaker), scp."""
+    scp_target_ids: Sequence[str]
+    """For scp: the account ids, OU ids (ou-...) or root ids (r-...) the deny SCP is attached to."""
+
+
+class TripwireArgs(TypedDict, total=False):
+    """An alarm that halts targets without waiting for a person."""
+
+    name: str
+    """Short name of the tripwire (1-40 lower-case letters, digits, '-')."""
+    metric_name: str
+    """The CloudWatch metric watched, e.g. ``Invocation5XXErrors`` or a guardrail-intervention metric."""
+    namespace: str
+    """The metric's namespace, e.g. ``AWS/SageMaker`` or ``AWS/Bedrock``."""
+    dimensions: Mapping[str, str]
+    """The metric's dimensions, e.g. ``{"EndpointName": "chat", "VariantName": "AllTraffic"}``."""
+    statistic: str
+    """SampleCount, Average, Sum (default), Minimum or Maximum."""
+    threshold: float
+    """The value compared with the statistic (required)."""
+    comparison: str
+    """How the statistic is compared with the threshold (default GreaterThanOrEqualToThreshold)."""
+    period: int
+    """Seconds per datapoint: 10, 30 or a multiple of 60 (default 60)."""
+    evaluation_periods: int
+    """Number of periods evaluated (default 1)."""
+    datapoints_to_alarm: int
+    """Breaching datapoints within the evaluated periods that trip the alarm (default: all of them)."""
+    treat_missing_data: str
+    """notBreaching (default: no traffic is no reason to halt), breaching, ignore or missing."""
+    mode: str
+    """The halt mode used when it trips (default deny-invoke: reversible, capacity stays warm)."""
+    targets: Sequence[str]
+    """Ids of the targets it halts (default: every target that allows the mode)."""
+
+
+class HaltActionsArgs(TypedDict, total=False):
+    """Arguments of :class:`HaltActions`."""
+
+    targets: Sequence[HaltTargetArgs]
+    """The halt targets (at least one)."""
+    audit_bucket_name: pulumi.Input[str]
+    """Name of the audit bucket (Object Lock) for audit events and delete-endpoint snapshots. Required."""
+    audit_kms_key_arn: pulumi.Input[str]
+    """ARN of the audit KMS key used for those objects (recommended)."""
+    audit_events_prefix: pulumi.Input[str]
+    """Key prefix of the audit events in the bucket (default ``breakglass-events``)."""
+    alert_topic_arn: pulumi.Input[str]
+    """SNS topic that gets every halt / resume event and each tripwire alarm (recommended)."""
+    tripwires: Sequence[TripwireArgs]
+    """Optional alarms that halt targets automatically."""
+
+
+@dataclass(frozen=True)
+class Tripwire:
+    name: str
+    metric_name: str
+    namespace: str
+    dimensions: tuple[tuple[str, str], ...]
+    statistic: str
+    threshold: float
+    comparison: str
+    period: int
+    evaluation_periods: int
+    datapoints_to_alarm: int
+    treat_missing_data: str
+    mode: str
+    targets: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, field: str, value: Any, targets: Sequence[HaltTarget]) -> Tripwire:
+        spec = require_mapping(field, value)
+        reject_unknown_keys(field, spec, TripwireArgs.__annotations__)
+        for required in ("name", "metric_name", "namespace", "threshold"):
+            if required not in spec:
+                raise ConfigError(f"{field}.{required}", "is required")
+        name = require_str(f"{field}.name", spec["name"], pattern=RESOURCE_NAME, hint=RESOURCE_NAME_HINT)
+        threshold = spec["threshold"]
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+            raise ConfigError(f"{field}.threshold", f"must be a number, got {threshold!r}")
+        period = require_int(f"{field}.period", spec.get("period", 60), minimum=10, maximum=86400)
+        if period not in (10, 30) and period % 60:
+            raise ConfigError(f"{field}.period", f"must be 10, 30 or a multiple of 60, got {period}")
+        evaluation_periods = require_int(
+            f"{field}.evaluation_periods", spec.get("evaluation_periods", 1), minimum=1, maximum=100
+        )
+        datapoints = require_int(
+            f"{field}.datapoints_to_alarm",
+            spec.get("datapoints_to_alarm", evaluation_periods),
+            minimum=1,
+            maximum=evaluation_periods,
+        )
+        dimensions = require_mapping(f"{field}.dimensions", spec.get("dimensions", {}))
+        for key, dim_value in dimensions.items():
+            require_str(f"{field}.dimensions.{key}", dim_value, max_length=1024)
+        mode = require_choice(f"{field}.mode", spec.get("mode", "deny-invoke"), MODES)
+        declared = {t.id: t for t in targets}
+        if "targets" in spec:
+            ids = require_str_list(f"{field}.targets", spec["targets"], allow_empty=False)
+            for i, target_id in enumerate(ids):
+                if target_id not in declared:
+                    raise ConfigError(f"{field}.targets[{i}]", f"{target_id!r} is not a declared target")
+                if mode not in declared[target_id].modes:
+                    raise ConfigError(
+                        f"{field}.targets[{i}]", f"target {target_id!r} does not allow mode {mode}"
+                    )
+        else:
+            ids = tuple(t.id for t in targets if mode in t.modes)
+            if not ids:
+                raise ConfigError(f"{field}.mode", f"no declared target allows mode {mode}")
+        return cls(
+            name=name,
+            metric_name=require_str(f"{field}.metric_name", spec["metric_name"], max_length=255),
+            namespace=require_str(f"{field}.namespace", spec["namespace"], max_length=255),
+            dimensions=tuple(sorted((str(k), str(v)) for k, v in dimensions.items())),
+            statistic=require_choice(f"{field}.statistic", spec.get("statistic", "Sum"), STATISTICS),
+            threshold=float(threshold),
+            comparison=require_choice(
+                f"{field}.comparison", spec.get("comparison", "GreaterThanOrEqualToThreshold"), COMPARISONS
+            ),
+            period=period,
+            evaluation_periods=evaluation_periods,
+            datapoints_to_alarm=datapoints,
+            treat_missing_data=require_choice(
+                f"{field}.treat_missing_data", spec.get("treat_missing_data", "notBreaching"), MISSING_DATA
+            ),
+            mode=mode,
+            targets=ids,
+        )
+
+
+def _optional_input(field: str, value: Any) -> pulumi.Input[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, pulumi.Output):
+        return value
+    return require_str(field, value, max_length=2048)
+
+
+@dataclass(frozen=True)
+class HaltActionsConfig:
+    targets: tuple[HaltTarget, ...]
+    audit_bucket_name: pulumi.Input[str]
+    audit_kms_key_arn: pulumi.Input[str] | None
+    audit_events_prefix: pulumi.Input[str]
+    alert_topic_arn: pulumi.Input[str] | None
+    tripwires: tuple[Tripwire, ...]
+
+    @classmethod
+    def from_args(cls, name: str, args: Mapping[str, Any] | None) -> HaltActionsConfig:
+        require_str("name", name, pattern=RESOURCE_NAME, hint=RESOURCE_NAME_HINT)
+        values = require_mapping("args", args if args is not None else {})
+        reject_unknown_keys("", values, HaltActionsArgs.__annotations__)
+        if "targets" not in values:
+            raise ConfigError("targets", "declare at least one halt target")
+        targets = parse_targets("targets", values["targets"])
+        if len(encode_targets(targets)) > MAX_TARGETS_JSON:
+            raise ConfigError(
+                "targets",
+                f"the target list is over {MAX_TARGETS_JSON} characters as JSON and would not fit the Lambda "
+                "environment (4 KB); split the targets over several HaltActions components",
+            )
+        if values.get("audit_bucket_name") is None:
+            raise ConfigError("audit_bucket_name", "is required: every halt and resume is audited")
+        bucket: pulumi.Input[str] = (
+            values["audit_bucket_name"]
+            if isinstance(values["audit_bucket_name"], pulumi.Output)
+            else require_str("audit_bucket_name", values["audit_bucket_name"], max_length=63)
+        )
+        raw_tripwires = values.get("tripwires", [])
+        if isinstance(raw_tripwires, str) or not isinstance(raw_tripwires, Sequence):
+            raise ConfigError("tripwires", f"must be a list, got {type(raw_tripwires).__name__}")
+        tripwires = tuple(Tripwire.parse(f"tripwires[{i}]", t, targets) for i, t in enumerate(raw_tripwires))
+        seen: set[str] = set()
+        for i, tripwire in enumerate(tripwires):
+            if tripwire.name in seen:
+                raise ConfigError(f"tripwires[{i}].name", f"{tripwire.name!r} is used twice")
+            seen.add(tripwire.name)
+            if len(f"{name}-trip-{tripwire.name}") > 64:
+                raise ConfigError(
+                    f"tripwires[{i}].name", "together with the component name it must fit 64 characters"
+                )
+        return cls(
+            targets=targets,
+            audit_bucket_name=bucket,
+            audit_kms_key_arn=_optional_input("audit_kms_key_arn", values.get("audit_kms_key_arn")),
+            audit_events_prefix=_optional_input("audit_events_prefix", values.get("audit_events_prefix"))
+            or EVENTS_PREFIX,
+            alert_topic_arn=_optional_input("alert_topic_arn", values.get("alert_topic_arn")),
+            tripwires=tripwires,
+        )
+
+
+class HaltActions(pulumi.ComponentResource):
+    """Halt and resume Lambdas scoped to the declared targets, and optional tripwires."""
+
+    halt_function: aws.lambda_.Function
+    resume_function: aws.lambda_.Function
+
+    def __init__(self, name: str, args: HaltActionsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        config = HaltActionsConfig.from_args(name, args)
+        super().__init__(TYPE_TOKEN, name, None, opts)
+        self.config = config
+
+        identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
+
+        def statements(resume: bool) -> pulumi.Output[list[dict[str, Any]]]:
+            builder = resume_function_statements if resume else halt_function_statements
+            return pulumi.Output.all(
+                partition.partition,
+                region.region,
+                identity.account_id,
+                config.audit_bucket_name,
+                config.audit_events_prefix,
+                config.audit_kms_key_arn,
+                config.alert_topic_arn,
+            ).apply(
+                lambda v: builder(
+                    config.targets,
+                    partition=v[0],
+                    region=v[1],
+                    account=v[2],
+                    audit=AuditAccess(bucket=v[3], events_prefix=v[4], kms_key_arn=v[5], topic_arn=v[6]),
+                )
+            )
+
+        environment: dict[str, pulumi.Input[str]] = {
+            ENV_AUDIT_BUCKET: config.audit_bucket_name,
+            ENV_AUDIT_PREFIX: config.audit_events_prefix,
+            ENV_HALT_TARGETS: encode_targets(config.targets),
+        }
+        if config.audit_kms_key_arn is not None:
+            environment[ENV_AUDIT_KMS_KEY] = config.audit_kms_key_arn
+        if config.alert_topic_arn is not None:
+            environment[ENV_ALERT_TOPIC] = config.alert_topic_arn
+
+        ids = ", ".join(t.id for t in config.targets)
+        self.halt: DeployedFunction = python_function(
+            f"{name}-halt",
+            handler="breakglass.lambdas.halt_handler.halt_handler",
+            description=f"Break-glass halt of AI targets: {ids}",
+            statements=statements(resume=False),
+            environment=environment,
+            timeout=HALT_TIMEOUT_SECONDS,
+            parent=self,
+        )
+        self.resume: DeployedFunction = python_function(
+            f"{name}-resume",
+            handler="breakglass.lambdas.halt_handler.resume_handler",
+            description=f"Break-glass resume of AI targets: {ids}",
+            statements=statements(resume=True),
+            environment=environment,
+            timeout=RESUME_TIMEOUT_SECONDS,
+            parent=self,
+        )
+        self.halt_function = self.halt.function
+        self.resume_function = self.resume.function
+
+        self.alarms: dict[str, aws.cloudwatch.MetricAlarm] = {}
+        self.rules: dict[str, aws.cloudwatch.EventRule] = {}
+        for tripwire in config.tripwires:
+            self._tripwire(name, tripwire, config)
+
+        self.register_outputs(
+            {
+                "halt_function_arn": self.halt_function.arn,
+                "halt_function_name": self.halt_function.name,
+                "halt_role_arn": self.halt.role.arn,
+                "resume_function_arn": self.resume_function.arn,
+                "resume_function_name": self.resume_function.name,
+                "resume_role_arn": self.resume.role.arn,
+                "tripwire_alarm_arns": {k: v.arn for k, v in self.alarms.items()},
+                "tripwire_rule_arns": {k: v.arn for k, v in self.rules.items()},
+            }
+        )
+
+    def _tripwire(self, name: str, tripwire: Tripwire, config: HaltActionsConfig) -> None:
+        opts = pulumi.ResourceOptions(parent=self)
+        resource = f"{name}-trip-{tripwire.name}"
+        alert = [config.alert_topic_arn] if config.alert_topic_arn is not None else []
+        alarm = aws.cloudwatch.MetricAlarm(
+            resource,
+            name=resource,
+            alarm_description=(
+                f"Break-glass tripwire {tripwire.name}: on ALARM halts {', '.join(tripwire.targets)} "
+                f"with {tripwire.mode}"
+            )[:1024],
+            metric_name=tripwire.metric_name,
+            namespace=tripwire.namespace,
+            dimensions=dict(tripwire.dimensions) or None,
+            statistic=tripwire.statistic,
+            threshold=tripwire.threshold,
+            comparison_operator=tripwire.comparison,
+            period=tripwire.period,
+            evaluation_periods=tripwire.evaluation_periods,
+            datapoints_to_alarm=tripwire.datapoints_to_alarm,
+            treat_missing_data=tripwire.treat_missing_data,
+            # The alert topic hears the alarm itself too, even if the halt Lambda fails.
+            alarm_actions=alert,
+            opts=opts,
+        )
+        rule = aws.cloudwatch.EventRule(
+            f"{resource}-rule",
+            name=resource,
+            description=f"Alarm {resource} entering ALARM halts its targets"[:512],
+            event_pattern=alarm.arn.apply(lambda arn: json.dumps(tripwire_event_pattern(arn))),
+            opts=opts,
+        )
+        permission = aws.lambda_.Permission(
+            f"{resource}-invoke",
+            action="lambda:InvokeFunction",
+            function=self.halt_function.name,
+            principal="events.amazonaws.com",
+            source_arn=rule.arn,
+            opts=opts,
+        )
+        aws.cloudwatch.EventTarget(
+            f"{resource}-target",
+            rule=rule.name,
+            arn=self.halt_function.arn,
+            input_transformer=aws.cloudwatch.EventTargetInputTransformerArgs(
+                input_template=tripwire_input_template(tripwire.name, tripwire.targets, tripwire.mode),
+            ),
+            # A halt that cannot be delivered within the hour is stale; retries cover brief outages.
+            retry_policy=aws.cloudwatch.EventTargetRetryPolicyArgs(
+                maximum_event_age_in_seconds=3600, maximum_retry_attempts=10
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[permission]),
+        )
+        self.alarms[tripwire.name] = alarm
+        self.rules[tripwire.name] = rule

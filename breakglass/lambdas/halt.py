@@ -1,0 +1,688 @@
+"""The AI kill switch: halt and resume declared targets, concurrently, every step audited.
+
+``halt`` and ``resume`` take their boto3 clients as arguments (see :class:`HaltClients`), fan out
+over the targets on a bounded thread pool, retry throttled calls with exponential backoff and full
+jitter, and return one result per target plus an overall status. Each target's audit event is
+written before its result is reported; a failed audit write is raised (after every target has been
+acted on, so one bad write never leaves other models running).
+
+Modes (see ``breakglass.policies.halt``):
+
+- ``deny-invoke``: put the inline policy ``breakglass-halt-<id>`` on each invoker role; resume
+  deletes exactly that policy.
+- ``delete-endpoint``: snapshot the endpoint into the audit bucket, then DeleteEndpoint; resume
+  recreates it from the latest snapshot and waits until it is InService.
+- ``scp``: create (once) the SCP ``breakglass-halt-<id>`` and attach it to the declared accounts /
+  OUs / roots; resume detaches it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from botocore.exceptions import ClientError
+
+from breakglass.lambdas.events import AuditEvent, AuditWriteError, AuditWriter
+from breakglass.lambdas.runtime import get_logger, log_fields
+from breakglass.policies.halt import (
+    HaltTarget,
+    deny_invoke_policy,
+    scp_document,
+    snapshot_prefix,
+)
+
+OUTCOMES: Final = ("halted", "resumed", "noop", "error")
+THROTTLING_CODES: Final = frozenset(
+    {"ThrottlingException", "TooManyRequestsException", "Throttling", "RequestLimitExceeded", "429"}
+)
+DEFAULT_MAX_WORKERS: Final = 16
+SCP_TYPE: Final = "SERVICE_CONTROL_POLICY"
+
+logger = get_logger("breakglass.halt")
+
+
+class TargetMissing(RuntimeError):
+    """The target (endpoint, role, account) does not exist: a per-target error, not a crash."""
+
+
+def is_throttling(exc: BaseException) -> bool:
+    if not isinstance(exc, ClientError):
+        return False
+    error = exc.response.get("Error", {})
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return str(error.get("Code", "")) in THROTTLING_CODES or status == 429
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries throttled calls: exponential backoff, capped, with full jitter.
+
+    Handlers build their clients with botocore's own retries off, so this is the one retry policy
+    and its bound is the real bound.
+    """
+
+    max_attempts: int = 8
+    base_delay: float = 0.1
+    max_delay: float = 5.0
+    sleep: Callable[[float], None] = time.sleep
+    jitter: Callable[[], float] = random.random
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        return self.jitter() * min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+
+    def call(self, fn: Callable[..., Any], /, **kwargs: Any) -> Any:
+        attempt = 1
+        while True:
+            try:
+                return fn(**kwargs)
+            except ClientError as exc:
+                if not is_throttling(exc) or attempt >= self.max_attempts:
+                    raise
+                wait = self.delay(attempt)
+                logger.info(
+                    "throttled; retrying",
+                    extra=log_fields(operation=getattr(fn, "__name__", str(fn)), attempt=attempt, wait=wait),
+                )
+                self.sleep(wait)
+                attempt += 1
+
+
+@dataclass(frozen=True)
+class HaltClients:
+    """The boto3 clients the halt service uses, and where it runs (for ARNs in policies)."""
+
+    iam: Any
+    sagemaker: Any
+    s3: Any
+    account_id: str
+    region: str
+    partition: str = "aws"
+    organizations: Any = None
+
+
+@dataclass(frozen=True)
+class WaitSettings:
+    """How resume waits for a recreated endpoint (injectable so tests do not sleep)."""
+
+    poll_interval: float = 15.0
+    max_wait: float = 780.0
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+
+
+@dataclass
+class TargetResult:
+    target: str
+    mode: str
+    outcome: str
+    error: str | None = None
+    seconds: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "mode": self.mode,
+            "outcome": self.outcome,
+            "error": self.error,
+            "seconds": round(self.seconds, 3),
+            "details": self.details,
+        }
+
+
+def overall_status(results: Sequence[TargetResult]) -> str:
+    """``ok`` when every target succeeded or was a no-op; ``failed`` when none did; else ``partial``."""
+    errors = sum(1 for r in results if r.outcome == "error")
+    if errors == 0:
+        return "ok"
+    return "failed" if errors == len(results) else "partial"
+
+
+@dataclass
+class _Context:
+    clients: HaltClients
+    writer: AuditWriter
+    actor: str
+    reason: str
+    request_id: str | None
+    trigger: Mapping[str, Any] | None
+    retry: RetryPolicy
+    wait: WaitSettings
+
+
+class _Step:
+    """What happened to one target: a list of actions and an outcome decided from them."""
+
+    def __init__(self) -> None:
+        self.actions: list[dict[str, Any]] = []
+        self.errors: list[str] = []
+
+    def did(self, action: str, **fields: Any) -> None:
+        self.actions.append({"action": action, **fields})
+
+    def failed(self, message: str) -> None:
+        self.errors.append(message)
+
+    def outcome(self, done: str) -> str:
+        if self.errors:
+            return "error"
+        return done if any(a.get("changed") for a in self.actions) else "noop"
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _message(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Message", ""))
+
+
+# ----- deny-invoke ----------------------------------------------------------------------------
+
+
+def _deny_invoke(ctx: _Context, target: HaltTarget, step: _Step, *, halting: bool) -> None:
+    c = ctx.clients
+    name = target.policy_name
+    document = deny_invoke_policy(target, partition=c.partition, region=c.region, account=c.account_id)
+    for role in target.invoker_roles:
+        try:
+            if halting:
+                try:
+                    current = ctx.retry.call(c.iam.get_role_policy, RoleName=role, PolicyName=name)
+                    existing = current.get("PolicyDocument")
+                    if isinstance(existing, str):
+                        existing = json.loads(existing)
+                except ClientError as exc:
+                    if _code(exc) != "NoSuchEntity" or _role_missing(ctx, role):
+                        raise
+                    existing = None
+                if existing == document:
+                    step.did("put-deny", role=role, policy=name, changed=False)
+                    continue
+                ctx.retry.call(
+                    c.iam.put_role_policy, RoleName=role, PolicyName=name, PolicyDocument=json.dumps(document)
+                )
+                step.did("put-deny", role=role, policy=name, changed=True)
+            else:
+                try:
+                    ctx.retry.call(c.iam.delete_role_policy, RoleName=role, PolicyName=name)
+                    step.did("delete-deny", role=role, policy=name, changed=True)
+                except ClientError as exc:
+                    if _code(exc) != "NoSuchEntity" or _role_missing(ctx, role):
+                        raise
+                    step.did("delete-deny", role=role, policy=name, changed=False)
+        except ClientError as exc:
+            # Keep going: every other invoker role must still be denied (or released).
+            if _code(exc) == "NoSuchEntity":
+                step.failed(f"invoker role {role} does not exist")
+            else:
+                step.failed(f"{role}: {_code(exc)}: {_message(exc)}")
+
+
+def _role_missing(ctx: _Context, role: str) -> bool:
+    """NoSuchEntity means either "no such policy" or "no such role"; tell them apart."""
+    try:
+        ctx.retry.call(ctx.clients.iam.get_role, RoleName=role)
+    except ClientError as exc:
+        if _code(exc) == "NoSuchEntity":
+            return True
+        raise
+    return False
+
+
+# ----- delete-endpoint ------------------------------------------------------------------------
+
+
+def _is_missing_endpoint(exc: ClientError) -> bool:
+    return _code(exc) == "ValidationException" and "Could not find endpoint" in _message(exc)
+
+
+def _describe(ctx: _Context, name: str) -> dict[str, Any] | None:
+    try:
+        return dict(ctx.retry.call(ctx.clients.sagemaker.describe_endpoint, EndpointName=name))
+    except ClientError as exc:
+        if _is_missing_endpoint(exc):
+            return None
+        raise
+
+
+def _stamp() -> str:
+    # Microseconds keep keys in time order even for two halts within one second.
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+def _snapshot_keys(ctx: _Context, target: HaltTarget) -> dict[str, list[str]]:
+    """Every snapshot / resume-marker key under the target's prefix, by endpoint name, oldest first."""
+    prefix = snapshot_prefix(target.id)
+    keys: dict[str, list[str]] = {}
+    token: str | None = None
+    while True:
+        params: dict[str, Any] = {"Bucket": ctx.writer.bucket, "Prefix": prefix}
+        if token:
+            params["ContinuationToken"] = token
+        page = ctx.retry.call(ctx.clients.s3.list_objects_v2, **params)
+        for item in page.get("Contents", []):
+            endpoint, _, leaf = item["Key"][len(prefix) :].partition("/")
+            if leaf:
+                keys.setdefault(endpoint, []).append(item["Key"])
+        if not page.get("IsTruncated"):
+            break
+        token = page.get("NextContinuationToken")
+    return {name: sorted(found) for name, found in keys.items()}
+
+
+def _pending_snapshot(keys: Sequence[str]) -> str | None:
+    """The snapshot to resume from: the newest object, if it is a snapshot (not a resume marker)."""
+    if keys and keys[-1].endswith("-snapshot.json"):
+        return keys[-1]
+    return None
+
+
+def _put_json(ctx: _Context, key: str, body: Mapping[str, Any]) -> None:
+    params: dict[str, Any] = {
+        "Bucket": ctx.writer.bucket,
+        "Key": key,
+        "Body": json.dumps(body, sort_keys=True, default=str).encode(),
+        "ContentType": "application/json",
+        # The audit bucket is under Object Lock, which refuses writes without a checksum.
+        "ChecksumAlgorithm": "SHA256",
+    }
+    if ctx.writer.kms_key_id:
+        params.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=ctx.writer.kms_key_id)
+    ctx.retry.call(ctx.clients.s3.put_object, **params)
+
+
+def _list_tags(ctx: _Context, arn: str) -> list[dict[str, str]]:
+    tags: list[dict[str, str]] = []
+    token: str | None = None
+    while True:
+        params: dict[str, Any] = {"ResourceArn": arn}
+        if token:
+            params["NextToken"] = token
+        page = ctx.retry.call(ctx.clients.sagemaker.list_tags, **params)
+        tags.extend(page.get("Tags", []))
+        token = page.get("NextToken")
+        if not token:
+            return tags
+
+
+def _endpoints_with_tags(ctx: _Context, target: HaltTarget) -> list[str]:
+    wanted = dict(target.endpoint_tags)
+    names: list[str] = []
+    token: str | None = None
+    while True:
+        params: dict[str, Any] = {"MaxResults": 100}
+        if token:
+            params["NextToken"] = token
+        page = ctx.retry.call(ctx.clients.sagemaker.list_endpoints, **params)
+        for summary in page.get("Endpoints", []):
+            try:
+                tags = {t["Key"]: t["Value"] for t in _list_tags(ctx, summary["EndpointArn"])}
+            except ClientError as exc:
+                # Deleted between ListEndpoints and ListTags (another halt, or its owner): not ours.
+                if _code(exc) == "ValidationException":
+                    continue
+                raise
+            if all(tags.get(k) == v for k, v in wanted.items()):
+                names.append(summary["EndpointName"])
+        token = page.get("NextToken")
+        if not token:
+            return sorted(names)
+
+
+def _halt_endpoint(
+    ctx: _Context, target: HaltTarget, name: str, snapshots: Sequence[str], step: _Step
+) -> None:
+    description = _describe(ctx, name)
+    if description is None:
+        pending = _pending_snapshot(snapshots)
+        if pending is None:
+            raise TargetMissing(f"endpoint {name} does not exist and there is no snapshot of it")
+        step.did("delete-endpoint", endpoint=name, changed=False, snapshot=pending, note="already deleted")
+        return
+    if description.get("EndpointStatus") == "Deleting":
+        step.did("delete-endpoint", endpoint=name, changed=False, note="already deleting")
+        return
+    tags = [
+        t for t in _list_tags(ctx, description["EndpointArn"]) if not t["Key"].startswith("aws:")
+    ]  # aws: tags are AWS-managed and cannot be set again on CreateEndpoint
+    snapshot = {
+        "kind": "breakglass-endpoint-snapshot",
+        "schema_version": "1",
+        "target": target.id,
+        "endpoint_name": description["EndpointName"],
+        "endpoint_arn": description["EndpointArn"],
+        "endpoint_config_name": description["EndpointConfigName"],
+        "endpoint_status": description.get("EndpointStatus"),
+        "production_variants": description.get("ProductionVariants", []),
+        "data_capture_config": description.get("DataCaptureConfig"),
+        "tags": tags,
+        "taken_at": datetime.now(UTC).isoformat(),
+        "actor": ctx.actor,
+        "reason": ctx.reason,
+        "request_id": ctx.request_id,
+    }
+    key = f"{snapshot_prefix(target.id)}{name}/{_stamp()}-snapshot.json"
+    # The snapshot is stored before the delete: without it the endpoint could not be recreated.
+    _put_json(ctx, key, snapshot)
+    ctx.retry.call(ctx.clients.sagemaker.delete_endpoint, EndpointName=name)
+    step.did("delete-endpoint", endpoint=name, changed=True, snapshot=key)
+
+
+def _wait_until_gone(ctx: _Context, name: str) -> None:
+    deadline = ctx.wait.clock() + ctx.wait.max_wait
+    while _describe(ctx, name) is not None:
+        if ctx.wait.clock() >= deadline:
+            raise RuntimeError(f"endpoint {name} is still deleting after {ctx.wait.max_wait:.0f}s")
+        ctx.wait.sleep(ctx.wait.poll_interval)
+
+
+def _resume_endpoint(
+    ctx: _Context, target: HaltTarget, name: str, snapshots: Sequence[str], step: _Step
+) -> None:
+    description = _describe(ctx, name)
+    if description is not None and description.get("EndpointStatus") != "Deleting":
+        step.did("recreate-endpoint", endpoint=name, changed=False, status=description.get("EndpointStatus"))
+        return
+    pending = _pending_snapshot(snapshots)
+    if pending is None:
+        if description is None and target.endpoint_name:
+            raise TargetMissing(
+                f"endpoint {name} does not exist and there is no snapshot to recreate it from"
+            )
+        step.did("recreate-endpoint", endpoint=name, changed=False, note="nothing to resume")
+        return
+    if description is not None:
+        _wait_until_gone(ctx, name)
+    body = ctx.retry.call(ctx.clients.s3.get_object, Bucket=ctx.writer.bucket, Key=pending)["Body"].read()
+    snapshot = json.loads(body)
+    params: dict[str, Any] = {
+        "EndpointName": snapshot["endpoint_name"],
+        "EndpointConfigName": snapshot["endpoint_config_name"],
+    }
+    if snapshot.get("tags"):
+        params["Tags"] = snapshot["tags"]
+    try:
+        ctx.retry.call(ctx.clients.sagemaker.create_endpoint, **params)
+    except ClientError as exc:
+        if _code(exc) == "ValidationException" and "endpoint config" in _message(exc).lower():
+            raise TargetMissing(
+                f"endpoint config {snapshot['endpoint_config_name']} of {name} no longer exists: {_message(exc)}"
+            ) from exc
+        raise
+    # The marker retires the snapshot, so a second resume (or a later, intentional delete of the
+    # endpoint) never recreates it again from stale state.
+    marker = f"{snapshot_prefix(target.id)}{name}/{_stamp()}-resumed.json"
+    _put_json(ctx, marker, {"kind": "breakglass-endpoint-resumed", "snapshot": pending, "actor": ctx.actor})
+    status = _wait_in_service(ctx, name)
+    step.did("recreate-endpoint", endpoint=name, changed=True, snapshot=pending, status=status)
+    if status != "InService":
+        step.failed(f"endpoint {name} was recreated but is {status} after waiting {ctx.wait.max_wait:.0f}s")
+
+
+def _wait_in_service(ctx: _Context, name: str) -> str:
+    deadline = ctx.wait.clock() + ctx.wait.max_wait
+    while True:
+        description = _describe(ctx, name) or {}
+        status = str(description.get("EndpointStatus", "Missing"))
+        if status in ("InService", "Failed", "Missing"):
+            if status == "Failed":
+                return f"Failed ({description.get('FailureReason', 'no reason given')})"
+            return status
+        if ctx.wait.clock() >= deadline:
+            return status
+        ctx.wait.sleep(ctx.wait.poll_interval)
+
+
+def _delete_endpoint_mode(ctx: _Context, target: HaltTarget, step: _Step, *, halting: bool) -> None:
+    snapshots = _snapshot_keys(ctx, target)
+    if target.endpoint_name:
+        names = [target.endpoint_name]
+    elif halting:
+        running = _endpoints_with_tags(ctx, target)
+        # Endpoints of the selector that an earlier halt already deleted are part of it too.
+        names = sorted(set(running) | {n for n, keys in snapshots.items() if _pending_snapshot(keys)})
+        if not names:
+            raise TargetMissing(f"no endpoint has the tags {dict(target.endpoint_tags)}")
+    else:
+        names = sorted(snapshots)
+    act = _halt_endpoint if halting else _resume_endpoint
+    for name in names:
+        try:
+            act(ctx, target, name, snapshots.get(name, []), step)
+        except (ClientError, TargetMissing, RuntimeError) as exc:
+            step.failed(str(exc) if not isinstance(exc, ClientError) else f"{name}: {exc}")
+
+
+# ----- scp ------------------------------------------------------------------------------------
+
+
+def _find_scp(ctx: _Context, name: str) -> str | None:
+    org = ctx.clients.organizations
+    token: str | None = None
+    while True:
+        params: dict[str, Any] = {"Filter": SCP_TYPE}
+        if token:
+            params["NextToken"] = token
+        page = ctx.retry.call(org.list_policies, **params)
+        for summary in page.get("Policies", []):
+            if summary["Name"] == name:
+                return str(summary["Id"])
+        token = page.get("NextToken")
+        if not token:
+            return None
+
+
+def _scp_attachments(ctx: _Context, policy_id: str) -> set[str]:
+    attached: set[str] = set()
+    token: str | None = None
+    while True:
+        params: dict[str, Any] = {"PolicyId": policy_id}
+        if token:
+            params["NextToken"] = token
+        page = ctx.retry.call(ctx.clients.organizations.list_targets_for_policy, **params)
+        attached.update(t["TargetId"] for t in page.get("Targets", []))
+        token = page.get("NextToken")
+        if not token:
+            return attached
+
+
+_MISSING_ORG_TARGET = {
+    "TargetNotFoundException",
+    "AccountNotFoundException",
+    "OrganizationalUnitNotFoundException",
+}
+
+
+def _scp_mode(ctx: _Context, target: HaltTarget, step: _Step, *, halting: bool) -> None:
+    org = ctx.clients.organizations
+    if org is None:
+        raise RuntimeError("scp mode needs an Organizations client (run it in the management account)")
+    name = target.policy_name
+    document = scp_document(target, partition=ctx.clients.partition)
+    policy_id = _find_scp(ctx, name)
+    if halting:
+        content = json.dumps(document, separators=(",", ":"), sort_keys=True)
+        if policy_id is None:
+            created = ctx.retry.call(
+                org.create_policy,
+                Content=content,
+                Description=f"break-glass halt of {target.id}: deny AI invoke actions"[:512],
+                Name=name,
+                Type=SCP_TYPE,
+            )
+            policy_id = str(created["Policy"]["PolicySummary"]["Id"])
+            step.did("create-scp", policy=name, policy_id=policy_id, changed=True)
+        else:
+            current = ctx.retry.call(org.describe_policy, PolicyId=policy_id)["Policy"]["Content"]
+            if json.loads(current) != document:
+                ctx.retry.call(org.update_policy, PolicyId=policy_id, Content=content)
+                step.did("update-scp", policy=name, policy_id=policy_id, changed=True)
+    elif policy_id is None:
+        step.did("detach-scp", policy=name, changed=False, note="never created")
+        return
+    attached = _scp_attachments(ctx, policy_id)
+    for target_id in target.scp_target_ids:
+        try:
+            if halting and target_id not in attached:
+                ctx.retry.call(org.attach_policy, PolicyId=policy_id, TargetId=target_id)
+                step.did("attach-scp", policy_id=policy_id, target_id=target_id, changed=True)
+            elif not halting and target_id in attached:
+                ctx.retry.call(org.detach_policy, PolicyId=policy_id, TargetId=target_id)
+                step.did("detach-scp", policy_id=policy_id, target_id=target_id, changed=True)
+            else:
+                action = "attach-scp" if halting else "detach-scp"
+                step.did(action, policy_id=policy_id, target_id=target_id, changed=False)
+        except ClientError as exc:
+            if _code(exc) in _MISSING_ORG_TARGET:
+                step.failed(f"organization target {target_id} does not exist")
+            else:
+                step.failed(f"{target_id}: {_code(exc)}: {_message(exc)}")
+
+
+# ----- fan-out --------------------------------------------------------------------------------
+
+_MODES: dict[str, Callable[..., None]] = {
+    "deny-invoke": _deny_invoke,
+    "delete-endpoint": _delete_endpoint_mode,
+    "scp": _scp_mode,
+}
+
+
+def _run_one(
+    ctx: _Context, target: HaltTarget, mode: str, *, halting: bool
+) -> tuple[TargetResult, Exception | None]:
+    started = time.perf_counter()
+    step = _Step()
+    try:
+        if mode not in target.modes:
+            raise RuntimeError(
+                f"mode {mode} is not allowed for target {target.id} (allowed: {list(target.modes)})"
+            )
+        _MODES[mode](ctx, target, step, halting=halting)
+    except TargetMissing as exc:
+        step.failed(str(exc))
+    except ClientError as exc:
+        step.failed(f"{_code(exc)}: {_message(exc)}")
+    except Exception as exc:
+        # An unexpected error still gets its per-target result and audit record; it is logged with
+        # its traceback so it is never lost.
+        logger.exception("halt step failed", extra=log_fields(target=target.id, mode=mode))
+        step.failed(f"{type(exc).__name__}: {exc}")
+    outcome = step.outcome("halted" if halting else "resumed")
+    error = "; ".join(step.errors) or None
+    result = TargetResult(
+        target=target.id,
+        mode=mode,
+        outcome=outcome,
+        error=error,
+        seconds=time.perf_counter() - started,
+        details={"actions": step.actions},
+    )
+    details: dict[str, Any] = {"actions": step.actions, "seconds": round(result.seconds, 3)}
+    if error:
+        details["error"] = error
+    if ctx.trigger is not None:
+        details["trigger"] = dict(ctx.trigger)
+    event = AuditEvent(
+        event_type="halt" if halting else "resume",
+        actor=ctx.actor,
+        outcome={"error": "failed", "noop": "noop"}.get(outcome, "succeeded"),
+        request_id=ctx.request_id,
+        target=target.id,
+        mode=mode,
+        reason=ctx.reason,
+        details=details,
+    )
+    try:
+        result.details["audit_key"] = ctx.writer.write(event)
+    except AuditWriteError as exc:
+        return result, exc
+    logger.info(
+        "target done", extra=log_fields(target=target.id, mode=mode, outcome=outcome, seconds=result.seconds)
+    )
+    return result, None
+
+
+def _fan_out(
+    ctx: _Context, targets: Sequence[HaltTarget], mode: str, *, halting: bool, max_workers: int
+) -> dict[str, Any]:
+    if not targets:
+        raise ValueError("targets: name at least one target")
+    if max_workers < 1:
+        raise ValueError("max_workers: must be at least 1")
+    started = time.perf_counter()
+    workers = min(max_workers, len(targets))
+    if workers == 1:
+        pairs = [_run_one(ctx, t, mode, halting=halting) for t in targets]
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="breakglass-halt") as pool:
+            pairs = list(pool.map(lambda t: _run_one(ctx, t, mode, halting=halting), targets))
+    results = [r for r, _ in pairs]
+    failed_writes = [(r.target, e) for r, e in pairs if e is not None]
+    if failed_writes:
+        # The actions happened but their records did not: that must fail loudly, not report success.
+        names = ", ".join(t for t, _ in failed_writes)
+        raise AuditWriteError(
+            f"audit events not stored for {names}: {failed_writes[0][1]}"
+        ) from failed_writes[0][1]
+    return {
+        "action": "halt" if halting else "resume",
+        "mode": mode,
+        "status": overall_status(results),
+        "seconds": round(time.perf_counter() - started, 3),
+        "results": [r.to_dict() for r in results],
+    }
+
+
+def halt(
+    clients: HaltClients,
+    writer: AuditWriter,
+    targets: Sequence[HaltTarget],
+    mode: str,
+    *,
+    actor: str,
+    reason: str,
+    trigger: Mapping[str, Any] | None = None,
+    request_id: str | None = None,
+    max_workers: int = DEFAULT_MAX_WORKERS,
+    retry: RetryPolicy | None = None,
+    wait: WaitSettings | None = None,
+) -> dict[str, Any]:
+    """Halt every target in ``mode``; return ``{action, mode, status, seconds, results}``.
+
+    ``trigger`` is the alarm event when a tripwire pulled the switch; it goes into every audit event.
+    """
+    ctx = _Context(
+        clients, writer, actor, reason, request_id, trigger, retry or RetryPolicy(), wait or WaitSettings()
+    )
+    return _fan_out(ctx, targets, mode, halting=True, max_workers=max_workers)
+
+
+def resume(
+    clients: HaltClients,
+    writer: AuditWriter,
+    targets: Sequence[HaltTarget],
+    mode: str,
+    *,
+    actor: str,
+    reason: str,
+    trigger: Mapping[str, Any] | None = None,
+    request_id: str | None = None,
+    max_workers: int = DEFAULT_MAX_WORKERS,
+    retry: RetryPolicy | None = None,
+    wait: WaitSettings | None = None,
+) -> dict[str, Any]:
+    """Undo :func:`halt` for every target in ``mode`` (the exact inverse); same result shape."""
+    ctx = _Context(
+        clients, writer, actor, reason, request_id, trigger, retry or RetryPolicy(), wait or WaitSettings()
+    )
+    return _fan_out(ctx, targets, mode, halting=False, max_workers=max_workers)

@@ -1,0 +1,247 @@
+"""HaltActions under the Pulumi mock runtime: functions, roles, policies, alarm, rule, wiring."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from parliament import analyze_policy_string
+
+from breakglass.components import HaltActions, HaltActionsArgs
+from breakglass.lambdas.halt_handler import ENV_HALT_TARGETS
+from breakglass.lambdas.runtime import ENV_ALERT_TOPIC, ENV_AUDIT_BUCKET, ENV_AUDIT_KMS_KEY, ENV_AUDIT_PREFIX
+from breakglass.local.synth import ACCOUNT_ID, SynthError, SynthResult, synth
+from breakglass.policies.halt import parse_targets
+
+KEY = f"arn:aws:kms:us-east-1:{ACCOUNT_ID}:key/audit"
+TOPIC = f"arn:aws:sns:us-east-1:{ACCOUNT_ID}:alerts"
+CLAUDE = "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0"
+
+
+def args(**overrides: Any) -> HaltActionsArgs:
+    base: dict[str, Any] = {
+        "targets": [
+            {
+                "id": "chat",
+                "endpoint_name": "chat-endpoint",
+                "invoker_roles": ["chat-invoker"],
+                "modes": ["deny-invoke", "delete-endpoint"],
+            },
+            {"id": "claude", "bedrock_arns": [CLAUDE], "invoker_roles": ["agent-invoker"]},
+        ],
+        "audit_bucket_name": "audit-bucket",
+        "audit_kms_key_arn": KEY,
+        "alert_topic_arn": TOPIC,
+        "tripwires": [
+            {
+                "name": "errors",
+                "metric_name": "Invocation5XXErrors",
+                "namespace": "AWS/SageMaker",
+                "dimensions": {"EndpointName": "chat-endpoint", "VariantName": "AllTraffic"},
+                "threshold": 5,
+                "evaluation_periods": 3,
+                "datapoints_to_alarm": 2,
+                "targets": ["chat"],
+            }
+        ],
+    }
+    base.update(overrides)
+    return base  # type: ignore[return-value]
+
+
+def run(**overrides: Any) -> SynthResult:
+    return synth(lambda: HaltActions("ai", args(**overrides)))
+
+
+def policy_of(result: SynthResult, function: str) -> dict[str, Any]:
+    return dict(
+        json.loads(result.one("aws:iam/rolePolicy:RolePolicy", f"{function}-policy").inputs["policy"])
+    )
+
+
+def test_it_deploys_a_halt_and_a_resume_function_each_with_its_own_role() -> None:
+    result = run()
+    component = result.one("breakglass:index:HaltActions")
+    assert component.name == "ai"
+    functions = {f.name: f for f in result.by_type("aws:lambda/function:Function")}
+    assert sorted(functions) == ["ai-halt", "ai-resume"]
+    assert functions["ai-halt"].inputs["handler"] == "breakglass.lambdas.halt_handler.halt_handler"
+    assert functions["ai-resume"].inputs["handler"] == "breakglass.lambdas.halt_handler.resume_handler"
+    assert functions["ai-resume"].inputs["timeout"] == 900
+    assert {r.name for r in result.by_type("aws:iam/role:Role")} == {"ai-halt-role", "ai-resume-role"}
+    assert all(f.parent == "ai" for f in functions.values())
+
+
+def test_the_functions_get_the_audit_settings_and_targets_through_the_runtime_names() -> None:
+    variables = run().one("aws:lambda/function:Function", "ai-halt").inputs["environment"]["variables"]
+    assert variables[ENV_AUDIT_BUCKET] == "audit-bucket"
+    assert variables[ENV_AUDIT_PREFIX] == "breakglass-events"
+    assert variables[ENV_AUDIT_KMS_KEY] == KEY
+    assert variables[ENV_ALERT_TOPIC] == TOPIC
+    targets = parse_targets("env", json.loads(variables[ENV_HALT_TARGETS]))
+    assert [t.id for t in targets] == ["chat", "claude"]
+
+
+def test_the_function_policies_name_only_the_declared_targets_and_lint_clean() -> None:
+    result = run()
+    halt = policy_of(result, "ai-halt")
+    text = json.dumps(halt)
+    assert f"arn:aws:iam::{ACCOUNT_ID}:role/chat-invoker" in text
+    assert f"arn:aws:sagemaker:us-east-1:{ACCOUNT_ID}:endpoint/chat-endpoint" in text
+    assert "arn:aws:s3:::audit-bucket/breakglass-snapshots/chat/*" in text
+    assert not any(s["Resource"] == "*" for s in halt["Statement"])  # no tag selector, no scp target
+    for name in ("ai-halt", "ai-resume"):
+        document = policy_of(result, name)
+        assert [str(f) for f in analyze_policy_string(json.dumps(document)).findings] == []
+
+
+def test_a_tripwire_is_an_alarm_a_rule_on_its_alarm_state_and_the_halt_function_as_target() -> None:
+    result = run()
+    alarm = result.one("aws:cloudwatch/metricAlarm:MetricAlarm")
+    assert alarm.inputs["metricName"] == "Invocation5XXErrors"
+    assert alarm.inputs["namespace"] == "AWS/SageMaker"
+    assert alarm.inputs["dimensions"] == {"EndpointName": "chat-endpoint", "VariantName": "AllTraffic"}
+    assert alarm.inputs["threshold"] == 5.0
+    assert alarm.inputs["evaluationPeriods"] == 3
+    assert alarm.inputs["datapointsToAlarm"] == 2
+    assert alarm.inputs["comparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm.inputs["treatMissingData"] == "notBreaching"
+    assert alarm.inputs["alarmActions"] == [TOPIC]
+
+    rule = result.one("aws:cloudwatch/eventRule:EventRule")
+    pattern = json.loads(rule.inputs["eventPattern"])
+    assert pattern["resources"] == [alarm.outputs["arn"]]
+    assert pattern["detail"] == {"state": {"value": ["ALARM"]}}
+
+    target = result.one("aws:cloudwatch/eventTarget:EventTarget")
+    assert target.inputs["rule"] == rule.inputs["name"]
+    assert target.inputs["arn"] == result.one("aws:lambda/function:Function", "ai-halt").outputs["arn"]
+    template = target.inputs["inputTransformer"]["inputTemplate"]
+    rendered = json.loads(template.replace("<aws.events.event.json>", "{}"))
+    assert rendered == {
+        "source": "breakglass.tripwire",
+        "tripwire": "errors",
+        "mode": "deny-invoke",
+        "targets": ["chat"],
+        "alarm": {},
+    }
+
+    permission = result.one("aws:lambda/permission:Permission")
+    assert permission.inputs["principal"] == "events.amazonaws.com"
+    assert permission.inputs["action"] == "lambda:InvokeFunction"
+    assert permission.inputs["function"] == "ai-halt"
+    assert permission.inputs["sourceArn"] == rule.outputs["arn"]
+
+
+def test_without_tripwires_there_is_no_alarm_or_rule() -> None:
+    result = run(tripwires=[])
+    assert result.by_type("aws:cloudwatch/metricAlarm:MetricAlarm") == []
+    assert result.by_type("aws:cloudwatch/eventRule:EventRule") == []
+
+
+def test_a_tripwire_without_targets_halts_every_target_that_allows_its_mode() -> None:
+    tripwire = {
+        "name": "guardrail",
+        "metric_name": "InvocationsIntervened",
+        "namespace": "AWS/Bedrock",
+        "threshold": 1,
+    }
+    template = (
+        run(tripwires=[tripwire]).one("aws:cloudwatch/eventTarget:EventTarget").inputs["inputTransformer"]
+    )
+    assert json.loads(template["inputTemplate"].replace("<aws.events.event.json>", "{}"))["targets"] == [
+        "chat",
+        "claude",
+    ]
+
+
+def test_a_scp_target_adds_only_the_organizations_statements_it_needs() -> None:
+    targets = [{"id": "org", "bedrock_arns": [CLAUDE], "modes": ["scp"], "scp_target_ids": ["111122223333"]}]
+    halt = policy_of(run(targets=targets, tripwires=[]), "ai-halt")
+    actions = sorted(a for s in halt["Statement"] for a in s["Action"] if a.startswith("organizations:"))
+    assert actions == [
+        "organizations:AttachPolicy",
+        "organizations:CreatePolicy",
+        "organizations:DescribePolicy",
+        "organizations:ListPolicies",
+        "organizations:ListTargetsForPolicy",
+        "organizations:UpdatePolicy",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"targets": []}, "targets: declare at least one"),
+        ({"audit_bucket_name": None}, "audit_bucket_name: is required"),
+        ({"audit_bucket": "x"}, "audit_bucket: unknown setting"),
+        ({"targets": [{"id": "x", "endpoint_name": "e"}]}, r"targets\[0\]\.invoker_roles"),
+        ({"tripwires": [{"name": "t", "metric_name": "m", "namespace": "n"}]}, r"tripwires\[0\]\.threshold"),
+        (
+            {
+                "tripwires": [
+                    {"name": "t", "metric_name": "m", "namespace": "n", "threshold": 1, "period": 45}
+                ]
+            },
+            r"tripwires\[0\]\.period",
+        ),
+        (
+            {
+                "tripwires": [
+                    {"name": "t", "metric_name": "m", "namespace": "n", "threshold": 1, "targets": ["nope"]}
+                ]
+            },
+            r"tripwires\[0\]\.targets\[0\]",
+        ),
+        (
+            {
+                "tripwires": [
+                    {
+                        "name": "t",
+                        "metric_name": "m",
+                        "namespace": "n",
+                        "threshold": 1,
+                        "mode": "delete-endpoint",
+                        "targets": ["claude"],
+                    }
+                ]
+            },
+            r"tripwires\[0\]\.targets\[0\]: target 'claude' does not allow mode delete-endpoint",
+        ),
+        (
+            {
+                "tripwires": [
+                    {"name": "t", "metric_name": "m", "namespace": "n", "threshold": 1, "statistic": "p99"}
+                ]
+            },
+            r"tripwires\[0\]\.statistic",
+        ),
+        (
+            {
+                "tripwires": [
+                    {
+                        "name": "t",
+                        "metric_name": "m",
+                        "namespace": "n",
+                        "threshold": 1,
+                        "datapoints_to_alarm": 2,
+                    }
+                ]
+            },
+            r"tripwires\[0\]\.datapoints_to_alarm",
+        ),
+    ],
+)
+def test_bad_args_are_rejected_naming_the_field(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(SynthError, match=message):
+        run(**overrides)
+
+
+def test_too_many_targets_for_the_lambda_environment_are_refused_with_advice() -> None:
+    targets = [
+        {"id": f"target-{i}", "endpoint_name": f"endpoint-number-{i}", "invoker_roles": [f"invoker-role-{i}"]}
+        for i in range(60)
+    ]
+    with pytest.raises(SynthError, match=r"targets: .*split the targets over several HaltActions"):
+        run(targets=targets, tripwires=[])
