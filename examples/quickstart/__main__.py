@@ -1,1 +1,109 @@
-"""Quickstart: the break-glass stack for one account. `breakglass synth examples/quickstart` shows it."""
+"""Quickstart: break-glass access for the AI systems of one account.
+
+Preview it offline with ``breakglass synth examples/quickstart`` (no AWS account, no Pulumi CLI);
+deploy it with ``pulumi up`` from the repository root (Pulumi.yaml points here).
+
+Stack config (all optional): ``alertEmail``, ``responders`` (comma-separated principal ARNs),
+``endpointName`` and ``invokerRole`` (the SageMaker endpoint to guard and the role that calls it).
+"""
+
+import pulumi
+
+from breakglass.components import AuditQueries, AuditTrail, EmergencyRole, HaltActions
+
+config = pulumi.Config()
+responders = (config.get("responders") or "arn:aws:iam::123456789012:role/oncall-ml").split(",")
+endpoint = config.get("endpointName") or "chat-prod"
+invoker_role = config.get("invokerRole") or "chat-api"
+
+# 1. The record nobody can erase: CloudTrail + break-glass events in an Object Lock bucket.
+audit = AuditTrail("audit", {"alert_emails": [config.get("alertEmail") or "security@example.com"]})
+
+# 2. What auditors run: Glue tables with partition projection, an Athena workgroup, named queries.
+AuditQueries("audit-queries", {"audit_bucket": audit.bucket_name, "kms_key_arn": audit.kms_key_arn})
+
+# 3. One emergency role per tier, locked until a grant opens it for one person and one window.
+protected = [audit.bucket_arn, audit.kms_key_arn]
+halt_tier = EmergencyRole(
+    "halt",
+    {
+        "tier": "halt",
+        "allowed_requesters": responders,
+        "inline_policies": {
+            "invoke-halt-functions": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "lambda:InvokeFunction",
+                        "Resource": [
+                            "arn:aws:lambda:*:*:function:ai-halt",
+                            "arn:aws:lambda:*:*:function:ai-resume",
+                        ],
+                    }
+                ],
+            }
+        },
+        "max_window_seconds": 3600,
+        "protected_arns": protected,
+    },
+)
+operator_tier = EmergencyRole(
+    "operator",
+    {
+        "tier": "operator",
+        "allowed_requesters": responders,
+        "managed_policy_arns": ["arn:aws:iam::aws:policy/AmazonSageMakerFullAccess"],
+        "max_window_seconds": 2 * 3600,
+        "protected_arns": protected,
+    },
+)
+admin_tier = EmergencyRole(
+    "admin",
+    {
+        "tier": "admin",
+        "allowed_requesters": responders,
+        "managed_policy_arns": ["arn:aws:iam::aws:policy/AdministratorAccess"],
+        "max_window_seconds": 4 * 3600,
+        "max_mfa_age_seconds": 900,
+        "protected_arns": protected,
+    },
+)
+
+# 4. The kill switch: stop the model by hand or when its 5xx rate trips the alarm.
+kill_switch = HaltActions(
+    "ai",
+    {
+        "targets": [
+            {
+                "id": "chat",
+                "endpoint_name": endpoint,
+                "invoker_roles": [invoker_role],
+                "modes": ["deny-invoke", "delete-endpoint"],
+            }
+        ],
+        "audit_bucket_name": audit.bucket_name,
+        "audit_kms_key_arn": audit.kms_key_arn,
+        "alert_topic_arn": audit.alert_topic_arn,
+        "tripwires": [
+            {
+                "name": "chat-5xx",
+                "namespace": "AWS/SageMaker",
+                "metric_name": "Invocation5XXErrors",
+                "dimensions": {"EndpointName": endpoint, "VariantName": "AllTraffic"},
+                "statistic": "Sum",
+                "threshold": 5,
+                "period": 60,
+                "evaluation_periods": 3,
+                "datapoints_to_alarm": 2,
+                "mode": "deny-invoke",
+                "targets": ["chat"],
+            }
+        ],
+    },
+)
+
+pulumi.export("audit_bucket", audit.bucket_name)
+pulumi.export("alert_topic", audit.alert_topic_arn)
+pulumi.export("emergency_roles", [halt_tier.role_arn, operator_tier.role_arn, admin_tier.role_arn])
+pulumi.export("halt_function", kill_switch.halt_function.name)

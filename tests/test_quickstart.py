@@ -1,0 +1,61 @@
+"""The quickstart program (`make demo`) synthesizes offline and keeps its secure defaults."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from breakglass.cli.main import app
+from breakglass.local.synth import SynthResult, synth_directory
+
+QUICKSTART = Path(__file__).resolve().parents[1] / "examples" / "quickstart"
+ROOT = QUICKSTART.parents[1]
+
+
+def quickstart() -> SynthResult:
+    return synth_directory(QUICKSTART)
+
+
+def test_the_root_project_file_points_at_the_quickstart() -> None:
+    from breakglass.local.synth import program_entry
+
+    assert program_entry(ROOT) == QUICKSTART / "__main__.py"
+
+
+def test_every_emergency_role_is_created_locked() -> None:
+    roles = [
+        r for r in quickstart().by_type("aws:iam/role:Role") if r.parent in {"halt", "operator", "admin"}
+    ]
+    assert sorted(r.inputs["name"] for r in roles) == [
+        "breakglass-emergency-admin",
+        "breakglass-emergency-halt",
+        "breakglass-emergency-operator",
+    ]
+    for role in roles:
+        trust = json.loads(role.inputs["assumeRolePolicy"])
+        assert [s["Effect"] for s in trust["Statement"]] == ["Deny"], role.name
+        assert role.inputs["permissionsBoundary"], role.name
+
+
+def test_the_audit_bucket_is_locked_in_compliance_mode() -> None:
+    lock = quickstart().one("aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")
+    retention = lock.inputs["rule"]["defaultRetention"]
+    assert retention == {"mode": "COMPLIANCE", "days": 365}
+
+
+def test_the_kill_switch_and_its_tripwire_are_deployed() -> None:
+    result = quickstart()
+    assert {f.inputs["name"] for f in result.by_type("aws:lambda/function:Function")} >= {
+        "ai-halt",
+        "ai-resume",
+    }
+    assert result.one("aws:cloudwatch/metricAlarm:MetricAlarm").inputs["metricName"] == "Invocation5XXErrors"
+
+
+def test_make_demo_command_prints_the_tree() -> None:
+    result = CliRunner().invoke(app, ["synth", str(QUICKSTART)])
+    assert result.exit_code == 0, result.output
+    assert "LockedNoActiveGrant" in result.output
+    assert "COMPLIANCE" in result.output
