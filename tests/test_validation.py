@@ -55,7 +55,7 @@ def test_require_choice_lists_the_options() -> None:
 
 
 def test_require_bool_refuses_truthy_strings() -> None:
-    with pytest.raises(ConfigError, match="^require_mfa: must be true or false"):
+    with pytest.raises(ConfigError, match=r"^require_mfa: must be true or false"):
         require_bool("require_mfa", "yes")
 
 
