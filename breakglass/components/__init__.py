@@ -1,3 +1,5 @@
+from breakglass.components.approval_workflow import ApprovalWorkflow as ApprovalWorkflow
+from breakglass.components.approval_workflow import ApprovalWorkflowArgs as ApprovalWorkflowArgs
 from breakglass.components.audit_queries import AuditQueries as AuditQueries
 from breakglass.components.audit_queries import AuditQueriesArgs as AuditQueriesArgs
 from breakglass.components.audit_trail import AuditTrail as AuditTrail

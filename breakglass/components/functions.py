@@ -80,6 +80,7 @@ def python_function(
     timeout: int = 60,
     memory_size: int = 256,
     kms_key_arn: pulumi.Input[str] | None = None,
+    reserved_concurrent_executions: int | None = None,
     parent: pulumi.Resource,
 ) -> DeployedFunction:
     """Create ``name`` (function, role, inline policy, log group) as children of ``parent``.
@@ -123,6 +124,7 @@ def python_function(
         role=role.arn,
         timeout=timeout,
         memory_size=memory_size,
+        reserved_concurrent_executions=reserved_concurrent_executions,
         architectures=["arm64"],
         environment=aws.lambda_.FunctionEnvironmentArgs(variables=dict(environment)) if environment else None,
         kms_key_arn=kms_key_arn,

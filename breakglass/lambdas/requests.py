@@ -1,0 +1,388 @@
+"""Request validation: the first step of the workflow, and the tiers' approval policy.
+
+A request names a tier, a justification, a ticket (where the tier wants one), a duration and
+the requester's TOTP code. :func:`validate_request` checks all of it and returns the
+:class:`~breakglass.lambdas.store.RequestRecord` to store, or raises :class:`RequestRejected`
+naming the field that was wrong and what to do. The TOTP code is checked last, so a typo in the
+reason never burns a code.
+
+The approval policy per tier (``auto`` or a quorum, approvers, backup approvers, ticket rules,
+deadline) is component configuration; the component passes it to the functions as JSON in
+``BREAKGLASS_APPROVAL_POLICY`` and this module parses it for both sides.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final, Protocol
+
+from breakglass.lambdas.events import iso
+from breakglass.lambdas.store import Enrollment, RequestRecord
+from breakglass.lambdas.totp import TotpRejected, TotpStore, verify_totp
+from breakglass.validation import (
+    ConfigError,
+    reject_unknown_keys,
+    require_bool,
+    require_int,
+    require_mapping,
+    require_str,
+    require_str_list,
+)
+
+ENV_APPROVAL_POLICY: Final = "BREAKGLASS_APPROVAL_POLICY"
+
+REASON_MIN: Final = 10
+REASON_MAX: Final = 1000
+TICKET_MAX: Final = 128
+# IAM will not issue a session shorter than 15 minutes, so a shorter window is useless.
+MIN_DURATION_SECONDS: Final = 900
+MIN_APPROVAL_TIMEOUT: Final = 1
+MAX_APPROVAL_TIMEOUT: Final = 7 * 24 * 3600
+DEFAULT_APPROVAL_TIMEOUT: Final = 3600
+MAX_QUORUM: Final = 10
+USER_PATTERN: Final = r"[\w+=,.@-]{2,64}"
+USER_HINT: Final = "use the user id you enrolled with (2-64 letters, digits or + = , . @ _ -)"
+REQUEST_FIELDS: Final = ("tier", "requester", "reason", "ticket", "duration", "totp")
+_DURATION = re.compile(r"(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?")
+
+
+class RequestRejected(ValueError):
+    """A request that will not go further. The class name is the Step Functions error name."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")
+
+
+class TierLimits(Protocol):
+    """What validation needs from a tier (``breakglass.lambdas.grants.Tier`` has it)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def max_window_seconds(self) -> int: ...
+    @property
+    def allowed_requesters(self) -> Sequence[str]: ...
+
+
+class EnrollmentStore(TotpStore, Protocol):
+    def get_enrollment(self, user: str) -> Enrollment | None: ...
+
+
+# -- the approval policy ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TierApproval:
+    """How one tier is approved. ``quorum`` 0 means ``auto`` (approved at once, approvers told)."""
+
+    quorum: int
+    approvers: tuple[str, ...] = ()
+    backup_approvers: tuple[str, ...] = ()
+    ticket_required: bool = False
+    ticket_pattern: str | None = None
+    approval_timeout_seconds: int = DEFAULT_APPROVAL_TIMEOUT
+
+    @property
+    def auto(self) -> bool:
+        return self.quorum == 0
+
+    @classmethod
+    def from_dict(cls, field: str, data: Any) -> TierApproval:
+        """Parse one tier's settings; :class:`ConfigError` names ``field.<setting>``."""
+        values = require_mapping(field, data)
+        known = (
+            "approval",
+            "approvers",
+            "backup_approvers",
+            "ticket_required",
+            "ticket_pattern",
+            "approval_timeout_seconds",
+        )
+        reject_unknown_keys(field, values, known)
+        if "approval" not in values:
+            raise ConfigError(f"{field}.approval", 'required: "auto" or the number of approvers needed')
+        approval = values["approval"]
+        if approval == "auto":
+            quorum = 0
+        elif isinstance(approval, int) and not isinstance(approval, bool):
+            quorum = require_int(f"{field}.approval", approval, minimum=1, maximum=MAX_QUORUM)
+        else:
+            raise ConfigError(
+                f"{field}.approval", f'must be "auto" or a quorum from 1 to {MAX_QUORUM}, got {approval!r}'
+            )
+        approvers = require_str_list(
+            f"{field}.approvers", values.get("approvers", []), pattern=USER_PATTERN, hint=USER_HINT
+        )
+        backups = require_str_list(
+            f"{field}.backup_approvers",
+            values.get("backup_approvers", []),
+            pattern=USER_PATTERN,
+            hint=USER_HINT,
+        )
+        both = sorted(set(approvers) & set(backups))
+        if both:
+            raise ConfigError(f"{field}.backup_approvers", f"{both[0]!r} is already a primary approver")
+        if quorum and len(approvers) < quorum:
+            raise ConfigError(
+                f"{field}.approvers",
+                f"a quorum of {quorum} needs at least {quorum} approvers, got {len(approvers)}",
+            )
+        ticket_required = require_bool(f"{field}.ticket_required", values.get("ticket_required", False))
+        pattern = values.get("ticket_pattern")
+        if pattern is not None:
+            require_str(f"{field}.ticket_pattern", pattern, max_length=200)
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ConfigError(
+                    f"{field}.ticket_pattern", f"is not a valid regular expression: {exc}"
+                ) from exc
+        timeout = require_int(
+            f"{field}.approval_timeout_seconds",
+            values.get("approval_timeout_seconds", DEFAULT_APPROVAL_TIMEOUT),
+            minimum=MIN_APPROVAL_TIMEOUT,
+            maximum=MAX_APPROVAL_TIMEOUT,
+        )
+        return cls(
+            quorum=quorum,
+            approvers=approvers,
+            backup_approvers=backups,
+            ticket_required=ticket_required,
+            ticket_pattern=pattern,
+            approval_timeout_seconds=timeout,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "approval": "auto" if self.auto else self.quorum,
+            "approvers": list(self.approvers),
+            "backup_approvers": list(self.backup_approvers),
+            "ticket_required": self.ticket_required,
+            "approval_timeout_seconds": self.approval_timeout_seconds,
+        }
+        if self.ticket_pattern is not None:
+            data["ticket_pattern"] = self.ticket_pattern
+        return data
+
+
+def parse_policy(data: Any, field: str = "tiers") -> dict[str, TierApproval]:
+    values = require_mapping(field, data)
+    if not values:
+        raise ConfigError(field, "must name at least one tier")
+    return {str(tier): TierApproval.from_dict(f"{field}.{tier}", spec) for tier, spec in values.items()}
+
+
+def policy_to_json(policy: Mapping[str, TierApproval]) -> str:
+    return json.dumps({tier: approval.to_dict() for tier, approval in policy.items()}, sort_keys=True)
+
+
+def load_policy(environ: Mapping[str, str] | None = None) -> dict[str, TierApproval]:
+    """The approval policy the component put in the function's environment."""
+    env = os.environ if environ is None else environ
+    raw = env.get(ENV_APPROVAL_POLICY, "")
+    if not raw:
+        raise RuntimeError(
+            f"environment variable {ENV_APPROVAL_POLICY} is not set: the function is misconfigured"
+        )
+    return parse_policy(json.loads(raw), ENV_APPROVAL_POLICY)
+
+
+def eligible_approvers(approval: TierApproval, requester: str, *, backup: bool = False) -> tuple[str, ...]:
+    """Who may vote on ``requester``'s request: never the requester, whatever the configuration."""
+    people: Iterable[str] = (
+        (*approval.approvers, *approval.backup_approvers) if backup else approval.approvers
+    )
+    return tuple(p for p in dict.fromkeys(people) if p != requester)
+
+
+# -- one request ------------------------------------------------------------------------------------
+
+
+def parse_duration(field: str, value: Any) -> int:
+    """Seconds from ``"30m"``, ``"1h"``, ``"1h30m"``, ``"900s"``, ``"900"`` or an int."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        seconds = value
+    elif isinstance(value, str) and value.strip():
+        text = value.strip().lower()
+        if text.isdigit():
+            seconds = int(text)
+        else:
+            match = _DURATION.fullmatch(text)
+            if match is None or not any(match.groupdict().values()):
+                raise ConfigError(
+                    field, f'{value!r} is not a duration: use e.g. "30m", "1h", "1h30m" or seconds'
+                )
+            parts = {k: int(v or 0) for k, v in match.groupdict().items()}
+            seconds = parts["h"] * 3600 + parts["m"] * 60 + parts["s"]
+    else:
+        raise ConfigError(
+            field, f'must be a duration such as "30m", "1h" or a number of seconds, got {value!r}'
+        )
+    if seconds < MIN_DURATION_SECONDS:
+        raise ConfigError(field, f"must be at least {MIN_DURATION_SECONDS // 60} minutes, got {seconds} s")
+    return seconds
+
+
+@dataclass(frozen=True)
+class AccessRequest:
+    """A request as the requester sent it, checked for shape (not yet against the tier)."""
+
+    request_id: str
+    tier: str
+    requester: str
+    reason: str
+    ticket: str | None
+    duration_seconds: int
+    totp: str
+
+    @classmethod
+    def from_input(cls, data: Any, *, request_id: str) -> AccessRequest:
+        values = require_mapping("request", data)
+        reject_unknown_keys("", values, REQUEST_FIELDS)
+        for name in ("tier", "requester", "reason", "duration", "totp"):
+            if values.get(name) in (None, ""):
+                raise ConfigError(name, "is required")
+        ticket = values.get("ticket")
+        return cls(
+            request_id=require_str("request_id", request_id, pattern=r"[A-Za-z0-9][A-Za-z0-9_.-]{0,79}"),
+            tier=require_str("tier", values["tier"], max_length=64),
+            requester=require_str("requester", values["requester"], pattern=USER_PATTERN, hint=USER_HINT),
+            reason=require_str("reason", values["reason"]).strip(),
+            ticket=require_str("ticket", ticket, max_length=TICKET_MAX).strip()
+            if ticket not in (None, "")
+            else None,
+            duration_seconds=parse_duration("duration", values["duration"]),
+            totp=require_str("totp", values["totp"], max_length=16),
+        )
+
+
+@dataclass(frozen=True)
+class ValidatedRequest:
+    """What the workflow goes on with: the record to store and the tier's approval settings."""
+
+    record: RequestRecord
+    approval: TierApproval
+
+    def state(self) -> dict[str, Any]:
+        """The small part the state machine carries (handlers reload the rest from the table)."""
+        r = self.record
+        return {
+            "request_id": r.request_id,
+            "tier": r.tier,
+            "requester": r.requester,
+            "quorum": r.quorum,
+            "duration_seconds": r.duration_seconds,
+            "approval_timeout_seconds": self.approval.approval_timeout_seconds,
+        }
+
+
+def validate_request(
+    store: EnrollmentStore,
+    tiers: Mapping[str, TierLimits],
+    policy: Mapping[str, TierApproval],
+    data: Any,
+    *,
+    request_id: str,
+    now: datetime,
+    execution_arn: str | None = None,
+) -> ValidatedRequest:
+    """Check a request end to end; raise :class:`RequestRejected` naming the field otherwise."""
+    try:
+        request = AccessRequest.from_input(data, request_id=request_id)
+        tier, approval = _tier_of(request.tier, tiers, policy)
+        _check_reason(request.reason)
+        _check_ticket(request, approval)
+        if request.duration_seconds > tier.max_window_seconds:
+            raise ConfigError(
+                "duration",
+                f"tier {tier.name!r} allows at most {_human(tier.max_window_seconds)}, "
+                f"asked for {_human(request.duration_seconds)}",
+            )
+        enrollment = _enrolled_responder(store, request.requester)
+        if enrollment.principal_arn not in tier.allowed_requesters:
+            raise ConfigError(
+                "requester",
+                f"{request.requester!r} ({enrollment.principal_arn}) may not request tier {tier.name!r}; "
+                "ask the cloud team to add you to the tier's allowed requesters",
+            )
+        approvers = eligible_approvers(approval, request.requester)
+        if (
+            approval.quorum
+            and len(eligible_approvers(approval, request.requester, backup=True)) < approval.quorum
+        ):
+            raise ConfigError(
+                "tier",
+                f"tier {tier.name!r} needs {approval.quorum} approvers besides you and has fewer; "
+                "ask the cloud team to add approvers",
+            )
+        verify_totp(store, request.requester, request.totp, now=now)
+    except ConfigError as exc:
+        raise RequestRejected(exc.field or "request", exc.problem) from exc
+    except TotpRejected as exc:
+        raise RequestRejected("totp", str(exc)) from exc
+    record = RequestRecord(
+        request_id=request.request_id,
+        requester=request.requester,
+        requester_arn=enrollment.principal_arn,
+        tier=request.tier,
+        reason=request.reason,
+        ticket=request.ticket,
+        duration_seconds=request.duration_seconds,
+        requested_at=iso(now),
+        status="pending",
+        quorum=approval.quorum,
+        approvers=approvers,
+        execution_arn=execution_arn,
+    )
+    return ValidatedRequest(record=record, approval=approval)
+
+
+def _tier_of(
+    name: str, tiers: Mapping[str, TierLimits], policy: Mapping[str, TierApproval]
+) -> tuple[TierLimits, TierApproval]:
+    if name not in tiers or name not in policy:
+        known = ", ".join(sorted(set(tiers) & set(policy))) or "none"
+        raise ConfigError("tier", f"unknown tier {name!r}; known tiers: {known}")
+    return tiers[name], policy[name]
+
+
+def _check_reason(reason: str) -> None:
+    if len(reason) < REASON_MIN:
+        raise ConfigError("reason", f"say why you need access in at least {REASON_MIN} characters")
+    if len(reason) > REASON_MAX:
+        raise ConfigError("reason", f"must be at most {REASON_MAX} characters, got {len(reason)}")
+
+
+def _check_ticket(request: AccessRequest, approval: TierApproval) -> None:
+    if request.ticket is None:
+        if approval.ticket_required:
+            raise ConfigError("ticket", f"tier {request.tier!r} requires an incident ticket")
+        return
+    if approval.ticket_pattern and not re.fullmatch(approval.ticket_pattern, request.ticket):
+        raise ConfigError(
+            "ticket",
+            f"{request.ticket!r} does not look like a ticket of tier {request.tier!r} ({approval.ticket_pattern})",
+        )
+
+
+def _enrolled_responder(store: EnrollmentStore, user: str) -> Enrollment:
+    enrollment = store.get_enrollment(user)
+    if enrollment is None:
+        raise ConfigError("requester", f"{user!r} is not enrolled; ask security to enroll you")
+    if "responder" not in enrollment.roles:
+        raise ConfigError("requester", f"{user!r} is enrolled but not as a responder")
+    return enrollment
+
+
+def _human(seconds: int) -> str:
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else "", f"{secs}s" if secs else ""]
+    return "".join(parts) or "0s"

@@ -1,0 +1,71 @@
+"""Post-event review: an auditor's verdict on a request the workflow finished.
+
+The workflow ends by writing a ``review`` event with outcome ``opened``; the ``unreviewed_events``
+query lists the request until a ``review`` event with outcome ``accepted`` or ``flagged`` exists.
+The verdict is itself an audit event in the locked bucket, so it cannot be changed afterwards,
+only followed by another verdict.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Protocol
+
+from breakglass.lambdas.events import AuditEvent
+from breakglass.validation import ConfigError, require_choice, require_str
+
+VERDICTS: Final = ("accepted", "flagged")
+NOTE_MAX: Final = 2000
+REQUEST_ID_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+USER_PATTERN: Final = r"[\w+=,.@-]{2,64}"
+
+
+class EventWriter(Protocol):
+    def write(self, event: AuditEvent) -> str: ...
+
+
+class RequestLookup(Protocol):
+    def get_request(self, request_id: str) -> Any: ...
+
+
+def record_verdict(
+    writer: EventWriter,
+    request_id: str,
+    auditor: str,
+    verdict: str,
+    note: str,
+    *,
+    store: RequestLookup | None = None,
+) -> str:
+    """Write the auditor's verdict (``accepted`` or ``flagged``); return the event's key.
+
+    A flagged verdict needs a note saying what is wrong. With ``store``, the request must exist
+    and its requester cannot review their own access.
+    """
+    require_str("request_id", request_id, pattern=REQUEST_ID_PATTERN)
+    require_str("auditor", auditor, pattern=USER_PATTERN, hint="use the auditor's user id")
+    require_choice("verdict", verdict, VERDICTS)
+    if not isinstance(note, str):
+        raise ConfigError("note", f"must be text, got {type(note).__name__}")
+    if len(note) > NOTE_MAX:
+        raise ConfigError("note", f"must be at most {NOTE_MAX} characters, got {len(note)}")
+    if verdict == "flagged" and not note.strip():
+        raise ConfigError("note", "say what is wrong when flagging a request")
+    requester = tier = None
+    if store is not None:
+        record = store.get_request(request_id)
+        if record is None:
+            raise ConfigError("request_id", f"no request {request_id!r}")
+        if record.requester == auditor:
+            raise ConfigError("auditor", "the requester cannot review their own access")
+        requester, tier = record.requester, record.tier
+    return writer.write(
+        AuditEvent(
+            event_type="review",
+            actor=auditor,
+            outcome=verdict,
+            request_id=request_id,
+            requester=requester,
+            tier=tier,
+            details={"note": note.strip()},
+        )
+    )

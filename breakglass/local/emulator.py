@@ -1,0 +1,549 @@
+"""An embedded AWS emulator: moto's server in this process, running the workflow for real.
+
+:class:`Emulator` starts ``moto.server.ThreadedMotoServer`` on a free port, turns on moto's
+Step Functions interpreter, runs Lambda handlers in-process (:mod:`breakglass.local.lambda_runner`)
+and shortens Wait states and retry back-offs so a whole request, approval, grant and expiry
+runs in seconds. :meth:`Emulator.deploy_workflow` creates what the approval workflow needs (locked
+audit bucket, KMS key, alert topic, table, link secret, SES identity, emergency roles, one Lambda
+per task and the state machine from :func:`breakglass.policies.state_machine.definition`) and
+returns a :class:`WorkflowDeployment` with the names and ARNs.
+
+Not for production: nothing here is secured; it exists for tests, the drill and benchmarks.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+import types
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+import breakglass
+from breakglass.lambdas import store
+from breakglass.lambdas.events import EVENTS_PREFIX, AuditEvent, parse_record
+from breakglass.lambdas.requests import ENV_APPROVAL_POLICY, TierApproval, policy_to_json
+from breakglass.lambdas.runtime import ENV_ALERT_TOPIC, ENV_AUDIT_BUCKET, ENV_AUDIT_KMS_KEY, ENV_AUDIT_PREFIX
+from breakglass.lambdas.store import RequestRecord, Store
+from breakglass.local import lambda_runner
+from breakglass.policies.emergency_role import locked_trust_policy
+from breakglass.policies.naming import emergency_role_name
+from breakglass.policies.state_machine import TASK_NAMES, RetryPolicy, WorkflowFunctions, definition
+
+if TYPE_CHECKING:
+    from breakglass.lambdas.grants import Tier
+
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"  # moto's default account
+
+_PATCH_LOCK = threading.Lock()
+_PACKAGE_ROOT = Path(breakglass.__file__).parent
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def lambda_zip() -> bytes:
+    """The code every emulated function gets: the Lambda side of this package, like the real zip."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for module in ("__init__.py", "validation.py"):
+            archive.write(_PACKAGE_ROOT / module, f"breakglass/{module}")
+        for sub in ("lambdas", "policies"):
+            for path in sorted((_PACKAGE_ROOT / sub).rglob("*.py")):
+                if "__pycache__" not in path.parts:
+                    archive.write(path, path.relative_to(_PACKAGE_ROOT.parent).as_posix())
+    return buffer.getvalue()
+
+
+class _Patches:
+    """moto's interpreter sleeps in real time in Wait states and retry back-offs: shorten both.
+
+    Installed once per process, scaled by the running emulators' settings (the smallest wins).
+    """
+
+    def __init__(self) -> None:
+        self.active: list[Emulator] = []
+        self._saved: dict[str, Any] = {}
+
+    def wait_cap(self) -> float:
+        return min((e.max_wait_seconds for e in self.active), default=float("inf"))
+
+    def retry_cap(self) -> float:
+        return min((e.max_retry_sleep_seconds for e in self.active), default=float("inf"))
+
+    def install(self, emulator: Emulator) -> None:
+        from moto.core.config import default_user_config
+        from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+        from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
+
+        with _PATCH_LOCK:
+            if not self.active:
+                self._saved = {
+                    "wait": wait_function.WaitFunction._wait_interval,
+                    "time": retrier_decl.time,
+                    "sfn": dict(default_user_config.get("stepfunctions", {})),
+                }
+                patches = self
+
+                def short_wait(self_: Any, env: Any, wait_seconds: int) -> None:
+                    # In slices, re-reading the cap: a test may hold an execution in its Wait
+                    # (large cap) and then let it go on (small cap).
+                    started = time.monotonic()
+                    while wait_seconds > 0 and env.is_running():
+                        left = min(float(wait_seconds), patches.wait_cap()) - (time.monotonic() - started)
+                        if left <= 0 or env.program_state_event.wait(min(left, 0.05)):
+                            return
+
+                real_sleep = time.sleep
+                wait_function.WaitFunction._wait_interval = short_wait  # type: ignore[method-assign,assignment]
+                retrier_decl.time = types.SimpleNamespace(  # type: ignore[assignment]
+                    sleep=lambda seconds: real_sleep(min(float(seconds), patches.retry_cap()))
+                )
+                default_user_config["stepfunctions"] = {"execute_state_machine": True}
+                lambda_runner.install()
+            self.active.append(emulator)
+
+    def uninstall(self, emulator: Emulator) -> None:
+        from moto.core.config import default_user_config
+        from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+        from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
+
+        with _PATCH_LOCK:
+            if emulator in self.active:
+                self.active.remove(emulator)
+            if not self.active and self._saved:
+                wait_function.WaitFunction._wait_interval = self._saved["wait"]  # type: ignore[method-assign]
+                retrier_decl.time = self._saved["time"]
+                default_user_config["stepfunctions"] = self._saved["sfn"]
+                lambda_runner.uninstall()
+                self._saved = {}
+
+
+_PATCHES = _Patches()
+
+
+class Emulator:
+    """moto's server in-process, with Step Functions executing and Lambdas running here.
+
+    Use as a context manager (or call :meth:`start` / :meth:`stop`). Waits last at most
+    ``max_wait_seconds``, retry back-offs at most ``max_retry_sleep_seconds``.
+    """
+
+    def __init__(
+        self, *, region: str = REGION, max_wait_seconds: float = 0.2, max_retry_sleep_seconds: float = 0.05
+    ) -> None:
+        self.region = region
+        self.max_wait_seconds = max_wait_seconds
+        self.max_retry_sleep_seconds = max_retry_sleep_seconds
+        self.port = 0
+        self._server: Any = None
+        self._saved_port: str | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Emulator:
+        from moto.server import ThreadedMotoServer
+
+        self.port = free_port()
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        # One access-log line per request would drown the test output.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self._server.start()
+        # The Step Functions interpreter calls Lambda back through the server on MOTO_PORT.
+        self._saved_port = os.environ.get("MOTO_PORT")
+        os.environ["MOTO_PORT"] = str(self.port)
+        _PATCHES.install(self)
+        return self
+
+    def stop(self) -> None:
+        _PATCHES.uninstall(self)
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        if self._saved_port is None:
+            os.environ.pop("MOTO_PORT", None)
+        else:
+            os.environ["MOTO_PORT"] = self._saved_port
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for ``service`` pointed at this emulator (worthless credentials)."""
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            region_name=self.region,
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id="emulator",
+            aws_secret_access_key="emulator",
+            config=Config(retries={"max_attempts": 2, "mode": "standard"}),
+        )
+
+    def session(self) -> EmulatorSession:
+        """An object with ``client(name)``, for service functions that take a ``session``."""
+        return EmulatorSession(self)
+
+    # -- what moto keeps that AWS would deliver elsewhere ------------------------------------------
+
+    def sent_emails(self) -> list[Any]:
+        """Every message SES accepted (moto keeps them instead of delivering them)."""
+        from moto.ses.models import ses_backends
+
+        return list(ses_backends[ACCOUNT_ID][self.region].sent_messages)
+
+
+@dataclass
+class EmulatorSession:
+    emulator: Emulator
+
+    def client(self, service: str, **_: Any) -> Any:
+        return self.emulator.client(service)
+
+
+# -- the approval workflow ----------------------------------------------------------------------
+
+APPROVAL_API_HANDLER = "breakglass.lambdas.approval_api.handler"
+
+
+@dataclass(frozen=True)
+class TierSpec:
+    """One tier as the emulator deploys it: the emergency role and its approval policy."""
+
+    name: str
+    approval: TierApproval
+    allowed_requesters: tuple[str, ...] = ()
+    max_session_seconds: int = 3600
+    max_window_seconds: int = 3600
+    require_mfa: bool = False
+    trust_policy_max_chars: int = 2048  # AWS's default quota; accounts may raise it to 4096
+
+
+@dataclass
+class WorkflowDeployment:
+    """Everything a test or the drill needs to drive the deployed workflow."""
+
+    emulator: Emulator
+    name: str
+    state_machine_arn: str
+    functions: dict[str, str]
+    approval_function: str
+    bucket: str
+    prefix: str
+    kms_key_id: str
+    topic_arn: str
+    table: str
+    secret_arn: str
+    sender: str
+    approval_url: str
+    tiers: dict[str, Tier]
+    environment: dict[str, str] = field(default_factory=dict)
+
+    def store(self) -> Store:
+        e = self.emulator
+        return Store(e.client("dynamodb"), self.table, e.client("kms"), self.kms_key_id)
+
+    def start_request(self, request: Mapping[str, Any], *, request_id: str | None = None) -> str:
+        """Start an execution named after the request id; return the execution ARN."""
+        name = request_id or f"req-{uuid.uuid4().hex[:20]}"
+        response = self.emulator.client("stepfunctions").start_execution(
+            stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(dict(request))
+        )
+        return str(response["executionArn"])
+
+    def describe(self, execution_arn: str) -> dict[str, Any]:
+        return dict(self.emulator.client("stepfunctions").describe_execution(executionArn=execution_arn))
+
+    def wait_for(
+        self,
+        execution_arn: str,
+        *,
+        until: Callable[[dict[str, Any]], bool] | None = None,
+        timeout: float = 30.0,
+        poll: float = 0.02,
+    ) -> dict[str, Any]:
+        """Poll until the execution ends (or ``until(description)`` holds); return the description."""
+        deadline = time.monotonic() + timeout
+        while True:
+            description = self.describe(execution_arn)
+            done = until(description) if until else description["status"] != "RUNNING"
+            if done:
+                return description
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{execution_arn} still {description['status']} after {timeout}s")
+            time.sleep(poll)
+
+    def wait_for_status(self, request_id: str, status: str, *, timeout: float = 30.0) -> RequestRecord:
+        """Poll the table until the request has ``status`` (and a task token when pending)."""
+        deadline = time.monotonic() + timeout
+        table = self.store()
+        while True:
+            record = table.get_request(request_id)
+            if record is not None and record.status == status and (status != "pending" or record.task_token):
+                return record
+            if time.monotonic() > deadline:
+                seen = record.status if record else "missing"
+                raise TimeoutError(f"request {request_id} is {seen}, not {status}, after {timeout}s")
+            time.sleep(0.02)
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        client = self.emulator.client("stepfunctions")
+        return list(client.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"])
+
+    def call_approval_api(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Send an API Gateway (payload v2) event to the deployed approval function."""
+        response = self.emulator.client("lambda").invoke(
+            FunctionName=self.approval_function, Payload=json.dumps(dict(event)).encode()
+        )
+        payload = json.loads(response["Payload"].read())
+        if response.get("FunctionError"):
+            raise RuntimeError(f"approval function failed: {payload}")
+        return dict(payload)
+
+    def link_key(self) -> bytes:
+        """The HMAC key approval links are signed with (tests forge and expire links with it)."""
+        secret = self.emulator.client("secretsmanager").get_secret_value(SecretId=self.secret_arn)
+        return str(secret["SecretString"]).encode()
+
+    def early_revoke(self, request_id: str, actor: str, totp: str) -> dict[str, Any]:
+        """Invoke the access function's early revoke; return its payload (``errorType`` on refusal)."""
+        response = self.emulator.client("lambda").invoke(
+            FunctionName=self.functions["revoke"],
+            Payload=json.dumps(
+                {"action": "early_revoke", "request_id": request_id, "actor": actor, "totp": totp}
+            ).encode(),
+        )
+        return dict(json.loads(response["Payload"].read()))
+
+    def audit_events(self, request_id: str | None = None) -> list[AuditEvent]:
+        """The audit events in the locked bucket in the order they were written (of one request)."""
+        from moto.s3.models import s3_backends
+
+        # Event times have one-second precision, so they cannot order a fast workflow; moto's
+        # bucket keeps its keys in write order.
+        bucket = s3_backends[ACCOUNT_ID]["aws"].get_bucket(self.bucket)
+        events = []
+        for key in list(bucket.keys.keys()):
+            if key.startswith(f"{self.prefix}/"):
+                event = parse_record(json.loads(bucket.keys[key].value))
+                if request_id is None or event.request_id == request_id:
+                    events.append(event)
+        return events
+
+
+def read_audit_events(
+    s3: Any, bucket: str, prefix: str, *, request_id: str | None = None
+) -> list[AuditEvent]:
+    """Events in write order: by event time (seconds), then by when the object was stored."""
+    found: list[tuple[str, Any, AuditEvent]] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/"):
+        for item in page.get("Contents", []):
+            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            event = parse_record(json.loads(body))
+            if request_id is None or event.request_id == request_id:
+                found.append((event.event_time, item["LastModified"], event))
+    return [event for _, _, event in sorted(found, key=lambda f: (f[0], f[1]))]
+
+
+def _service_trust(service: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+        }
+    )
+
+
+def deploy_workflow(
+    emulator: Emulator,
+    tiers: Sequence[TierSpec],
+    *,
+    name: str = "breakglass",
+    sender: str = "breakglass@example.com",
+    approval_url: str = "https://approvals.example.com/approve",
+    grant_retry: RetryPolicy | None = None,
+    revoke_retry: RetryPolicy | None = None,
+    extra_environment: Mapping[str, str] | None = None,
+) -> WorkflowDeployment:
+    """Create the workflow's resources in ``emulator`` (names prefixed with ``name``)."""
+    # Imported here so the bare emulator does not need the workflow's modules.
+    from breakglass.lambdas.grants import ENV_TIERS, Tier
+    from breakglass.lambdas.workflow_handlers import TASK_HANDLERS
+
+    if not tiers:
+        raise ValueError("tiers: the workflow needs at least one tier")
+    kms = emulator.client("kms")
+    s3 = emulator.client("s3")
+    iam = emulator.client("iam")
+    key_id = str(kms.create_key(Description=f"{name} audit and table key")["KeyMetadata"]["KeyId"])
+
+    bucket = f"{name}-audit-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    s3.put_object_lock_configuration(
+        Bucket=bucket,
+        ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 1}},
+        },
+    )
+    topic_arn = str(emulator.client("sns").create_topic(Name=f"{name}-alerts")["TopicArn"])
+
+    table = f"{name}-state"
+    dynamodb = emulator.client("dynamodb")
+    dynamodb.create_table(
+        TableName=table,
+        KeySchema=list(store.TABLE_KEY_SCHEMA),
+        AttributeDefinitions=list(store.TABLE_ATTRIBUTE_DEFINITIONS),
+        BillingMode="PAY_PER_REQUEST",
+        SSESpecification={"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": key_id},
+    )
+    dynamodb.update_time_to_live(
+        TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": store.TTL_ATTRIBUTE}
+    )
+    secret_arn = str(
+        emulator.client("secretsmanager").create_secret(
+            Name=f"{name}-link-key",
+            KmsKeyId=key_id,
+            SecretString=base64.b64encode(secrets.token_bytes(32)).decode(),
+        )["ARN"]
+    )
+    emulator.client("ses").verify_email_identity(EmailAddress=sender)
+
+    deployed_tiers: dict[str, Tier] = {}
+    for spec in tiers:
+        role_name = emergency_role_name(spec.name)
+        role_arn = str(
+            iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(locked_trust_policy()))[
+                "Role"
+            ]["Arn"]
+        )
+        deployed_tiers[spec.name] = Tier(
+            name=spec.name,
+            role_name=role_name,
+            role_arn=role_arn,
+            max_session_seconds=spec.max_session_seconds,
+            max_window_seconds=spec.max_window_seconds,
+            require_mfa=spec.require_mfa,
+            allowed_requesters=tuple(spec.allowed_requesters),
+            trust_policy_max_chars=spec.trust_policy_max_chars,
+        )
+
+    lambda_role = str(
+        iam.create_role(
+            RoleName=f"{name}-lambda", AssumeRolePolicyDocument=_service_trust("lambda.amazonaws.com")
+        )["Role"]["Arn"]
+    )
+    environment = {
+        ENV_AUDIT_BUCKET: bucket,
+        ENV_AUDIT_PREFIX: EVENTS_PREFIX,
+        ENV_AUDIT_KMS_KEY: key_id,
+        ENV_ALERT_TOPIC: topic_arn,
+        store.ENV_TABLE: table,
+        store.ENV_KMS_KEY: key_id,
+        store.ENV_LINK_SECRET_ARN: secret_arn,
+        store.ENV_APPROVAL_URL: approval_url,
+        store.ENV_SENDER: sender,
+        ENV_TIERS: json.dumps({name: t.to_dict() for name, t in deployed_tiers.items()}),
+        ENV_APPROVAL_POLICY: policy_to_json({spec.name: spec.approval for spec in tiers}),
+        **(extra_environment or {}),
+    }
+    code = lambda_zip()
+    lambda_client = emulator.client("lambda")
+
+    def create_function(function_name: str, handler: str) -> str:
+        response = lambda_client.create_function(
+            FunctionName=function_name,
+            Runtime="python3.12",
+            Role=lambda_role,
+            Handler=handler,
+            Code={"ZipFile": code},
+            Timeout=60,
+            Environment={"Variables": environment},
+        )
+        return str(response["FunctionArn"])
+
+    # Tasks that share a handler share a function (grant and revoke: the one "access" function).
+    by_handler: dict[str, str] = {}
+    for task in TASK_NAMES:
+        handler = TASK_HANDLERS[task]
+        if handler not in by_handler:
+            label = "access" if handler.endswith(".access_handler") else task.replace("_", "-")
+            by_handler[handler] = create_function(f"{name}-{label}", handler)
+    functions = {task: by_handler[TASK_HANDLERS[task]] for task in TASK_NAMES}
+    approval_function = f"{name}-approval-api"
+    create_function(approval_function, APPROVAL_API_HANDLER)
+
+    sfn_role = str(
+        iam.create_role(
+            RoleName=f"{name}-states", AssumeRolePolicyDocument=_service_trust("states.amazonaws.com")
+        )["Role"]["Arn"]
+    )
+    document = definition(
+        WorkflowFunctions(**functions),
+        **{
+            k: v
+            for k, v in {"grant_retry": grant_retry, "revoke_retry": revoke_retry}.items()
+            if v is not None
+        },
+    )
+    # A deployment has one state machine; the name keeps several deployments apart.
+    state_machine_arn = str(
+        emulator.client("stepfunctions").create_state_machine(
+            name=f"{name}-workflow", definition=json.dumps(document), roleArn=sfn_role, type="STANDARD"
+        )["stateMachineArn"]
+    )
+    return WorkflowDeployment(
+        emulator=emulator,
+        name=name,
+        state_machine_arn=state_machine_arn,
+        functions=functions,
+        approval_function=approval_function,
+        bucket=bucket,
+        prefix=EVENTS_PREFIX,
+        kms_key_id=key_id,
+        topic_arn=topic_arn,
+        table=table,
+        secret_arn=secret_arn,
+        sender=sender,
+        approval_url=approval_url,
+        tiers=deployed_tiers,
+        environment=environment,
+    )
+
+
+def iter_executions(client: Any, state_machine_arn: str) -> Iterator[dict[str, Any]]:
+    for page in client.get_paginator("list_executions").paginate(stateMachineArn=state_machine_arn):
+        yield from page["executions"]
+
+
+__all__ = [
+    "APPROVAL_API_HANDLER",
+    "Emulator",
+    "TierSpec",
+    "WorkflowDeployment",
+    "deploy_workflow",
+    "lambda_zip",
+    "read_audit_events",
+]

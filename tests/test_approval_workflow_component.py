@@ -1,0 +1,272 @@
+"""ApprovalWorkflow under the Pulumi mock runtime: what it creates, and each function's least privilege."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from breakglass.components import ApprovalWorkflow, EmergencyRole
+from breakglass.local.synth import SynthError, SynthResult, synth
+from breakglass.policies import state_machine as sm
+
+ACCOUNT = "123456789012"
+BUCKET_ARN = "arn:aws:s3:::audit-bucket"
+KEY_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/audit"
+TOPIC_ARN = f"arn:aws:sns:us-east-1:{ACCOUNT}:alerts"
+REQUESTERS = [f"arn:aws:iam::{ACCOUNT}:user/rita"]
+TIERS = {
+    "halt": {"approval": "auto", "approvers": ["ann"]},
+    "operator": {
+        "approval": 2,
+        "approvers": ["ann", "bob", "cat"],
+        "backup_approvers": ["sec"],
+        "ticket_required": True,
+        "ticket_pattern": r"INC-\d+",
+        "approval_timeout_seconds": 1800,
+    },
+}
+
+
+def args(**changes: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "tiers": TIERS,
+        "audit_bucket_name": "audit-bucket",
+        "audit_bucket_arn": BUCKET_ARN,
+        "audit_kms_key_arn": KEY_ARN,
+        "alert_topic_arn": TOPIC_ARN,
+        "sender_email": "breakglass@example.com",
+    }
+    values.update(changes)
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def program(**changes: Any) -> None:
+    roles = [
+        EmergencyRole(
+            f"role-{tier}",
+            {
+                "tier": tier,
+                "allowed_requesters": REQUESTERS,
+                "managed_policy_arns": ["arn:aws:iam::aws:policy/ReadOnlyAccess"],
+            },
+        )
+        for tier in ("halt", "operator")
+    ]
+    ApprovalWorkflow("wf", args(emergency_roles=roles, **changes))  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def result() -> SynthResult:
+    return synth(program)
+
+
+def policy_of(result: SynthResult, function: str) -> list[dict[str, Any]]:
+    policy = result.one("aws:iam/rolePolicy:RolePolicy", f"breakglass-{function}-policy")
+    return list(json.loads(policy.inputs["policy"])["Statement"])
+
+
+def actions(statements: list[dict[str, Any]]) -> set[str]:
+    found: set[str] = set()
+    for s in statements:
+        found.update([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    return found
+
+
+FUNCTIONS = (
+    "validate",
+    "await-approval",
+    "auto-approve",
+    "deny",
+    "access",
+    "notify-requester",
+    "open-review",
+    "record-error",
+    "approval-api",
+)
+
+
+def test_it_creates_one_function_per_task_plus_the_approval_api(result: SynthResult) -> None:
+    names = sorted(r.name for r in result.by_type("aws:lambda/function:Function"))
+    assert names == sorted(f"breakglass-{f}" for f in FUNCTIONS)
+    for resource in result.by_type("aws:lambda/function:Function"):
+        assert resource.parent == "wf"
+        env = resource.inputs["environment"]["variables"]
+        assert env["BREAKGLASS_SENDER_EMAIL"] == "breakglass@example.com"
+        assert json.loads(env["BREAKGLASS_APPROVAL_POLICY"])["operator"]["approval"] == 2
+        assert set(json.loads(env["BREAKGLASS_TIERS"])) == {"halt", "operator"}
+    access = result.one("aws:lambda/function:Function", "breakglass-access")
+    assert access.inputs["reservedConcurrentExecutions"] == 1
+
+
+def test_only_the_access_function_may_edit_the_emergency_roles_and_only_their_trust_and_inline_policies(
+    result: SynthResult,
+) -> None:
+    role_arns = {f"arn:aws:iam::{ACCOUNT}:role/breakglass-emergency-{t}" for t in ("halt", "operator")}
+    for function in FUNCTIONS:
+        statements = policy_of(result, function)
+        iam = {a for a in actions(statements) if a.startswith("iam:")}
+        if function == "access":
+            assert iam == {
+                "iam:GetRole",
+                "iam:UpdateAssumeRolePolicy",
+                "iam:ListRolePolicies",
+                "iam:GetRolePolicy",
+                "iam:PutRolePolicy",
+                "iam:DeleteRolePolicy",
+            }
+            (grant,) = [s for s in statements if any(a.startswith("iam:") for a in s["Action"])]
+            assert set(grant["Resource"]) == role_arns
+        else:
+            assert iam == set(), function
+
+
+def test_each_function_gets_only_the_table_items_mail_keys_and_callbacks_it_uses(result: SynthResult) -> None:
+    def leading(statements: list[dict[str, Any]], sid: str) -> list[str]:
+        found = [s for s in statements if s.get("Sid") == sid]
+        return found[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] if found else []
+
+    expected = {
+        "validate": (["USER#*"], ["REQUEST#*", "USER#*"], False, False),
+        "await-approval": (["REQUEST#*", "USER#*"], ["REQUEST#*"], True, True),
+        "open-review": (["REQUEST#*"], [], False, False),
+        "approval-api": (["REQUEST#*", "TOKEN#*", "USER#*"], ["REQUEST#*", "TOKEN#*", "USER#*"], False, True),
+    }
+    for function, (read, write, mail, secret) in expected.items():
+        statements = policy_of(result, function)
+        assert leading(statements, "ReadItems") == read, function
+        assert leading(statements, "WriteItems") == write, function
+        assert ("ses:SendEmail" in actions(statements)) is mail, function
+        assert ("secretsmanager:GetSecretValue" in actions(statements)) is secret, function
+    callers = [f for f in FUNCTIONS if "states:SendTaskSuccess" in actions(policy_of(result, f))]
+    assert callers == ["approval-api"]
+    for function in FUNCTIONS:
+        statements = policy_of(result, function)
+        assert "dynamodb:Scan" not in actions(statements) and "dynamodb:DeleteItem" not in actions(statements)
+        assert all(s["Resource"] != "*" for s in statements), function
+        assert any(s["Sid"] == "WriteAuditEvents" for s in statements), function
+
+
+def test_the_table_is_kms_encrypted_with_ttl_point_in_time_recovery_and_deletion_protection(
+    result: SynthResult,
+) -> None:
+    table = result.one("aws:dynamodb/table:Table").inputs
+    assert (table["hashKey"], table["rangeKey"]) == ("pk", "sk")
+    assert table["serverSideEncryption"]["enabled"] is True
+    assert table["serverSideEncryption"]["kmsKeyArn"].startswith("arn:aws:kms:")
+    assert table["ttl"] == {"attributeName": "ttl", "enabled": True}
+    assert table["pointInTimeRecovery"]["enabled"] is True
+    assert table["deletionProtectionEnabled"] is True
+    assert result.one("aws:kms/key:Key").inputs["enableKeyRotation"] is True
+    secret = result.one("aws:secretsmanager/secret:Secret").inputs
+    assert secret["kmsKeyId"].startswith("arn:aws:kms:")
+
+
+def test_the_state_machine_is_standard_logged_without_execution_data_and_traced(result: SynthResult) -> None:
+    machine = result.one("aws:sfn/stateMachine:StateMachine").inputs
+    assert machine["type"] == "STANDARD"
+    logging = machine["loggingConfiguration"]
+    assert logging["level"] == "ALL" and logging["includeExecutionData"] is False
+    group = result.one("aws:cloudwatch/logGroup:LogGroup", "wf-execution-logs").inputs
+    assert logging["logDestination"].endswith(":*") and group["retentionInDays"] == 365
+    assert machine["tracingConfiguration"] == {"enabled": True}
+    document = json.loads(machine["definition"])
+    assert document["StartAt"] == "Validate"
+    access_arn = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:breakglass-access"
+    assert document["States"]["Grant"]["Parameters"]["FunctionName"] == access_arn
+    assert document["States"]["Revoke"]["Parameters"]["FunctionName"] == access_arn
+    role = json.loads(result.one("aws:iam/rolePolicy:RolePolicy", "wf-states-policy").inputs["policy"])
+    invoke = role["Statement"][0]
+    assert invoke["Action"] == "lambda:InvokeFunction"
+    assert access_arn in invoke["Resource"]
+    assert f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:breakglass-approval-api" not in invoke["Resource"]
+
+
+def test_execution_data_is_logged_only_on_explicit_opt_in() -> None:
+    machine = synth(lambda: program(log_execution_data_opt_in=True)).one("aws:sfn/stateMachine:StateMachine")
+    assert machine.inputs["loggingConfiguration"]["includeExecutionData"] is True
+
+
+def test_failed_and_timed_out_executions_alarm_to_the_alert_topic(result: SynthResult) -> None:
+    alarms = {
+        a.inputs["metricName"]: a.inputs for a in result.by_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    }
+    assert set(alarms) == {"ExecutionsFailed", "ExecutionsTimedOut"}
+    for alarm in alarms.values():
+        assert alarm["namespace"] == "AWS/States" and alarm["alarmActions"] == [TOPIC_ARN]
+        assert alarm["threshold"] == 1 and alarm["comparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert alarm["dimensions"]["StateMachineArn"].endswith(":stateMachine:breakglass-workflow")
+
+
+def test_the_approval_api_routes_get_and_post_of_a_request_to_the_approval_function(
+    result: SynthResult,
+) -> None:
+    routes = sorted(r.inputs["routeKey"] for r in result.by_type("aws:apigatewayv2/route:Route"))
+    assert routes == ["GET /requests/{id}", "POST /requests/{id}"]
+    integration = result.one("aws:apigatewayv2/integration:Integration").inputs
+    assert integration["payloadFormatVersion"] == "2.0" and integration["integrationType"] == "AWS_PROXY"
+    assert integration["integrationUri"].endswith(":function:breakglass-approval-api")
+    permission = result.one("aws:lambda/permission:Permission").inputs
+    assert permission["principal"] == "apigateway.amazonaws.com"
+    assert result.one("aws:ses/emailIdentity:EmailIdentity").inputs["email"] == "breakglass@example.com"
+    api_url = "https://wf-api.execute-api.us-east-1.amazonaws.com"
+    env = result.one("aws:lambda/function:Function", "breakglass-await-approval").inputs["environment"]
+    assert env["variables"]["BREAKGLASS_APPROVAL_URL"] == api_url
+
+
+def test_every_resource_is_a_child_of_the_component(result: SynthResult) -> None:
+    component = result.one("breakglass:index:ApprovalWorkflow")
+    assert component.name == "wf" and component.parent is None
+    mine = [r for r in result.resources if r.type != "breakglass:index:EmergencyRole" and r.name != "wf"]
+    roles = {r.name for r in result.resources if r.parent and r.parent.startswith("role-")}
+    assert all(r.parent is not None for r in mine)
+    assert all(r.name.startswith(("wf", "breakglass-")) or r.name in roles for r in mine)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"sender_email": "not-an-email"}, "sender_email: must be an email address"),
+        ({"sender_email": None}, "sender_email: is required"),
+        ({"alert_topic_arn": None}, "alert_topic_arn: is required"),
+        ({"tiers": {"halt": {"approval": "maybe"}}}, "tiers.halt.approval"),
+        ({"tiers": {"halt": {"approval": "auto"}}}, "tiers: approval policies (halt) and emergency roles"),
+        ({"log_retention_days": 0}, "log_retention_days: must be at least 1"),
+        ({"name_prefix": "Bad Prefix"}, "name_prefix:"),
+        ({"tiers_json": "{}"}, "emergency_roles: give either"),
+        ({"colour": "red"}, "colour: unknown setting"),
+    ],
+)
+def test_bad_args_raise_errors_naming_the_field(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(SynthError, match=None) as caught:
+        synth(lambda: program(**changes))
+    assert message in str(caught.value)
+
+
+def test_tiers_json_with_role_arns_is_an_alternative_to_the_components() -> None:
+    role_arn = f"arn:aws:iam::{ACCOUNT}:role/breakglass-emergency-halt"
+    tiers = {"halt": {"name": "halt", "role_arn": role_arn}}
+
+    def alternative() -> None:
+        ApprovalWorkflow(
+            "wf",
+            args(  # type: ignore[arg-type]
+                tiers={"halt": TIERS["halt"]}, tiers_json=json.dumps(tiers), emergency_role_arns=[role_arn]
+            ),
+        )
+
+    result = synth(alternative)
+    statements = policy_of(result, "access")
+    grant = next(s for s in statements if "iam:PutRolePolicy" in s["Action"])
+    assert grant["Resource"] == [role_arn]
+    with pytest.raises(SynthError, match="emergency_role_arns: is required"):
+        synth(lambda: ApprovalWorkflow("wf", args(tiers_json="{}")))  # type: ignore[arg-type]
+
+
+def test_state_machine_role_statements_cover_versions_of_each_function_once() -> None:
+    arn = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:f"
+    (invoke, *_rest) = sm.state_machine_role_statements([arn, arn])
+    assert invoke["Resource"] == [arn, f"{arn}:*"]
+    with pytest.raises(ValueError, match="item kind"):
+        sm.table_statements("arn:aws:dynamodb:::table/t", read=("ITEM",))

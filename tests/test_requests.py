@@ -1,0 +1,290 @@
+"""Request validation and the tiers' approval policy: every refusal names the field and says why."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pyotp
+import pytest
+from moto import mock_aws
+
+from breakglass.lambdas.enrollment import enroll
+from breakglass.lambdas.grants import Tier
+from breakglass.lambdas.requests import (
+    ENV_APPROVAL_POLICY,
+    RequestRejected,
+    TierApproval,
+    eligible_approvers,
+    load_policy,
+    parse_duration,
+    parse_policy,
+    policy_to_json,
+    validate_request,
+)
+from breakglass.lambdas.store import TABLE_ATTRIBUTE_DEFINITIONS, TABLE_KEY_SCHEMA, Store
+from breakglass.validation import ConfigError
+
+ACCOUNT = "123456789012"
+NOW = datetime(2025, 3, 1, 9, 30, 0, tzinfo=UTC)
+
+
+def arn(user: str) -> str:
+    return f"arn:aws:iam::{ACCOUNT}:user/{user}"
+
+
+def tier(name: str, *, window: int = 3600, allowed: tuple[str, ...] = (arn("rita"), arn("ann"))) -> Tier:
+    return Tier(
+        name=name,
+        role_name=f"breakglass-emergency-{name}",
+        role_arn=f"arn:aws:iam::{ACCOUNT}:role/breakglass-emergency-{name}",
+        max_session_seconds=3600,
+        max_window_seconds=window,
+        require_mfa=False,
+        allowed_requesters=allowed,
+    )
+
+
+TIERS = {"operator": tier("operator", window=7200), "halt": tier("halt")}
+POLICY = parse_policy(
+    {
+        "operator": {
+            "approval": 2,
+            "approvers": ["ann", "bob", "cat"],
+            "backup_approvers": ["sec"],
+            "ticket_required": True,
+            "ticket_pattern": r"INC-\d+",
+            "approval_timeout_seconds": 900,
+        },
+        "halt": {"approval": "auto", "approvers": ["ann"]},
+    }
+)
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        dynamodb.create_table(
+            TableName="state",
+            KeySchema=list(TABLE_KEY_SCHEMA),
+            AttributeDefinitions=list(TABLE_ATTRIBUTE_DEFINITIONS),
+            BillingMode="PAY_PER_REQUEST",
+        )
+        kms = boto3.client("kms", region_name="us-east-1")
+        key = kms.create_key()["KeyMetadata"]["KeyId"]
+        yield Store(dynamodb, "state", kms, key)
+
+
+@pytest.fixture
+def secrets(store: Store) -> dict[str, str]:
+    found = {}
+    for user, roles in {"rita": ["responder"], "ann": ["responder", "approver"], "zed": ["approver"]}.items():
+        uri = enroll(store, user, arn(user), f"{user}@example.com", roles)
+        found[user] = pyotp.parse_uri(uri).secret
+    return found
+
+
+def body(secrets: dict[str, str], **changes: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "tier": "operator",
+        "requester": "rita",
+        "reason": "the fraud model approves every transaction since 09:10",
+        "ticket": "INC-4242",
+        "duration": "30m",
+    }
+    values.update(changes)
+    user = values["requester"]
+    if "totp" not in values and user in secrets:
+        values["totp"] = pyotp.TOTP(secrets[user]).at(NOW)
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def validate(store: Store, data: dict[str, Any], request_id: str = "req-1") -> Any:
+    return validate_request(store, TIERS, POLICY, data, request_id=request_id, now=NOW, execution_arn="arn:x")
+
+
+def rejected(store: Store, data: dict[str, Any]) -> RequestRejected:
+    with pytest.raises(RequestRejected) as caught:
+        validate(store, data)
+    return caught.value
+
+
+# -- a valid request ---------------------------------------------------------------------------------
+
+
+def test_a_valid_request_becomes_a_pending_record_without_the_requester_among_approvers(
+    store: Store, secrets: dict[str, str]
+) -> None:
+    validated = validate(store, body(secrets, requester="ann", totp=pyotp.TOTP(secrets["ann"]).at(NOW)))
+    record = validated.record
+    assert (record.request_id, record.requester, record.requester_arn) == ("req-1", "ann", arn("ann"))
+    assert (record.tier, record.status, record.quorum, record.duration_seconds) == (
+        "operator",
+        "pending",
+        2,
+        1800,
+    )
+    assert record.approvers == ("bob", "cat")
+    assert record.requested_at == "2025-03-01T09:30:00Z" and record.execution_arn == "arn:x"
+    assert validated.state() == {
+        "request_id": "req-1",
+        "tier": "operator",
+        "requester": "ann",
+        "quorum": 2,
+        "duration_seconds": 1800,
+        "approval_timeout_seconds": 900,
+    }
+
+
+def test_an_auto_tier_needs_no_ticket_and_has_quorum_zero(store: Store, secrets: dict[str, str]) -> None:
+    record = validate(store, body(secrets, tier="halt", ticket=None)).record
+    assert record.quorum == 0 and record.ticket is None and record.approvers == ("ann",)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30m", 1800), ("1h", 3600), ("1h30m", 5400), ("900s", 900), ("900", 900), (1200, 1200), (" 2H ", 7200)],
+)
+def test_durations_are_read_from_minutes_hours_or_seconds(text: Any, seconds: int) -> None:
+    assert parse_duration("duration", text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "30x", "m", "-5m", True, 12.5, None, "10m"])
+def test_bad_or_too_short_durations_name_the_field(text: Any) -> None:
+    with pytest.raises(ConfigError, match=r"^duration: "):
+        parse_duration("duration", text)
+
+
+# -- refusals ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "problem"),
+    [
+        ({"tier": "root"}, "tier", "unknown tier 'root'; known tiers: halt, operator"),
+        ({"reason": "urgent"}, "reason", "at least 10 characters"),
+        ({"reason": "x" * 1001}, "reason", "at most 1000 characters"),
+        ({"reason": None}, "reason", "is required"),
+        ({"ticket": None}, "ticket", "tier 'operator' requires an incident ticket"),
+        ({"ticket": "JIRA-1"}, "ticket", "does not look like a ticket"),
+        ({"ticket": "I" * 129}, "ticket", "at most 128 characters"),
+        ({"duration": "3h"}, "duration", "allows at most 2h, asked for 3h"),
+        ({"duration": "5m"}, "duration", "at least 15 minutes"),
+        ({"requester": "nobody", "totp": "123456"}, "requester", "'nobody' is not enrolled"),
+        ({"requester": "zed", "totp": "123456"}, "requester", "enrolled but not as a responder"),
+        ({"requester": "bad name!", "totp": "123456"}, "requester", "enrolled with"),
+        ({"totp": "12345"}, "totp", "6 digits"),
+        ({"colour": "red"}, "colour", "unknown setting"),
+    ],
+)
+def test_each_bad_field_is_rejected_by_name(
+    store: Store, secrets: dict[str, str], changes: dict[str, Any], field: str, problem: str
+) -> None:
+    error = rejected(store, body(secrets, **changes))
+    assert error.field == field and problem in error.problem, str(error)
+    assert str(error).startswith(f"{field}: ")
+
+
+def test_a_requester_not_allowed_for_the_tier_is_rejected(store: Store, secrets: dict[str, str]) -> None:
+    tiers = {**TIERS, "operator": tier("operator", allowed=(arn("ann"),))}
+    with pytest.raises(RequestRejected, match=r"requester: 'rita' .* may not request tier 'operator'"):
+        validate_request(store, tiers, POLICY, body(secrets), request_id="r", now=NOW)
+
+
+def test_a_tier_without_enough_approvers_besides_the_requester_is_rejected(
+    store: Store, secrets: dict[str, str]
+) -> None:
+    policy = {**POLICY, "operator": TierApproval(quorum=2, approvers=("ann", "bob"))}
+    data = body(secrets, requester="ann", totp=pyotp.TOTP(secrets["ann"]).at(NOW))
+    with pytest.raises(RequestRejected, match="tier: tier 'operator' needs 2 approvers besides you"):
+        validate_request(store, TIERS, policy, data, request_id="r", now=NOW)
+
+
+def test_a_wrong_totp_is_rejected_and_a_good_one_cannot_be_replayed(
+    store: Store, secrets: dict[str, str]
+) -> None:
+    good = pyotp.TOTP(secrets["rita"]).at(NOW)
+    wrong = next(c for c in ("000000", "111111", "222222") if c != good)
+    assert rejected(store, body(secrets, totp=wrong)).problem.startswith("the code is wrong")
+    validate(store, body(secrets, totp=good))
+    replay = rejected(store, body(secrets, totp=good))
+    assert replay.field == "totp" and "already used" in replay.problem
+
+
+def test_the_code_is_checked_last_so_a_typo_elsewhere_does_not_spend_it(
+    store: Store, secrets: dict[str, str]
+) -> None:
+    good = pyotp.TOTP(secrets["rita"]).at(NOW)
+    assert rejected(store, body(secrets, reason="short", totp=good)).field == "reason"
+    assert validate(store, body(secrets, totp=good)).record.requester == "rita"
+
+
+def test_an_unsafe_request_id_is_rejected(store: Store, secrets: dict[str, str]) -> None:
+    with pytest.raises(RequestRejected, match=r"^request_id: "):
+        validate(store, body(secrets), request_id="../etc")
+
+
+# -- the approval policy -----------------------------------------------------------------------------
+
+
+def test_the_policy_round_trips_through_the_function_environment() -> None:
+    env = {ENV_APPROVAL_POLICY: policy_to_json(POLICY)}
+    assert load_policy(env) == POLICY
+    assert json.loads(env[ENV_APPROVAL_POLICY])["halt"]["approval"] == "auto"
+
+
+def test_a_function_without_the_policy_is_misconfigured() -> None:
+    with pytest.raises(RuntimeError, match=ENV_APPROVAL_POLICY):
+        load_policy({})
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "problem"),
+    [
+        ({}, "tiers.t.approval", "required"),
+        ({"approval": "manual"}, "tiers.t.approval", 'must be "auto" or a quorum'),
+        ({"approval": 0}, "tiers.t.approval", "at least 1"),
+        ({"approval": True}, "tiers.t.approval", 'must be "auto" or a quorum'),
+        ({"approval": 3, "approvers": ["a1", "b1"]}, "tiers.t.approvers", "needs at least 3 approvers"),
+        ({"approval": 1, "approvers": ["a1", "a1"]}, "tiers.t.approvers[1]", "listed twice"),
+        (
+            {"approval": 1, "approvers": ["a1"], "backup_approvers": ["a1"]},
+            "tiers.t.backup_approvers",
+            "primary",
+        ),
+        (
+            {"approval": "auto", "ticket_pattern": "("},
+            "tiers.t.ticket_pattern",
+            "not a valid regular expression",
+        ),
+        (
+            {"approval": "auto", "approval_timeout_seconds": 0},
+            "tiers.t.approval_timeout_seconds",
+            "at least 1",
+        ),
+        ({"approval": "auto", "ticket_required": "yes"}, "tiers.t.ticket_required", "true or false"),
+        ({"approval": "auto", "quorum": 2}, "tiers.t.quorum", "unknown setting"),
+    ],
+)
+def test_bad_policy_settings_name_the_field(spec: dict[str, Any], field: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_policy({"t": spec})
+    assert caught.value.field == field and problem in caught.value.problem
+
+
+def test_backup_approvers_join_the_vote_only_in_the_backup_round_and_never_the_requester() -> None:
+    approval = POLICY["operator"]
+    assert eligible_approvers(approval, "rita") == ("ann", "bob", "cat")
+    assert eligible_approvers(approval, "ann", backup=True) == ("bob", "cat", "sec")
+
+
+def test_a_code_is_judged_at_the_time_of_the_request(store: Store, secrets: dict[str, str]) -> None:
+    # Validation does not depend on wall-clock time: a code for NOW is checked at NOW.
+    later = NOW + timedelta(minutes=5)
+    data = body(secrets, totp=pyotp.TOTP(secrets["rita"]).at(NOW))
+    with pytest.raises(RequestRejected, match=r"^totp: the code is wrong"):
+        validate_request(store, TIERS, POLICY, data, request_id="r", now=later)
