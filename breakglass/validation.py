@@ -109,6 +109,20 @@ def reject_unknown_keys(field: str, value: Mapping[str, Any], known: Iterable[st
         )
 
 
+# Shapes shared by every module that accepts these values: one definition each.
+
+# A request id is the Step Functions execution name; it also becomes a session tag value and
+# part of IAM statement ids and S3 keys, hence the narrow character set.
+REQUEST_ID = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+REQUEST_ID_HINT = "use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+# A person's id: their enrollment key and their sts:SourceIdentity (2-64 characters of
+# [A-Za-z0-9_+=,.@-]; AWS reserves the "aws:" prefix).
+USER_ID = r"(?!aws:)[A-Za-z0-9_+=,.@-]{2,64}"
+USER_ID_HINT = "use 2-64 letters, digits or any of + = , . @ _ - (a person's user name, e.g. 'alice')"
+EMAIL = r"[^@\s<>\"',;]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"
+EMAIL_HINT = "must be an email address such as security@example.com"
+TAG_KEY = r"[\w .:/=+@-]{1,128}"
+
 # Shared shapes of AWS identifiers.
 IAM_ROLE_OR_USER_ARN = (
     r"arn:aws[a-z-]*:(iam::\d{12}:(role|user)/[\w+=,.@/-]+|sts::\d{12}:assumed-role/[\w+=,.@-]+/[\w+=,.@-]+)"

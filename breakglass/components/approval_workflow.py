@@ -37,6 +37,7 @@ from breakglass.policies.audit_trail import audit_writer_statements
 from breakglass.policies.emergency_role import grant_function_statements
 from breakglass.policies.naming import PROTECTED_TAG
 from breakglass.validation import (
+    EMAIL,
     ConfigError,
     reject_unknown_keys,
     require_bool,
@@ -46,7 +47,6 @@ from breakglass.validation import (
 )
 
 APPROVAL_API_HANDLER: Final = "breakglass.lambdas.approval_api.handler"
-EMAIL_PATTERN: Final = r"[^@\s<>\"',;]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"
 NAME_PREFIX_PATTERN: Final = r"[a-z][a-z0-9-]{0,29}"
 # Lambda's limit on all environment variables of a function together.
 ENV_MAX_BYTES: Final = 4096
@@ -165,7 +165,7 @@ class ApprovalWorkflowConfig:
             sender_email=require_str(
                 "sender_email",
                 values["sender_email"],
-                pattern=EMAIL_PATTERN,
+                pattern=EMAIL,
                 max_length=254,
                 hint="must be an email address like breakglass@example.com",
             ),

@@ -21,6 +21,8 @@ from breakglass.lambdas.runtime import ENV_ALERT_TOPIC, ENV_AUDIT_BUCKET, ENV_AU
 from breakglass.policies import audit_trail as policies
 from breakglass.policies.naming import EMERGENCY_ROLE_PREFIX, PROTECTED_TAG
 from breakglass.validation import (
+    EMAIL,
+    TAG_KEY,
     ConfigError,
     reject_unknown_keys,
     require_bool,
@@ -48,8 +50,6 @@ BUCKET_NAME_PATTERN: Final = r"(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9
 BUCKET_NAME_HINT: Final = "use an S3 bucket name: 3-63 lower-case letters, digits, '.' or '-'"
 KMS_KEY_ARN_PATTERN: Final = r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[a-zA-Z0-9-]+"
 TRAIL_ARN_PATTERN: Final = r"arn:aws[a-z-]*:cloudtrail:[a-z0-9-]+:\d{12}:trail/[\w.-]{3,128}"
-EMAIL_PATTERN: Final = r"[^@\s,;<>]+@[^@\s,;<>]+\.[A-Za-z]{2,}"
-TAG_KEY_PATTERN: Final = r"[\w .:/=+@-]{1,128}"
 
 # Settings that only describe a bucket this component creates; given with an existing bucket they
 # would be silently ignored, so they are refused instead.
@@ -190,7 +190,7 @@ class AuditTrailConfig:
             values["alert_emails"] = require_str_list(
                 "alert_emails",
                 raw["alert_emails"],
-                pattern=EMAIL_PATTERN,
+                pattern=EMAIL,
                 hint="must be an email address such as security@example.com",
             )
         if "tags" in raw:
@@ -232,7 +232,7 @@ def _tags(value: Any) -> dict[str, str]:
     tags = require_mapping("tags", value)
     checked: dict[str, str] = {}
     for key, tag_value in tags.items():
-        require_str(f"tags.{key}", key, pattern=TAG_KEY_PATTERN, hint="is not a valid AWS tag key")
+        require_str(f"tags.{key}", key, pattern=TAG_KEY, hint="is not a valid AWS tag key")
         if key.lower().startswith("aws:"):
             raise ConfigError(f"tags.{key}", "keys starting with 'aws:' are reserved by AWS")
         if not isinstance(tag_value, str) or len(tag_value) > 256:

@@ -35,6 +35,7 @@ from breakglass.validation import (
     IAM_ROLE_OR_USER_ARN,
     RESOURCE_NAME,
     RESOURCE_NAME_HINT,
+    TAG_KEY,
     ConfigError,
     reject_unknown_keys,
     require_bool,
@@ -49,7 +50,6 @@ DEFAULT_MAX_WINDOW_SECONDS: Final = 4 * 3600
 MAX_SESSION_DURATION: Final = 43200
 MANAGED_POLICY_ARN: Final = r"arn:aws[a-z-]*:iam::(aws|\d{12}):policy/[\w+=,.@/-]+"
 INLINE_POLICY_NAME: Final = r"[\w+=,.@-]{1,128}"
-TAG_KEY_PATTERN: Final = r"[\w .:/=+@-]{1,128}"
 _RESERVED_TAGS: Final = (EMERGENCY_ROLE_TAG, PROTECTED_TAG)
 
 
@@ -249,7 +249,7 @@ def _tags(value: Any) -> dict[str, str]:
         require_str(
             f"tags.{key}",
             key,
-            pattern=TAG_KEY_PATTERN,
+            pattern=TAG_KEY,
             hint="tag keys use 1-128 letters, digits, spaces or _.:/=+@-",
         )
         if key in _RESERVED_TAGS:

@@ -21,12 +21,10 @@ from breakglass.lambdas.events import AuditEvent, AuditWriter, iso, utc_now
 from breakglass.lambdas.runtime import audit_writer_from_env, get_logger, log_fields
 from breakglass.lambdas.store import Store
 from breakglass.lambdas.totp import TotpRejected, TotpStore, verify_totp
-from breakglass.validation import reject_unknown_keys, require_mapping, require_str
+from breakglass.validation import REQUEST_ID, USER_ID, reject_unknown_keys, require_mapping, require_str
 
 log = get_logger("breakglass.early_revoke")
 
-REQUEST_ID_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
-USER_PATTERN: Final = r"[\w+=,.@-]{2,64}"
 EVENT_FIELDS: Final = ("action", "request_id", "actor", "totp", "reason")
 
 
@@ -47,8 +45,8 @@ class EarlyRevokeRequest:
         reject_unknown_keys("", values, EVENT_FIELDS)
         reason = values.get("reason")
         return cls(
-            request_id=require_str("request_id", values.get("request_id"), pattern=REQUEST_ID_PATTERN),
-            actor=require_str("actor", values.get("actor"), pattern=USER_PATTERN),
+            request_id=require_str("request_id", values.get("request_id"), pattern=REQUEST_ID),
+            actor=require_str("actor", values.get("actor"), pattern=USER_ID),
             totp=require_str("totp", values.get("totp"), max_length=16),
             reason=require_str("reason", reason, max_length=1000) if reason else None,
         )

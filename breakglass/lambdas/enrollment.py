@@ -15,25 +15,24 @@ import pyotp
 from breakglass.lambdas.store import ROLES, Enrollment, Store
 from breakglass.lambdas.totp import DIGITS, STEP_SECONDS
 from breakglass.validation import (
+    EMAIL,
     IAM_ROLE_OR_USER_ARN,
+    USER_ID,
+    USER_ID_HINT,
     ConfigError,
     require_choice,
     require_str,
     require_str_list,
 )
 
-# sts:SourceIdentity accepts 2-64 characters from this set; the user id becomes that value.
-USER_PATTERN: Final = r"[\w+=,.@-]{2,64}"
-USER_HINT: Final = "use 2-64 letters, digits or any of + = , . @ _ - (it becomes the sts:SourceIdentity)"
-EMAIL_PATTERN: Final = r"[^@\s<>\"',;]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"
 ISSUER_PATTERN: Final = r"[\w .-]{1,64}"
 
 
 def validate_enrollment(user: Any, principal_arn: Any, email: Any, roles: Any) -> Enrollment:
     """The enrollment these inputs describe; :class:`ConfigError` names the first bad field."""
-    checked_user = require_str("user", user, pattern=USER_PATTERN, hint=USER_HINT)
+    checked_user = require_str("user", user, pattern=USER_ID, hint=USER_ID_HINT)
     if not checked_user.isascii():  # \w admits non-ASCII letters; IAM does not
-        raise ConfigError("user", USER_HINT)
+        raise ConfigError("user", USER_ID_HINT)
     checked_arn = require_str(
         "principal_arn",
         principal_arn,
@@ -44,7 +43,7 @@ def validate_enrollment(user: Any, principal_arn: Any, email: Any, roles: Any) -
     checked_email = require_str(
         "email",
         email,
-        pattern=EMAIL_PATTERN,
+        pattern=EMAIL,
         max_length=254,
         hint="must be an email address like alice@example.com",
     )

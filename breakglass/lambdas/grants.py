@@ -36,11 +36,7 @@ from breakglass.policies.emergency_role import (
     GUARD_POLICY_NAME,
     INLINE_POLICIES_MAX_CHARS,
     LOCKED_SID,
-    REQUEST_ID_HINT,
-    REQUEST_ID_PATTERN,
     REVOKE_SID_PREFIX,
-    SOURCE_IDENTITY_HINT,
-    SOURCE_IDENTITY_PATTERN,
     TRUST_POLICY_MAX_CHARS,
     PolicySizeError,
     check_size,
@@ -57,8 +53,12 @@ from breakglass.policies.emergency_role import (
 from breakglass.policies.naming import REQUEST_ID_SESSION_TAG, emergency_role_name
 from breakglass.validation import (
     IAM_ROLE_OR_USER_ARN,
+    REQUEST_ID,
+    REQUEST_ID_HINT,
     RESOURCE_NAME,
     RESOURCE_NAME_HINT,
+    USER_ID,
+    USER_ID_HINT,
     ConfigError,
     reject_unknown_keys,
     require_bool,
@@ -212,7 +212,7 @@ class Grant:
         try:
             g = cls(
                 request_id=require_str(
-                    "request_id", event.get("request_id"), pattern=REQUEST_ID_PATTERN, hint=REQUEST_ID_HINT
+                    "request_id", event.get("request_id"), pattern=REQUEST_ID, hint=REQUEST_ID_HINT
                 ),
                 tier=require_str("tier", event.get("tier"), pattern=RESOURCE_NAME, hint=RESOURCE_NAME_HINT),
                 requester_arn=require_str(
@@ -224,8 +224,8 @@ class Grant:
                 source_identity=require_str(
                     "source_identity",
                     event.get("source_identity"),
-                    pattern=SOURCE_IDENTITY_PATTERN,
-                    hint=SOURCE_IDENTITY_HINT,
+                    pattern=USER_ID,
+                    hint=USER_ID_HINT,
                 ),
                 starts_at=parse_timestamp("starts_at", event.get("starts_at")),
                 expires_at=parse_timestamp("expires_at", event.get("expires_at")),
@@ -251,8 +251,8 @@ class Grant:
 def _check_shape(g: Grant) -> None:
     """What every grant must satisfy whatever the tier or the time."""
     checks: Sequence[tuple[str, Any, str, str]] = (
-        ("request_id", g.request_id, REQUEST_ID_PATTERN, REQUEST_ID_HINT),
-        ("source_identity", g.source_identity, SOURCE_IDENTITY_PATTERN, SOURCE_IDENTITY_HINT),
+        ("request_id", g.request_id, REQUEST_ID, REQUEST_ID_HINT),
+        ("source_identity", g.source_identity, USER_ID, USER_ID_HINT),
         ("requester_arn", g.requester_arn, IAM_ROLE_OR_USER_ARN, "must be an IAM role or user ARN"),
     )
     for name, value, pattern, hint in checks:

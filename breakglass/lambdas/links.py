@@ -25,13 +25,12 @@ from typing import Any, Final
 import boto3
 
 from breakglass.lambdas.store import ENV_LINK_SECRET_ARN
+from breakglass.validation import REQUEST_ID, USER_ID
 
 VERSION: Final = 1
 MIN_KEY_BYTES: Final = 32
 MAX_TOKEN_CHARS: Final = 2048
 _DOMAIN: Final = b"breakglass-approval-link.v1."
-REQUEST_ID_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}"
-APPROVER_PATTERN: Final = r"[\w+=,.@-]{2,64}"
 
 REASONS: Final = ("malformed", "forged", "expired", "cross-request", "wrong-approver")
 
@@ -80,9 +79,9 @@ def sign_link(
 ) -> str:
     """A token for ``approver`` to decide ``request_id`` until ``expires_at``."""
     _check_key(key)
-    if not re.fullmatch(REQUEST_ID_PATTERN, request_id or ""):
+    if not re.fullmatch(REQUEST_ID, request_id or ""):
         raise ValueError(f"request_id: {request_id!r} is not a request id")
-    if not re.fullmatch(APPROVER_PATTERN, approver or ""):
+    if not re.fullmatch(USER_ID, approver or ""):
         raise ValueError(f"approver: {approver!r} is not a user id")
     if expires_at.tzinfo is None:
         raise ValueError("expires_at: must be timezone-aware")

@@ -25,6 +25,8 @@ from breakglass.lambdas.events import iso
 from breakglass.lambdas.store import Enrollment, RequestRecord
 from breakglass.lambdas.totp import TotpRejected, TotpStore, verify_totp
 from breakglass.validation import (
+    USER_ID,
+    USER_ID_HINT,
     ConfigError,
     reject_unknown_keys,
     require_bool,
@@ -45,8 +47,6 @@ MIN_APPROVAL_TIMEOUT: Final = 1
 MAX_APPROVAL_TIMEOUT: Final = 7 * 24 * 3600
 DEFAULT_APPROVAL_TIMEOUT: Final = 3600
 MAX_QUORUM: Final = 10
-USER_PATTERN: Final = r"[\w+=,.@-]{2,64}"
-USER_HINT: Final = "use the user id you enrolled with (2-64 letters, digits or + = , . @ _ -)"
 REQUEST_FIELDS: Final = ("tier", "requester", "reason", "ticket", "duration", "totp")
 _DURATION = re.compile(r"(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?")
 
@@ -118,13 +118,13 @@ class TierApproval:
                 f"{field}.approval", f'must be "auto" or a quorum from 1 to {MAX_QUORUM}, got {approval!r}'
             )
         approvers = require_str_list(
-            f"{field}.approvers", values.get("approvers", []), pattern=USER_PATTERN, hint=USER_HINT
+            f"{field}.approvers", values.get("approvers", []), pattern=USER_ID, hint=USER_ID_HINT
         )
         backups = require_str_list(
             f"{field}.backup_approvers",
             values.get("backup_approvers", []),
-            pattern=USER_PATTERN,
-            hint=USER_HINT,
+            pattern=USER_ID,
+            hint=USER_ID_HINT,
         )
         both = sorted(set(approvers) & set(backups))
         if both:
@@ -253,7 +253,12 @@ class AccessRequest:
         return cls(
             request_id=require_str("request_id", request_id, pattern=r"[A-Za-z0-9][A-Za-z0-9_.-]{0,79}"),
             tier=require_str("tier", values["tier"], max_length=64),
-            requester=require_str("requester", values["requester"], pattern=USER_PATTERN, hint=USER_HINT),
+            requester=require_str(
+                "requester",
+                values["requester"],
+                pattern=USER_ID,
+                hint="use the user id you enrolled with (2-64 letters, digits or + = , . @ _ -)",
+            ),
             reason=require_str("reason", values["reason"]).strip(),
             ticket=require_str("ticket", ticket, max_length=TICKET_MAX).strip()
             if ticket not in (None, "")

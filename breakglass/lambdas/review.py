@@ -11,12 +11,10 @@ from __future__ import annotations
 from typing import Any, Final, Protocol
 
 from breakglass.lambdas.events import AuditEvent
-from breakglass.validation import ConfigError, require_choice, require_str
+from breakglass.validation import REQUEST_ID, USER_ID, ConfigError, require_choice, require_str
 
 VERDICTS: Final = ("accepted", "flagged")
 NOTE_MAX: Final = 2000
-REQUEST_ID_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
-USER_PATTERN: Final = r"[\w+=,.@-]{2,64}"
 
 
 class EventWriter(Protocol):
@@ -41,8 +39,8 @@ def record_verdict(
     A flagged verdict needs a note saying what is wrong. With ``store``, the request must exist
     and its requester cannot review their own access.
     """
-    require_str("request_id", request_id, pattern=REQUEST_ID_PATTERN)
-    require_str("auditor", auditor, pattern=USER_PATTERN, hint="use the auditor's user id")
+    require_str("request_id", request_id, pattern=REQUEST_ID)
+    require_str("auditor", auditor, pattern=USER_ID, hint="use the auditor's user id")
     require_choice("verdict", verdict, VERDICTS)
     if not isinstance(note, str):
         raise ConfigError("note", f"must be text, got {type(note).__name__}")

@@ -40,7 +40,7 @@ from breakglass.lambdas.store import (
     Store,
 )
 from breakglass.lambdas.templates import render
-from breakglass.validation import ConfigError, require_choice, require_mapping, require_str
+from breakglass.validation import REQUEST_ID, ConfigError, require_choice, require_mapping, require_str
 
 log = get_logger("breakglass.workflow")
 
@@ -59,7 +59,6 @@ TASK_HANDLERS: Final[Mapping[str, str]] = {
     "record_error": f"{_MODULE}.record_error_handler",
 }
 
-REQUEST_ID_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
 ROUNDS: Final = ("primary", "backup")
 DENY_CAUSES: Final = ("denied", "timed_out")
 ERROR_STAGES: Final = ("before-grant", "revoke", "review")
@@ -99,7 +98,7 @@ def deps_from_env(environ: Mapping[str, str] | None = None, *, session: Any = No
 
 
 def _request_id(event: Mapping[str, Any]) -> str:
-    return require_str("request_id", event.get("request_id"), pattern=REQUEST_ID_PATTERN)
+    return require_str("request_id", event.get("request_id"), pattern=REQUEST_ID)
 
 
 def _record(deps: WorkflowDeps, request_id: str) -> RequestRecord:

@@ -56,11 +56,6 @@ TRUST_ACTIONS: Final = ("sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSessi
 # eventual consistency and must die too.
 REVOKE_PROPAGATION_MARGIN: Final = timedelta(seconds=60)
 
-REQUEST_ID_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}"
-REQUEST_ID_HINT: Final = "use 1-64 letters, digits, '.', '_', ':' or '-', starting with a letter or digit"
-# sts:SourceIdentity: 2-64 characters of [\w+=,.@-]; AWS reserves the "aws:" prefix.
-SOURCE_IDENTITY_PATTERN: Final = r"(?!aws:)[A-Za-z0-9_+=,.@-]{2,64}"
-SOURCE_IDENTITY_HINT: Final = "use 2-64 letters, digits or _+=,.@- (a person's user name, e.g. 'alice')"
 
 # --- the boundary -----------------------------------------------------------------------------------
 
