@@ -51,7 +51,8 @@ def test_the_kill_switch_and_its_tripwire_are_deployed() -> None:
         "ai-halt",
         "ai-resume",
     }
-    assert result.one("aws:cloudwatch/metricAlarm:MetricAlarm").inputs["metricName"] == "Invocation5XXErrors"
+    alarms = [a for a in result.by_type("aws:cloudwatch/metricAlarm:MetricAlarm") if a.parent == "ai"]
+    assert [a.inputs["metricName"] for a in alarms] == ["Invocation5XXErrors"]
 
 
 def test_make_demo_command_prints_the_tree() -> None:
@@ -59,3 +60,15 @@ def test_make_demo_command_prints_the_tree() -> None:
     assert result.exit_code == 0, result.output
     assert "LockedNoActiveGrant" in result.output
     assert "COMPLIANCE" in result.output
+
+
+def test_the_approval_workflow_serves_every_emergency_tier() -> None:
+    result = quickstart()
+    machine = result.one("aws:sfn/stateMachine:StateMachine")
+    assert machine.parent == "approvals"
+    assert json.loads(machine.inputs["definition"])["StartAt"]
+    access = next(
+        f for f in result.by_type("aws:lambda/function:Function") if "BREAKGLASS_TIERS" in str(f.inputs)
+    )
+    tiers = json.loads(access.inputs["environment"]["variables"]["BREAKGLASS_TIERS"])
+    assert sorted(tiers) == ["admin", "halt", "operator"]

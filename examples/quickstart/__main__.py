@@ -3,18 +3,20 @@
 Preview it offline with ``breakglass synth examples/quickstart`` (no AWS account, no Pulumi CLI);
 deploy it with ``pulumi up`` from the repository root (Pulumi.yaml points here).
 
-Stack config (all optional): ``alertEmail``, ``responders`` (comma-separated principal ARNs),
-``endpointName`` and ``invokerRole`` (the SageMaker endpoint to guard and the role that calls it).
+Stack config (all optional): ``alertEmail``, ``senderEmail`` (the approval emails' sender),
+``responders`` (comma-separated principal ARNs), ``approvers`` (comma-separated enrolled user
+ids), ``endpointName`` and ``invokerRole`` (the SageMaker endpoint to guard and its caller).
 """
 
 import pulumi
 
-from breakglass.components import AuditQueries, AuditTrail, EmergencyRole, HaltActions
+from breakglass.components import ApprovalWorkflow, AuditQueries, AuditTrail, EmergencyRole, HaltActions
 
 config = pulumi.Config()
 responders = (config.get("responders") or "arn:aws:iam::123456789012:role/oncall-ml").split(",")
 endpoint = config.get("endpointName") or "chat-prod"
 invoker_role = config.get("invokerRole") or "chat-api"
+approvers = (config.get("approvers") or "ann,bob,cat").split(",")
 
 # 1. The record nobody can erase: CloudTrail + break-glass events in an Object Lock bucket.
 audit = AuditTrail("audit", {"alert_emails": [config.get("alertEmail") or "security@example.com"]})
@@ -103,7 +105,33 @@ kill_switch = HaltActions(
     },
 )
 
+# 5. The approval workflow: halting is auto-approved; anything more needs a quorum of two.
+workflow = ApprovalWorkflow(
+    "approvals",
+    {
+        "tiers": {
+            "halt": {"approval": "auto", "approvers": approvers},
+            "operator": {
+                "approval": 2,
+                "approvers": approvers,
+                "ticket_required": True,
+                "ticket_pattern": r"INC-\d+",
+                "approval_timeout_seconds": 1800,
+            },
+            "admin": {"approval": 2, "approvers": approvers, "ticket_required": True},
+        },
+        "emergency_roles": [halt_tier, operator_tier, admin_tier],
+        "audit_bucket_name": audit.bucket_name,
+        "audit_bucket_arn": audit.bucket_arn,
+        "audit_kms_key_arn": audit.kms_key_arn,
+        "alert_topic_arn": audit.alert_topic_arn,
+        "sender_email": config.get("senderEmail") or "breakglass@example.com",
+    },
+)
+
 pulumi.export("audit_bucket", audit.bucket_name)
 pulumi.export("alert_topic", audit.alert_topic_arn)
 pulumi.export("emergency_roles", [halt_tier.role_arn, operator_tier.role_arn, admin_tier.role_arn])
 pulumi.export("halt_function", kill_switch.halt_function.name)
+pulumi.export("approval_url", workflow.approval_url)
+pulumi.export("state_machine_arn", workflow.state_machine_arn)
