@@ -9,6 +9,7 @@ import pytest
 from parliament import analyze_policy_string
 
 from breakglass.policies.halt import (
+    HALT_TAG_KEY,
     AuditAccess,
     HaltTarget,
     deny_invoke_policy,
@@ -236,3 +237,25 @@ def test_the_tripwire_input_carries_targets_mode_and_the_whole_alarm_event() -> 
         "targets": ["chat", "claude"],
         "alarm": {"detail-type": "x"},
     }
+
+
+@pytest.mark.parametrize("builder", [halt_function_statements, resume_function_statements])
+def test_organizations_rights_over_existing_scps_need_the_halt_tag_of_a_declared_target(builder: Any) -> None:
+    # Without the tag condition the SCP pattern p-* would let the function rewrite every SCP of the
+    # organization; Attach / Detach stay bounded by the declared targets instead.
+    statements = builder(TARGETS, audit=AUDIT, **WHERE)
+    policy_pattern = f"arn:aws:organizations::{ACCOUNT}:policy/o-*/service_control_policy/p-*"
+    for statement in statements:
+        actions = set(statement["Action"])
+        if actions & {
+            "organizations:UpdatePolicy",
+            "organizations:DescribePolicy",
+            "organizations:CreatePolicy",
+        }:
+            key = "aws:RequestTag" if "organizations:CreatePolicy" in actions else "aws:ResourceTag"
+            assert statement["Condition"]["StringEquals"][f"{key}/{HALT_TAG_KEY}"] == ["claude"]
+        elif policy_pattern in statement["Resource"] and "organizations:ListTargetsForPolicy" in actions:
+            assert statement["Condition"]["StringEquals"] == {f"aws:ResourceTag/{HALT_TAG_KEY}": ["claude"]}
+        elif policy_pattern in statement["Resource"]:
+            assert actions <= {"organizations:AttachPolicy", "organizations:DetachPolicy"}
+            assert "*" not in statement["Resource"]

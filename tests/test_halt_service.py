@@ -424,6 +424,10 @@ def test_scp_mode_creates_the_deny_scp_once_attaches_it_and_resume_detaches_it(
     assert "breakglass-halt-org-claude" in _attached(world, org["account"])
     summaries = world.organizations.list_policies(Filter="SERVICE_CONTROL_POLICY")["Policies"]
     policy_id = next(p["Id"] for p in summaries if p["Name"] == "breakglass-halt-org-claude")
+    # The tag is what the Lambdas' Organizations rights are conditioned on.
+    assert world.organizations.list_tags_for_resource(ResourceId=policy_id)["Tags"] == [
+        {"Key": "breakglass-halt", "Value": "org-claude"}
+    ]
     content = json.loads(world.organizations.describe_policy(PolicyId=policy_id)["Policy"]["Content"])
     assert content["Statement"][0]["Effect"] == "Deny"
     assert content["Statement"][0]["Resource"] == [CLAUDE]
@@ -631,11 +635,38 @@ def test_every_target_and_action_gets_its_own_audit_event(world: World) -> None:
 
 def test_a_failed_audit_write_fails_the_call_after_every_target_is_halted(world: World) -> None:
     broken = AuditWriter(s3=world.s3, bucket="no-such-bucket")
-    with pytest.raises(AuditWriteError, match="audit events not stored for chat, claude"):
+    with pytest.raises(AuditWriteError, match="audit events not stored or not alerted for chat, claude"):
         halt(world.clients, broken, world.pick("chat", "claude"), "deny-invoke", actor="a", reason="r")
     # The halt itself still happened: a missing record must not leave a model running.
     assert "breakglass-halt-chat" in world.inline_policies("chat-invoker")
     assert "breakglass-halt-claude" in world.inline_policies("agent-invoker")
+
+
+def test_a_failed_alert_publish_in_a_sequential_run_still_halts_every_target_and_is_logged(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    class BrokenTopic:
+        def publish(self, **kwargs: Any) -> Any:
+            raise ClientError({"Error": {"Code": "AuthorizationError", "Message": "no"}}, "Publish")
+
+    writer = AuditWriter(s3=world.s3, bucket=BUCKET, sns=BrokenTopic(), topic_arn="arn:aws:sns:x:1:t")
+    with pytest.raises(AuditWriteError, match="not alerted for chat, claude"):
+        halt(
+            world.clients,
+            writer,
+            world.pick("chat", "claude"),
+            "deny-invoke",
+            actor="a",
+            reason="r",
+            max_workers=1,
+        )
+    # The first target's failed alert did not stop the second target's halt.
+    assert "breakglass-halt-chat" in world.inline_policies("chat-invoker")
+    assert "breakglass-halt-claude" in world.inline_policies("agent-invoker")
+    # What was done to each target survives in the log even though the call failed.
+    failed = [r.fields for r in caplog.records if r.getMessage() == "audit record failed"]  # type: ignore[attr-defined]
+    assert [entry["result"]["target"] for entry in failed] == ["chat", "claude"]
+    assert all(entry["result"]["outcome"] == "halted" for entry in failed)
 
 
 def test_a_mode_the_target_does_not_allow_is_refused_per_target(world: World) -> None:

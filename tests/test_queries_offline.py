@@ -322,3 +322,43 @@ def test_every_named_query_has_an_offline_test_above() -> None:
         "tampering",
     }
     assert set(NAMED_QUERIES) == tested
+
+
+def test_tampering_finds_every_event_the_live_alert_rules_watch(tmp_path: Path) -> None:
+    """The query and the alert rules share one list: an alerted attempt is never missing afterwards."""
+    import gzip
+
+    from breakglass.policies.audit_trail import (
+        BUCKET_TAMPERING_EVENT_NAMES,
+        GUARDRAIL_EVENT_NAMES,
+        KEY_TAMPERING_EVENT_NAMES,
+        TRAIL_TAMPERING_EVENT_NAMES,
+    )
+
+    watched = (
+        [("cloudtrail.amazonaws.com", n, {"name": "breakglass-audit"}) for n in TRAIL_TAMPERING_EVENT_NAMES]
+        + [("s3.amazonaws.com", n, {"bucketName": AUDIT_BUCKET}) for n in BUCKET_TAMPERING_EVENT_NAMES]
+        + [("bedrock.amazonaws.com", n, {"guardrailIdentifier": "gr-1"}) for n in GUARDRAIL_EVENT_NAMES]
+        + [("kms.amazonaws.com", n, {"keyId": "k-1"}) for n in KEY_TAMPERING_EVENT_NAMES]
+    )
+    records = [
+        {
+            "eventVersion": "1.09",
+            "userIdentity": {"type": "IAMUser", "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/mallory"},
+            "eventTime": f"2025-03-14T10:{i:02d}:00Z",
+            "eventSource": source,
+            "eventName": name,
+            "awsRegion": "us-east-1",
+            "sourceIPAddress": "203.0.113.9",
+            "requestParameters": params,
+            "eventID": f"00000000-0000-0000-0000-{i:012d}",
+            "eventType": "AwsApiCall",
+            "recipientAccountId": ACCOUNT_ID,
+        }
+        for i, (source, name, params) in enumerate(watched)
+    ]
+    day = tmp_path / f"AWSLogs/{ACCOUNT_ID}/CloudTrail/us-east-1/2025/03/14"
+    day.mkdir(parents=True)
+    (day / "tampering.json.gz").write_bytes(gzip.compress(json.dumps({"Records": records}).encode()))
+    rows = LocalBucket(tmp_path).run_named("tampering", {"audit_bucket": AUDIT_BUCKET}).records()
+    assert sorted(r["event_name"] for r in rows) == sorted(name for _, name, _ in watched)

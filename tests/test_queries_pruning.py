@@ -194,3 +194,24 @@ def test_malformed_hive_types_are_rejected() -> None:
         parse_hive_type("array<string")
     with pytest.raises(ValueError, match="expected field name"):
         parse_hive_type("struct<:string>")
+
+
+def test_an_outer_join_predicate_that_admits_unmatched_rows_is_not_pruned(local_copy: Path) -> None:
+    # alice's events are all on 03-14: a full scan joins them, and `e.dt = '2025-03-15'` rejects
+    # her. Pruning the events to 03-15 would leave her unmatched, and `e.dt IS NULL` would keep her.
+    sql = """
+SELECT DISTINCT c.useridentity.sessioncontext.sourceidentity AS who
+FROM cloudtrail_logs AS c
+LEFT JOIN breakglass_events AS e ON e.actor = c.useridentity.sessioncontext.sourceidentity
+WHERE c."date" = '2025/03/14' AND (e.dt = '2025-03-15' OR e.dt IS NULL)
+ORDER BY 1
+"""
+    bucket = LocalBucket(local_copy)
+    pruned = bucket.run_sql(sql)
+    full = bucket.run_sql(sql, prune=False)
+    assert pruned.rows == full.rows
+    assert ("alice",) not in pruned.rows
+    events = pruned.scans["breakglass_events"]
+    assert events.files_read == events.files_total
+    # The preserved side's plain predicate still prunes.
+    assert pruned.scans["cloudtrail_logs"].files_read < pruned.scans["cloudtrail_logs"].files_total

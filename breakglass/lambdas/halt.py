@@ -32,6 +32,7 @@ from botocore.exceptions import ClientError
 from breakglass.lambdas.events import AuditEvent, AuditWriteError, AuditWriter
 from breakglass.lambdas.runtime import get_logger, log_fields
 from breakglass.policies.halt import (
+    HALT_TAG_KEY,
     HaltTarget,
     deny_invoke_policy,
     scp_document,
@@ -40,7 +41,15 @@ from breakglass.policies.halt import (
 
 OUTCOMES: Final = ("halted", "resumed", "noop", "error")
 THROTTLING_CODES: Final = frozenset(
-    {"ThrottlingException", "TooManyRequestsException", "Throttling", "RequestLimitExceeded", "429"}
+    # SlowDown is S3's throttling answer (snapshot writes and reads).
+    {
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "Throttling",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "429",
+    }
 )
 DEFAULT_MAX_WORKERS: Final = 16
 SCP_TYPE: Final = "SERVICE_CONTROL_POLICY"
@@ -518,6 +527,8 @@ def _scp_mode(ctx: _Context, target: HaltTarget, step: _Step, *, halting: bool) 
                 Description=f"break-glass halt of {target.id}: deny AI invoke actions"[:512],
                 Name=name,
                 Type=SCP_TYPE,
+                # The Lambdas may only read, change, attach or detach SCPs carrying this tag.
+                Tags=[{"Key": HALT_TAG_KEY, "Value": target.id}],
             )
             policy_id = str(created["Policy"]["PolicySummary"]["Id"])
             step.did("create-scp", policy=name, policy_id=policy_id, changed=True)
@@ -592,19 +603,26 @@ def _run_one(
         details["error"] = error
     if ctx.trigger is not None:
         details["trigger"] = dict(ctx.trigger)
-    event = AuditEvent(
-        event_type="halt" if halting else "resume",
-        actor=ctx.actor,
-        outcome={"error": "failed", "noop": "noop"}.get(outcome, "succeeded"),
-        request_id=ctx.request_id,
-        target=target.id,
-        mode=mode,
-        reason=ctx.reason,
-        details=details,
-    )
     try:
+        event = AuditEvent(
+            event_type="halt" if halting else "resume",
+            actor=ctx.actor,
+            outcome={"error": "failed", "noop": "noop"}.get(outcome, "succeeded"),
+            request_id=ctx.request_id,
+            target=target.id,
+            mode=mode,
+            reason=ctx.reason,
+            details=details,
+        )
         result.details["audit_key"] = ctx.writer.write(event)
-    except AuditWriteError as exc:
+    except Exception as exc:
+        # Any failure here (the put, or the alert publish after it) must neither stop the other
+        # targets (in a sequential run it would) nor lose what was done to this one: the audit
+        # trail may lack it, so the outcome goes to the log before the fan-out fails loudly.
+        logger.error(
+            "audit record failed",
+            extra=log_fields(result=result.to_dict(), error=f"{type(exc).__name__}: {exc}"),
+        )
         return result, exc
     logger.info(
         "target done", extra=log_fields(target=target.id, mode=mode, outcome=outcome, seconds=result.seconds)
@@ -632,7 +650,7 @@ def _fan_out(
         # The actions happened but their records did not: that must fail loudly, not report success.
         names = ", ".join(t for t, _ in failed_writes)
         raise AuditWriteError(
-            f"audit events not stored for {names}: {failed_writes[0][1]}"
+            f"audit events not stored or not alerted for {names}: {failed_writes[0][1]}"
         ) from failed_writes[0][1]
     return {
         "action": "halt" if halting else "resume",

@@ -318,6 +318,23 @@ def select_partitions(
     return {tuple(row) for row in connection.execute(query).fetchall()}
 
 
+def admits_unmatched_rows(
+    connection: duckdb.DuckDBPyConnection, partition_columns: tuple[str, ...], predicates: list[exp.Expr]
+) -> bool:
+    """Whether a predicate holds when every partition column is NULL.
+
+    That is the row a reference on the nullable side of an outer join gets when nothing matches
+    (``LEFT JOIN t ... WHERE t.dt = 'x' OR t.dt IS NULL``). Such a predicate keeps a row whose only
+    matches lie in the partitions pruning would drop, where a full scan rejects it: no pruning.
+    """
+    names = ", ".join(f'"{c}"' for c in partition_columns)
+    nulls = ", ".join("NULL::VARCHAR" for _ in partition_columns)
+    condition = " OR ".join(f"({p.sql(dialect='duckdb')})" for p in predicates)
+    query = f"SELECT count(*) FROM (VALUES ({nulls})) AS partitions({names}) WHERE {condition}"
+    row = connection.execute(query).fetchone()
+    return bool(row and row[0])
+
+
 def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -404,7 +421,7 @@ class LocalBucket:
         self, connection: duckdb.DuckDBPyConnection, tree: exp.Expr, table: LocalTable, prune: bool
     ) -> list[DataFile]:
         predicates = partition_predicates(tree, table.name, table.partition_columns) if prune else None
-        if predicates is None:
+        if predicates is None or admits_unmatched_rows(connection, table.partition_columns, predicates):
             return list(table.files)
         wanted = select_partitions(connection, table.partitions, table.partition_columns, predicates)
         return [f for f in table.files if f.partition in wanted]

@@ -33,6 +33,10 @@ MODES: Final = ("deny-invoke", "delete-endpoint", "scp")
 # Inline policies on invoker roles and SCPs are named after the target, so resume removes exactly
 # what halt added and nothing else.
 HALT_POLICY_PREFIX: Final = "breakglass-halt-"
+# The tag scp mode puts on its SCPs (value: the target id). The Lambdas' Organizations rights are
+# conditioned on it: an SCP's id is only known once created, and "any SCP" would let them rewrite,
+# attach or detach every policy of the organization.
+HALT_TAG_KEY: Final = "breakglass-halt"
 # delete-endpoint snapshots live in the audit bucket (Object Lock) beside the audit events.
 SNAPSHOT_PREFIX: Final = "breakglass-snapshots"
 # The ``source`` of the input the tripwire rule hands to the halt Lambda.
@@ -483,25 +487,46 @@ def _function_statements(
 
     if scp_targets:
         policy_arns = f"arn:{partition}:organizations::{account}:policy/o-*/service_control_policy/p-*"
-        scp_type = {"StringEquals": {"organizations:PolicyType": "SERVICE_CONTROL_POLICY"}}
+        scp_type = {"organizations:PolicyType": "SERVICE_CONTROL_POLICY"}
+        ids = sorted(t.id for t in scp_targets)
         statements.append(
             {
                 "Sid": "FindHaltScps",
                 "Effect": "Allow",
-                # organizations:ListPolicies (and CreatePolicy) support no resource-level
-                # permissions: "*" is required; the condition limits them to SCPs.
-                "Action": ["organizations:ListPolicies"] + ([] if resume else ["organizations:CreatePolicy"]),
+                # organizations:ListPolicies supports no resource-level permissions: "*" is
+                # required; the condition limits it to SCPs.
+                "Action": ["organizations:ListPolicies"],
                 "Resource": "*",
-                "Condition": scp_type,
+                "Condition": {"StringEquals": scp_type},
             }
         )
-        # The SCP's id is assigned when it is created, so its ARN can only be matched by pattern.
-        read_actions = ["organizations:ListTargetsForPolicy"] + (
-            [] if resume else ["organizations:DescribePolicy", "organizations:UpdatePolicy"]
-        )
+        if not resume:
+            statements.append(
+                {
+                    "Sid": "CreateHaltScps",
+                    "Effect": "Allow",
+                    # The new SCP has no ARN yet: "*" is required; only SCPs carrying the halt tag
+                    # of a declared target may be created.
+                    "Action": ["organizations:CreatePolicy"],
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {**scp_type, f"aws:RequestTag/{HALT_TAG_KEY}": ids}},
+                }
+            )
+        # The SCP's id is assigned when it is created, so its ARN can only be matched by pattern;
+        # the tag condition narrows the pattern to the SCPs this kill switch created.
         statements.append(
-            {"Sid": "ReadHaltScps", "Effect": "Allow", "Action": read_actions, "Resource": policy_arns}
+            {
+                "Sid": "ManageHaltScps",
+                "Effect": "Allow",
+                "Action": ["organizations:ListTargetsForPolicy"]
+                + ([] if resume else ["organizations:DescribePolicy", "organizations:UpdatePolicy"]),
+                "Resource": policy_arns,
+                "Condition": {"StringEquals": {f"aws:ResourceTag/{HALT_TAG_KEY}": ids}},
+            }
         )
+        # Attach / Detach authorize the policy and the target in one statement, so a tag condition
+        # here would also be checked on the (untagged) accounts and OUs; the declared targets are
+        # what bounds these two.
         statements.append(
             {
                 "Sid": "DetachHaltScps" if resume else "AttachHaltScps",

@@ -21,6 +21,12 @@ from datetime import UTC, datetime
 from typing import Final
 
 from breakglass.lambdas.events import EVENT_COLUMNS, EVENTS_PREFIX
+from breakglass.policies.audit_trail import (
+    BUCKET_TAMPERING_EVENT_NAMES,
+    GUARDRAIL_EVENT_NAMES,
+    KEY_TAMPERING_EVENT_NAMES,
+    TRAIL_TAMPERING_EVENT_NAMES,
+)
 from breakglass.policies.documents import deny_insecure_transport, document
 from breakglass.policies.naming import EMERGENCY_ROLE_PREFIX
 from breakglass.validation import ConfigError
@@ -532,13 +538,29 @@ ORDER BY o.event_time, o.request_id
 """,
 )
 
+# The query looks for at least what the live alert rules alert on (one list for both), plus
+# object-level erase attempts, which CloudTrail records when S3 data events are on.
+_OBJECT_TAMPERING_EVENT_NAMES: Final = (
+    "DeleteObject",
+    "DeleteObjects",
+    "PutObjectRetention",
+    "PutObjectLegalHold",
+)
+_GUARDRAIL_TAMPERING_EVENT_NAMES: Final = (*GUARDRAIL_EVENT_NAMES, "UpdateGuardrail")
+
+
+def _sql_names(names: tuple[str, ...]) -> str:
+    return ", ".join(f"'{name}'" for name in dict.fromkeys(names))
+
+
 TAMPERING = NamedQuery(
     name="tampering",
     description=(
         "Attempts, successful or failed, to stop or alter the trail (StopLogging, DeleteTrail, "
-        "UpdateTrail, PutEventSelectors), the audit bucket (policy, lifecycle, object lock, "
-        "DeleteObject), guardrails (DeleteGuardrail, UpdateGuardrail) or keys (DisableKey, "
-        "ScheduleKeyDeletion)."
+        "UpdateTrail, PutEventSelectors), the audit bucket (policy, lifecycle, lock, versioning, "
+        "public access block, encryption, object deletes, retention and legal holds), guardrails "
+        "(DeleteGuardrail, UpdateGuardrail) or keys (DisableKey, ScheduleKeyDeletion, PutKeyPolicy, "
+        "DisableKeyRotation)."
     ),
     sql=f"""\
 SELECT
@@ -552,7 +574,7 @@ SELECT
   sourceipaddress AS source_ip,
   awsregion AS aws_region,
   coalesce(
-    CASE WHEN eventname = 'DeleteObject' THEN
+    CASE WHEN eventname IN ('DeleteObject', 'PutObjectRetention', 'PutObjectLegalHold') THEN
       json_extract_scalar(requestparameters, '$.bucketName') || '/'
         || json_extract_scalar(requestparameters, '$.key')
     END,
@@ -566,18 +588,18 @@ SELECT
 FROM {CLOUDTRAIL_TABLE}
 WHERE (
     eventsource = 'cloudtrail.amazonaws.com'
-    AND eventname IN ('StopLogging', 'DeleteTrail', 'UpdateTrail', 'PutEventSelectors')
+    AND eventname IN ({_sql_names(TRAIL_TAMPERING_EVENT_NAMES)})
   )
   OR (
     eventsource = 's3.amazonaws.com'
-    AND eventname IN (
-      'PutBucketPolicy', 'DeleteBucketPolicy', 'PutBucketLifecycle', 'DeleteBucketLifecycle',
-      'PutObjectLockConfiguration', 'PutBucketVersioning', 'DeleteObject'
-    )
+    AND eventname IN ({_sql_names(BUCKET_TAMPERING_EVENT_NAMES + _OBJECT_TAMPERING_EVENT_NAMES)})
     AND json_extract_scalar(requestparameters, '$.bucketName') = ?
   )
-  OR (eventsource = 'bedrock.amazonaws.com' AND eventname IN ('DeleteGuardrail', 'UpdateGuardrail'))
-  OR (eventsource = 'kms.amazonaws.com' AND eventname IN ('DisableKey', 'ScheduleKeyDeletion'))
+  OR (
+    eventsource = 'bedrock.amazonaws.com'
+    AND eventname IN ({_sql_names(_GUARDRAIL_TAMPERING_EVENT_NAMES)})
+  )
+  OR (eventsource = 'kms.amazonaws.com' AND eventname IN ({_sql_names(KEY_TAMPERING_EVENT_NAMES)}))
 ORDER BY eventtime, eventid
 """,
     params=(_AUDIT_BUCKET,),
