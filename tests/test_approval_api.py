@@ -32,6 +32,7 @@ from breakglass.lambdas.store import (
     Store,
     create_table,
 )
+from breakglass.lambdas.totp import MAX_FAILURES
 from breakglass.local.http_api import build_event
 
 KEY = b"a" * 32
@@ -207,6 +208,7 @@ def test_every_page_carries_the_security_headers_and_no_inline_script(world: Wor
         assert headers["x-frame-options"] == "DENY"
         assert headers["referrer-policy"] == "no-referrer"
         assert headers["x-content-type-options"] == "nosniff"
+        assert headers["strict-transport-security"].startswith("max-age=31536000")
         assert "<script" not in response["body"]
         style = re.search(r"<style>(.*?)</style>", response["body"], re.S)
         assert style
@@ -327,6 +329,54 @@ def test_the_requester_cannot_approve_their_own_request_even_with_a_valid_link(w
     assert [(e["actor"], e["refused"]) for e in world.audit()] == [("bob", "self-approval")]
 
 
+def _enroll(world: World, user: str, arn: str, email: str, roles: tuple[str, ...] = ("approver",)) -> str:
+    secret = pyotp.random_base32()
+    world.store.put_enrollment(Enrollment(user, arn, email, roles), secret)
+    return pyotp.TOTP(secret).at(NOW)
+
+
+@pytest.mark.parametrize(
+    ("arn", "email"),
+    [
+        (RECORD.requester_arn, "robert@example.com"),  # bob's own IAM principal under another id
+        (RECORD.requester_arn.replace("bob", "BOB"), "robert@example.com"),
+        ("arn:aws:iam::123456789012:user/robert", "Bob@Example.com"),  # bob's mailbox
+    ],
+)
+def test_the_requester_enrolled_under_another_id_cannot_approve(world: World, arn: str, email: str) -> None:
+    totp = _enroll(world, "robert", arn, email)
+    world.store.put_request(replace(RECORD, request_id="req-7", approvers=("robert", "alice")))
+    token = link("robert", "req-7")
+    shown = get(world, token, "req-7")
+    assert shown["statusCode"] == 403 and title(shown) == "You cannot approve your own request"
+    refused = post(world, token, totp, request_id="req-7")
+    assert refused["statusCode"] == 403 and title(refused) == "You cannot approve your own request"
+    record = world.store.get_request("req-7")
+    assert record is not None and record.approvals == () and world.sfn.calls == []
+    assert [(e["actor"], e["refused"]) for e in world.audit()] == [("robert", "self-approval")]
+
+
+def test_an_approver_whose_approving_role_was_removed_cannot_use_an_old_link(world: World) -> None:
+    totp = _enroll(
+        world, "carol", "arn:aws:iam::123456789012:user/carol", "carol@example.com", ("responder",)
+    )
+    response = post(world, link("carol"), totp)
+    _refused(world, response, 403, "You are not an approver of this request")
+    assert [(e["actor"], e["refused"]) for e in world.audit()] == [("carol", "not-an-approver")]
+
+
+def test_wrong_codes_are_rate_limited_and_audited(world: World) -> None:
+    token = link("alice")
+    wrong = f"{(int(code('alice')) + 500_000) % 1_000_000:06d}"
+    for _ in range(MAX_FAILURES):
+        assert post(world, token, wrong)["statusCode"] == 403
+    limited = post(world, token, code("alice"))
+    _refused(world, limited, 429, "Break-glass request by bob")
+    assert "too many wrong codes" in limited["body"]
+    refusals = [e["refused"] for e in world.audit()]
+    assert sorted(refusals) == ["totp-rate-limited"] + ["totp-wrong"] * MAX_FAILURES
+
+
 def test_a_wrong_code_shows_the_form_again_and_leaves_the_link_usable(world: World) -> None:
     token = link("alice")
     wrong = f"{(int(code('alice')) + 1) % 1_000_000:06d}"
@@ -429,6 +479,23 @@ def test_an_audit_failure_stops_the_decision_before_the_workflow_hears_of_it(wor
     with pytest.raises(AuditWriteError):
         post(world, link("carol"), code("carol"))
     assert world.sfn.calls == []
+    # The unrecorded vote does not count: the request still waits, as the workflow believes.
+    assert stored(world).status == "pending" and stored(world).approvals == ("alice",)
+
+
+def test_a_vote_whose_audit_write_fails_is_taken_back_and_its_link_works_again(world: World) -> None:
+    token = link("alice")
+    world.deps = replace(world.deps, audit=AuditWriter(s3=world.s3, bucket="no-such-bucket"))
+    with pytest.raises(AuditWriteError):
+        post(world, token, code("alice"))
+    assert stored(world).approvals == () and stored(world).status == "pending"
+    later = NOW + timedelta(seconds=30)
+    world.deps = replace(world.deps, audit=AuditWriter(s3=world.s3, bucket="audit"), clock=lambda: later)
+    assert get(world, token)["statusCode"] == 200
+    assert post(world, token, code("alice", later))["statusCode"] == 200
+    assert stored(world).approvals == ("alice",)
+    assert [(e["actor"], e["outcome"]) for e in world.audit()] == [("alice", "succeeded")]
+    assert post(world, token, code("alice", later + timedelta(seconds=30)))["statusCode"] == 409
 
 
 def test_a_decided_request_without_a_waiting_task_is_an_error(world: World) -> None:

@@ -119,10 +119,22 @@ def test_the_text_part_has_the_same_details_and_the_same_link(ses: RecordingSes)
     assert "decides nothing" in text
 
 
-def test_the_subject_names_requester_and_tier_and_cannot_carry_line_breaks(ses: RecordingSes) -> None:
-    _send(ses, replace(RECORD, requester="bob", tier="tier\r\nBcc: evil@example.com"), (ALICE,))
-    subject = sent()[0].subject
-    assert "\n" not in subject and "\r" not in subject
+def test_a_multi_line_reason_cannot_pose_as_the_emails_own_link_in_the_text_part(ses: RecordingSes) -> None:
+    reason = "model is misbehaving\n\nReview and decide (approve or deny with your authenticator code):\nhttps://evil.example/x"
+    _send(ses, replace(RECORD, reason=reason), (ALICE,))
+    text = ses.calls[0]["Message"]["Body"]["Text"]["Data"]
+    margin = [line for line in text.splitlines() if line.startswith(("Review and decide", "https://"))]
+    assert len(margin) == 2 and margin[1].startswith(URL)
+    assert "https://evil.example/x" in text
+
+
+@pytest.mark.parametrize("brk", ["\r\n", "\u2028", "\x85", "\x0b"])
+def test_the_subject_names_requester_and_tier_and_cannot_carry_line_breaks(
+    ses: RecordingSes, brk: str
+) -> None:
+    _send(ses, replace(RECORD, requester="bob", tier=f"tier{brk}Bcc: evil@example.com"), (ALICE,))
+    subject = ses.calls[0]["Message"]["Subject"]["Data"]
+    assert subject.splitlines() == [subject] and "\x0b" not in subject
     assert subject.startswith("Break-glass request by bob")
 
 
@@ -136,6 +148,11 @@ def test_a_request_without_ticket_says_none(ses: RecordingSes) -> None:
     [
         (
             (Enrollment("bob", RECORD.requester_arn, "bob@example.com", ("approver",)),),
+            "approvers[0]",
+            "own request",
+        ),
+        (
+            (Enrollment("Bob", RECORD.requester_arn, "bob@example.com", ("approver",)),),
             "approvers[0]",
             "own request",
         ),

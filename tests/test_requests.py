@@ -172,6 +172,10 @@ def test_bad_or_too_short_durations_name_the_field(text: Any) -> None:
         ({"ticket": None}, "ticket", "tier 'operator' requires an incident ticket"),
         ({"ticket": "JIRA-1"}, "ticket", "does not look like a ticket"),
         ({"ticket": "I" * 129}, "ticket", "at most 128 characters"),
+        ({"reason": "model leaks data\r\nBcc: x@evil.example"}, "reason", "plain text"),
+        ({"reason": "approve quickly \u202eatad skael"}, "reason", "plain text"),
+        ({"reason": "terminal \x1b[2J clears the screen"}, "reason", "plain text"),
+        ({"ticket": "INC-1\nINC-2"}, "ticket", "one line"),
         ({"duration": "3h"}, "duration", "allows at most 2h, asked for 3h"),
         ({"duration": "5m"}, "duration", "at least 15 minutes"),
         ({"requester": "nobody", "totp": "123456"}, "requester", "'nobody' is not enrolled"),
@@ -226,6 +230,14 @@ def test_the_code_is_checked_last_so_a_typo_elsewhere_does_not_spend_it(
 def test_an_unsafe_request_id_is_rejected(store: Store, secrets: dict[str, str]) -> None:
     with pytest.raises(RequestRejected, match=r"^request_id: "):
         validate(store, body(secrets), request_id="../etc")
+    # One length for every module: a longer id could never be signed into an approval link.
+    with pytest.raises(RequestRejected, match=r"^request_id: "):
+        validate(store, body(secrets), request_id="r" * 65)
+
+
+def test_a_multi_line_reason_is_kept(store: Store, secrets: dict[str, str]) -> None:
+    reason = "the fraud model approves everything:\n\tsee dashboard"
+    assert validate(store, body(secrets, reason=reason)).record.reason == reason
 
 
 # -- the approval policy -----------------------------------------------------------------------------
@@ -280,6 +292,7 @@ def test_backup_approvers_join_the_vote_only_in_the_backup_round_and_never_the_r
     approval = POLICY["operator"]
     assert eligible_approvers(approval, "rita") == ("ann", "bob", "cat")
     assert eligible_approvers(approval, "ann", backup=True) == ("bob", "cat", "sec")
+    assert eligible_approvers(approval, "ANN", backup=True) == ("bob", "cat", "sec")
 
 
 def test_a_code_is_judged_at_the_time_of_the_request(store: Store, secrets: dict[str, str]) -> None:

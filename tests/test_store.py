@@ -128,10 +128,47 @@ def test_a_request_round_trips_and_its_id_cannot_be_reused(store: Store) -> None
         store.put_request(replace(RECORD, reason="other"))
 
 
-def test_a_request_listing_its_requester_as_approver_is_refused(store: Store) -> None:
+@pytest.mark.parametrize("alias", ["bob", "Bob", "BOB"])
+def test_a_request_listing_its_requester_as_approver_is_refused(store: Store, alias: str) -> None:
     with pytest.raises(VoteRefused) as err:
-        store.put_request(replace(RECORD, approvers=("alice", "bob")))
+        store.put_request(replace(RECORD, approvers=("alice", alias)))
     assert err.value.reason == "self-approval"
+    store.put_request(RECORD)
+    with pytest.raises(VoteRefused):
+        store.set_waiting("req-1", "token-1", ["alice", alias])
+
+
+def test_the_requester_cannot_vote_under_their_id_in_another_case(store: Store) -> None:
+    store.put_request(RECORD)
+    store.dynamodb.update_item(  # an approver list written behind the store's back
+        TableName="bg",
+        Key={"pk": {"S": "REQUEST#req-1"}, "sk": {"S": "REQUEST"}},
+        UpdateExpression="SET approvers = list_append(approvers, :bob)",
+        ExpressionAttributeValues={":bob": {"L": [{"S": "BOB"}]}},
+    )
+    with pytest.raises(VoteRefused) as err:
+        store.record_vote("req-1", "BOB", "approve")
+    assert err.value.reason == "self-approval"
+
+
+def test_a_vote_is_retracted_only_while_nothing_was_counted_after_it(store: Store) -> None:
+    store.put_request(RECORD)
+    first = store.record_vote("req-1", "alice", "deny")
+    assert store.retract_vote(first, "alice")
+    assert store.get_request("req-1") == RECORD
+    again = store.record_vote("req-1", "alice", "approve")
+    store.record_vote("req-1", "carol", "approve")
+    assert not store.retract_vote(again, "alice")
+    after = store.get_request("req-1")
+    assert after is not None and (after.status, after.approvals) == ("approved", ("alice", "carol"))
+
+
+def test_a_released_link_can_be_claimed_once_more(store: Store) -> None:
+    assert store.claim_link("j1", 2_000_000_000)
+    store.release_link("j1")
+    assert not store.is_link_used("j1")
+    assert store.claim_link("j1", 2_000_000_000)
+    assert store.is_link_used("j1") and not store.claim_link("j1", 2_000_000_000)
 
 
 def test_set_waiting_records_the_task_token_and_the_approvers(store: Store) -> None:

@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from breakglass.lambdas.store import Enrollment, Store, create_table
-from breakglass.lambdas.totp import TotpRejected, verify_totp
+from breakglass.lambdas.totp import LOCKOUT_SECONDS, MAX_FAILURES, TotpRejected, verify_totp
 
 SECRET = pyotp.random_base32()
 NOW = datetime(2025, 3, 1, 12, 0, 10, tzinfo=UTC)
@@ -74,7 +74,9 @@ def test_a_wrong_code_does_not_burn_the_right_one(store: Store) -> None:
     verify_totp(store, "alice", right, now=NOW)
 
 
-@pytest.mark.parametrize("code", ["", "12345", "1234567", "abcdef", "12 34 5x"])
+@pytest.mark.parametrize(
+    "code", ["", "12345", "1234567", "abcdef", "12 34 5x", "\u0661\u0662\u0663\u0664\u0665\u0666"]
+)
 def test_a_code_that_is_not_six_digits_is_malformed(store: Store, code: str) -> None:
     assert _reason(store, code) == "malformed"
 
@@ -91,3 +93,22 @@ def test_a_person_who_is_not_enrolled_is_told_so(store: Store) -> None:
 def test_a_naive_time_is_a_programming_error(store: Store) -> None:
     with pytest.raises(ValueError, match="timezone"):
         verify_totp(store, "alice", code_at(NOW), now=datetime(2025, 3, 1, 12, 0))
+
+
+def _wrong(moment: datetime = NOW) -> str:
+    return f"{(int(code_at(moment)) + 500_000) % 1_000_000:06d}"
+
+
+def test_wrong_codes_are_rate_limited_and_then_even_the_right_code_waits(store: Store) -> None:
+    for _ in range(MAX_FAILURES):
+        assert _reason(store, _wrong()) == "wrong"
+    assert _reason(store, code_at(NOW)) == "rate-limited"
+    # The next lockout window starts afresh.
+    later = NOW + timedelta(seconds=LOCKOUT_SECONDS)
+    verify_totp(store, "alice", code_at(later), now=later)
+
+
+def test_right_codes_do_not_count_towards_the_limit(store: Store) -> None:
+    for i in range(MAX_FAILURES + 2):
+        moment = NOW + timedelta(seconds=30 * i)
+        verify_totp(store, "alice", code_at(moment), now=moment)

@@ -7,11 +7,14 @@ form fields ``token``, ``totp`` and ``decision`` (``approve`` / ``deny``) record
 1. the request must be same-origin (``Origin`` / ``Sec-Fetch-Site`` when the browser sends them)
    and carry the signed link in its body, so a cross-site page cannot forge a decision;
 2. the link must be genuine, unexpired and for this request; its approver must be one of the
-   request's approvers and not the requester; the request must still be pending;
-3. the approver's TOTP code must be right and unused (claimed in the store);
+   request's approvers, still enrolled with an approving role, and not the requester under any
+   name (user id in any case, same IAM principal or same email); the request must be pending;
+3. the approver's TOTP code must be right, unused (claimed in the store) and not past the
+   wrong-code limit;
 4. the link is spent (single use), then the vote is counted atomically;
 5. the vote is audited, and when it decides the request (quorum reached or any denial) the
-   waiting workflow gets ``send_task_success`` with the decision.
+   waiting workflow gets ``send_task_success`` with the decision. A vote whose audit record
+   cannot be written is taken back and its link made usable again: no vote counts unrecorded.
 
 A wrong or replayed code shows the form again and leaves the link unspent.
 """
@@ -33,9 +36,9 @@ import boto3
 
 from breakglass.lambdas.events import AuditEvent, iso, utc_now
 from breakglass.lambdas.links import LinkClaims, LinkRejected, link_key_from_env, verify_link
-from breakglass.lambdas.mail import expiry_text, human_duration
+from breakglass.lambdas.mail import APPROVING_ROLES, expiry_text, human_duration
 from breakglass.lambdas.runtime import audit_writer_from_env, get_logger, log_fields
-from breakglass.lambdas.store import ENV_APPROVAL_URL, RequestRecord, Store, VoteRefused
+from breakglass.lambdas.store import ENV_APPROVAL_URL, RequestRecord, Store, VoteRefused, same_person
 from breakglass.lambdas.templates import Markup, render, style_hash, stylesheet
 from breakglass.lambdas.totp import TotpRejected, verify_totp
 
@@ -198,6 +201,7 @@ def security_headers() -> dict[str, str]:
         "x-frame-options": "DENY",
         "referrer-policy": "no-referrer",
         "x-content-type-options": "nosniff",
+        "strict-transport-security": "max-age=31536000; includeSubDomains",
     }
 
 
@@ -301,7 +305,7 @@ def _precheck(record: RequestRecord | None, claims: LinkClaims) -> str | None:
     """The reason this link cannot decide the request now, without changing anything."""
     if record is None:
         return "not-found"
-    if claims.approver == record.requester:
+    if same_person(claims.approver, record.requester):
         return "self-approval"
     if claims.approver not in record.approvers:
         return "wrong-approver"
@@ -334,7 +338,27 @@ class ApprovalApi:
         """Why this link cannot decide now (read-only). A spent link is named as such first."""
         if record is not None and self.deps.store.is_link_used(claims.jti):
             return "used"
-        return _precheck(record, claims)
+        return _precheck(record, claims) or self._identity_refusal(record, claims)
+
+    def _identity_refusal(self, record: RequestRecord | None, claims: LinkClaims) -> str | None:
+        """Refuse an approver who is the requester under another id, or no longer approves."""
+        if record is None:
+            return "not-found"
+        store = self.deps.store
+        approver = store.get_enrollment(claims.approver)
+        if approver is None:
+            return "not-enrolled"
+        requester = store.get_enrollment(record.requester)
+        arns = {record.requester_arn.casefold()} | (
+            {requester.principal_arn.casefold()} if requester else set()
+        )
+        if approver.principal_arn.casefold() in arns or (
+            requester is not None and approver.email.casefold() == requester.email.casefold()
+        ):
+            return "self-approval"
+        if not set(approver.roles) & set(APPROVING_ROLES):
+            return "not-an-approver"
+        return None
 
     def _claims(self, token: str, request_id: str) -> LinkClaims:
         return verify_link(self.deps.link_key, token, now=self.deps.clock(), request_id=request_id)
@@ -400,9 +424,8 @@ class ApprovalApi:
             if exc.reason == "not-enrolled":
                 return outcome_page("not-enrolled")
             # The link is not spent: the approver can type the current code and try again.
-            return _confirm_page(
-                record, claims, token, error=str(exc), status=400 if exc.reason == "malformed" else 403
-            )
+            status = {"malformed": 400, "rate-limited": 429}.get(exc.reason, 403)
+            return _confirm_page(record, claims, token, error=str(exc), status=status)
         if not store.claim_link(claims.jti, claims.expires_epoch + USED_MARKER_GRACE_SECONDS):
             self._audit_refusal(request_id, claims.approver, decision, "used", record)
             return outcome_page("used")
@@ -413,12 +436,43 @@ class ApprovalApi:
             self._audit_refusal(request_id, claims.approver, decision, exc.reason, record)
             return outcome_page("wrong-approver" if exc.reason == "not-an-approver" else exc.reason)
         decided = updated.status in ("approved", "denied")
+        try:
+            self._audit_vote(updated, claims.approver, decision)
+        except Exception:
+            self._take_back(updated, claims)
+            raise
+        if decided:
+            self._resume_workflow(updated)
+        log.info(
+            "vote recorded",
+            extra=log_fields(
+                request_id=request_id, approver=claims.approver, decision=decision, status=updated.status
+            ),
+        )
+        return self._result_page(updated, decision)
+
+    def _take_back(self, updated: RequestRecord, claims: LinkClaims) -> None:
+        """Undo a vote whose audit write failed, so it neither counts nor spends the link."""
+        if self.deps.store.retract_vote(updated, claims.approver):
+            self.deps.store.release_link(claims.jti)
+            log.error(
+                "vote taken back: its audit record could not be written",
+                extra=log_fields(request_id=updated.request_id, approver=claims.approver),
+            )
+        else:
+            # A later vote was counted on top of it; that vote's audit record lists this one.
+            log.error(
+                "vote stands without its own audit record: a later vote was counted after it",
+                extra=log_fields(request_id=updated.request_id, approver=claims.approver),
+            )
+
+    def _audit_vote(self, updated: RequestRecord, approver: str, decision: str) -> None:
         self.deps.audit.write(
             AuditEvent(
                 event_type="approval" if decision == "approve" else "denial",
-                actor=claims.approver,
+                actor=approver,
                 outcome="succeeded",
-                request_id=request_id,
+                request_id=updated.request_id,
                 requester=updated.requester,
                 tier=updated.tier,
                 reason=updated.reason,
@@ -432,15 +486,6 @@ class ApprovalApi:
                 },
             )
         )
-        if decided:
-            self._resume_workflow(updated)
-        log.info(
-            "vote recorded",
-            extra=log_fields(
-                request_id=request_id, approver=claims.approver, decision=decision, status=updated.status
-            ),
-        )
-        return self._result_page(updated, decision)
 
     def _resume_workflow(self, record: RequestRecord) -> None:
         if not record.task_token:

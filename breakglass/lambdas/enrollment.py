@@ -19,7 +19,6 @@ from breakglass.validation import (
     IAM_ROLE_OR_USER_ARN,
     USER_ID,
     USER_ID_HINT,
-    ConfigError,
     require_choice,
     require_str,
     require_str_list,
@@ -31,8 +30,6 @@ ISSUER_PATTERN: Final = r"[\w .-]{1,64}"
 def validate_enrollment(user: Any, principal_arn: Any, email: Any, roles: Any) -> Enrollment:
     """The enrollment these inputs describe; :class:`ConfigError` names the first bad field."""
     checked_user = require_str("user", user, pattern=USER_ID, hint=USER_ID_HINT)
-    if not checked_user.isascii():  # \w admits non-ASCII letters; IAM does not
-        raise ConfigError("user", USER_ID_HINT)
     checked_arn = require_str(
         "principal_arn",
         principal_arn,

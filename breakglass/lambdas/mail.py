@@ -1,7 +1,8 @@
 """Approval emails (HTML and plain text, one signed link per approver) and plain notices.
 
-Sent with SES (v1 ``send_email``). Every piece of user text is escaped in the HTML part; the
-subject is stripped of line breaks so a reason cannot inject headers.
+Sent with SES (v1 ``send_email``). Every piece of user text is escaped in the HTML part; in the
+text part a multi-line reason is indented so it cannot pose as the email's own lines (a fake
+"Review and decide" link); the subject is stripped of line breaks so it cannot inject headers.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from urllib.parse import quote
 
 from breakglass.lambdas.events import iso
 from breakglass.lambdas.links import sign_link
-from breakglass.lambdas.store import Enrollment, RequestRecord
+from breakglass.lambdas.store import Enrollment, RequestRecord, same_person
 from breakglass.lambdas.templates import render
 from breakglass.validation import ConfigError, require_int, require_str
 
@@ -38,7 +39,8 @@ def human_duration(seconds: int) -> str:
 
 
 def one_line(text: str, limit: int = _SUBJECT_MAX) -> str:
-    flat = re.sub(r"[\r\n\t]+", " ", text).strip()
+    # \s covers \v, \f, \x1c-\x1f, \x85, \u2028 and \u2029 too: every line break a mailer may honour.
+    flat = re.sub(r"[\s\x00-\x1f\x7f]+", " ", text).strip()
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
@@ -57,6 +59,11 @@ def quorum_text(record: RequestRecord) -> str:
     return f"{record.quorum} approval(s) needed; {len(record.approvals)} given so far."
 
 
+def _indented(text: str) -> str:
+    """Continuation lines aligned under the first, so none starts at the left margin."""
+    return "\n".join(line if i == 0 else f"{'':16}{line}" for i, line in enumerate(text.splitlines()))
+
+
 def approval_text(record: RequestRecord, url: str, link_expires: str) -> str:
     return "\n".join(
         [
@@ -64,7 +71,7 @@ def approval_text(record: RequestRecord, url: str, link_expires: str) -> str:
             "",
             f"Requester:      {record.requester} ({record.requester_arn})",
             f"Tier:           {record.tier}",
-            f"Reason:         {record.reason}",
+            f"Reason:         {_indented(record.reason)}",
             f"Ticket:         {record.ticket or '(none)'}",
             f"Duration:       {human_duration(record.duration_seconds)}",
             f"Access expires: {expiry_text(record)}",
@@ -116,7 +123,7 @@ def send_approval_requests(
     require_int("link_ttl_seconds", link_ttl_seconds, minimum=MIN_LINK_TTL, maximum=MAX_LINK_TTL)
     require_str("approval_url", approval_url, pattern=r"https?://\S+", hint="must be an http(s) URL")
     for i, approver in enumerate(approvers):
-        if approver.user == record.requester:
+        if same_person(approver.user, record.requester):
             raise ConfigError(f"approvers[{i}]", "the requester can never approve their own request")
         if approver.user not in record.approvers:
             raise ConfigError(

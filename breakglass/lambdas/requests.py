@@ -22,9 +22,11 @@ from datetime import datetime
 from typing import Any, Final, Protocol
 
 from breakglass.lambdas.events import iso
-from breakglass.lambdas.store import Enrollment, RequestRecord
+from breakglass.lambdas.store import Enrollment, RequestRecord, same_person
 from breakglass.lambdas.totp import TotpRejected, TotpStore, verify_totp
 from breakglass.validation import (
+    REQUEST_ID,
+    REQUEST_ID_HINT,
     USER_ID,
     USER_ID_HINT,
     ConfigError,
@@ -48,6 +50,9 @@ MAX_APPROVAL_TIMEOUT: Final = 7 * 24 * 3600
 DEFAULT_APPROVAL_TIMEOUT: Final = 3600
 MAX_QUORUM: Final = 10
 REQUEST_FIELDS: Final = ("tier", "requester", "reason", "ticket", "duration", "totp")
+# Control characters (bar newline and tab in a reason) would reach emails, pages and audit
+# records; bidi overrides could make a reason read differently than it is stored.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 _DURATION = re.compile(r"(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?")
 
 
@@ -199,7 +204,7 @@ def eligible_approvers(approval: TierApproval, requester: str, *, backup: bool =
     people: Iterable[str] = (
         (*approval.approvers, *approval.backup_approvers) if backup else approval.approvers
     )
-    return tuple(p for p in dict.fromkeys(people) if p != requester)
+    return tuple(p for p in dict.fromkeys(people) if not same_person(p, requester))
 
 
 # -- one request ------------------------------------------------------------------------------------
@@ -251,7 +256,7 @@ class AccessRequest:
                 raise ConfigError(name, "is required")
         ticket = values.get("ticket")
         return cls(
-            request_id=require_str("request_id", request_id, pattern=r"[A-Za-z0-9][A-Za-z0-9_.-]{0,79}"),
+            request_id=require_str("request_id", request_id, pattern=REQUEST_ID, hint=REQUEST_ID_HINT),
             tier=require_str("tier", values["tier"], max_length=64),
             requester=require_str(
                 "requester",
@@ -359,6 +364,8 @@ def _tier_of(
 
 
 def _check_reason(reason: str) -> None:
+    if _CONTROL.search(reason):
+        raise ConfigError("reason", "must be plain text: remove control or direction-changing characters")
     if len(reason) < REASON_MIN:
         raise ConfigError("reason", f"say why you need access in at least {REASON_MIN} characters")
     if len(reason) > REASON_MAX:
@@ -370,6 +377,8 @@ def _check_ticket(request: AccessRequest, approval: TierApproval) -> None:
         if approval.ticket_required:
             raise ConfigError("ticket", f"tier {request.tier!r} requires an incident ticket")
         return
+    if _CONTROL.search(request.ticket) or re.search(r"[\n\t]", request.ticket):
+        raise ConfigError("ticket", "must be one line of plain text, e.g. INC-4242")
     if approval.ticket_pattern and not re.fullmatch(approval.ticket_pattern, request.ticket):
         raise ConfigError(
             "ticket",

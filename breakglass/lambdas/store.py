@@ -4,6 +4,7 @@ Items (``pk`` / ``sk``):
 
 - ``USER#<user>`` / ``ENROLLMENT``: who a person is, their roles, their TOTP secret encrypted
   with KMS (bound to the user by the encryption context) and the last TOTP time step they used;
+- ``USER#<user>`` / ``TOTP_FAILURES#<window>``: wrong TOTP codes in one lockout window (TTL);
 - ``TOKEN#<jti>`` / ``USED``: a spent approval link (expires through TTL once the link would
   be rejected as expired anyway);
 - ``REQUEST#<id>`` / ``REQUEST``: a request, its approvers, votes, status and task token.
@@ -51,6 +52,17 @@ DECISIONS: Final = ("approve", "deny")
 _CONTEXT_KEY: Final = "breakglass:user"
 # Optimistic-concurrency retries for votes; each retry means another writer won a race.
 _VOTE_ATTEMPTS: Final = 8
+
+
+def same_person(a: str, b: str) -> bool:
+    """Whether two user ids name one person: IAM user and role names are unique ignoring case,
+    so ``Bob`` must never approve ``bob``'s request."""
+    return a.casefold() == b.casefold()
+
+
+def _names(user: str, people: Sequence[str]) -> bool:
+    return any(same_person(user, p) for p in people)
+
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -130,6 +142,10 @@ class RequestRecord:
 
 def _user_key(user: str) -> dict[str, Any]:
     return {"pk": {"S": f"USER#{user}"}, "sk": {"S": "ENROLLMENT"}}
+
+
+def _failures_key(user: str, window: int) -> dict[str, Any]:
+    return {"pk": {"S": f"USER#{user}"}, "sk": {"S": f"TOTP_FAILURES#{int(window)}"}}
 
 
 def _token_key(jti: str) -> dict[str, Any]:
@@ -280,6 +296,44 @@ class Store:
             raise
         return True
 
+    def reserve_totp_attempt(self, user: str, window: int, *, limit: int, ttl: int) -> bool:
+        """Atomically take one of ``limit`` attempts of lockout window ``window``; False when none
+        is left. A right code gives its attempt back (:meth:`release_totp_attempt`), so only
+        wrong codes use them up. Reserving before checking means concurrent guesses cannot all
+        slip past the limit."""
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key=_failures_key(user, window),
+                UpdateExpression="ADD failures :one SET #ttl = :ttl",
+                ConditionExpression="attribute_not_exists(failures) OR failures < :limit",
+                ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
+                ExpressionAttributeValues={
+                    ":one": {"N": "1"},
+                    ":limit": {"N": str(int(limit))},
+                    ":ttl": {"N": str(int(ttl))},
+                },
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def release_totp_attempt(self, user: str, window: int) -> None:
+        """Give back an attempt taken by :meth:`reserve_totp_attempt` (the code was right)."""
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key=_failures_key(user, window),
+                UpdateExpression="ADD failures :minus",
+                ConditionExpression="failures > :zero",
+                ExpressionAttributeValues={":minus": {"N": "-1"}, ":zero": {"N": "0"}},
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+
     # -- approval links ------------------------------------------------------------------------
 
     def claim_link(self, jti: str, ttl: int) -> bool:
@@ -298,7 +352,8 @@ class Store:
                     TTL_ATTRIBUTE: {"N": str(int(ttl))},
                     "used_at": {"N": str(int(time.time()))},
                 },
-                ConditionExpression="attribute_not_exists(pk)",
+                ConditionExpression="attribute_not_exists(pk) OR released = :yes",
+                ExpressionAttributeValues={":yes": {"BOOL": True}},
             )
         except ClientError as exc:
             if _conditional_failed(exc):
@@ -306,12 +361,25 @@ class Store:
             raise
         return True
 
+    def release_link(self, jti: str) -> None:
+        """Make a spent link usable again: only when the vote it carried was taken back.
+
+        Flagged rather than deleted: the functions' roles may put and update items, not delete.
+        """
+        self.dynamodb.update_item(
+            TableName=self.table,
+            Key=_token_key(jti),
+            UpdateExpression="SET released = :yes",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":yes": {"BOOL": True}},
+        )
+
     def is_link_used(self, jti: str) -> bool:
         """Whether ``jti`` was spent (read-only: opening a link must not spend it)."""
         item = self.dynamodb.get_item(TableName=self.table, Key=_token_key(jti), ConsistentRead=True).get(
             "Item"
         )
-        return bool(item)
+        return bool(item) and not item.get("released", {}).get("BOOL", False)
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -319,7 +387,7 @@ class Store:
         """Store a new request; raises :class:`StoreError` if the id exists already."""
         if r.status not in STATUSES:
             raise ValueError(f"status: must be one of {', '.join(STATUSES)}, got {r.status!r}")
-        if r.requester in r.approvers:
+        if _names(r.requester, r.approvers):
             raise VoteRefused("self-approval", f"{r.requester!r} cannot approve their own request")
         values = r.to_dict()
         values["version"] = 0
@@ -386,7 +454,7 @@ class Store:
             record = self._require_request(request_id)
             if record.status != "pending":
                 raise StatusConflict(f"request {request_id!r} is {record.status}, not pending")
-            if record.requester in approvers:
+            if _names(record.requester, approvers):
                 raise VoteRefused("self-approval", f"{record.requester!r} cannot approve their own request")
             updated = replace(
                 record,
@@ -414,7 +482,7 @@ class Store:
             if record is None:
                 raise VoteRefused("not-found", f"request {request_id!r} not found")
             # Checked before membership so a misconfigured approver list cannot let it through.
-            if approver == record.requester:
+            if same_person(approver, record.requester):
                 raise VoteRefused("self-approval", "the requester can never approve their own request")
             if approver not in record.approvers:
                 raise VoteRefused("not-an-approver", f"{approver!r} is not an approver of this request")
@@ -431,6 +499,20 @@ class Store:
             if self._replace_request(record, updated):
                 return updated
         raise StoreError(f"request {request_id!r} kept changing; try again")
+
+    def retract_vote(self, after: RequestRecord, approver: str) -> bool:
+        """Undo ``approver``'s vote, which produced ``after``, if nothing changed the request
+        since; False otherwise (a later vote was counted on top of it and stands).
+
+        For a vote whose audit record could not be written: it must not count unrecorded.
+        """
+        reverted = replace(
+            after,
+            approvals=tuple(a for a in after.approvals if a != approver),
+            denials=tuple(d for d in after.denials if d != approver),
+            status="pending",
+        )
+        return self._replace_request(after, reverted)
 
     def set_status(self, request_id: str, status: str, *, expected: str | None = None) -> None:
         """Move a request to ``status``; with ``expected``, only from that status
