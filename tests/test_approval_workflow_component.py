@@ -10,6 +10,7 @@ import pytest
 from breakglass.components import ApprovalWorkflow, EmergencyRole
 from breakglass.local.synth import SynthError, SynthResult, synth
 from breakglass.policies import state_machine as sm
+from breakglass.policies.naming import PROTECTED_TAG
 
 ACCOUNT = "123456789012"
 BUCKET_ARN = "arn:aws:s3:::audit-bucket"
@@ -270,3 +271,38 @@ def test_state_machine_role_statements_cover_versions_of_each_function_once() ->
     assert invoke["Resource"] == [arn, f"{arn}:*"]
     with pytest.raises(ValueError, match="item kind"):
         sm.table_statements("arn:aws:dynamodb:::table/t", read=("ITEM",))
+
+
+def test_every_taggable_workflow_resource_is_protected_including_each_functions_role_and_logs(
+    result: SynthResult,
+) -> None:
+    """The boundary denies changes to what carries the protected tag: a Lambda, role or log group
+    without it could be rewritten by an admin-tier session (e.g. the access function's code or its
+    role's trust), a way to grant itself access that outlives the window."""
+    kinds = {
+        "aws:lambda/function:Function",
+        "aws:iam/role:Role",
+        "aws:cloudwatch/logGroup:LogGroup",
+        "aws:sfn/stateMachine:StateMachine",
+        "aws:dynamodb/table:Table",
+        "aws:secretsmanager/secret:Secret",
+        "aws:kms/key:Key",
+        "aws:apigatewayv2/api:Api",
+        "aws:apigatewayv2/stage:Stage",
+        "aws:cloudwatch/metricAlarm:MetricAlarm",
+    }
+    taggable = [r for r in result.resources if r.parent == "wf" and r.type in kinds]
+    assert {r.type for r in taggable} == kinds
+    unprotected = [
+        (r.type, r.name) for r in taggable if r.inputs.get("tags", {}).get(PROTECTED_TAG) != "true"
+    ]
+    assert unprotected == []
+    access = result.one("aws:lambda/function:Function", "breakglass-access")
+    assert access.inputs["tags"][PROTECTED_TAG] == "true"
+    assert result.one("aws:iam/role:Role", "breakglass-access-role").inputs["tags"][PROTECTED_TAG] == "true"
+
+
+def test_user_tags_reach_the_functions_too_and_cannot_unprotect_them() -> None:
+    found = synth(lambda: program(tags={"team": "ml", PROTECTED_TAG: "false"}))
+    for resource in found.by_type("aws:lambda/function:Function"):
+        assert resource.inputs["tags"] == {"team": "ml", PROTECTED_TAG: "true"}

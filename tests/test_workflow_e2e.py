@@ -4,7 +4,7 @@ moto's Step Functions interpreter runs the real definition; every Task Lambda an
 API run in-process from this package; approvers act through the approval API with the links
 from the emails moto captured. Every test reads back the audit events from the locked bucket.
 Waits are shortened by the emulator, so the end-of-window revoke runs before the wall-clock
-expiry and is recorded as a ``revoke`` (early=False), not an ``expiry``.
+expiry; it is still recorded as ``expiry``, because the workflow says it follows the Wait.
 """
 
 from __future__ import annotations
@@ -22,12 +22,14 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pyotp
 import pytest
 
+from breakglass.lambdas import workflow_handlers as workflow
 from breakglass.lambdas.enrollment import enroll
-from breakglass.lambdas.events import AuditWriter, utc_now
+from breakglass.lambdas.events import AuditWriter, iso, utc_now
 from breakglass.lambdas.links import sign_link
 from breakglass.lambdas.requests import TierApproval
 from breakglass.lambdas.review import record_verdict
 from breakglass.lambdas.store import RequestRecord
+from breakglass.lambdas.workflow_handlers import WorkflowDeps
 from breakglass.local.emulator import Emulator, TierSpec, WorkflowDeployment, deploy_workflow
 from breakglass.policies.emergency_role import (
     GUARD_POLICY_NAME,
@@ -290,7 +292,7 @@ def test_a_quorum_of_two_approvers_grants_access_then_it_is_revoked_and_a_review
         ("approval", "succeeded", "ann"),
         ("approval", "succeeded", "bob"),
         ("grant", "succeeded", "system"),
-        ("revoke", "succeeded", "system"),
+        ("expiry", "succeeded", "system"),
         ("review", "opened", "system"),
     ]
     assert events[0].ticket == "INC-1234" and events[0].details["approvers"] == ["ann", "bob", "cat"]
@@ -310,7 +312,7 @@ def test_an_auto_tier_is_granted_at_once_and_its_approvers_are_told(
         ("request", "pending", "sam"),
         ("approval", "succeeded", "system:auto"),
         ("grant", "succeeded", "system"),
-        ("revoke", "succeeded", "system"),
+        ("expiry", "succeeded", "system"),
         ("review", "opened", "system"),
     ]
     (notice,) = mails_to(deployment, "ann", rid)
@@ -544,15 +546,15 @@ def test_early_revoke_by_the_requester_ends_access_and_the_expiry_revoke_is_a_no
     assert deployment.wait_for(execution)["status"] == "SUCCEEDED"
     assert deployment.store().get_request(rid).status == "revoked"  # type: ignore[union-attr]
     revokes = [
-        (e.actor, e.outcome, e.details.get("early"))
+        (e.event_type, e.actor, e.outcome, e.details.get("early"))
         for e in deployment.audit_events(rid)
-        if e.event_type == "revoke"
+        if e.event_type in ("revoke", "expiry")
     ]
     assert revokes == [
-        ("bob", "failed", True),
-        ("tom", "failed", True),
-        ("tom", "succeeded", True),
-        ("system", "noop", False),
+        ("revoke", "bob", "failed", True),
+        ("revoke", "tom", "failed", True),
+        ("revoke", "tom", "succeeded", True),
+        ("expiry", "system", "noop", False),
     ]
 
 
@@ -691,3 +693,52 @@ def test_twenty_concurrent_requests_do_not_cross_talk(
         assert [e.event_type for e in events][-1] == "review"
         assert deployment.store().get_request(rid).status == "expired"  # type: ignore[union-attr]
         assert no_access_left(deployment, tier, rid)
+
+
+def test_a_retried_grant_keeps_the_window_it_already_wrote_instead_of_failing_into_revoke(
+    deployment: WorkflowDeployment,
+) -> None:
+    """Grant's Retry runs the handler again when something after the role edit failed (the status
+    update, a timeout): the retry must find its own statements, not refuse them as 'different'."""
+    rid = "grant-retried"
+    table = deployment.store()
+    requested = utc_now()
+    table.put_request(
+        RequestRecord(
+            request_id=rid,
+            requester="wes",
+            requester_arn=arn("wes"),
+            tier="halt",
+            reason=REASON,
+            ticket=None,
+            duration_seconds=1800,
+            requested_at=iso(requested),
+            status="approved",
+            quorum=0,
+            approvers=("ann",),
+        )
+    )
+    emu = deployment.emulator
+    clock = [requested]
+    deps = WorkflowDeps(
+        store=table,
+        audit=AuditWriter(emu.client("s3"), deployment.bucket, deployment.prefix),
+        ses=emu.client("ses"),
+        iam=emu.client("iam"),
+        tiers=deployment.tiers,
+        policy={},
+        sender=deployment.sender,
+        approval_url=deployment.approval_url,
+        link_key=deployment.link_key,
+        clock=lambda: clock[0],
+    )
+    first = workflow.grant(deps, rid)
+    clock[0] = requested + timedelta(seconds=7)  # the retry runs after a back-off
+    again = workflow.grant(deps, rid)
+    assert (again["starts_at"], again["expires_at"]) == (first["starts_at"], first["expires_at"])
+    assert (first["outcome"], again["outcome"]) == ("succeeded", "noop")
+    assert table.get_request(rid).status == "granted"  # type: ignore[union-attr]
+    trust, _ = role_state(deployment, "halt", rid)
+    assert len(trust) == 2
+    workflow.revoke(deps, rid, {"grant": first})
+    assert no_access_left(deployment, "halt", rid)

@@ -202,6 +202,23 @@ class ApprovalWorkflowConfig:
         return config
 
 
+def _tag_children(tags: Mapping[str, str]) -> pulumi.ResourceTransformation:
+    """Give every taggable child ``tags`` and the protected tag, including the children made by
+    ``python_function`` (functions, their roles and log groups): the emergency roles' boundary
+    denies changing what carries the tag, and an untagged access function or role could be
+    rewritten by an admin-tier session to grant itself a window that never ends."""
+
+    def transform(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
+        if "tags" not in args.props:
+            return None
+        merged = pulumi.Output.from_input(args.props["tags"] or {}).apply(
+            lambda own: {**tags, **(own or {}), PROTECTED_TAG: "true"}
+        )
+        return pulumi.ResourceTransformationResult({**args.props, "tags": merged}, args.opts)
+
+    return transform
+
+
 class ApprovalWorkflow(pulumi.ComponentResource):
     """Turns a justified request into a time-bound grant, answered by humans from email."""
 
@@ -222,7 +239,10 @@ class ApprovalWorkflow(pulumi.ComponentResource):
         self, name: str, args: ApprovalWorkflowArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         config = ApprovalWorkflowConfig.from_args(args)
-        super().__init__("breakglass:index:ApprovalWorkflow", name, None, opts)
+        tagging = pulumi.ResourceOptions(transformations=[_tag_children(config.tags)])
+        super().__init__(
+            "breakglass:index:ApprovalWorkflow", name, None, pulumi.ResourceOptions.merge(opts, tagging)
+        )
         self.config = config
         child = pulumi.ResourceOptions(parent=self)
         prefix = config.name_prefix

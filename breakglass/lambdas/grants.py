@@ -409,6 +409,19 @@ def _expired_grant_sids(trust: list[dict[str, Any]], now: datetime) -> set[str]:
     return sids
 
 
+def granted_window(iam: Any, tier: Tier, request_id: str) -> tuple[datetime, datetime] | None:
+    """The window the role's trust holds for ``request_id`` (None when it holds none). A retried
+    grant reuses it: a new window would differ from the statement already written and be refused."""
+    gate = _find(read_documents(iam, tier).trust, grant_trust_sids(request_id)[0])
+    if gate is None:
+        return None
+    condition = gate.get("Condition", {})
+    return (
+        parse_timestamp("starts_at", condition.get("DateGreaterThan", {}).get("aws:CurrentTime")),
+        parse_timestamp("expires_at", condition.get("DateLessThan", {}).get("aws:CurrentTime")),
+    )
+
+
 def _check_sizes(
     tier: Tier, trust: list[dict[str, Any]], guards: list[dict[str, Any]], docs: RoleDocuments, active: int
 ) -> None:
@@ -598,19 +611,23 @@ def revoke(
     early: bool,
     actor: str,
     now: datetime,
+    at_expiry: bool = False,
 ) -> dict[str, Any]:
     """Close ``g``'s window; idempotent; other grants of the tier are untouched.
 
     Removes the grant's trust statement. The expiry guard stays until no session it covers can
     still exist (later grants and revokes prune it), so a session issued with a long duration still
     dies at expiry. ``early`` also adds the ``aws:TokenIssueTime`` deny, ending that grant's
-    sessions now. Recorded as ``expiry`` when it runs at or after expiry and not early, else
-    ``revoke``. If the audit write fails the revoke stays in place and the error is raised.
+    sessions now. Recorded as ``expiry`` when it runs at or after expiry and not early, or when
+    the caller says it is the end-of-window revoke (``at_expiry``: the workflow's, after its Wait
+    until expiry, whose clock may read a moment earlier), else ``revoke``. If the audit write
+    fails the revoke stays in place and the error is raised.
     """
     _check_shape(g)
     tier = _tier_of(tiers, g)
-    if not isinstance(early, bool):
-        raise GrantError("early", f"must be true or false, got {early!r}")
+    for name, flag in (("early", early), ("at_expiry", at_expiry)):
+        if not isinstance(flag, bool):
+            raise GrantError(name, f"must be true or false, got {flag!r}")
     actor = require_str("actor", actor)
 
     trust_sids = set(grant_trust_sids(g.request_id))
@@ -643,7 +660,7 @@ def revoke(
         _write_guards(iam, tier, new_guards)
 
     outcome = "succeeded" if (trust_removed or revoke_added) else "noop"
-    event_type = "expiry" if not early and now >= g.expires_at else "revoke"
+    event_type = "expiry" if not early and (at_expiry or now >= g.expires_at) else "revoke"
     details = {
         "early": early,
         "trust_statements_removed": removed,

@@ -405,12 +405,18 @@ def _grant_of(record: RequestRecord, starts_at: datetime, expires_at: datetime) 
 
 
 def grant(deps: WorkflowDeps, request_id: str) -> dict[str, Any]:
-    """Open the approved window (now until now + duration) on the tier's emergency role."""
+    """Open the approved window (now until now + duration) on the tier's emergency role.
+
+    A retry after a failure that followed the role edit (e.g. the status update, or a timeout)
+    finds the window already written and grants it again unchanged, instead of being refused."""
     record = _record(deps, request_id)
     if record.status not in ("approved", "granted"):
         raise grants.GrantError("status", f"request {request_id} is {record.status}, not approved")
     now = deps.clock()
-    g = _grant_of(record, now, now + timedelta(seconds=record.duration_seconds))
+    tier = deps.tiers.get(record.tier)
+    window = grants.granted_window(deps.iam, tier, request_id) if tier is not None else None
+    starts_at, expires_at = window or (now, now + timedelta(seconds=record.duration_seconds))
+    g = _grant_of(record, starts_at, expires_at)
     result = grants.grant(deps.iam, deps.audit, deps.tiers, g, now=now, actor="system")
     if record.status == "approved":
         deps.store.set_status(request_id, "granted", expected="approved")
@@ -481,7 +487,10 @@ def revoke(deps: WorkflowDeps, request_id: str, state: Mapping[str, Any]) -> dic
         starts_at = grants.parse_timestamp("requested_at", record.requested_at)
         expires_at = max(now, starts_at) + timedelta(seconds=record.duration_seconds)
     g = _grant_of(record, starts_at, expires_at)
-    result = grants.revoke(deps.iam, deps.audit, deps.tiers, g, early=failed, actor="system", now=now)
+    # Without a failure, Revoke follows WaitUntilExpiry: it is the end of the window.
+    result = grants.revoke(
+        deps.iam, deps.audit, deps.tiers, g, early=failed, actor="system", now=now, at_expiry=not failed
+    )
     if record.status in ("approved", "granted"):
         deps.store.set_status(request_id, "revoked" if failed else "expired")
     if failed:
