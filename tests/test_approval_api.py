@@ -533,3 +533,40 @@ def test_the_lambda_handler_is_configured_from_its_environment(
     assert decided["statusCode"] == 200, decided["body"]
     assert stored(world).status == "denied"
     assert [(e["type"], e["actor"]) for e in world.audit()] == [("denial", "alice")]
+
+
+class ClosedRoundSfn(SpySfn):
+    """Step Functions answering as AWS does when the waiting task's deadline has already passed."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(client=None)
+        self.code = code
+
+    def send_task_success(self, **kwargs: Any) -> Any:
+        from botocore.exceptions import ClientError
+
+        self.calls.append(kwargs)
+        raise ClientError({"Error": {"Code": self.code, "Message": "closed"}}, "SendTaskSuccess")
+
+
+@pytest.mark.parametrize("error_code", ["TaskTimedOut", "TaskDoesNotExist", "InvalidToken"])
+def test_a_deciding_vote_that_reaches_a_closed_round_is_kept_and_explained_not_a_server_error(
+    world: World, error_code: str
+) -> None:
+    world.deps = replace(world.deps, sfn=ClosedRoundSfn(error_code))
+    response = post(world, link("dave"), code("dave"), "deny")
+    assert response["statusCode"] == 409, response["body"]
+    assert title(response) == "Your vote was recorded after the approval round closed"
+    assert stored(world).status == "denied" and stored(world).denials == ("dave",)
+    assert sorted((e["type"], e["actor"], e["outcome"]) for e in world.audit()) == [
+        ("denial", "dave", "failed"),
+        ("denial", "dave", "succeeded"),
+    ]
+
+
+def test_any_other_step_functions_error_on_resume_is_raised(world: World) -> None:
+    from botocore.exceptions import ClientError
+
+    world.deps = replace(world.deps, sfn=ClosedRoundSfn("AccessDeniedException"))
+    with pytest.raises(ClientError):
+        post(world, link("dave"), code("dave"), "deny")

@@ -33,6 +33,7 @@ from typing import Any, Final, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
+from botocore.exceptions import ClientError
 
 from breakglass.lambdas.events import AuditEvent, iso, utc_now
 from breakglass.lambdas.links import LinkClaims, LinkRejected, link_key_from_env, verify_link
@@ -149,6 +150,13 @@ OUTCOMES: Final[dict[str, Outcome]] = {
         "This request is already decided",
         "The request is no longer waiting for approvals.",
         "Nothing was changed.",
+    ),
+    "round-closed": Outcome(
+        409,
+        "Your vote was recorded after the approval round closed",
+        "The deadline of this approval round passed just before your vote reached the workflow.",
+        "Your vote is on record. If the workflow asks again (backup round) it counts; otherwise the "
+        "request ends denied for lack of approval and the requester must submit a new one.",
     ),
     "not-found": Outcome(
         404,
@@ -441,8 +449,9 @@ class ApprovalApi:
         except Exception:
             self._take_back(updated, claims)
             raise
-        if decided:
-            self._resume_workflow(updated)
+        if decided and not self._resume_workflow(updated):
+            self._audit_refusal(request_id, claims.approver, decision, "round-closed", updated)
+            return outcome_page("round-closed")
         log.info(
             "vote recorded",
             extra=log_fields(
@@ -487,21 +496,30 @@ class ApprovalApi:
             )
         )
 
-    def _resume_workflow(self, record: RequestRecord) -> None:
+    def _resume_workflow(self, record: RequestRecord) -> bool:
+        """Hand the decision to the waiting workflow; False if its approval round already closed."""
         if not record.task_token:
             raise RuntimeError(
                 f"request {record.request_id} is {record.status} but no workflow task is waiting for it"
             )
-        self.deps.sfn.send_task_success(
-            taskToken=record.task_token,
-            output=json.dumps(
-                {
-                    "decision": record.status,
-                    "approvals": list(record.approvals),
-                    "denials": list(record.denials),
-                }
-            ),
-        )
+        try:
+            self.deps.sfn.send_task_success(
+                taskToken=record.task_token,
+                output=json.dumps(
+                    {
+                        "decision": record.status,
+                        "approvals": list(record.approvals),
+                        "denials": list(record.denials),
+                    }
+                ),
+            )
+        except ClientError as exc:
+            # The round's deadline passed between the vote and this call: the workflow moved on
+            # (backup round or denial, which fails closed). Any other error is a real failure.
+            if exc.response.get("Error", {}).get("Code") in _CLOSED_TASK_ERRORS:
+                return False
+            raise
+        return True
 
     @staticmethod
     def _result_page(record: RequestRecord, decision: str) -> dict[str, Any]:
@@ -521,6 +539,9 @@ class ApprovalApi:
             "message.html", kind="ok", message=message, advice="You can close this page.", details=""
         )
         return page(200, title, content)
+
+
+_CLOSED_TASK_ERRORS = frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"})
 
 
 def deps_from_env(environ: Mapping[str, str] | None = None, *, session: Any = None) -> ApprovalDeps:
