@@ -556,7 +556,7 @@ def test_a_deciding_vote_that_reaches_a_closed_round_is_kept_and_explained_not_a
     world.deps = replace(world.deps, sfn=ClosedRoundSfn(error_code))
     response = post(world, link("dave"), code("dave"), "deny")
     assert response["statusCode"] == 409, response["body"]
-    assert title(response) == "Your vote was recorded after the approval round closed"
+    assert title(response) == "Your vote came after the approval deadline"
     assert stored(world).status == "denied" and stored(world).denials == ("dave",)
     assert sorted((e["type"], e["actor"], e["outcome"]) for e in world.audit()) == [
         ("denial", "dave", "failed"),

@@ -26,6 +26,7 @@ import pulumi_aws as aws
 
 from breakglass.components.emergency_role import EmergencyRole, tiers_json
 from breakglass.components.functions import DeployedFunction, python_function
+from breakglass.components.tagging import protect_children
 from breakglass.lambdas import store
 from breakglass.lambdas.events import EVENTS_PREFIX
 from breakglass.lambdas.grants import ENV_TIERS
@@ -202,23 +203,6 @@ class ApprovalWorkflowConfig:
         return config
 
 
-def _tag_children(tags: Mapping[str, str]) -> pulumi.ResourceTransformation:
-    """Give every taggable child ``tags`` and the protected tag, including the children made by
-    ``python_function`` (functions, their roles and log groups): the emergency roles' boundary
-    denies changing what carries the tag, and an untagged access function or role could be
-    rewritten by an admin-tier session to grant itself a window that never ends."""
-
-    def transform(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
-        if "tags" not in args.props:
-            return None
-        merged = pulumi.Output.from_input(args.props["tags"] or {}).apply(
-            lambda own: {**tags, **(own or {}), PROTECTED_TAG: "true"}
-        )
-        return pulumi.ResourceTransformationResult({**args.props, "tags": merged}, args.opts)
-
-    return transform
-
-
 class ApprovalWorkflow(pulumi.ComponentResource):
     """Turns a justified request into a time-bound grant, answered by humans from email."""
 
@@ -239,7 +223,10 @@ class ApprovalWorkflow(pulumi.ComponentResource):
         self, name: str, args: ApprovalWorkflowArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         config = ApprovalWorkflowConfig.from_args(args)
-        tagging = pulumi.ResourceOptions(transformations=[_tag_children(config.tags)])
+        # Every taggable child, including each function's role and log group, is protected: an
+        # untagged access function or role could be rewritten by an admin-tier session to grant
+        # itself a window that never ends. None of the workflow's functions is responder-invocable.
+        tagging = pulumi.ResourceOptions(transformations=[protect_children(config.tags)])
         super().__init__(
             "breakglass:index:ApprovalWorkflow", name, None, pulumi.ResourceOptions.merge(opts, tagging)
         )

@@ -18,6 +18,7 @@ import pulumi
 import pulumi_aws as aws
 
 from breakglass.components.functions import DeployedFunction, python_function
+from breakglass.components.tagging import protect_children
 from breakglass.lambdas.events import EVENTS_PREFIX
 from breakglass.lambdas.halt_handler import ENV_HALT_TARGETS
 from breakglass.lambdas.runtime import ENV_ALERT_TOPIC, ENV_AUDIT_BUCKET, ENV_AUDIT_KMS_KEY, ENV_AUDIT_PREFIX
@@ -277,7 +278,13 @@ class HaltActions(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: HaltActionsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         config = HaltActionsConfig.from_args(name, args)
-        super().__init__(TYPE_TOKEN, name, None, opts)
+        # Every taggable child (functions, roles, log groups, alarms, rules) is protected: the
+        # emergency roles' boundary lets a session only read it. The halt and resume functions are
+        # also responder-invocable, the only protected functions an emergency session may invoke.
+        tagging = pulumi.ResourceOptions(
+            transformations=[protect_children(responder_invocable=(f"{name}-halt", f"{name}-resume"))]
+        )
+        super().__init__(TYPE_TOKEN, name, None, pulumi.ResourceOptions.merge(opts, tagging))
         self.config = config
 
         identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))

@@ -153,10 +153,11 @@ OUTCOMES: Final[dict[str, Outcome]] = {
     ),
     "round-closed": Outcome(
         409,
-        "Your vote was recorded after the approval round closed",
-        "The deadline of this approval round passed just before your vote reached the workflow.",
-        "Your vote is on record. If the workflow asks again (backup round) it counts; otherwise the "
-        "request ends denied for lack of approval and the requester must submit a new one.",
+        "Your vote came after the approval deadline",
+        "The approval round closed just before your vote reached the workflow, so it cannot decide "
+        "this request: a late vote never grants access.",
+        "Your vote is on record. The request ends without access; if access is still needed, the "
+        "requester must submit a new request.",
     ),
     "not-found": Outcome(
         404,

@@ -28,7 +28,12 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from breakglass.lambdas.events import iso
-from breakglass.policies.naming import EMERGENCY_ROLE_PREFIX, PROTECTED_TAG, REQUEST_ID_SESSION_TAG
+from breakglass.policies.naming import (
+    EMERGENCY_ROLE_PREFIX,
+    PROTECTED_TAG,
+    REQUEST_ID_SESSION_TAG,
+    RESPONDER_INVOCABLE_TAG,
+)
 from breakglass.validation import ConfigError
 
 VERSION: Final = "2012-10-17"
@@ -71,7 +76,21 @@ TRAIL_TAMPERING: Final = (
     "cloudtrail:RemoveTags",
     "cloudtrail:StopEventDataStoreIngestion",
 )
-# Shadow admins: identities that would outlive the window.
+# Shadow admins: identities, credentials and trusts that would outlive the window.
+# - Roles as well as users: a role the session creates, or an existing powerful role whose trust it
+#   rewrites, trusting the responder's everyday principal or an outside account is access after
+#   expiry (iam:CreateRole, iam:UpdateAssumeRolePolicy).
+# - Boundaries: replacing or removing one unbounds an existing user or role.
+# - Identity providers: a new or re-pointed OIDC/SAML provider (or a new client id on one) lets an
+#   outside identity assume every role that trusts that provider.
+# - IAM Identity Center (IAM prefixes ``identitystore`` and ``sso``, the API's ``sso-admin``): in
+#   scope only for the writes that create a principal or give one an account (CreateUser,
+#   CreateGroupMembership, CreateAccountAssignment), since each makes a person who can sign in after
+#   expiry. Editing permission sets is left to the tier's own policies: it only works in the
+#   management or delegated-admin account, is administration a responder may need, and like every
+#   other call surfaces in session_actions and the post-event review.
+# What stays possible (documented in docs/emergency-roles.md): changing the policies of existing
+# non-system principals, and compute that runs as an existing role (iam:PassRole).
 SHADOW_ADMIN_ACTIONS: Final = (
     "iam:CreateUser",
     "iam:CreateAccessKey",
@@ -82,6 +101,20 @@ SHADOW_ADMIN_ACTIONS: Final = (
     "iam:UploadSigningCertificate",
     "iam:UploadSSHPublicKey",
     "iam:AddUserToGroup",
+    "iam:CreateRole",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:PutRolePermissionsBoundary",
+    "iam:DeleteRolePermissionsBoundary",
+    "iam:PutUserPermissionsBoundary",
+    "iam:DeleteUserPermissionsBoundary",
+    "iam:CreateOpenIDConnectProvider",
+    "iam:AddClientIDToOpenIDConnectProvider",
+    "iam:UpdateOpenIDConnectProviderThumbprint",
+    "iam:CreateSAMLProvider",
+    "iam:UpdateSAMLProvider",
+    "identitystore:CreateUser",
+    "identitystore:CreateGroupMembership",
+    "sso:CreateAccountAssignment",
 )
 # Answering the workflow's task tokens would let a session approve requests (these actions take
 # no resource ARN, so they are denied everywhere).
@@ -120,9 +153,10 @@ READ_ONLY_ACTIONS: Final = (
     "cloudtrail:List*",
     "cloudtrail:LookupEvents",
 )
-# Allowed on tagged resources but not on ARNs named explicitly: responders run the (protected)
-# halt Lambdas with their emergency role, while running the workflow's own functions (the grant
-# Lambda would grant the caller a new window) is denied by naming their ARNs.
+# Exempted from the tagged read-only deny, and then denied on every protected resource that is not
+# also tagged RESPONDER_INVOCABLE_TAG=true: responders run the halt and resume Lambdas with their
+# emergency role, never the workflow's own functions (the access function would revoke, deny or
+# record errors on other requests). On ARNs named explicitly, invoking is denied outright.
 INVOKE_ACTIONS: Final = ("lambda:InvokeFunction",)
 
 _S3_BUCKET_ARN = re.compile(r"arn:aws[a-z-]*:s3:::[^/]+")
@@ -288,8 +322,10 @@ def permission_boundary(protected_arns: Sequence[str] = (), *, partition: str = 
     Allows everything the role's own policies allow, and denies: changing any trail; anything but
     reading on the system's resources (explicit ``protected_arns``, anything tagged
     ``PROTECTED_TAG=true``, every emergency role and its boundary by name prefix), where invoking
-    is allowed by tag but not on explicit ARNs; creating users, keys or login profiles; answering
-    workflow task tokens; and any call by a session without a source identity or request-id tag.
+    is allowed only on functions also tagged ``RESPONDER_INVOCABLE_TAG=true`` and never on explicit
+    ARNs; shadow admins (users, credentials, roles, trusts, boundaries, identity providers,
+    Identity Center principals); answering workflow task tokens; and any call by a session without
+    a source identity or request-id tag.
     """
     arns = list(protected_arns)
     for arn in protected_arns:
@@ -315,6 +351,18 @@ def permission_boundary(protected_arns: Sequence[str] = (), *, partition: str = 
             "NotAction": [*READ_ONLY_ACTIONS, *INVOKE_ACTIONS],
             "Resource": "*",
             "Condition": {"StringEquals": {f"aws:ResourceTag/{PROTECTED_TAG}": "true"}},
+        },
+        {
+            # StringNotEquals is true when the resource lacks the key, so an untagged protected
+            # function is denied too; only both tags together let a session invoke.
+            "Sid": "DenyInvokingProtectedFunctions",
+            "Effect": "Deny",
+            "Action": list(INVOKE_ACTIONS),
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": {f"aws:ResourceTag/{PROTECTED_TAG}": "true"},
+                "StringNotEquals": {f"aws:ResourceTag/{RESPONDER_INVOCABLE_TAG}": "true"},
+            },
         },
         {
             # Sessions always carry both (the trust requires them); without them, no guard
