@@ -19,7 +19,7 @@ import boto3
 from breakglass.lambdas import grants
 from breakglass.lambdas.events import AuditEvent, AuditWriter, iso, utc_now
 from breakglass.lambdas.runtime import audit_writer_from_env, get_logger, log_fields
-from breakglass.lambdas.store import Store
+from breakglass.lambdas.store import Store, same_person
 from breakglass.lambdas.totp import TotpRejected, TotpStore, verify_totp
 from breakglass.validation import REQUEST_ID, USER_ID, reject_unknown_keys, require_mapping, require_str
 
@@ -57,9 +57,9 @@ def may_revoke(store: Store, request_id: str, actor: str) -> str:
     record = store.get_request(request_id)
     if record is None:
         raise RevokeRefused(f"request {request_id!r} not found")
-    if actor == record.requester:
+    if same_person(actor, record.requester):
         return "requester"
-    if actor in record.approvers:
+    if any(same_person(actor, approver) for approver in record.approvers):
         return "approver"
     enrollment = store.get_enrollment(actor)
     if enrollment is not None and "security" in enrollment.roles:
@@ -83,6 +83,11 @@ def early_revoke(
     record = store.get_request(request.request_id)
     try:
         role = may_revoke(store, request.request_id, request.actor)
+        if record is not None and record.status not in ("granted", "approved", "revoked"):
+            # Checked before the code so a refused attempt does not spend the actor's TOTP code.
+            raise RevokeRefused(
+                f"request {record.request_id} is {record.status}: there is no access to revoke"
+            )
         verify_totp(totp_store or store, request.actor, request.totp, now=now)
     except (RevokeRefused, TotpRejected) as exc:
         writer.write(
@@ -99,8 +104,6 @@ def early_revoke(
         raise RevokeRefused(str(exc)) from exc
     if record is None:  # may_revoke refuses a missing request; this is for the type checker
         raise RevokeRefused(f"request {request.request_id!r} not found")
-    if record.status not in ("granted", "approved", "revoked"):
-        raise RevokeRefused(f"request {record.request_id} is {record.status}: there is no access to revoke")
     starts_at = grants.parse_timestamp("requested_at", record.requested_at)
     g = grants.Grant.from_event(
         {

@@ -1,0 +1,76 @@
+"""Early revoke refuses, and audits, every attempt that has no access to end."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pyotp
+import pytest
+from moto import mock_aws
+
+from breakglass.lambdas.early_revoke import EarlyRevokeRequest, RevokeRefused, early_revoke
+from breakglass.lambdas.enrollment import enroll
+from breakglass.lambdas.events import AuditWriter, parse_record
+from breakglass.lambdas.store import RequestRecord, Store, create_table
+from breakglass.lambdas.totp import verify_totp
+
+NOW = datetime(2026, 11, 22, 2, 13, tzinfo=UTC)
+ARN = "arn:aws:iam::123456789012:user/rita"
+
+
+@pytest.fixture
+def world() -> Iterator[tuple[Store, AuditWriter, Any, str]]:
+    with mock_aws():
+        ddb, kms, s3 = boto3.client("dynamodb"), boto3.client("kms"), boto3.client("s3")
+        create_table(ddb, "bg")
+        s3.create_bucket(Bucket="audit")
+        store = Store(ddb, "bg", kms, kms.create_key()["KeyMetadata"]["KeyId"])
+        secret = pyotp.parse_uri(enroll(store, "rita", ARN, "rita@example.com", ["responder"])).secret
+        yield store, AuditWriter(s3=s3, bucket="audit"), s3, secret
+
+
+def record(status: str) -> RequestRecord:
+    return RequestRecord(
+        request_id="req-7",
+        requester="rita",
+        requester_arn=ARN,
+        tier="halt",
+        reason="model is leaking data",
+        ticket=None,
+        duration_seconds=1800,
+        requested_at="2026-11-22T02:10:00Z",
+        status=status,
+        quorum=0,
+        approvers=("ann",),
+    )
+
+
+@pytest.mark.parametrize("status", ["pending", "denied", "expired"])
+def test_a_request_without_access_is_refused_audited_and_the_code_is_not_spent(
+    world: tuple[Store, AuditWriter, Any, str], status: str
+) -> None:
+    store, writer, s3, secret = world
+    store.put_request(record(status))
+    code = pyotp.TOTP(secret).at(NOW)
+    with pytest.raises(RevokeRefused, match=f"req-7 is {status}: there is no access to revoke"):
+        early_revoke(store, None, writer, {}, EarlyRevokeRequest("req-7", "rita", code), now=NOW)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="audit")["Contents"]]
+    [event] = [parse_record(json.loads(s3.get_object(Bucket="audit", Key=k)["Body"].read())) for k in keys]
+    assert (event.event_type, event.actor, event.outcome) == ("revoke", "rita", "failed")
+    assert "no access to revoke" in event.details["refused"]
+    verify_totp(store, "rita", code, now=NOW)  # still usable: the refusal came before the code check
+
+
+def test_the_requester_is_recognised_whatever_the_case_of_their_id(
+    world: tuple[Store, AuditWriter, Any, str],
+) -> None:
+    store, writer, _, secret = world
+    store.put_request(record("pending"))
+    with pytest.raises(RevokeRefused, match="no access to revoke"):  # past the who-may check
+        early_revoke(
+            store, None, writer, {}, EarlyRevokeRequest("req-7", "RITA", pyotp.TOTP(secret).at(NOW)), now=NOW
+        )
