@@ -35,7 +35,7 @@ from breakglass.policies.emergency_role import (
     statement_id,
     trust_policy,
 )
-from breakglass.policies.naming import PROTECTED_TAG
+from breakglass.policies.naming import PROTECTED_TAG, RESPONDER_INVOCABLE_TAG
 
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/breakglass-emergency-admin"
@@ -320,13 +320,17 @@ TAGGED_TAMPERING: list[tuple[str, str]] = [
 ]
 
 
-def admin_session(action: str, resource: str, *, tagged: bool = False) -> bool:
+def admin_session(
+    action: str, resource: str, *, tagged: bool = False, tags: dict[str, str] | None = None
+) -> bool:
+    resource_tags = {PROTECTED_TAG: "true"} if tagged else {}
+    resource_tags.update(tags or {})
     context = session_context(
         now=INSIDE,
         source_identity="alice",
         request_id="req-1",
         issued_at=INSIDE,
-        resource_tags={PROTECTED_TAG: "true"} if tagged else None,
+        resource_tags=resource_tags,
     )
     return session_allowed(
         ROLE, action, resource, policies=[ADMIN_POLICY], boundary=BOUNDARY, context=context
@@ -354,16 +358,93 @@ def test_the_boundary_denies_tampering_with_anything_tagged_protected(action: st
         ("kms:Decrypt", AUDIT_KEY, False),
         ("cloudtrail:LookupEvents", "*", False),
         ("iam:GetRole", ROLE, False),
-        ("iam:CreateRole", f"arn:aws:iam::{ACCOUNT}:role/app", False),
         ("s3:PutObject", "arn:aws:s3:::app-data/x", False),
-        # Responders run the halt Lambdas (tagged protected, not listed) with their emergency role.
-        ("lambda:InvokeFunction", f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:bg-halt", True),
+        # Ordinary incident work on the workload's own principals and compute stays allowed.
+        ("iam:PutRolePolicy", f"arn:aws:iam::{ACCOUNT}:role/app", False),
+        ("iam:AttachRolePolicy", f"arn:aws:iam::{ACCOUNT}:role/app", False),
+        ("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/app", False),
+        ("iam:DeleteAccessKey", f"arn:aws:iam::{ACCOUNT}:user/leaked", False),
+        ("ec2:RunInstances", f"arn:aws:ec2:us-east-1:{ACCOUNT}:instance/*", False),
+        ("lambda:InvokeFunction", f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:app", False),
+        ("lambda:UpdateFunctionConfiguration", f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:app", False),
+        ("sagemaker:UpdateEndpoint", f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:endpoint/model-a", False),
+        ("identitystore:ListUsers", "*", False),
     ],
 )
 def test_the_boundary_leaves_incident_work_and_reading_the_record_allowed(
     action: str, resource: str, tagged: bool
 ) -> None:
     assert admin_session(action, resource, tagged=tagged)
+
+
+# --- invoking protected functions: only the responder-invocable halt and resume ------------------
+
+HALT_FN = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:ai-halt"
+ACCESS_FN = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:breakglass-access"
+INVOCABLE = {PROTECTED_TAG: "true", RESPONDER_INVOCABLE_TAG: "true"}
+
+
+def test_responders_invoke_the_protected_functions_tagged_responder_invocable() -> None:
+    # The halt and resume Lambdas carry both tags; a session runs them with its emergency role.
+    assert admin_session("lambda:InvokeFunction", HALT_FN, tags=INVOCABLE)
+
+
+def test_a_protected_function_without_the_invocable_tag_cannot_be_invoked() -> None:
+    """The workflow's access function revokes, denies or records errors on other requests: it is
+    tagged protected only. The missing key makes StringNotEquals true, so the deny applies."""
+    assert not admin_session("lambda:InvokeFunction", ACCESS_FN, tagged=True)
+    for value in ("false", "True", ""):
+        assert not admin_session(
+            "lambda:InvokeFunction", ACCESS_FN, tags={PROTECTED_TAG: "true", RESPONDER_INVOCABLE_TAG: value}
+        )
+
+
+def test_the_invocable_tag_alone_makes_nothing_protected_and_lifts_nothing_else() -> None:
+    # Only invoking is lifted: a responder-invocable function is still read-only otherwise.
+    for action in ("lambda:UpdateFunctionCode", "lambda:AddPermission", "lambda:InvokeAsync"):
+        assert not admin_session(action, HALT_FN, tags=INVOCABLE)
+    # An explicitly listed ARN is never invocable, whatever its tags.
+    assert not admin_session("lambda:InvokeFunction", GRANT_FN, tags=INVOCABLE)
+    # Outside the system the tag means nothing: an unprotected function stays invocable.
+    assert admin_session("lambda:InvokeFunction", HALT_FN, tags={RESPONDER_INVOCABLE_TAG: "false"})
+
+
+# --- shadow admins through roles, boundaries, identity providers and Identity Center --------------
+
+APP_ROLE = f"arn:aws:iam::{ACCOUNT}:role/app"
+SHADOW_ADMINS: list[tuple[str, str]] = [
+    ("iam:CreateRole", f"arn:aws:iam::{ACCOUNT}:role/backdoor"),
+    ("iam:UpdateAssumeRolePolicy", APP_ROLE),
+    ("iam:UpdateAssumeRolePolicy", f"arn:aws:iam::{ACCOUNT}:role/OrganizationAccountAccessRole"),
+    ("iam:PutRolePermissionsBoundary", APP_ROLE),
+    ("iam:DeleteRolePermissionsBoundary", APP_ROLE),
+    ("iam:PutUserPermissionsBoundary", f"arn:aws:iam::{ACCOUNT}:user/bob"),
+    ("iam:DeleteUserPermissionsBoundary", f"arn:aws:iam::{ACCOUNT}:user/bob"),
+    ("iam:CreateServiceSpecificCredential", f"arn:aws:iam::{ACCOUNT}:user/bob"),
+    ("iam:UpdateLoginProfile", f"arn:aws:iam::{ACCOUNT}:user/bob"),
+    ("iam:UpdateAccessKey", f"arn:aws:iam::{ACCOUNT}:user/bob"),
+    ("iam:CreateOpenIDConnectProvider", f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.example.com"),
+    (
+        "iam:AddClientIDToOpenIDConnectProvider",
+        f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com",
+    ),
+    (
+        "iam:UpdateOpenIDConnectProviderThumbprint",
+        f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com",
+    ),
+    ("iam:CreateSAMLProvider", f"arn:aws:iam::{ACCOUNT}:saml-provider/evil"),
+    ("iam:UpdateSAMLProvider", f"arn:aws:iam::{ACCOUNT}:saml-provider/okta"),
+    ("identitystore:CreateUser", "arn:aws:identitystore::123456789012:identitystore/d-1234567890"),
+    ("identitystore:CreateGroupMembership", "arn:aws:identitystore:::group/*"),
+    ("sso:CreateAccountAssignment", "arn:aws:sso:::permissionSet/ssoins-1/ps-1"),
+]
+
+
+@pytest.mark.parametrize(("action", "resource"), SHADOW_ADMINS)
+def test_the_boundary_denies_shadow_admins_through_roles_and_providers_to_the_admin_tier(
+    action: str, resource: str
+) -> None:
+    assert not admin_session(action, resource)
 
 
 def test_the_boundary_allows_nothing_the_role_s_own_policies_do_not() -> None:
@@ -453,7 +534,9 @@ def test_the_boundary_refuses_to_outgrow_the_managed_policy_quota() -> None:
 
 
 def test_the_boundary_leaves_room_for_a_realistic_system() -> None:
-    assert policy_size(BOUNDARY) < MANAGED_POLICY_MAX_CHARS // 2
+    # The five system ARNs above plus 25 more listed functions still fit the managed quota.
+    more = [f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:breakglass-function-{i:02d}" for i in range(25)]
+    assert policy_size(permission_boundary([*PROTECTED, *more])) <= MANAGED_POLICY_MAX_CHARS
 
 
 def test_a_trust_with_two_grants_of_the_longest_principals_fits_the_default_quota() -> None:

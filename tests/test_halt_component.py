@@ -13,6 +13,7 @@ from breakglass.lambdas.halt_handler import ENV_HALT_TARGETS
 from breakglass.lambdas.runtime import ENV_ALERT_TOPIC, ENV_AUDIT_BUCKET, ENV_AUDIT_KMS_KEY, ENV_AUDIT_PREFIX
 from breakglass.local.synth import ACCOUNT_ID, SynthError, SynthResult, synth
 from breakglass.policies.halt import parse_targets
+from breakglass.policies.naming import PROTECTED_TAG, RESPONDER_INVOCABLE_TAG
 
 KEY = f"arn:aws:kms:us-east-1:{ACCOUNT_ID}:key/audit"
 TOPIC = f"arn:aws:sns:us-east-1:{ACCOUNT_ID}:alerts"
@@ -245,3 +246,40 @@ def test_too_many_targets_for_the_lambda_environment_are_refused_with_advice() -
     ]
     with pytest.raises(SynthError, match=r"targets: .*split the targets over several HaltActions"):
         run(targets=targets, tripwires=[])
+
+
+# --- tags: protected, and only halt and resume invocable by responders -----------------------------
+
+# Every type HaltActions creates that has tags (permissions, role policies and event targets have none).
+TAGGABLE = {
+    "aws:lambda/function:Function",
+    "aws:iam/role:Role",
+    "aws:cloudwatch/logGroup:LogGroup",
+    "aws:cloudwatch/metricAlarm:MetricAlarm",
+    "aws:cloudwatch/eventRule:EventRule",
+}
+
+
+def test_the_halt_and_resume_functions_are_protected_and_responder_invocable() -> None:
+    """The emergency roles' boundary lets a session invoke a protected function only if it is
+    also tagged responder-invocable: these two, and nothing else of the system."""
+    result = run()
+    for name in ("ai-halt", "ai-resume"):
+        tags = result.one("aws:lambda/function:Function", name).inputs["tags"]
+        assert tags == {PROTECTED_TAG: "true", RESPONDER_INVOCABLE_TAG: "true"}
+
+
+def test_every_taggable_resource_is_protected_and_nothing_else_is_invocable() -> None:
+    result = run()
+    children = [r for r in result.resources if r.type.startswith("aws:")]
+    taggable = [r for r in children if r.type in TAGGABLE]
+    assert {r.type for r in taggable} == TAGGABLE
+    assert len(taggable) == 2 + 2 + 2 + 1 + 1  # functions, roles, log groups, alarm, rule
+    unprotected = [
+        (r.type, r.name) for r in taggable if r.inputs.get("tags", {}).get(PROTECTED_TAG) != "true"
+    ]
+    assert unprotected == []
+    invocable = sorted(r.name for r in children if RESPONDER_INVOCABLE_TAG in (r.inputs.get("tags") or {}))
+    assert invocable == ["ai-halt", "ai-resume"]
+    # No other child type carries tags at all (so none was missed by the list above).
+    assert all(not r.inputs.get("tags") for r in children if r.type not in TAGGABLE)
