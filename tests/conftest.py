@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import threading
 import warnings
+from typing import Any
 
 import pytest
 
@@ -24,3 +26,26 @@ def offline_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+_DYNAMODB_WRITE_LOCK = threading.RLock()
+
+
+@pytest.fixture(autouse=True)
+def atomic_dynamodb_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Give moto's DynamoDB the guarantee real DynamoDB has: a conditional write is atomic.
+
+    moto checks a ConditionExpression and then writes, with no lock between the two, so two
+    threads can both pass the same condition. The store's race-safety (single-use links, one
+    vote each, TOTP replay) rests on that atomicity, so the concurrency tests need it to hold.
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item"):
+        original = getattr(DynamoDBBackend, name)
+
+        def atomic(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with _DYNAMODB_WRITE_LOCK:
+                return __original(self, *args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, atomic)
