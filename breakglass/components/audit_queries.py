@@ -19,6 +19,7 @@ from typing import Any, TypedDict
 import pulumi
 import pulumi_aws as aws
 
+from breakglass.components.buckets import encrypt_with_kms, make_private
 from breakglass.lambdas.events import EVENT_COLUMNS, EVENTS_PREFIX
 from breakglass.policies.queries import (
     ALL_REGIONS,
@@ -353,40 +354,12 @@ class AuditQueries(pulumi.ComponentResource):
             opts=opts,
         )
 
-    @staticmethod
     def _results_bucket(
-        name: str, cfg: AuditQueriesConfig, tags: Mapping[str, str], opts: pulumi.ResourceOptions
+        self, name: str, cfg: AuditQueriesConfig, tags: Mapping[str, str], opts: pulumi.ResourceOptions
     ) -> pulumi.Output[str]:
         bucket = aws.s3.Bucket(f"{name}-results", force_destroy=False, tags=dict(tags), opts=opts)
-        aws.s3.BucketPublicAccessBlock(
-            f"{name}-results-public-access",
-            bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=opts,
-        )
-        aws.s3.BucketOwnershipControls(
-            f"{name}-results-ownership",
-            bucket=bucket.id,
-            rule={"object_ownership": "BucketOwnerEnforced"},
-            opts=opts,
-        )
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-results-encryption",
-            bucket=bucket.id,
-            rules=[
-                {
-                    "apply_server_side_encryption_by_default": {
-                        "sse_algorithm": "aws:kms",
-                        "kms_master_key_id": cfg.kms_key_arn,
-                    },
-                    "bucket_key_enabled": True,
-                }
-            ],
-            opts=opts,
-        )
+        make_private(f"{name}-results", bucket.id, parent=self)
+        encrypt_with_kms(f"{name}-results", bucket.id, cfg.kms_key_arn, parent=self)
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-results-lifecycle",
             bucket=bucket.id,

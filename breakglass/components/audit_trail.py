@@ -16,6 +16,7 @@ from typing import Any, Final, TypedDict
 import pulumi
 import pulumi_aws as aws
 
+from breakglass.components.buckets import encrypt_with_kms, make_private
 from breakglass.lambdas.events import EVENTS_PREFIX
 from breakglass.lambdas.runtime import ENV_ALERT_TOPIC, ENV_AUDIT_BUCKET, ENV_AUDIT_KMS_KEY, ENV_AUDIT_PREFIX
 from breakglass.policies import audit_trail as policies
@@ -342,21 +343,7 @@ class AuditTrail(pulumi.ComponentResource):
             bucket_name: pulumi.Output[str] = self.bucket.bucket
             bucket_arn: pulumi.Output[str] = self.bucket.arn
             bucket_id = self.bucket.id
-            ownership = aws.s3.BucketOwnershipControls(
-                f"{name}-ownership",
-                bucket=bucket_id,
-                rule={"object_ownership": "BucketOwnerEnforced"},
-                opts=child,
-            )
-            public_access = aws.s3.BucketPublicAccessBlock(
-                f"{name}-public-access",
-                bucket=bucket_id,
-                block_public_acls=True,
-                block_public_policy=True,
-                ignore_public_acls=True,
-                restrict_public_buckets=True,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[ownership]),
-            )
+            public_access = make_private(name, bucket_id, parent=self)
             versioning = aws.s3.BucketVersioning(
                 f"{name}-versioning",
                 bucket=bucket_id,
@@ -370,19 +357,8 @@ class AuditTrail(pulumi.ComponentResource):
                 rule={"default_retention": {"mode": config.lock_mode, "days": config.retention_days}},
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
             )
-            encryption = aws.s3.BucketServerSideEncryptionConfiguration(
-                f"{name}-encryption",
-                bucket=bucket_id,
-                rules=[
-                    {
-                        "apply_server_side_encryption_by_default": {
-                            "sse_algorithm": "aws:kms",
-                            "kms_master_key_id": kms_key_arn,
-                        },
-                        "bucket_key_enabled": True,
-                    }
-                ],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.object_lock]),
+            encryption = encrypt_with_kms(
+                name, bucket_id, kms_key_arn, parent=self, depends_on=[self.object_lock]
             )
             lifecycle = aws.s3.BucketLifecycleConfiguration(
                 f"{name}-lifecycle",
