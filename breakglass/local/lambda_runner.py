@@ -9,12 +9,12 @@ Where the handler comes from: modules of this package (``breakglass.*``) are imp
 installed package, which is the code every deployed zip is built from; any other module is
 loaded from the function's own zip, isolated per code hash so two functions never share one.
 
-Environment: ``os.environ`` is process-global and moto invokes functions on its request
-threads, several at a time (Step Functions executions run on background threads). Every call
-therefore holds one lock while the function's variables are in place, and puts back exactly the
-variables it changed afterwards. Invocations are serialized, so two executions can never see
-each other's settings; the price is no parallelism between handlers, which the emulator does
-not need. A handler must not invoke another function synchronously (it would wait forever for
+Environment: moto invokes functions on its request threads, several at a time (Step
+Functions executions run on background threads), while other threads read ``os.environ`` too.
+A handler's thread therefore reads a private copy of the environment with its function's
+variables in it (:func:`function_environment`); the shared environment is never written.
+Invocations are also serialized, as before, so handlers never run in parallel, which the
+emulator does not need. A handler must not invoke another function synchronously (it would wait forever for
 the lock); none of this package's handlers do.
 """
 
@@ -54,24 +54,52 @@ class LambdaContext:
         return 60_000
 
 
+class _ThreadEnviron(os._Environ):
+    """``os.environ`` whose contents a thread can overlay without touching anyone else's view.
+
+    A function's variables must be visible to the handler (and to boto3 inside it), but writing
+    them into the process-wide mapping races with every other thread that reads the environment
+    at that moment (botocore iterates ``os.environ`` whenever it creates a client, and a
+    variable removed mid-iteration raises KeyError). So the handler's thread reads a private copy
+    with its variables in it, and every other thread keeps reading the shared one, unchanged.
+    """
+
+    @property
+    def _data(self) -> dict[bytes, bytes]:
+        overlay: dict[bytes, bytes] | None = getattr(_OVERLAY, "data", None)
+        return overlay if overlay is not None else self.__dict__["_data"]
+
+    @_data.setter
+    def _data(self, value: dict[bytes, bytes]) -> None:
+        self.__dict__["_data"] = value
+
+
+_OVERLAY = threading.local()
+
+
+def _install_thread_environ() -> None:
+    if type(os.environ) is not _ThreadEnviron:
+        os.environ.__class__ = _ThreadEnviron
+
+
 @contextmanager
 def function_environment(variables: Mapping[str, str]) -> Iterator[None]:
-    """Put ``variables`` into ``os.environ`` for the duration, serialized with every other call.
+    """Make ``variables`` part of ``os.environ`` for this thread only, for the duration.
 
-    Only the variables named are touched and restored, so changes other code makes to other
-    variables meanwhile survive.
+    Calls are also serialized with each other (one handler at a time), as the emulator runs
+    them; other threads never see the function's variables.
     """
+    _install_thread_environ()
+    environ: Any = os.environ
     with _ENV_LOCK:
-        previous = {name: os.environ.get(name) for name in variables}
-        os.environ.update({name: str(value) for name, value in variables.items()})
+        overlay = dict(environ.__dict__["_data"])
+        for name, value in variables.items():
+            overlay[environ.encodekey(name)] = environ.encodevalue(str(value))
+        _OVERLAY.data = overlay
         try:
             yield
         finally:
-            for name, value in previous.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+            _OVERLAY.data = None
 
 
 def _module_from_zip(code_bytes: bytes, code_sha: str, module_name: str) -> types.ModuleType:
