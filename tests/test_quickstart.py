@@ -72,3 +72,18 @@ def test_the_approval_workflow_serves_every_emergency_tier() -> None:
     )
     tiers = json.loads(access.inputs["environment"]["variables"]["BREAKGLASS_TIERS"])
     assert sorted(tiers) == ["admin", "halt", "operator"]
+
+
+def test_the_readme_first_stack_synthesizes(tmp_path: Path) -> None:
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    code = re.search(r"## A first stack\n\n```python\n(.*?)```", readme, re.S)
+    assert code is not None, "README lost its first-stack example"
+    (tmp_path / "__main__.py").write_text(code.group(1))
+    types = {r.type for r in synth_directory(tmp_path).resources}
+    assert {
+        "breakglass:index:AuditTrail",
+        "breakglass:index:EmergencyRole",
+        "breakglass:index:HaltActions",
+    } <= types
