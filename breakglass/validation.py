@@ -98,6 +98,27 @@ def require_mapping(field: str, value: Any) -> Mapping[str, Any]:
     return value
 
 
+def require_tags(field: str, value: Any, *, reserved: Iterable[str] = ()) -> dict[str, str]:
+    """AWS resource tags: valid keys (not ``aws:``, not one the component sets itself), values of
+    at most 256 characters."""
+    tags = require_mapping(field, value)
+    taken = set(reserved)
+    checked: dict[str, str] = {}
+    for key, tag_value in tags.items():
+        require_str(
+            f"{field}.{key}",
+            key,
+            pattern=TAG_KEY,
+            hint="tag keys use 1-128 letters, digits, spaces or _.:/=+@-",
+        )
+        if key.lower().startswith("aws:"):
+            raise ConfigError(f"{field}.{key}", "keys starting with 'aws:' are reserved by AWS")
+        if key in taken:
+            raise ConfigError(f"{field}.{key}", "is set by the component and cannot be overridden")
+        checked[key] = require_str(f"{field}.{key}", tag_value, min_length=0, max_length=256)
+    return checked
+
+
 def reject_unknown_keys(field: str, value: Mapping[str, Any], known: Iterable[str]) -> None:
     """Typos in args must not silently fall back to a default (which may be the weaker one)."""
     allowed = set(known)

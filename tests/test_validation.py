@@ -97,3 +97,19 @@ def test_principal_arn_pattern_accepts_roles_and_users(arn: str) -> None:
 )
 def test_principal_arn_pattern_rejects_other_arns(arn: str) -> None:
     assert not re.fullmatch(IAM_ROLE_OR_USER_ARN, arn)
+
+
+def test_tags_refuse_bad_keys_reserved_keys_and_long_values() -> None:
+    from breakglass.validation import require_tags
+
+    assert require_tags("tags", {"team": "ml", "cost center": ""}) == {"team": "ml", "cost center": ""}
+    with pytest.raises(ConfigError, match=r"^tags\.aws:owner: keys starting with 'aws:' are reserved"):
+        require_tags("tags", {"aws:owner": "x"})
+    with pytest.raises(ConfigError, match=r"^tags\.breakglass:protected: is set by the component"):
+        require_tags("tags", {"breakglass:protected": "false"}, reserved=["breakglass:protected"])
+    with pytest.raises(ConfigError, match=r"^tags\.team: must be at most 256 characters"):
+        require_tags("tags", {"team": "x" * 257})
+    with pytest.raises(ConfigError, match=r"^tags\.bad\$key: tag keys use"):
+        require_tags("tags", {"bad$key": "x"})
+    with pytest.raises(ConfigError, match=r"^tags: must be a mapping"):
+        require_tags("tags", ["team"])

@@ -39,12 +39,14 @@ from breakglass.policies.emergency_role import grant_function_statements
 from breakglass.policies.naming import PROTECTED_TAG
 from breakglass.validation import (
     EMAIL,
+    EMAIL_HINT,
     ConfigError,
     reject_unknown_keys,
     require_bool,
     require_int,
     require_mapping,
     require_str,
+    require_tags,
 )
 
 APPROVAL_API_HANDLER: Final = "breakglass.lambdas.approval_api.handler"
@@ -160,7 +162,6 @@ class ApprovalWorkflowConfig:
             raise ConfigError(
                 "emergency_role_arns", "is required with tiers_json: the roles the grant function edits"
             )
-        tags = require_mapping("tags", values.get("tags", {}))
         config = cls(
             tiers=tiers,
             sender_email=require_str(
@@ -168,7 +169,7 @@ class ApprovalWorkflowConfig:
                 values["sender_email"],
                 pattern=EMAIL,
                 max_length=254,
-                hint="must be an email address like breakglass@example.com",
+                hint=EMAIL_HINT,
             ),
             audit_bucket_name=values["audit_bucket_name"],
             audit_bucket_arn=values["audit_bucket_arn"],
@@ -194,7 +195,7 @@ class ApprovalWorkflowConfig:
             log_retention_days=require_int(
                 "log_retention_days", values.get("log_retention_days", 365), minimum=1, maximum=3653
             ),
-            tags={str(k): require_str(f"tags.{k}", v, max_length=256) for k, v in tags.items()},
+            tags=require_tags("tags", values.get("tags", {})),
         )
         if len(policy_to_json(config.tiers).encode()) > ENV_MAX_BYTES // 2:
             raise ConfigError(

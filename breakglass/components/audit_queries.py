@@ -39,6 +39,7 @@ from breakglass.validation import (
     require_mapping,
     require_str,
     require_str_list,
+    require_tags,
 )
 
 GIB = 1024**3
@@ -140,9 +141,7 @@ class AuditQueriesConfig:
             date.fromisoformat(first_day)
         except ValueError:
             raise ConfigError("first_day", f"{first_day!r} is not a calendar date") from None
-        tags = require_mapping("tags", values.get("tags", {}))
-        for key, value in tags.items():
-            require_str(f"tags.{key}", value, min_length=0)
+        tags = require_tags("tags", values.get("tags", {}))
         return cls(
             audit_bucket=audit_bucket,
             kms_key_arn=kms_key_arn,

@@ -23,7 +23,7 @@ from breakglass.policies import audit_trail as policies
 from breakglass.policies.naming import EMERGENCY_ROLE_PREFIX, PROTECTED_TAG
 from breakglass.validation import (
     EMAIL,
-    TAG_KEY,
+    EMAIL_HINT,
     ConfigError,
     reject_unknown_keys,
     require_bool,
@@ -32,6 +32,7 @@ from breakglass.validation import (
     require_mapping,
     require_str,
     require_str_list,
+    require_tags,
 )
 
 DEFAULT_RETENTION_DAYS: Final = 365
@@ -192,10 +193,10 @@ class AuditTrailConfig:
                 "alert_emails",
                 raw["alert_emails"],
                 pattern=EMAIL,
-                hint="must be an email address such as security@example.com",
+                hint=EMAIL_HINT,
             )
         if "tags" in raw:
-            values["tags"] = _tags(raw["tags"])
+            values["tags"] = require_tags("tags", raw["tags"])
         if "existing_bucket_name" in raw:
             for key in _NEW_BUCKET_ONLY:
                 if key in raw:
@@ -227,19 +228,6 @@ class AuditTrailConfig:
                     "expire_after_days",
                     f"must be after deep_archive_days ({self.deep_archive_days}), got {self.expire_after_days}",
                 )
-
-
-def _tags(value: Any) -> dict[str, str]:
-    tags = require_mapping("tags", value)
-    checked: dict[str, str] = {}
-    for key, tag_value in tags.items():
-        require_str(f"tags.{key}", key, pattern=TAG_KEY, hint="is not a valid AWS tag key")
-        if key.lower().startswith("aws:"):
-            raise ConfigError(f"tags.{key}", "keys starting with 'aws:' are reserved by AWS")
-        if not isinstance(tag_value, str) or len(tag_value) > 256:
-            raise ConfigError(f"tags.{key}", "must be a string of at most 256 characters")
-        checked[key] = tag_value
-    return checked
 
 
 class AuditTrail(pulumi.ComponentResource):

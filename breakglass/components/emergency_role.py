@@ -35,7 +35,6 @@ from breakglass.validation import (
     IAM_ROLE_OR_USER_ARN,
     RESOURCE_NAME,
     RESOURCE_NAME_HINT,
-    TAG_KEY,
     ConfigError,
     reject_unknown_keys,
     require_bool,
@@ -43,6 +42,7 @@ from breakglass.validation import (
     require_mapping,
     require_str,
     require_str_list,
+    require_tags,
 )
 
 DEFAULT_MAX_SESSION_DURATION: Final = 3600
@@ -187,7 +187,7 @@ class EmergencyRoleConfig:
                 "partition", raw["partition"], pattern=r"aws[a-z-]*", hint="e.g. aws, aws-us-gov, aws-cn"
             )
         if "tags" in raw:
-            values["tags"] = _tags(raw["tags"])
+            values["tags"] = require_tags("tags", raw["tags"], reserved=_RESERVED_TAGS)
         return cls(**values)
 
     def tier_settings(self, role_arn: str) -> Tier:
@@ -240,22 +240,6 @@ def _protected_arns(value: Any) -> tuple[pulumi.Input[str], ...]:
             require_str(f"protected_arns[{i}]", arn, pattern=ARN, hint=f"{arn!r} is not an ARN")
         arns.append(arn)
     return tuple(arns)
-
-
-def _tags(value: Any) -> dict[str, str]:
-    tags = require_mapping("tags", value)
-    checked: dict[str, str] = {}
-    for key, tag_value in tags.items():
-        require_str(
-            f"tags.{key}",
-            key,
-            pattern=TAG_KEY,
-            hint="tag keys use 1-128 letters, digits, spaces or _.:/=+@-",
-        )
-        if key in _RESERVED_TAGS:
-            raise ConfigError(f"tags.{key}", "is set by the component and cannot be overridden")
-        checked[key] = require_str(f"tags.{key}", tag_value, min_length=0, max_length=256)
-    return checked
 
 
 def _checked_boundary(arns: Sequence[str], partition: str) -> str:

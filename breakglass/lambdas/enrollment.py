@@ -16,6 +16,7 @@ from breakglass.lambdas.store import ROLES, Enrollment, Store
 from breakglass.lambdas.totp import DIGITS, STEP_SECONDS
 from breakglass.validation import (
     EMAIL,
+    EMAIL_HINT,
     IAM_ROLE_OR_USER_ARN,
     USER_ID,
     USER_ID_HINT,
@@ -42,7 +43,7 @@ def validate_enrollment(user: Any, principal_arn: Any, email: Any, roles: Any) -
         email,
         pattern=EMAIL,
         max_length=254,
-        hint="must be an email address like alice@example.com",
+        hint=EMAIL_HINT,
     )
     checked_roles = require_str_list("roles", roles, allow_empty=False)
     for i, role in enumerate(checked_roles):

@@ -27,6 +27,7 @@ from breakglass.validation import (
     require_mapping,
     require_str,
     require_str_list,
+    require_tags,
 )
 
 MODES: Final = ("deny-invoke", "delete-endpoint", "scp")
@@ -65,7 +66,6 @@ BEDROCK_ARN_HINT = (
 )
 SCP_TARGET_ID = r"\d{12}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|r-[0-9a-z]{4,32}"
 SCP_TARGET_HINT = "an AWS account id (12 digits), an OU id (ou-...) or a root id (r-...)"
-TAG_KEY = r"[\w.:+=@/ -]{1,128}"
 
 TARGET_KEYS: Final = (
     "id",
@@ -123,13 +123,8 @@ class HaltTarget:
             )
         tags: tuple[tuple[str, str], ...] = ()
         if "endpoint_tags" in spec:
-            raw_tags = require_mapping(f"{field}.endpoint_tags", spec["endpoint_tags"])
-            for key, tag_value in raw_tags.items():
-                require_str(f"{field}.endpoint_tags", key, pattern=TAG_KEY, hint="tag keys: 1-128 characters")
-                if key.startswith("aws:"):
-                    raise ConfigError(f"{field}.endpoint_tags.{key}", "tags starting with aws: are reserved")
-                require_str(f"{field}.endpoint_tags.{key}", tag_value, max_length=256)
-            tags = tuple(sorted((str(k), str(v)) for k, v in raw_tags.items()))
+            raw_tags = require_tags(f"{field}.endpoint_tags", spec["endpoint_tags"])
+            tags = tuple(sorted(raw_tags.items()))
         arns: tuple[str, ...] = ()
         if "bedrock_arns" in spec:
             arns = require_str_list(
