@@ -257,14 +257,17 @@ def test_a_tripwire_event_not_in_alarm_is_refused() -> None:
 @pytest.mark.parametrize(
     ("event", "field"),
     [
-        ({"mode": "deny-invoke", "actor": "a", "reason": "r"}, "targets"),
-        ({"targets": ["chat"], "mode": "unplug", "actor": "a", "reason": "r"}, "mode"),
-        ({"targets": ["nope"], "mode": "deny-invoke", "actor": "a", "reason": "r"}, r"targets\[0\]"),
-        ({"targets": ["batch"], "mode": "deny-invoke", "actor": "a", "reason": "r"}, r"targets\[0\]"),
+        ({"mode": "deny-invoke", "actor": "alice", "reason": "r"}, "targets"),
+        ({"targets": ["chat"], "mode": "unplug", "actor": "alice", "reason": "r"}, "mode"),
+        ({"targets": ["nope"], "mode": "deny-invoke", "actor": "alice", "reason": "r"}, r"targets\[0\]"),
+        ({"targets": ["batch"], "mode": "deny-invoke", "actor": "alice", "reason": "r"}, r"targets\[0\]"),
         ({"targets": ["chat"], "mode": "deny-invoke", "actor": "", "reason": "r"}, "actor"),
-        ({"targets": ["chat"], "mode": "deny-invoke", "actor": "a", "reason": "r" * 1001}, "reason"),
-        ({"targets": ["chat"], "mode": "deny-invoke", "actor": "a", "reason": "r", "force": True}, "force"),
-        ({"targets": "chat", "mode": "deny-invoke", "actor": "a", "reason": "r"}, "targets"),
+        ({"targets": ["chat"], "mode": "deny-invoke", "actor": "alice", "reason": "r" * 1001}, "reason"),
+        (
+            {"targets": ["chat"], "mode": "deny-invoke", "actor": "alice", "reason": "r", "force": True},
+            "force",
+        ),
+        ({"targets": "chat", "mode": "deny-invoke", "actor": "alice", "reason": "r"}, "targets"),
     ],
 )
 def test_bad_requests_are_refused_naming_the_field(event: dict[str, Any], field: str) -> None:
@@ -274,7 +277,7 @@ def test_bad_requests_are_refused_naming_the_field(event: dict[str, Any], field:
 
 def test_all_selects_every_target_that_allows_the_mode() -> None:
     request = parse_request(
-        {"targets": "all", "mode": "delete-endpoint", "actor": "a", "reason": "r"}, CATALOG
+        {"targets": "all", "mode": "delete-endpoint", "actor": "alice", "reason": "r"}, CATALOG
     )
     assert [t.id for t in request.targets] == ["batch"]
 

@@ -35,6 +35,10 @@ from breakglass.policies.halt import (
     parse_targets,
 )
 from breakglass.validation import (
+    REQUEST_ID,
+    REQUEST_ID_HINT,
+    USER_ID,
+    USER_ID_HINT,
     ConfigError,
     reject_unknown_keys,
     require_choice,
@@ -105,9 +109,12 @@ def parse_request(event: Any, catalog: Mapping[str, HaltTarget]) -> HaltRequest:
     return HaltRequest(
         targets=_select("targets", body["targets"], mode, catalog),
         mode=mode,
-        actor=require_str("actor", body["actor"], max_length=256),
+        # A person's id: "tripwire:<alarm>" is only ever set by parse_tripwire, never claimed.
+        actor=require_str("actor", body["actor"], pattern=USER_ID, hint=USER_ID_HINT),
         reason=require_str("reason", body["reason"], max_length=1000),
-        request_id=None if request_id is None else require_str("request_id", request_id, max_length=128),
+        request_id=None
+        if request_id is None
+        else require_str("request_id", request_id, pattern=REQUEST_ID, hint=REQUEST_ID_HINT),
     )
 
 
