@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Final, Protocol
 
 from breakglass.lambdas.events import AuditEvent
+from breakglass.lambdas.store import same_person
 from breakglass.validation import REQUEST_ID, USER_ID, ConfigError, require_choice, require_str
 
 VERDICTS: Final = ("accepted", "flagged")
@@ -53,7 +54,7 @@ def record_verdict(
         record = store.get_request(request_id)
         if record is None:
             raise ConfigError("request_id", f"no request {request_id!r}")
-        if record.requester == auditor:
+        if same_person(record.requester, auditor):
             raise ConfigError("auditor", "the requester cannot review their own access")
         requester, tier = record.requester, record.tier
     return writer.write(
