@@ -26,8 +26,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pyotp
 
-from breakglass.lambdas.enrollment import enroll
-from breakglass.lambdas.requests import TierApproval
+from breakglass.lambdas.approvals.enrollment import enroll
+from breakglass.lambdas.approvals.requests import TierApproval
 from breakglass.local.emulator import Emulator, TierSpec, WorkflowDeployment, deploy_workflow
 
 ACCOUNT = "123456789012"

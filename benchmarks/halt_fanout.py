@@ -28,8 +28,8 @@ import boto3
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
-from breakglass.lambdas.events import AuditWriter
-from breakglass.lambdas.halt import HaltClients, halt, resume
+from breakglass.lambdas.audit.events import AuditWriter
+from breakglass.lambdas.halt.service import HaltClients, halt, resume
 from breakglass.policies.halt import HaltTarget, parse_targets
 
 ACCOUNT = "123456789012"

@@ -31,7 +31,7 @@ for _name in ("Mapping", "MutableMapping", "Sequence", "Iterable", "Callable"):
 from principalmapper.common import Node, Policy  # noqa: E402
 from principalmapper.querying.query_interface import local_check_authorization_full  # noqa: E402
 
-from breakglass.lambdas.events import iso  # noqa: E402
+from breakglass.contracts import iso  # noqa: E402
 from breakglass.policies.naming import REQUEST_ID_SESSION_TAG  # noqa: E402
 
 ACCOUNT = "123456789012"

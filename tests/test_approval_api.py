@@ -17,22 +17,19 @@ import pyotp
 import pytest
 from moto import mock_aws
 
-from breakglass.lambdas import approval_api
-from breakglass.lambdas.approval_api import ApprovalDeps, make_handler
-from breakglass.lambdas.events import AuditWriteError, AuditWriter, parse_record
-from breakglass.lambdas.links import sign_link
-from breakglass.lambdas.runtime import ENV_AUDIT_BUCKET
-from breakglass.lambdas.store import (
+from breakglass.contracts import (
     ENV_APPROVAL_URL,
+    ENV_AUDIT_BUCKET,
     ENV_KMS_KEY,
     ENV_LINK_SECRET_ARN,
     ENV_TABLE,
-    Enrollment,
-    RequestRecord,
-    Store,
-    create_table,
 )
-from breakglass.lambdas.totp import MAX_FAILURES
+from breakglass.lambdas.approvals import api as approval_api
+from breakglass.lambdas.approvals.api import ApprovalDeps, make_handler
+from breakglass.lambdas.approvals.links import sign_link
+from breakglass.lambdas.approvals.store import Enrollment, RequestRecord, Store, create_table
+from breakglass.lambdas.approvals.totp import MAX_FAILURES
+from breakglass.lambdas.audit.events import AuditWriteError, AuditWriter, parse_record
 from breakglass.local.http_api import build_event
 
 KEY = b"a" * 32

@@ -25,11 +25,11 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from breakglass.lambdas.approval_api import ApprovalDeps, make_handler
-from breakglass.lambdas.enrollment import enroll
-from breakglass.lambdas.events import AuditWriter, parse_record
-from breakglass.lambdas.mail import send_approval_requests
-from breakglass.lambdas.store import RequestRecord, Store, create_table
+from breakglass.lambdas.approvals.api import ApprovalDeps, make_handler
+from breakglass.lambdas.approvals.enrollment import enroll
+from breakglass.lambdas.approvals.mail import send_approval_requests
+from breakglass.lambdas.approvals.store import RequestRecord, Store, create_table
+from breakglass.lambdas.audit.events import AuditWriter, parse_record
 from breakglass.local.http_api import serve
 
 CHROMIUM = "/usr/bin/chromium"

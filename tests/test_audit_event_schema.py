@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from breakglass.lambdas.events import EVENT_COLUMNS, EVENT_TYPES, AuditEvent, iso, parse_record
+from breakglass.contracts import EVENT_COLUMNS, EVENT_TYPES, iso
+from breakglass.lambdas.audit.events import AuditEvent, parse_record
 
 
 def test_every_event_type_of_the_design_is_in_the_schema() -> None:

@@ -11,7 +11,7 @@ from pulumi.provider.experimental.analyzer import Analyzer
 
 from breakglass.components import AuditQueries, AuditQueriesArgs
 from breakglass.components.audit_queries import AuditQueriesConfig
-from breakglass.lambdas.events import EVENT_COLUMNS
+from breakglass.contracts import EVENT_COLUMNS
 from breakglass.local.synth import ACCOUNT_ID, SynthError, SynthResult, synth
 from breakglass.policies.queries import CLOUDTRAIL_COLUMNS, NAMED_QUERIES
 from breakglass.validation import ConfigError

@@ -11,8 +11,13 @@ from pulumi.provider.experimental.analyzer import Analyzer
 
 from breakglass.components.audit_trail import AuditTrail, AuditTrailArgs, AuditTrailConfig
 from breakglass.components.functions import python_function
-from breakglass.lambdas.events import EVENTS_PREFIX
-from breakglass.lambdas.runtime import ENV_ALERT_TOPIC, ENV_AUDIT_BUCKET, ENV_AUDIT_KMS_KEY, ENV_AUDIT_PREFIX
+from breakglass.contracts import (
+    ENV_ALERT_TOPIC,
+    ENV_AUDIT_BUCKET,
+    ENV_AUDIT_KMS_KEY,
+    ENV_AUDIT_PREFIX,
+    EVENTS_PREFIX,
+)
 from breakglass.local.synth import ACCOUNT_ID, SynthError, SynthResult, synth
 from breakglass.policies.audit_trail import ALERT_CLASSES, alert_event_patterns
 from breakglass.policies.naming import EMERGENCY_ROLE_PREFIX, PROTECTED_TAG
@@ -399,7 +404,7 @@ def test_a_function_wired_with_the_helpers_gets_the_writer_environment_and_least
         audit = AuditTrail("audit", {})
         python_function(
             "audit-writer-fn",
-            handler="breakglass.lambdas.events.handler",
+            handler="breakglass.lambdas.audit.events.handler",
             description="writes audit events",
             statements=audit.writer_statements(),
             environment=audit.audit_environment(),

@@ -15,14 +15,15 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from breakglass.lambdas.events import EVENTS_PREFIX, AuditEvent, AuditWriteError, AuditWriter, parse_record
-from breakglass.lambdas.runtime import (
+from breakglass.contracts import (
     ENV_ALERT_TOPIC,
     ENV_AUDIT_BUCKET,
     ENV_AUDIT_KMS_KEY,
     ENV_AUDIT_PREFIX,
-    audit_writer_from_env,
+    EVENTS_PREFIX,
 )
+from breakglass.lambdas.audit.events import AuditEvent, AuditWriteError, AuditWriter, parse_record
+from breakglass.lambdas.runtime import audit_writer_from_env
 
 BUCKET = "breakglass-audit-test"
 RETENTION_DAYS = 365

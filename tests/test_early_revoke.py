@@ -12,11 +12,11 @@ import pyotp
 import pytest
 from moto import mock_aws
 
-from breakglass.lambdas.early_revoke import EarlyRevokeRequest, RevokeRefused, early_revoke
-from breakglass.lambdas.enrollment import enroll
-from breakglass.lambdas.events import AuditWriter, parse_record
-from breakglass.lambdas.store import RequestRecord, Store, create_table
-from breakglass.lambdas.totp import verify_totp
+from breakglass.lambdas.access.early_revoke import EarlyRevokeRequest, RevokeRefused, early_revoke
+from breakglass.lambdas.approvals.enrollment import enroll
+from breakglass.lambdas.approvals.store import RequestRecord, Store, create_table
+from breakglass.lambdas.approvals.totp import verify_totp
+from breakglass.lambdas.audit.events import AuditWriter, parse_record
 
 NOW = datetime(2026, 11, 22, 2, 13, tzinfo=UTC)
 ARN = "arn:aws:iam::123456789012:user/rita"

@@ -11,7 +11,7 @@ import pytest
 
 from breakglass.components import EmergencyRole, EmergencyRoleArgs
 from breakglass.components.emergency_role import tiers_json
-from breakglass.lambdas.grants import Tier, load_tiers
+from breakglass.lambdas.access.grants import Tier, load_tiers
 from breakglass.local.synth import SynthError, SynthResult, synth
 from breakglass.policies.emergency_role import GUARD_POLICY_NAME, locked_trust_policy
 from breakglass.policies.naming import EMERGENCY_ROLE_TAG, PROTECTED_TAG

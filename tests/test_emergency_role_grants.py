@@ -13,10 +13,9 @@ import pytest
 from iam_eval import ADMIN_POLICY, assume_context, can_assume, session_allowed, session_context
 from moto import mock_aws
 
-from breakglass.lambdas import grant_handler as handlers
-from breakglass.lambdas.events import AuditWriteError, AuditWriter, iso, parse_record
-from breakglass.lambdas.grants import (
-    ENV_TIERS,
+from breakglass.contracts import ENV_AUDIT_BUCKET, ENV_TIERS, iso
+from breakglass.lambdas.access import grant_handler as handlers
+from breakglass.lambdas.access.grants import (
     Grant,
     GrantError,
     Tier,
@@ -26,7 +25,7 @@ from breakglass.lambdas.grants import (
     revoke,
     session_duration,
 )
-from breakglass.lambdas.runtime import ENV_AUDIT_BUCKET
+from breakglass.lambdas.audit.events import AuditWriteError, AuditWriter, parse_record
 from breakglass.policies.emergency_role import (
     GUARD_POLICY_NAME,
     locked_trust_policy,

@@ -12,9 +12,9 @@ import pyotp
 import pytest
 from moto import mock_aws
 
-from breakglass.lambdas.enrollment import enroll
-from breakglass.lambdas.store import Enrollment, Store, create_table
-from breakglass.lambdas.totp import verify_totp
+from breakglass.lambdas.approvals.enrollment import enroll
+from breakglass.lambdas.approvals.store import Enrollment, Store, create_table
+from breakglass.lambdas.approvals.totp import verify_totp
 from breakglass.validation import ConfigError
 
 ARN = "arn:aws:iam::123456789012:user/alice"

@@ -9,8 +9,13 @@ import pytest
 from parliament import analyze_policy_string
 
 from breakglass.components import HaltActions, HaltActionsArgs
-from breakglass.lambdas.halt_handler import ENV_HALT_TARGETS
-from breakglass.lambdas.runtime import ENV_ALERT_TOPIC, ENV_AUDIT_BUCKET, ENV_AUDIT_KMS_KEY, ENV_AUDIT_PREFIX
+from breakglass.contracts import (
+    ENV_ALERT_TOPIC,
+    ENV_AUDIT_BUCKET,
+    ENV_AUDIT_KMS_KEY,
+    ENV_AUDIT_PREFIX,
+    ENV_HALT_TARGETS,
+)
 from breakglass.local.synth import ACCOUNT_ID, SynthError, SynthResult, synth
 from breakglass.policies.halt import parse_targets
 from breakglass.policies.naming import PROTECTED_TAG, RESPONDER_INVOCABLE_TAG
@@ -67,8 +72,8 @@ def test_it_deploys_a_halt_and_a_resume_function_each_with_its_own_role() -> Non
     assert component.name == "ai"
     functions = {f.name: f for f in result.by_type("aws:lambda/function:Function")}
     assert sorted(functions) == ["ai-halt", "ai-resume"]
-    assert functions["ai-halt"].inputs["handler"] == "breakglass.lambdas.halt_handler.halt_handler"
-    assert functions["ai-resume"].inputs["handler"] == "breakglass.lambdas.halt_handler.resume_handler"
+    assert functions["ai-halt"].inputs["handler"] == "breakglass.lambdas.halt.handler.halt_handler"
+    assert functions["ai-resume"].inputs["handler"] == "breakglass.lambdas.halt.handler.resume_handler"
     assert functions["ai-resume"].inputs["timeout"] == 900
     assert {r.name for r in result.by_type("aws:iam/role:Role")} == {"ai-halt-role", "ai-resume-role"}
     assert all(f.parent == "ai" for f in functions.values())

@@ -11,9 +11,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from breakglass.lambdas.events import parse_record
-from breakglass.lambdas.halt_handler import (
-    ENV_HALT_TARGETS,
+from breakglass.contracts import ENV_ALERT_TOPIC, ENV_AUDIT_BUCKET, ENV_HALT_TARGETS
+from breakglass.lambdas.audit.events import parse_record
+from breakglass.lambdas.halt.handler import (
     halt_handler,
     load_targets,
     location,
@@ -22,7 +22,6 @@ from breakglass.lambdas.halt_handler import (
     resume_handler,
     tripwire_handler,
 )
-from breakglass.lambdas.runtime import ENV_ALERT_TOPIC, ENV_AUDIT_BUCKET
 from breakglass.policies.halt import (
     encode_targets,
     parse_targets,

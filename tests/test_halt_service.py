@@ -13,8 +13,15 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from breakglass.lambdas.events import AuditEvent, AuditWriteError, AuditWriter, parse_record
-from breakglass.lambdas.halt import HaltClients, RetryPolicy, WaitSettings, halt, is_throttling, resume
+from breakglass.lambdas.audit.events import AuditEvent, AuditWriteError, AuditWriter, parse_record
+from breakglass.lambdas.halt.service import (
+    HaltClients,
+    RetryPolicy,
+    WaitSettings,
+    halt,
+    is_throttling,
+    resume,
+)
 from breakglass.policies.halt import SNAPSHOT_PREFIX, HaltTarget, parse_targets
 
 ACCOUNT = "123456789012"

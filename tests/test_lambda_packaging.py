@@ -8,13 +8,14 @@ import pulumi
 import pytest
 
 from breakglass.components.functions import lambda_code, python_function
-from breakglass.lambdas.runtime import ENV_ALERT_TOPIC, ENV_AUDIT_BUCKET, audit_writer_from_env, required_env
+from breakglass.contracts import ENV_ALERT_TOPIC, ENV_AUDIT_BUCKET
+from breakglass.lambdas.runtime import audit_writer_from_env, required_env
 from breakglass.local.synth import synth
 
 
 def test_the_code_zip_holds_handlers_and_policies_but_no_pulumi_side_code() -> None:
     names = set(lambda_code().assets)
-    assert "breakglass/lambdas/events.py" in names
+    assert "breakglass/lambdas/audit/events.py" in names
     assert "breakglass/validation.py" in names
     assert "pyotp" in names
     assert not any(
@@ -28,7 +29,7 @@ class _Parent(pulumi.ComponentResource):
         super().__init__("breakglass:index:Test", "parent")
         python_function(
             "parent-halt",
-            handler="breakglass.lambdas.halt_handler.halt_handler",
+            handler="breakglass.lambdas.halt.handler.halt_handler",
             description="halts models",
             statements=[{"Effect": "Allow", "Action": "sagemaker:DeleteEndpoint", "Resource": "arn:x"}],
             environment={"A": "b"},
@@ -41,7 +42,7 @@ def test_a_function_gets_its_own_role_policy_and_log_group() -> None:
     result = synth(_Parent)
     function = result.one("aws:lambda/function:Function")
     assert function.parent == "parent"
-    assert function.inputs["handler"] == "breakglass.lambdas.halt_handler.halt_handler"
+    assert function.inputs["handler"] == "breakglass.lambdas.halt.handler.halt_handler"
     assert function.inputs["environment"] == {"variables": {"A": "b"}}
     policy = json.loads(result.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
     statements = {
@@ -68,3 +69,33 @@ def test_the_audit_writer_is_configured_from_the_environment() -> None:
     assert writer.bucket == "audit"
     assert writer.topic_arn == "arn:aws:sns:us-east-1:1:t"
     assert writer.sns is not None
+
+
+def test_every_import_of_the_shipped_code_is_shipped_the_stdlib_or_provided_by_the_runtime() -> None:
+    import ast
+    import sys
+
+    from breakglass.lambdas import archive
+
+    shipped = archive.shipped_files()
+    modules = {n.removesuffix("/__init__.py").removesuffix(".py").replace("/", ".") for n in shipped}
+    allowed_roots = set(archive.VENDORED) | set(archive.RUNTIME_PROVIDED) | set(sys.stdlib_module_names)
+    missing = []
+    for name, path in shipped.items():
+        if not name.endswith(".py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            for target in targets:
+                root = target.split(".")[0]
+                if root == "breakglass":
+                    if target not in modules and f"{target}" not in {m.rsplit(".", 1)[0] for m in modules}:
+                        missing.append(f"{name} imports {target}")
+                elif root not in allowed_roots:
+                    missing.append(f"{name} imports {target}")
+    assert missing == []

@@ -10,8 +10,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from breakglass.lambdas.links import LinkRejected, link_key_from_env, sign_link, verify_link
-from breakglass.lambdas.store import ENV_LINK_SECRET_ARN
+from breakglass.contracts import ENV_LINK_SECRET_ARN
+from breakglass.lambdas.approvals.links import LinkRejected, link_key_from_env, sign_link, verify_link
 
 KEY = b"k" * 32
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

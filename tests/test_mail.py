@@ -16,9 +16,9 @@ from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
-from breakglass.lambdas.links import verify_link
-from breakglass.lambdas.mail import human_duration, send_approval_requests, send_notice
-from breakglass.lambdas.store import Enrollment, RequestRecord
+from breakglass.lambdas.approvals.links import verify_link
+from breakglass.lambdas.approvals.mail import human_duration, send_approval_requests, send_notice
+from breakglass.lambdas.approvals.store import Enrollment, RequestRecord
 from breakglass.validation import ConfigError
 
 KEY = b"m" * 32

@@ -6,7 +6,7 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from breakglass.lambdas.events import EVENT_COLUMNS
+from breakglass.contracts import EVENT_COLUMNS
 from breakglass.local.athena import parse_hive_type
 from breakglass.policies.naming import EMERGENCY_ROLE_PREFIX
 from breakglass.policies.queries import (

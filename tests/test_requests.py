@@ -12,10 +12,10 @@ import pyotp
 import pytest
 from moto import mock_aws
 
-from breakglass.lambdas.enrollment import enroll
-from breakglass.lambdas.grants import Tier
-from breakglass.lambdas.requests import (
-    ENV_APPROVAL_POLICY,
+from breakglass.contracts import ENV_APPROVAL_POLICY
+from breakglass.lambdas.access.grants import Tier
+from breakglass.lambdas.approvals.enrollment import enroll
+from breakglass.lambdas.approvals.requests import (
     RequestRejected,
     TierApproval,
     eligible_approvers,
@@ -25,7 +25,7 @@ from breakglass.lambdas.requests import (
     policy_to_json,
     validate_request,
 )
-from breakglass.lambdas.store import TABLE_ATTRIBUTE_DEFINITIONS, TABLE_KEY_SCHEMA, Store
+from breakglass.lambdas.approvals.store import TABLE_ATTRIBUTE_DEFINITIONS, TABLE_KEY_SCHEMA, Store
 from breakglass.validation import ConfigError
 
 ACCOUNT = "123456789012"

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from breakglass.lambdas.events import AuditEvent
-from breakglass.lambdas.review import record_verdict
-from breakglass.lambdas.store import RequestRecord
+from breakglass.lambdas.approvals.store import RequestRecord
+from breakglass.lambdas.audit.events import AuditEvent
+from breakglass.lambdas.audit.review import record_verdict
 from breakglass.validation import ConfigError
 
 RECORD = RequestRecord(

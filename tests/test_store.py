@@ -10,9 +10,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from breakglass.lambdas.store import (
-    ENV_KMS_KEY,
-    ENV_TABLE,
+from breakglass.contracts import ENV_KMS_KEY, ENV_TABLE
+from breakglass.lambdas.approvals.store import Enrollment as E
+from breakglass.lambdas.approvals.store import (
     NotEnrolled,
     RequestNotFound,
     RequestRecord,
@@ -22,7 +22,6 @@ from breakglass.lambdas.store import (
     VoteRefused,
     create_table,
 )
-from breakglass.lambdas.store import Enrollment as E
 
 ALICE = E("alice", "arn:aws:iam::123456789012:user/alice", "alice@example.com", ("approver",))
 RECORD = RequestRecord(

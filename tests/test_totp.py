@@ -10,8 +10,8 @@ import pyotp
 import pytest
 from moto import mock_aws
 
-from breakglass.lambdas.store import Enrollment, Store, create_table
-from breakglass.lambdas.totp import LOCKOUT_SECONDS, MAX_FAILURES, TotpRejected, verify_totp
+from breakglass.lambdas.approvals.store import Enrollment, Store, create_table
+from breakglass.lambdas.approvals.totp import LOCKOUT_SECONDS, MAX_FAILURES, TotpRejected, verify_totp
 
 SECRET = pyotp.random_base32()
 NOW = datetime(2025, 3, 1, 12, 0, 10, tzinfo=UTC)

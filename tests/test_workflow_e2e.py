@@ -22,14 +22,15 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pyotp
 import pytest
 
-from breakglass.lambdas import workflow_handlers as workflow
-from breakglass.lambdas.enrollment import enroll
-from breakglass.lambdas.events import AuditWriter, iso, utc_now
-from breakglass.lambdas.links import sign_link
-from breakglass.lambdas.requests import TierApproval
-from breakglass.lambdas.review import record_verdict
-from breakglass.lambdas.store import RequestRecord
-from breakglass.lambdas.workflow_handlers import WorkflowDeps
+from breakglass.contracts import iso, utc_now
+from breakglass.lambdas.approvals import workflow as workflow
+from breakglass.lambdas.approvals.enrollment import enroll
+from breakglass.lambdas.approvals.links import sign_link
+from breakglass.lambdas.approvals.requests import TierApproval
+from breakglass.lambdas.approvals.store import RequestRecord
+from breakglass.lambdas.approvals.workflow import WorkflowDeps
+from breakglass.lambdas.audit.events import AuditWriter
+from breakglass.lambdas.audit.review import record_verdict
 from breakglass.local.emulator import Emulator, TierSpec, WorkflowDeployment, deploy_workflow
 from breakglass.policies.emergency_role import (
     GUARD_POLICY_NAME,

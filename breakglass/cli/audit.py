@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from breakglass.cli.errors import fail
-from breakglass.lambdas.events import EVENTS_PREFIX
+from breakglass.contracts import EVENTS_PREFIX
 from breakglass.local.athena import QueryResult, run_named_query
 from breakglass.policies.queries import NAMED_QUERIES, QueryError, get_query
 from breakglass.validation import ConfigError

@@ -24,15 +24,22 @@ from typing import Any, Final, TypedDict
 import pulumi
 import pulumi_aws as aws
 
+from breakglass import contracts
 from breakglass.components.emergency_role import EmergencyRole, tiers_json
 from breakglass.components.functions import DeployedFunction, python_function
 from breakglass.components.tagging import protect_children
-from breakglass.lambdas import store
-from breakglass.lambdas.events import EVENTS_PREFIX
-from breakglass.lambdas.grants import ENV_TIERS
-from breakglass.lambdas.requests import ENV_APPROVAL_POLICY, TierApproval, parse_policy, policy_to_json
-from breakglass.lambdas.runtime import ENV_ALERT_TOPIC, ENV_AUDIT_BUCKET, ENV_AUDIT_KMS_KEY, ENV_AUDIT_PREFIX
-from breakglass.lambdas.workflow_handlers import TASK_HANDLERS
+from breakglass.contracts import (
+    ENV_ALERT_TOPIC,
+    ENV_APPROVAL_POLICY,
+    ENV_AUDIT_BUCKET,
+    ENV_AUDIT_KMS_KEY,
+    ENV_AUDIT_PREFIX,
+    ENV_TIERS,
+    EVENTS_PREFIX,
+)
+from breakglass.lambdas.approvals import store
+from breakglass.lambdas.approvals.requests import TierApproval, parse_policy, policy_to_json
+from breakglass.lambdas.approvals.workflow import TASK_HANDLERS
 from breakglass.policies import state_machine as sm
 from breakglass.policies.audit_trail import audit_writer_statements
 from breakglass.policies.emergency_role import grant_function_statements
@@ -49,7 +56,7 @@ from breakglass.validation import (
     require_tags,
 )
 
-APPROVAL_API_HANDLER: Final = "breakglass.lambdas.approval_api.handler"
+APPROVAL_API_HANDLER: Final = "breakglass.lambdas.approvals.api.handler"
 NAME_PREFIX_PATTERN: Final = r"[a-z][a-z0-9-]{0,29}"
 # Lambda's limit on all environment variables of a function together.
 ENV_MAX_BYTES: Final = 4096
@@ -300,11 +307,11 @@ class ApprovalWorkflow(pulumi.ComponentResource):
             ENV_AUDIT_PREFIX: config.audit_events_prefix,
             ENV_AUDIT_KMS_KEY: config.audit_kms_key_arn,
             ENV_ALERT_TOPIC: config.alert_topic_arn,
-            store.ENV_TABLE: self.table.name,
-            store.ENV_KMS_KEY: self.key.arn,
-            store.ENV_LINK_SECRET_ARN: self.link_secret.arn,
-            store.ENV_APPROVAL_URL: approval_url,
-            store.ENV_SENDER: config.sender_email,
+            contracts.ENV_TABLE: self.table.name,
+            contracts.ENV_KMS_KEY: self.key.arn,
+            contracts.ENV_LINK_SECRET_ARN: self.link_secret.arn,
+            contracts.ENV_APPROVAL_URL: approval_url,
+            contracts.ENV_SENDER: config.sender_email,
             ENV_TIERS: tiers_value,
             ENV_APPROVAL_POLICY: policy_to_json(config.tiers),
         }

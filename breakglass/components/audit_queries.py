@@ -20,7 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from breakglass.components.buckets import encrypt_with_kms, make_private
-from breakglass.lambdas.events import EVENT_COLUMNS, EVENTS_PREFIX
+from breakglass.contracts import EVENT_COLUMNS, EVENTS_PREFIX
 from breakglass.policies.queries import (
     ALL_REGIONS,
     CLOUDTRAIL_COLUMNS,

@@ -17,8 +17,13 @@ import pulumi
 import pulumi_aws as aws
 
 from breakglass.components.buckets import encrypt_with_kms, make_private
-from breakglass.lambdas.events import EVENTS_PREFIX
-from breakglass.lambdas.runtime import ENV_ALERT_TOPIC, ENV_AUDIT_BUCKET, ENV_AUDIT_KMS_KEY, ENV_AUDIT_PREFIX
+from breakglass.contracts import (
+    ENV_ALERT_TOPIC,
+    ENV_AUDIT_BUCKET,
+    ENV_AUDIT_KMS_KEY,
+    ENV_AUDIT_PREFIX,
+    EVENTS_PREFIX,
+)
 from breakglass.policies import audit_trail as policies
 from breakglass.policies.naming import EMERGENCY_ROLE_PREFIX, PROTECTED_TAG
 from breakglass.validation import (

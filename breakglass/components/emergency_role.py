@@ -1,7 +1,7 @@
 """One emergency role per access tier: locked until granted, bounded by a tamper-proof boundary.
 
 The role is created with the locked trust (nobody can assume it). Grants and revokes
-(:mod:`breakglass.lambdas.grants`) then edit its trust policy and its inline guard policy at
+(:mod:`breakglass.lambdas.access.grants`) then edit its trust policy and its inline guard policy at
 run time, so the role ignores later changes to ``assumeRolePolicy``: a ``pulumi up`` during an
 incident must not wipe the active grants. Permissions are attached as separate resources (never
 the role's exclusive ``inline_policies`` / ``managed_policy_arns``), so Pulumi never removes the
@@ -19,7 +19,8 @@ from typing import Any, Final, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from breakglass.lambdas.grants import MAX_TRUST_POLICY_CHARS, MAX_WINDOW_SECONDS, MIN_SESSION_SECONDS, Tier
+from breakglass.contracts import MAX_WINDOW_SECONDS, MIN_SESSION_SECONDS
+from breakglass.lambdas.access.grants import MAX_TRUST_POLICY_CHARS, Tier
 from breakglass.policies.emergency_role import (
     GUARD_POLICY_NAME,
     GUARD_POLICY_RESERVE_CHARS,

@@ -6,48 +6,27 @@ caller passes (least privilege per function) plus writing to its own log group.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
-import breakglass
+from breakglass.lambdas import archive
 
 PYTHON_RUNTIME = "python3.12"
 LOG_RETENTION_DAYS = 365
 
-# What a function's zip holds: the Lambda-side code (no pulumi, no CLI) and pure-Python deps
-# the Lambda runtime lacks. boto3 is provided by the runtime.
-_PACKAGE_ROOT = Path(breakglass.__file__).parent
-_SHIPPED_SUBPACKAGES = ("lambdas", "policies")
-_SHIPPED_MODULES = ("__init__.py", "validation.py")
-_VENDORED = ("pyotp",)
-
 
 def lambda_code() -> pulumi.AssetArchive:
     """The deployment package every breakglass function shares (handlers differ by entry point)."""
-    assets: dict[str, pulumi.Asset | pulumi.Archive] = {}
-    for module in _SHIPPED_MODULES:
-        assets[f"breakglass/{module}"] = pulumi.FileAsset(str(_PACKAGE_ROOT / module))
-    for sub in _SHIPPED_SUBPACKAGES:
-        for path in sorted((_PACKAGE_ROOT / sub).rglob("*")):
-            if (
-                path.is_file()
-                and "__pycache__" not in path.parts
-                and path.suffix in {".py", ".html", ".json"}
-            ):
-                rel = path.relative_to(_PACKAGE_ROOT.parent).as_posix()
-                assets[rel] = pulumi.FileAsset(str(path))
-    for name in _VENDORED:
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.origin is None:
-            raise RuntimeError(f"{name} must be installed to package the Lambda code")
-        assets[name] = pulumi.FileArchive(str(Path(spec.origin).parent))
+    assets: dict[str, pulumi.Asset | pulumi.Archive] = {
+        name: pulumi.FileAsset(str(path)) for name, path in archive.shipped_files().items()
+    }
+    for name, folder in archive.vendored_packages().items():
+        assets[name] = pulumi.FileArchive(str(folder))
     return pulumi.AssetArchive(assets)
 
 

@@ -19,9 +19,14 @@ import pulumi_aws as aws
 
 from breakglass.components.functions import DeployedFunction, python_function
 from breakglass.components.tagging import protect_children
-from breakglass.lambdas.events import EVENTS_PREFIX
-from breakglass.lambdas.halt_handler import ENV_HALT_TARGETS
-from breakglass.lambdas.runtime import ENV_ALERT_TOPIC, ENV_AUDIT_BUCKET, ENV_AUDIT_KMS_KEY, ENV_AUDIT_PREFIX
+from breakglass.contracts import (
+    ENV_ALERT_TOPIC,
+    ENV_AUDIT_BUCKET,
+    ENV_AUDIT_KMS_KEY,
+    ENV_AUDIT_PREFIX,
+    ENV_HALT_TARGETS,
+    EVENTS_PREFIX,
+)
 from breakglass.policies.halt import (
     MODES,
     AuditAccess,
@@ -324,7 +329,7 @@ class HaltActions(pulumi.ComponentResource):
         ids = ", ".join(t.id for t in config.targets)
         self.halt: DeployedFunction = python_function(
             f"{name}-halt",
-            handler="breakglass.lambdas.halt_handler.halt_handler",
+            handler="breakglass.lambdas.halt.handler.halt_handler",
             description=f"Break-glass halt of AI targets: {ids}",
             statements=statements(resume=False),
             environment=environment,
@@ -333,7 +338,7 @@ class HaltActions(pulumi.ComponentResource):
         )
         self.resume: DeployedFunction = python_function(
             f"{name}-resume",
-            handler="breakglass.lambdas.halt_handler.resume_handler",
+            handler="breakglass.lambdas.halt.handler.resume_handler",
             description=f"Break-glass resume of AI targets: {ids}",
             statements=statements(resume=True),
             environment=environment,

@@ -16,13 +16,14 @@ from typing import Any
 
 import boto3
 
-from breakglass.lambdas.events import EVENTS_PREFIX, AuditWriter
-
-# Environment variables the components set on every function that writes audit events.
-ENV_AUDIT_BUCKET = "BREAKGLASS_AUDIT_BUCKET"
-ENV_AUDIT_PREFIX = "BREAKGLASS_AUDIT_PREFIX"
-ENV_AUDIT_KMS_KEY = "BREAKGLASS_AUDIT_KMS_KEY_ID"
-ENV_ALERT_TOPIC = "BREAKGLASS_ALERT_TOPIC_ARN"
+from breakglass.contracts import (
+    ENV_ALERT_TOPIC,
+    ENV_AUDIT_BUCKET,
+    ENV_AUDIT_KMS_KEY,
+    ENV_AUDIT_PREFIX,
+    EVENTS_PREFIX,
+)
+from breakglass.lambdas.audit.events import AuditWriter
 
 
 class _JsonFormatter(logging.Formatter):

@@ -33,7 +33,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from breakglass.lambdas.events import EVENT_COLUMNS, EVENTS_PREFIX
+from breakglass.contracts import EVENT_COLUMNS, EVENTS_PREFIX
 from breakglass.policies.queries import (
     CLOUDTRAIL_COLUMNS,
     CLOUDTRAIL_PARTITIONS,

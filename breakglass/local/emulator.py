@@ -34,18 +34,27 @@ import boto3
 from botocore.config import Config
 
 import breakglass
-from breakglass.lambdas import store
-from breakglass.lambdas.events import EVENTS_PREFIX, AuditEvent, parse_record
-from breakglass.lambdas.requests import ENV_APPROVAL_POLICY, TierApproval, policy_to_json
-from breakglass.lambdas.runtime import ENV_ALERT_TOPIC, ENV_AUDIT_BUCKET, ENV_AUDIT_KMS_KEY, ENV_AUDIT_PREFIX
-from breakglass.lambdas.store import RequestRecord, Store
+from breakglass import contracts
+from breakglass.contracts import (
+    ENV_ALERT_TOPIC,
+    ENV_APPROVAL_POLICY,
+    ENV_AUDIT_BUCKET,
+    ENV_AUDIT_KMS_KEY,
+    ENV_AUDIT_PREFIX,
+    EVENTS_PREFIX,
+)
+from breakglass.lambdas import archive
+from breakglass.lambdas.approvals import store
+from breakglass.lambdas.approvals.requests import TierApproval, policy_to_json
+from breakglass.lambdas.approvals.store import RequestRecord, Store
+from breakglass.lambdas.audit.events import AuditEvent, parse_record
 from breakglass.local import lambda_runner
 from breakglass.policies.emergency_role import locked_trust_policy
 from breakglass.policies.naming import emergency_role_name
 from breakglass.policies.state_machine import TASK_NAMES, RetryPolicy, WorkflowFunctions, definition
 
 if TYPE_CHECKING:
-    from breakglass.lambdas.grants import Tier
+    from breakglass.lambdas.access.grants import Tier
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -63,13 +72,9 @@ def free_port() -> int:
 def lambda_zip() -> bytes:
     """The code every emulated function gets: the Lambda side of this package, like the real zip."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for module in ("__init__.py", "validation.py"):
-            archive.write(_PACKAGE_ROOT / module, f"breakglass/{module}")
-        for sub in ("lambdas", "policies"):
-            for path in sorted((_PACKAGE_ROOT / sub).rglob("*.py")):
-                if "__pycache__" not in path.parts:
-                    archive.write(path, path.relative_to(_PACKAGE_ROOT.parent).as_posix())
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zipped:
+        for name, path in archive.shipped_files().items():
+            zipped.write(path, name)
     return buffer.getvalue()
 
 
@@ -225,7 +230,7 @@ class EmulatorSession:
 
 # -- the approval workflow ----------------------------------------------------------------------
 
-APPROVAL_API_HANDLER = "breakglass.lambdas.approval_api.handler"
+APPROVAL_API_HANDLER = "breakglass.lambdas.approvals.api.handler"
 
 
 @dataclass(frozen=True)
@@ -389,8 +394,9 @@ def deploy_workflow(
 ) -> WorkflowDeployment:
     """Create the workflow's resources in ``emulator`` (names prefixed with ``name``)."""
     # Imported here so the bare emulator does not need the workflow's modules.
-    from breakglass.lambdas.grants import ENV_TIERS, Tier
-    from breakglass.lambdas.workflow_handlers import TASK_HANDLERS
+    from breakglass.contracts import ENV_TIERS
+    from breakglass.lambdas.access.grants import Tier
+    from breakglass.lambdas.approvals.workflow import TASK_HANDLERS
 
     if not tiers:
         raise ValueError("tiers: the workflow needs at least one tier")
@@ -460,11 +466,11 @@ def deploy_workflow(
         ENV_AUDIT_PREFIX: EVENTS_PREFIX,
         ENV_AUDIT_KMS_KEY: key_id,
         ENV_ALERT_TOPIC: topic_arn,
-        store.ENV_TABLE: table,
-        store.ENV_KMS_KEY: key_id,
-        store.ENV_LINK_SECRET_ARN: secret_arn,
-        store.ENV_APPROVAL_URL: approval_url,
-        store.ENV_SENDER: sender,
+        contracts.ENV_TABLE: table,
+        contracts.ENV_KMS_KEY: key_id,
+        contracts.ENV_LINK_SECRET_ARN: secret_arn,
+        contracts.ENV_APPROVAL_URL: approval_url,
+        contracts.ENV_SENDER: sender,
         ENV_TIERS: json.dumps({name: t.to_dict() for name, t in deployed_tiers.items()}),
         ENV_APPROVAL_POLICY: policy_to_json({spec.name: spec.approval for spec in tiers}),
         **(extra_environment or {}),

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from breakglass.lambdas.events import iso
+from breakglass.contracts import iso
 from breakglass.policies.naming import (
     EMERGENCY_ROLE_PREFIX,
     PROTECTED_TAG,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
 
-from breakglass.lambdas.events import EVENT_COLUMNS, EVENTS_PREFIX
+from breakglass.contracts import EVENT_COLUMNS, EVENTS_PREFIX
 from breakglass.policies.audit_trail import (
     BUCKET_TAMPERING_EVENT_NAMES,
     GUARDRAIL_EVENT_NAMES,

@@ -2,7 +2,7 @@
 
 A request names a tier, a justification, a ticket (where the tier wants one), a duration and
 the requester's TOTP code. :func:`validate_request` checks all of it and returns the
-:class:`~breakglass.lambdas.store.RequestRecord` to store, or raises :class:`RequestRejected`
+:class:`~breakglass.lambdas.approvals.store.RequestRecord` to store, or raises :class:`RequestRejected`
 naming the field that was wrong and what to do. The TOTP code is checked last, so a typo in the
 reason never burns a code.
 
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
 
-from breakglass.lambdas.events import iso
-from breakglass.lambdas.store import Enrollment, RequestRecord, same_person
-from breakglass.lambdas.totp import TotpRejected, TotpStore, verify_totp
+from breakglass.contracts import ENV_APPROVAL_POLICY, iso
+from breakglass.lambdas.approvals.store import Enrollment, RequestRecord, same_person
+from breakglass.lambdas.approvals.totp import TotpRejected, TotpStore, verify_totp
 from breakglass.validation import (
     REQUEST_ID,
     REQUEST_ID_HINT,
@@ -37,8 +37,6 @@ from breakglass.validation import (
     require_str,
     require_str_list,
 )
-
-ENV_APPROVAL_POLICY: Final = "BREAKGLASS_APPROVAL_POLICY"
 
 REASON_MIN: Final = 10
 REASON_MAX: Final = 1000
@@ -66,7 +64,7 @@ class RequestRejected(ValueError):
 
 
 class TierLimits(Protocol):
-    """What validation needs from a tier (``breakglass.lambdas.grants.Tier`` has it)."""
+    """What validation needs from a tier (``breakglass.lambdas.access.grants.Tier`` has it)."""
 
     @property
     def name(self) -> str: ...

@@ -18,7 +18,7 @@ from typing import Final, Protocol
 import pyotp
 from pyotp.exceptions import OTPVerificationError
 
-from breakglass.lambdas.store import NotEnrolled
+from breakglass.lambdas.approvals.store import NotEnrolled
 
 STEP_SECONDS: Final = 30
 DIGITS: Final = 6

@@ -26,6 +26,8 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from breakglass.contracts import ENV_KMS_KEY, ENV_TABLE, STATUSES
+
 # The component creates the table from these (one table, string hash + range keys).
 TABLE_KEY_SCHEMA: Final[tuple[dict[str, str], ...]] = (
     {"AttributeName": "pk", "KeyType": "HASH"},
@@ -37,14 +39,8 @@ TABLE_ATTRIBUTE_DEFINITIONS: Final[tuple[dict[str, str], ...]] = (
 )
 TTL_ATTRIBUTE: Final = "ttl"
 
-ENV_TABLE: Final = "BREAKGLASS_TABLE"
-ENV_KMS_KEY: Final = "BREAKGLASS_KMS_KEY_ID"
-ENV_LINK_SECRET_ARN: Final = "BREAKGLASS_LINK_SECRET_ARN"  # Secrets Manager secret holding the HMAC key
-ENV_APPROVAL_URL: Final = "BREAKGLASS_APPROVAL_URL"  # base URL of the approval API
-ENV_SENDER: Final = "BREAKGLASS_SENDER_EMAIL"
 
 ROLES: Final = ("responder", "approver", "security")
-STATUSES: Final = ("pending", "approved", "denied", "granted", "revoked", "expired")
 DECISIONS: Final = ("approve", "deny")
 
 # Encryption context binding a TOTP secret's ciphertext to its owner: a ciphertext copied onto

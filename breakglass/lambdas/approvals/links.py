@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import boto3
 
-from breakglass.lambdas.store import ENV_LINK_SECRET_ARN
+from breakglass.contracts import ENV_LINK_SECRET_ARN
 from breakglass.validation import REQUEST_ID, USER_ID
 
 VERSION: Final = 1

@@ -1,6 +1,6 @@
 """Lambda entry points for grant and revoke: parse the event, call the service, return its result.
 
-Events carry the :class:`~breakglass.lambdas.grants.Grant` fields as JSON strings (times as
+Events carry the :class:`~breakglass.lambdas.access.grants.Grant` fields as JSON strings (times as
 ISO 8601 with ``Z``); grant may add ``actor``, revoke requires ``early`` and ``actor``. The tiers
 come from ``BREAKGLASS_TIERS``, the audit writer from the function's environment.
 """
@@ -12,9 +12,9 @@ from typing import Any
 
 import boto3
 
+from breakglass.contracts import utc_now
 from breakglass.lambdas import runtime
-from breakglass.lambdas.events import utc_now
-from breakglass.lambdas.grants import Grant, grant, load_tiers, revoke
+from breakglass.lambdas.access.grants import Grant, grant, load_tiers, revoke
 from breakglass.validation import require_bool, require_mapping, require_str
 
 logger = runtime.get_logger("breakglass.grants")

@@ -3,7 +3,7 @@
 Each handler parses its event into a frozen dataclass, builds :class:`WorkflowDeps` from the
 function's environment and calls a service function that takes those dependencies explicitly
 (tests and the emulator pass their own). Every service writes its audit event before it returns
-(an :class:`~breakglass.lambdas.events.AuditWriteError` propagates and fails the state).
+(an :class:`~breakglass.lambdas.audit.events.AuditWriteError` propagates and fails the state).
 
 State data stays small: services reload the request from the table by id, so the execution's
 input is never trusted for who, which tier or how long.
@@ -20,31 +20,26 @@ from typing import Any, Final
 
 import boto3
 
-from breakglass.lambdas import early_revoke, grants, mail
-from breakglass.lambdas.events import AuditEvent, AuditWriter, iso, utc_now
-from breakglass.lambdas.links import link_key_from_env
-from breakglass.lambdas.requests import (
+from breakglass.contracts import ENV_APPROVAL_URL, ENV_SENDER, iso, utc_now
+from breakglass.lambdas.access import early_revoke, grants
+from breakglass.lambdas.approvals import mail
+from breakglass.lambdas.approvals.links import link_key_from_env
+from breakglass.lambdas.approvals.requests import (
     RequestRejected,
     TierApproval,
     eligible_approvers,
     load_policy,
     validate_request,
 )
+from breakglass.lambdas.approvals.store import Enrollment, RequestNotFound, RequestRecord, Store
+from breakglass.lambdas.approvals.templates import render
+from breakglass.lambdas.audit.events import AuditEvent, AuditWriter
 from breakglass.lambdas.runtime import audit_writer_from_env, get_logger, log_fields, required_env
-from breakglass.lambdas.store import (
-    ENV_APPROVAL_URL,
-    ENV_SENDER,
-    Enrollment,
-    RequestNotFound,
-    RequestRecord,
-    Store,
-)
-from breakglass.lambdas.templates import render
 from breakglass.validation import REQUEST_ID, ConfigError, require_choice, require_mapping, require_str
 
 log = get_logger("breakglass.workflow")
 
-_MODULE: Final = "breakglass.lambdas.workflow_handlers"
+_MODULE: Final = "breakglass.lambdas.approvals.workflow"
 # Which handler runs behind each Task state of the state machine (keys: WorkflowFunctions fields).
 TASK_HANDLERS: Final[Mapping[str, str]] = {
     "validate": f"{_MODULE}.validate_request_handler",

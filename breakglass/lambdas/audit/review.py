@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Final, Protocol
 
-from breakglass.lambdas.events import AuditEvent
-from breakglass.lambdas.store import same_person
+from breakglass.lambdas.approvals.store import same_person
+from breakglass.lambdas.audit.events import AuditEvent
 from breakglass.validation import REQUEST_ID, USER_ID, ConfigError, require_choice, require_str
 
 VERDICTS: Final = ("accepted", "flagged")

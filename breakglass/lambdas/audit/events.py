@@ -11,62 +11,22 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from datetime import datetime
+from typing import Any, Protocol
 
-SCHEMA_VERSION: Final = "1"
-EVENTS_PREFIX: Final = "breakglass-events"
-
-EVENT_TYPES: Final = (
-    "request",
-    "approval",
-    "denial",
-    "grant",
-    "assume",
-    "halt",
-    "resume",
-    "revoke",
-    "expiry",
-    "review",
-    "error",
-)
-OUTCOMES: Final = ("succeeded", "failed", "noop", "pending", "opened", "accepted", "flagged")
-
-# The Athena/Glue columns of the events table, in order. Every field of AuditEvent is here.
-EVENT_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
-    ("schema_version", "string"),
-    ("event_id", "string"),
-    ("event_type", "string"),
-    ("event_time", "string"),
-    ("request_id", "string"),
-    ("actor", "string"),
-    ("requester", "string"),
-    ("tier", "string"),
-    ("role_arn", "string"),
-    ("target", "string"),
-    ("mode", "string"),
-    ("outcome", "string"),
-    ("reason", "string"),
-    ("ticket", "string"),
-    ("window_start", "string"),
-    ("expires_at", "string"),
-    ("details", "string"),
+from breakglass.contracts import (
+    EVENT_COLUMNS,
+    EVENT_OUTCOMES,
+    EVENT_TYPES,
+    EVENTS_PREFIX,
+    SCHEMA_VERSION,
+    iso,
+    utc_now,
 )
 
 
 class AuditWriteError(RuntimeError):
     """The event was not stored. The action it records must not be reported as done."""
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def iso(moment: datetime) -> str:
-    """ISO 8601 in UTC with a Z, seconds precision: the format CloudTrail uses for eventTime."""
-    if moment.tzinfo is None:
-        raise ValueError("timestamps must be timezone-aware")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -99,8 +59,8 @@ class AuditEvent:
     def __post_init__(self) -> None:
         if self.event_type not in EVENT_TYPES:
             raise ValueError(f"event_type: must be one of {', '.join(EVENT_TYPES)}, got {self.event_type!r}")
-        if self.outcome not in OUTCOMES:
-            raise ValueError(f"outcome: must be one of {', '.join(OUTCOMES)}, got {self.outcome!r}")
+        if self.outcome not in EVENT_OUTCOMES:
+            raise ValueError(f"outcome: must be one of {', '.join(EVENT_OUTCOMES)}, got {self.outcome!r}")
         if not self.actor:
             raise ValueError("actor: every event needs the identity that caused it")
         datetime.strptime(self.event_time, "%Y-%m-%dT%H:%M:%SZ")  # raises on a malformed time

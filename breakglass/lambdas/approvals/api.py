@@ -35,13 +35,14 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 from botocore.exceptions import ClientError
 
-from breakglass.lambdas.events import AuditEvent, iso, utc_now
-from breakglass.lambdas.links import LinkClaims, LinkRejected, link_key_from_env, verify_link
-from breakglass.lambdas.mail import APPROVING_ROLES, expiry_text, human_duration
+from breakglass.contracts import ENV_APPROVAL_URL, iso, utc_now
+from breakglass.lambdas.approvals.links import LinkClaims, LinkRejected, link_key_from_env, verify_link
+from breakglass.lambdas.approvals.mail import APPROVING_ROLES, expiry_text, human_duration
+from breakglass.lambdas.approvals.store import RequestRecord, Store, VoteRefused, same_person
+from breakglass.lambdas.approvals.templates import Markup, render, style_hash, stylesheet
+from breakglass.lambdas.approvals.totp import TotpRejected, verify_totp
+from breakglass.lambdas.audit.events import AuditEvent
 from breakglass.lambdas.runtime import audit_writer_from_env, get_logger, log_fields
-from breakglass.lambdas.store import ENV_APPROVAL_URL, RequestRecord, Store, VoteRefused, same_person
-from breakglass.lambdas.templates import Markup, render, style_hash, stylesheet
-from breakglass.lambdas.totp import TotpRejected, verify_totp
 
 log = get_logger("breakglass.approval_api")
 

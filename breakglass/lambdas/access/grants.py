@@ -29,7 +29,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from urllib.parse import unquote
 
-from breakglass.lambdas.events import AuditEvent, AuditWriteError, AuditWriter, iso
+from breakglass.contracts import ENV_TIERS, MAX_SESSION_SECONDS, MAX_WINDOW_SECONDS, MIN_SESSION_SECONDS, iso
+from breakglass.lambdas.audit.events import AuditEvent, AuditWriteError, AuditWriter
 from breakglass.policies.emergency_role import (
     EXPIRY_SID_PREFIX,
     GRANT_SID_PREFIX,
@@ -68,11 +69,6 @@ from breakglass.validation import (
     require_str_list,
 )
 
-ENV_TIERS: Final = "BREAKGLASS_TIERS"
-
-MIN_SESSION_SECONDS: Final = 900
-MAX_SESSION_SECONDS: Final = 43200
-MAX_WINDOW_SECONDS: Final = 7 * 24 * 3600
 MAX_TRUST_POLICY_CHARS: Final = 4096  # the highest quota AWS grants
 # Guards are kept this long after they could last match a session (clock skew, IAM propagation).
 GUARD_PRUNE_MARGIN: Final = timedelta(hours=1)

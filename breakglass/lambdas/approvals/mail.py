@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 from urllib.parse import quote
 
-from breakglass.lambdas.events import iso
-from breakglass.lambdas.links import sign_link
-from breakglass.lambdas.store import Enrollment, RequestRecord, same_person
-from breakglass.lambdas.templates import render
+from breakglass.contracts import iso
+from breakglass.lambdas.approvals.links import sign_link
+from breakglass.lambdas.approvals.store import Enrollment, RequestRecord, same_person
+from breakglass.lambdas.approvals.templates import render
 from breakglass.validation import ConfigError, require_int, require_str
 
 # Who may receive an approval link: approvers, and security staff acting as backup approvers.

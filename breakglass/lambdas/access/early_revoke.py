@@ -2,7 +2,7 @@
 
 Who may: the requester, an approver of that request, or anyone enrolled with the ``security``
 role. They prove who they are with their TOTP code (the same second factor as for approving).
-The revoke itself is :func:`breakglass.lambdas.grants.revoke` with ``early=True``: the grant's
+The revoke itself is :func:`breakglass.lambdas.access.grants.revoke` with ``early=True``: the grant's
 trust statement goes and the ``aws:TokenIssueTime`` deny ends the sessions already issued. The
 workflow's own revoke at expiry later finds nothing left to do (it is idempotent).
 """
@@ -16,11 +16,12 @@ from typing import Any, Final
 
 import boto3
 
-from breakglass.lambdas import grants
-from breakglass.lambdas.events import AuditEvent, AuditWriter, iso, utc_now
+from breakglass.contracts import iso, utc_now
+from breakglass.lambdas.access import grants
+from breakglass.lambdas.approvals.store import Store, same_person
+from breakglass.lambdas.approvals.totp import TotpRejected, TotpStore, verify_totp
+from breakglass.lambdas.audit.events import AuditEvent, AuditWriter
 from breakglass.lambdas.runtime import audit_writer_from_env, get_logger, log_fields
-from breakglass.lambdas.store import Store, same_person
-from breakglass.lambdas.totp import TotpRejected, TotpStore, verify_totp
 from breakglass.validation import REQUEST_ID, USER_ID, reject_unknown_keys, require_mapping, require_str
 
 log = get_logger("breakglass.early_revoke")

@@ -29,7 +29,7 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
-from breakglass.lambdas.events import AuditEvent, AuditWriteError, AuditWriter
+from breakglass.lambdas.audit.events import AuditEvent, AuditWriteError, AuditWriter
 from breakglass.lambdas.runtime import get_logger, log_fields
 from breakglass.policies.halt import (
     HALT_TAG_KEY,

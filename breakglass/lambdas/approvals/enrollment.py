@@ -12,8 +12,8 @@ from typing import Any, Final
 
 import pyotp
 
-from breakglass.lambdas.store import ROLES, Enrollment, Store
-from breakglass.lambdas.totp import DIGITS, STEP_SECONDS
+from breakglass.lambdas.approvals.store import ROLES, Enrollment, Store
+from breakglass.lambdas.approvals.totp import DIGITS, STEP_SECONDS
 from breakglass.validation import (
     EMAIL,
     EMAIL_HINT,

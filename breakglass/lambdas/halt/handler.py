@@ -25,7 +25,8 @@ from typing import Any, Final
 import boto3
 from botocore.config import Config
 
-from breakglass.lambdas.halt import HaltClients, WaitSettings, halt, resume
+from breakglass.contracts import ENV_HALT_TARGETS
+from breakglass.lambdas.halt.service import HaltClients, WaitSettings, halt, resume
 from breakglass.lambdas.runtime import audit_writer_from_env, get_logger, log_fields, required_env
 from breakglass.policies.halt import (
     ALARM_DETAIL_TYPE,
@@ -47,7 +48,6 @@ from breakglass.validation import (
     require_str_list,
 )
 
-ENV_HALT_TARGETS: Final = "BREAKGLASS_HALT_TARGETS"
 # Seconds left for the audit write and the reply after resume stops waiting for InService.
 RESUME_MARGIN_SECONDS: Final = 30.0
 

@@ -1,0 +1,112 @@
+"""Every contract between the parts, stated once: names, shapes, statuses and bounds.
+
+The components set what the Lambdas read (environment variables), the Lambdas write what the
+queries read (the audit event columns and prefix), and all of them agree on request statuses,
+the time format and the bounds of a tier. This module is a leaf: it imports only the standard
+library, so components, Lambdas, policies and the emulator can all depend on it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Final
+
+# -- time --------------------------------------------------------------------------------------
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with a Z, seconds precision: the format CloudTrail uses for eventTime."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- the audit events' schema (what the writer stores and the Athena table reads) --------------
+
+SCHEMA_VERSION: Final = "1"
+EVENTS_PREFIX: Final = "breakglass-events"
+
+EVENT_TYPES: Final = (
+    "request",
+    "approval",
+    "denial",
+    "grant",
+    "assume",
+    "halt",
+    "resume",
+    "revoke",
+    "expiry",
+    "review",
+    "error",
+)
+# The outcome of one audited event (not of a halt target: see breakglass.lambdas.halt.service).
+EVENT_OUTCOMES: Final = ("succeeded", "failed", "noop", "pending", "opened", "accepted", "flagged")
+
+# The Athena/Glue columns of the events table, in order. Every field of AuditEvent is here.
+EVENT_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
+    ("schema_version", "string"),
+    ("event_id", "string"),
+    ("event_type", "string"),
+    ("event_time", "string"),
+    ("request_id", "string"),
+    ("actor", "string"),
+    ("requester", "string"),
+    ("tier", "string"),
+    ("role_arn", "string"),
+    ("target", "string"),
+    ("mode", "string"),
+    ("outcome", "string"),
+    ("reason", "string"),
+    ("ticket", "string"),
+    ("window_start", "string"),
+    ("expires_at", "string"),
+    ("details", "string"),
+)
+
+
+# -- request statuses ----------------------------------------------------------------------------
+
+
+class RequestStatus(StrEnum):
+    """Where a request is. ``pending`` waits for votes; the last three are final."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    GRANTED = "granted"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+
+
+STATUSES: Final = tuple(s.value for s in RequestStatus)
+
+
+# -- tier bounds (EmergencyRole's settings and the Lambdas' Tier check the same numbers) ---------
+
+MIN_SESSION_SECONDS: Final = 900  # AWS's shortest role session
+MAX_SESSION_SECONDS: Final = 43200  # AWS's longest role session
+MAX_WINDOW_SECONDS: Final = 7 * 24 * 3600
+MAX_MFA_AGE_SECONDS: Final = 129600
+MIN_MFA_AGE_SECONDS: Final = 60
+
+
+# -- environment variables the components set and the Lambdas read -----------------------------
+
+ENV_AUDIT_BUCKET: Final = "BREAKGLASS_AUDIT_BUCKET"
+ENV_AUDIT_PREFIX: Final = "BREAKGLASS_AUDIT_PREFIX"
+ENV_AUDIT_KMS_KEY: Final = "BREAKGLASS_AUDIT_KMS_KEY_ID"
+ENV_ALERT_TOPIC: Final = "BREAKGLASS_ALERT_TOPIC_ARN"
+ENV_LOG_LEVEL: Final = "BREAKGLASS_LOG_LEVEL"
+ENV_TABLE: Final = "BREAKGLASS_TABLE"
+ENV_KMS_KEY: Final = "BREAKGLASS_KMS_KEY_ID"
+ENV_LINK_SECRET_ARN: Final = "BREAKGLASS_LINK_SECRET_ARN"  # Secrets Manager secret holding the HMAC key
+ENV_APPROVAL_URL: Final = "BREAKGLASS_APPROVAL_URL"  # base URL of the approval API
+ENV_SENDER: Final = "BREAKGLASS_SENDER_EMAIL"
+ENV_TIERS: Final = "BREAKGLASS_TIERS"
+ENV_APPROVAL_POLICY: Final = "BREAKGLASS_APPROVAL_POLICY"
+ENV_HALT_TARGETS: Final = "BREAKGLASS_HALT_TARGETS"
