@@ -132,10 +132,12 @@ def reject_unknown_keys(field: str, value: Mapping[str, Any], known: Iterable[st
 
 # Shapes shared by every module that accepts these values: one definition each.
 
-# A request id is the Step Functions execution name; it also becomes a session tag value and
-# part of IAM statement ids and S3 keys, hence the narrow character set.
-REQUEST_ID = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
-REQUEST_ID_HINT = "use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+# A request id is minted by the system (never chosen by a requester) and is the Step Functions
+# execution name; it also becomes a session tag value, S3 key parts and, verbatim, the tail of IAM
+# statement ids, which allow only letters and digits: so lower-case letters and digits only, which
+# makes ``<Kind><request id>`` statement ids unique per request without a digest.
+REQUEST_ID = r"[a-z0-9]{1,40}"
+REQUEST_ID_HINT = "a request id is 1-40 lower-case letters and digits, as break-glass printed it"
 # A person's id: their enrollment key and their sts:SourceIdentity (2-64 characters of
 # [A-Za-z0-9_+=,.@-]; AWS reserves the "aws:" prefix).
 USER_ID = r"(?!aws:)[A-Za-z0-9_+=,.@-]{2,64}"

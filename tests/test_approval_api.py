@@ -38,7 +38,7 @@ HOST = "approvals.example.com"
 ORIGIN = f"https://{HOST}"
 SECRETS = {name: pyotp.random_base32() for name in ("alice", "carol", "dave", "erin", "bob")}
 RECORD = RequestRecord(
-    request_id="req-1",
+    request_id="req1",
     requester="bob",
     requester_arn="arn:aws:iam::123456789012:user/bob",
     tier="sagemaker-halt",
@@ -99,7 +99,7 @@ def world() -> Iterator[World]:
                 secret,
             )
         store.put_request(RECORD)
-        store.set_waiting("req-1", "task-token-1", RECORD.approvers)
+        store.set_waiting("req1", "task-token-1", RECORD.approvers)
         sfn = SpySfn(boto3.client("stepfunctions"))
         deps = ApprovalDeps(
             store=store,
@@ -113,7 +113,7 @@ def world() -> Iterator[World]:
 
 
 def link(
-    approver: str, request_id: str = "req-1", *, expires_at: datetime | None = None, key: bytes = KEY
+    approver: str, request_id: str = "req1", *, expires_at: datetime | None = None, key: bytes = KEY
 ) -> str:
     return sign_link(
         key, request_id=request_id, approver=approver, expires_at=expires_at or NOW + timedelta(hours=1)
@@ -124,7 +124,7 @@ def code(user: str, at: datetime = NOW) -> str:
     return pyotp.TOTP(SECRETS[user]).at(at)
 
 
-def get(world: World, token: str, request_id: str = "req-1", method: str = "GET") -> dict[str, Any]:
+def get(world: World, token: str, request_id: str = "req1", method: str = "GET") -> dict[str, Any]:
     target = f"/requests/{request_id}?{urlencode({'token': token})}"
     return world.handler(build_event(method, target, {"host": HOST, "user-agent": "pytest"}, b""))
 
@@ -135,7 +135,7 @@ def post(
     totp: str,
     decision: str = "approve",
     *,
-    request_id: str = "req-1",
+    request_id: str = "req1",
     headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     body = urlencode({"token": token, "totp": totp, "decision": decision}).encode()
@@ -151,7 +151,7 @@ def title(response: dict[str, Any]) -> str:
 
 
 def stored(world: World) -> RequestRecord:
-    record = world.store.get_request("req-1")
+    record = world.store.get_request("req1")
     assert record is not None
     return record
 
@@ -170,12 +170,12 @@ def test_opening_the_link_shows_the_escaped_details_and_a_post_form(world: World
         "INC-1",
         "30 min",
         "2025-03-01T11:59:00Z",
-        "req-1",
+        "req1",
         "0 of 2 needed",
     ):
         assert detail in body
     assert "&lt;b&gt;endpoint&lt;/b&gt; is leaking PII &amp; must stop" in body and "<b>endpoint" not in body
-    assert '<form method="post" action="req-1"' in body
+    assert '<form method="post" action="req1"' in body
     assert f'name="token" value="{token}"' in body
     assert 'name="decision" value="approve"' in body and 'name="decision" value="deny"' in body
 
@@ -307,11 +307,11 @@ def test_a_link_reused_after_its_vote_is_refused(world: World) -> None:
 
 
 def test_a_link_for_another_request_is_refused(world: World) -> None:
-    world.store.put_request(replace(RECORD, request_id="req-2"))
+    world.store.put_request(replace(RECORD, request_id="req2"))
     _refused(
-        world, post(world, link("alice", "req-2"), code("alice")), 403, "This link belongs to another request"
+        world, post(world, link("alice", "req2"), code("alice")), 403, "This link belongs to another request"
     )
-    _refused(world, get(world, link("alice", "req-2")), 403, "This link belongs to another request")
+    _refused(world, get(world, link("alice", "req2")), 403, "This link belongs to another request")
 
 
 def test_a_link_for_someone_who_is_not_an_approver_is_refused(world: World) -> None:
@@ -342,13 +342,13 @@ def _enroll(world: World, user: str, arn: str, email: str, roles: tuple[str, ...
 )
 def test_the_requester_enrolled_under_another_id_cannot_approve(world: World, arn: str, email: str) -> None:
     totp = _enroll(world, "robert", arn, email)
-    world.store.put_request(replace(RECORD, request_id="req-7", approvers=("robert", "alice")))
-    token = link("robert", "req-7")
-    shown = get(world, token, "req-7")
+    world.store.put_request(replace(RECORD, request_id="req7", approvers=("robert", "alice")))
+    token = link("robert", "req7")
+    shown = get(world, token, "req7")
     assert shown["statusCode"] == 403 and title(shown) == "You cannot approve your own request"
-    refused = post(world, token, totp, request_id="req-7")
+    refused = post(world, token, totp, request_id="req7")
     assert refused["statusCode"] == 403 and title(refused) == "You cannot approve your own request"
-    record = world.store.get_request("req-7")
+    record = world.store.get_request("req7")
     assert record is not None and record.approvals == () and world.sfn.calls == []
     assert [(e["actor"], e["refused"]) for e in world.audit()] == [("robert", "self-approval")]
 
@@ -389,12 +389,12 @@ def test_another_approvers_code_does_not_work(world: World) -> None:
 
 
 def test_a_replayed_code_is_refused(world: World) -> None:
-    world.store.put_request(replace(RECORD, request_id="req-2"))
+    world.store.put_request(replace(RECORD, request_id="req2"))
     assert post(world, link("alice"), code("alice"))["statusCode"] == 200
-    response = post(world, link("alice", "req-2"), code("alice"), request_id="req-2")
+    response = post(world, link("alice", "req2"), code("alice"), request_id="req2")
     assert response["statusCode"] == 403 and "already used" in response["body"]
     assert [e["refused"] for e in world.audit() if e["outcome"] == "failed"] == ["totp-replayed"]
-    other = world.store.get_request("req-2")
+    other = world.store.get_request("req2")
     assert other is not None and other.approvals == ()
 
 
@@ -403,13 +403,13 @@ def test_a_malformed_code_is_a_bad_request(world: World) -> None:
 
 
 def test_an_approver_without_enrollment_is_told_to_enroll(world: World) -> None:
-    world.store.put_request(replace(RECORD, request_id="req-3", approvers=("frank",)))
-    response = post(world, link("frank", "req-3"), "123456", request_id="req-3")
+    world.store.put_request(replace(RECORD, request_id="req3", approvers=("frank",)))
+    response = post(world, link("frank", "req3"), "123456", request_id="req3")
     assert response["statusCode"] == 403 and title(response) == "You are not enrolled"
 
 
 def test_a_missing_request_is_not_found(world: World) -> None:
-    response = get(world, link("alice", "req-404"), request_id="req-404")
+    response = get(world, link("alice", "req404"), request_id="req404")
     assert response["statusCode"] == 404 and title(response) == "No such request"
 
 
@@ -434,7 +434,7 @@ def test_a_same_host_origin_is_accepted_without_a_configured_url(world: World) -
 def test_a_post_without_origin_still_needs_the_signed_token(world: World) -> None:
     event = build_event(
         "POST",
-        "/requests/req-1",
+        "/requests/req1",
         {"host": HOST, "content-type": "application/x-www-form-urlencoded"},
         urlencode({"totp": code("alice"), "decision": "approve"}).encode(),
     )
@@ -452,18 +452,18 @@ def test_a_post_without_origin_still_needs_the_signed_token(world: World) -> Non
 def test_a_post_that_is_not_the_decision_form_is_a_bad_request(
     world: World, content_type: str, body: bytes
 ) -> None:
-    event = build_event("POST", "/requests/req-1", {"host": HOST, "content-type": content_type}, body)
+    event = build_event("POST", "/requests/req1", {"host": HOST, "content-type": content_type}, body)
     _refused(world, world.handler(event), 400, "Incomplete form")
 
 
 def test_other_methods_and_paths_decide_nothing(world: World) -> None:
-    assert world.handler(build_event("PUT", "/requests/req-1", {"host": HOST}, b""))["statusCode"] == 405
+    assert world.handler(build_event("PUT", "/requests/req1", {"host": HOST}, b""))["statusCode"] == 405
     assert world.handler(build_event("GET", "/admin", {"host": HOST}, b""))["statusCode"] == 404
     assert world.sfn.calls == []
 
 
 def test_a_stage_prefix_in_the_path_is_understood(world: World) -> None:
-    target = f"/prod/requests/req-1?{urlencode({'token': link('alice')})}"
+    target = f"/prod/requests/req1?{urlencode({'token': link('alice')})}"
     assert world.handler(build_event("GET", target, {"host": HOST}, b""))["statusCode"] == 200
 
 
@@ -496,9 +496,9 @@ def test_a_vote_whose_audit_write_fails_is_taken_back_and_its_link_works_again(w
 
 
 def test_a_decided_request_without_a_waiting_task_is_an_error(world: World) -> None:
-    world.store.put_request(replace(RECORD, request_id="req-5", quorum=1))
+    world.store.put_request(replace(RECORD, request_id="req5", quorum=1))
     with pytest.raises(RuntimeError, match="no workflow task is waiting"):
-        post(world, link("alice", "req-5"), code("alice"), request_id="req-5")
+        post(world, link("alice", "req5"), code("alice"), request_id="req5")
 
 
 # --- the deployed entry point --------------------------------------------------------------------
@@ -517,16 +517,16 @@ def test_the_lambda_handler_is_configured_from_its_environment(
     }.items():
         monkeypatch.setenv(name, value)
     now = datetime.now(UTC)
-    token = sign_link(KEY, request_id="req-1", approver="alice", expires_at=now + timedelta(hours=1))
+    token = sign_link(KEY, request_id="req1", approver="alice", expires_at=now + timedelta(hours=1))
     shown = approval_api.handler(
-        build_event("GET", f"/requests/req-1?token={token}", {"host": HOST}, b""), None
+        build_event("GET", f"/requests/req1?token={token}", {"host": HOST}, b""), None
     )
     assert shown["statusCode"] == 200
     body = urlencode(
         {"token": token, "totp": pyotp.TOTP(SECRETS["alice"]).now(), "decision": "deny"}
     ).encode()
     headers = {"host": HOST, "origin": ORIGIN, "content-type": "application/x-www-form-urlencoded"}
-    decided = approval_api.handler(build_event("POST", "/requests/req-1", headers, body), None)
+    decided = approval_api.handler(build_event("POST", "/requests/req1", headers, body), None)
     assert decided["statusCode"] == 200, decided["body"]
     assert stored(world).status == "denied"
     assert [(e["type"], e["actor"]) for e in world.audit()] == [("denial", "alice")]

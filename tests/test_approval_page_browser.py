@@ -106,7 +106,7 @@ def _start_waiting_execution(sfn: Any, sqs: Any) -> tuple[str, str]:
     machine = sfn.create_state_machine(
         name="approval", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/sfn"
     )["stateMachineArn"]
-    execution = sfn.start_execution(stateMachineArn=machine, name="req-browser")["executionArn"]
+    execution = sfn.start_execution(stateMachineArn=machine, name="reqbrowser")["executionArn"]
     message = _wait_for(lambda: sqs.receive_message(QueueUrl=queue).get("Messages"), "the task token")[0]
     return execution, json.loads(message["Body"])["token"]
 
@@ -126,7 +126,7 @@ def scene() -> Iterator[tuple[Scene, str]]:
         sfn = SpySfn(boto3.client("stepfunctions"))
         execution, token = _start_waiting_execution(sfn.client, boto3.client("sqs"))
         record = RequestRecord(
-            request_id="req-browser",
+            request_id="reqbrowser",
             requester="bob",
             requester_arn="arn:aws:iam::123456789012:user/bob",
             tier="fraud-model-halt",
@@ -139,7 +139,7 @@ def scene() -> Iterator[tuple[Scene, str]]:
             approvers=("alice", "carol"),
         )
         store.put_request(record)
-        store.set_waiting("req-browser", token, ["alice", "carol"], execution_arn=execution)
+        store.set_waiting("reqbrowser", token, ["alice", "carol"], execution_arn=execution)
         deps = ApprovalDeps(store=store, link_key=KEY, sfn=sfn, audit=AuditWriter(s3=s3, bucket="audit"))
         # No configured URL: the Origin check compares with the Host the browser sent.
         with serve(make_handler(deps)) as url:
@@ -162,7 +162,7 @@ def scene() -> Iterator[tuple[Scene, str]]:
 
 
 def _record_of(store: Store) -> RequestRecord:
-    record = store.get_request("req-browser")
+    record = store.get_request("reqbrowser")
     assert record is not None
     return record
 
@@ -230,7 +230,7 @@ def test_opening_the_link_in_a_browser_decides_nothing(browser: Browser, scene: 
         for _ in range(2):  # a mail scanner and then the person, say
             response = page.goto(world.links["alice"])
             assert response is not None and response.status == 200
-            assert page.locator("#request-id").inner_text() == "req-browser"
+            assert page.locator("#request-id").inner_text() == "reqbrowser"
             assert response.headers["x-frame-options"] == "DENY"
     finally:
         page.close()

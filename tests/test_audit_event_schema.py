@@ -28,7 +28,7 @@ def test_every_event_type_of_the_design_is_in_the_schema() -> None:
 
 
 def test_a_record_has_exactly_the_table_columns_in_order() -> None:
-    event = AuditEvent(event_type="grant", actor="system", request_id="r-1", details={"b": 1, "a": [2]})
+    event = AuditEvent(event_type="grant", actor="system", request_id="r1", details={"b": 1, "a": [2]})
     record = event.to_record()
     assert list(record) == [name for name, _ in EVENT_COLUMNS]
     assert record["schema_version"] == "1"

@@ -57,7 +57,7 @@ def grant_event(**overrides: Any) -> AuditEvent:
     values: dict[str, Any] = {
         "event_type": "grant",
         "actor": "system",
-        "request_id": "req-1234",
+        "request_id": "req1234",
         "requester": "alice",
         "tier": "ops",
         "role_arn": "arn:aws:iam::123456789012:role/breakglass-emergency-ops",

@@ -35,7 +35,7 @@ def world() -> Iterator[tuple[Store, AuditWriter, Any, str]]:
 
 def record(status: str) -> RequestRecord:
     return RequestRecord(
-        request_id="req-7",
+        request_id="req7",
         requester="rita",
         requester_arn=ARN,
         tier="halt",
@@ -56,8 +56,8 @@ def test_a_request_without_access_is_refused_audited_and_the_code_is_not_spent(
     store, writer, s3, secret = world
     store.put_request(record(status))
     code = pyotp.TOTP(secret).at(NOW)
-    with pytest.raises(RevokeRefused, match=f"req-7 is {status}: there is no access to revoke"):
-        early_revoke(store, None, writer, {}, EarlyRevokeRequest("req-7", "rita", code), now=NOW)
+    with pytest.raises(RevokeRefused, match=f"req7 is {status}: there is no access to revoke"):
+        early_revoke(store, None, writer, {}, EarlyRevokeRequest("req7", "rita", code), now=NOW)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="audit")["Contents"]]
     [event] = [parse_record(json.loads(s3.get_object(Bucket="audit", Key=k)["Body"].read())) for k in keys]
     assert (event.event_type, event.actor, event.outcome) == ("revoke", "rita", "failed")
@@ -72,5 +72,5 @@ def test_the_requester_is_recognised_whatever_the_case_of_their_id(
     store.put_request(record("pending"))
     with pytest.raises(RevokeRefused, match="no access to revoke"):  # past the who-may check
         early_revoke(
-            store, None, writer, {}, EarlyRevokeRequest("req-7", "RITA", pyotp.TOTP(secret).at(NOW)), now=NOW
+            store, None, writer, {}, EarlyRevokeRequest("req7", "RITA", pyotp.TOTP(secret).at(NOW)), now=NOW
         )

@@ -16,22 +16,20 @@ from iam_eval import (
 )
 from parliament import analyze_policy_string
 
+from breakglass.policies.boundary import MANAGED_POLICY_MAX_CHARS, permission_boundary
+from breakglass.policies.documents import PolicySizeError, policy_size
 from breakglass.policies.emergency_role import (
     GUARD_POLICY_RESERVE_CHARS,
     INLINE_POLICIES_MAX_CHARS,
     LOCKED_SID,
-    MANAGED_POLICY_MAX_CHARS,
     REVOKE_PROPAGATION_MARGIN,
     TRUST_POLICY_MAX_CHARS,
-    PolicySizeError,
     early_revoke_deny_statement,
     expiry_deny_statement,
     grant_function_statements,
     grant_trust_statements,
     guard_policy,
     locked_trust_policy,
-    permission_boundary,
-    policy_size,
     statement_id,
     trust_policy,
 )
@@ -58,7 +56,7 @@ BOUNDARY = permission_boundary(PROTECTED)
 
 def alice_statements(**overrides: Any) -> list[dict[str, Any]]:
     values: dict[str, Any] = {
-        "request_id": "req-1",
+        "request_id": "req1",
         "requester_arn": ALICE,
         "source_identity": "alice",
         "starts_at": START,
@@ -71,7 +69,7 @@ def alice_statements(**overrides: Any) -> list[dict[str, Any]]:
 
 def bob_statements() -> list[dict[str, Any]]:
     return grant_trust_statements(
-        request_id="req-2",
+        request_id="req2",
         requester_arn=BOB,
         source_identity="bob",
         starts_at=START + timedelta(minutes=30),
@@ -84,7 +82,7 @@ TRUST = trust_policy([*alice_statements(), *bob_statements()])
 
 
 def alice_assumes(**overrides: Any) -> bool:
-    values: dict[str, Any] = {"now": INSIDE, "source_identity": "alice", "request_id": "req-1", "mfa": True}
+    values: dict[str, Any] = {"now": INSIDE, "source_identity": "alice", "request_id": "req1", "mfa": True}
     principal = overrides.pop("principal", ALICE)
     values.update(overrides)
     return can_assume(TRUST, ROLE, principal, assume_context(**values))
@@ -115,17 +113,17 @@ def test_missing_mfa_is_refused_where_the_tier_requires_it() -> None:
 
 
 def test_a_tier_without_mfa_admits_sessions_that_carry_no_mfa_key() -> None:
-    context = assume_context(now=END, source_identity="bob", request_id="req-2")
+    context = assume_context(now=END, source_identity="bob", request_id="req2")
     assert can_assume(TRUST, ROLE, BOB, context)
 
 
 def test_mfa_older_than_the_tier_allows_is_refused() -> None:
     trust = trust_policy(alice_statements(max_mfa_age_seconds=900))
     fresh = assume_context(
-        now=INSIDE, source_identity="alice", request_id="req-1", mfa=True, mfa_age_seconds=60
+        now=INSIDE, source_identity="alice", request_id="req1", mfa=True, mfa_age_seconds=60
     )
     stale = assume_context(
-        now=INSIDE, source_identity="alice", request_id="req-1", mfa=True, mfa_age_seconds=3600
+        now=INSIDE, source_identity="alice", request_id="req1", mfa=True, mfa_age_seconds=3600
     )
     assert can_assume(trust, ROLE, ALICE, fresh)
     assert not can_assume(trust, ROLE, ALICE, stale)
@@ -143,7 +141,7 @@ def test_assume_is_refused_at_and_after_expiry() -> None:
 
 def test_the_request_id_session_tag_is_required_and_must_match() -> None:
     assert not alice_assumes(request_id=None)
-    assert not alice_assumes(request_id="req-2")
+    assert not alice_assumes(request_id="req2")
 
 
 def test_extra_session_tags_are_refused() -> None:
@@ -151,9 +149,9 @@ def test_extra_session_tags_are_refused() -> None:
 
 
 def test_one_grant_does_not_admit_its_principal_under_another_grant_s_identity() -> None:
-    context = assume_context(now=END, source_identity="alice", request_id="req-2", mfa=True)
+    context = assume_context(now=END, source_identity="alice", request_id="req2", mfa=True)
     assert not can_assume(TRUST, ROLE, ALICE, context)
-    context = assume_context(now=END, source_identity="bob", request_id="req-1")
+    context = assume_context(now=END, source_identity="bob", request_id="req1")
     assert not can_assume(TRUST, ROLE, BOB, context)
 
 
@@ -180,8 +178,8 @@ def test_trust_without_grants_is_the_locked_trust() -> None:
 
 ADMIN_GRANTS_GUARDS = guard_policy(
     [
-        expiry_deny_statement(request_id="req-1", source_identity="alice", expires_at=END),
-        expiry_deny_statement(request_id="req-2", source_identity="bob", expires_at=END + timedelta(hours=1)),
+        expiry_deny_statement(request_id="req1", source_identity="alice", expires_at=END),
+        expiry_deny_statement(request_id="req2", source_identity="bob", expires_at=END + timedelta(hours=1)),
     ]
 )
 
@@ -202,27 +200,27 @@ def call(
 
 
 def test_a_session_works_inside_its_window() -> None:
-    assert call("alice", "req-1", INSIDE)
+    assert call("alice", "req1", INSIDE)
 
 
 def test_a_session_issued_before_expiry_is_denied_after_expiry_while_a_second_grant_still_works() -> None:
     after = END + timedelta(minutes=1)
-    assert not call("alice", "req-1", after)
-    assert call("bob", "req-2", after)
+    assert not call("alice", "req1", after)
+    assert call("bob", "req2", after)
 
 
 def test_an_earlier_grant_s_expiry_guard_does_not_deny_the_same_person_s_later_grant() -> None:
     guards = guard_policy(
         [
-            expiry_deny_statement(request_id="req-1", source_identity="alice", expires_at=END),
+            expiry_deny_statement(request_id="req1", source_identity="alice", expires_at=END),
             expiry_deny_statement(
-                request_id="req-9", source_identity="alice", expires_at=END + timedelta(hours=2)
+                request_id="req9", source_identity="alice", expires_at=END + timedelta(hours=2)
             ),
         ]
     )
     later = END + timedelta(minutes=30)
-    assert call("alice", "req-9", later, issued_at=later, guards=guards)
-    assert not call("alice", "req-1", later, guards=guards)
+    assert call("alice", "req9", later, issued_at=later, guards=guards)
+    assert not call("alice", "req1", later, guards=guards)
 
 
 def test_early_revoke_denies_sessions_issued_before_it_and_leaves_the_other_grant_alone() -> None:
@@ -231,21 +229,21 @@ def test_early_revoke_denies_sessions_issued_before_it_and_leaves_the_other_gran
     guards = guard_policy(
         [
             *ADMIN_GRANTS_GUARDS["Statement"],
-            early_revoke_deny_statement(request_id="req-1", source_identity="alice", revoked_at=revoked_at),
+            early_revoke_deny_statement(request_id="req1", source_identity="alice", revoked_at=revoked_at),
         ]
     )
     later = revoked_at + timedelta(minutes=1)
-    assert not call("alice", "req-1", later, issued_at=INSIDE, guards=guards)
+    assert not call("alice", "req1", later, issued_at=INSIDE, guards=guards)
     # Within the propagation margin a session of the revoked grant is denied too...
     assert not call(
-        "alice", "req-1", later, issued_at=revoked_at + REVOKE_PROPAGATION_MARGIN / 2, guards=guards
+        "alice", "req1", later, issued_at=revoked_at + REVOKE_PROPAGATION_MARGIN / 2, guards=guards
     )
     # ...and bob's session of the same tier keeps working.
-    assert call("bob", "req-2", later + timedelta(minutes=30), issued_at=later, guards=guards)
+    assert call("bob", "req2", later + timedelta(minutes=30), issued_at=later, guards=guards)
 
 
 def test_a_session_without_source_identity_or_request_tag_gets_nothing() -> None:
-    for who, rid in ((None, "req-1"), ("alice", None)):
+    for who, rid in ((None, "req1"), ("alice", None)):
         context = session_context(now=INSIDE, source_identity=who, request_id=rid, issued_at=INSIDE)
         assert not session_allowed(
             ROLE, "ec2:DescribeInstances", "*", policies=[ADMIN_POLICY], boundary=BOUNDARY, context=context
@@ -328,7 +326,7 @@ def admin_session(
     context = session_context(
         now=INSIDE,
         source_identity="alice",
-        request_id="req-1",
+        request_id="req1",
         issued_at=INSIDE,
         resource_tags=resource_tags,
     )
@@ -448,7 +446,7 @@ def test_the_boundary_denies_shadow_admins_through_roles_and_providers_to_the_ad
 
 
 def test_the_boundary_allows_nothing_the_role_s_own_policies_do_not() -> None:
-    context = session_context(now=INSIDE, source_identity="alice", request_id="req-1", issued_at=INSIDE)
+    context = session_context(now=INSIDE, source_identity="alice", request_id="req1", issued_at=INSIDE)
     read_only = {
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Action": "s3:Get*", "Resource": "*"}],
@@ -519,10 +517,10 @@ def test_trust_lint_still_catches_a_mistake() -> None:
 
 
 def test_statement_ids_are_derived_from_the_request_id_and_never_collide() -> None:
-    assert statement_id("Grant", "req-1") == statement_id("Grant", "req-1")
-    assert statement_id("Grant", "req-1").startswith("Grantreq1")
+    assert statement_id("Grant", "req1") == statement_id("Grant", "req1")
+    assert statement_id("Grant", "req1").startswith("Grantreq1")
     assert statement_id("Grant", "a-bc") != statement_id("Grant", "ab-c")
-    assert statement_id("Grant", "req-1").isalnum()
+    assert statement_id("Grant", "req1").isalnum()
 
 
 def test_the_boundary_refuses_to_outgrow_the_managed_policy_quota() -> None:
@@ -546,7 +544,7 @@ def test_a_trust_with_two_grants_of_the_longest_principals_fits_the_default_quot
         statement
         for i in range(2)
         for statement in alice_statements(
-            request_id=f"3f2c9a1e-7b4d-4c6e-9a8b-00000000000{i}",
+            request_id=f"3f2c9a1e7b4d4c6e9a8b00000000000{i}",
             requester_arn=sso,
             source_identity=f"responder{i}.name@example.com",
             max_mfa_age_seconds=3600,

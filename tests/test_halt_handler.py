@@ -139,7 +139,7 @@ def test_halt_and_resume_handlers_act_on_declared_targets_and_audit(aws: dict[st
         "mode": "deny-invoke",
         "actor": "alice",
         "reason": "bad outputs",
-        "request_id": "r-1",
+        "request_id": "r1",
     }
 
     halted = halt_handler(event, CONTEXT)
@@ -154,8 +154,8 @@ def test_halt_and_resume_handlers_act_on_declared_targets_and_audit(aws: dict[st
     assert resumed["results"][0]["outcome"] == "resumed"
     assert aws["iam"].list_role_policies(RoleName="chat-invoker")["PolicyNames"] == ["app-access"]
     assert sorted((e.event_type, e.request_id) for e in _events(aws["s3"])) == [
-        ("halt", "r-1"),
-        ("resume", "r-1"),
+        ("halt", "r1"),
+        ("resume", "r1"),
     ]
 
 

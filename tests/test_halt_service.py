@@ -608,7 +608,7 @@ def test_every_target_and_action_gets_its_own_audit_event(world: World) -> None:
         "deny-invoke",
         actor="alice",
         reason="incident 7",
-        request_id="req-1",
+        request_id="req1",
     )
     halt(
         world.clients,
@@ -617,7 +617,7 @@ def test_every_target_and_action_gets_its_own_audit_event(world: World) -> None:
         "deny-invoke",
         actor="alice",
         reason="incident 7",
-        request_id="req-1",
+        request_id="req1",
     )
     resume(world.clients, world.writer, targets, "deny-invoke", actor="bob", reason="all clear")
 
@@ -634,7 +634,7 @@ def test_every_target_and_action_gets_its_own_audit_event(world: World) -> None:
         e for e in events if e.target == "chat" and e.outcome == "succeeded" and e.event_type == "halt"
     )
     assert chat.mode == "deny-invoke"
-    assert chat.request_id == "req-1"
+    assert chat.request_id == "req1"
     assert chat.reason == "incident 7"
     assert [a["role"] for a in chat.details["actions"]] == ["chat-invoker", "batch-invoker"]
     assert "trigger" not in chat.details

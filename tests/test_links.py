@@ -19,7 +19,7 @@ LATER = NOW + timedelta(hours=1)
 
 
 def _token(**overrides: object) -> str:
-    values: dict[str, object] = {"request_id": "req-1", "approver": "alice", "expires_at": LATER}
+    values: dict[str, object] = {"request_id": "req1", "approver": "alice", "expires_at": LATER}
     values.update(overrides)
     return sign_link(KEY, **values)  # type: ignore[arg-type]
 
@@ -27,12 +27,12 @@ def _token(**overrides: object) -> str:
 def test_a_genuine_link_yields_its_request_approver_expiry_and_a_random_jti() -> None:
     first, second = _token(), _token()
     claims = verify_link(KEY, first, now=NOW)
-    assert (claims.request_id, claims.approver, claims.expires_at) == ("req-1", "alice", LATER)
+    assert (claims.request_id, claims.approver, claims.expires_at) == ("req1", "alice", LATER)
     assert claims.jti and claims.jti != verify_link(KEY, second, now=NOW).jti
 
 
 def test_a_link_signed_with_another_key_is_forged() -> None:
-    token = sign_link(b"x" * 32, request_id="req-1", approver="alice", expires_at=LATER)
+    token = sign_link(b"x" * 32, request_id="req1", approver="alice", expires_at=LATER)
     with pytest.raises(LinkRejected) as err:
         verify_link(KEY, token, now=NOW)
     assert err.value.reason == "forged"
@@ -41,7 +41,7 @@ def test_a_link_signed_with_another_key_is_forged() -> None:
 def test_changing_any_claim_breaks_the_signature() -> None:
     payload_b64, signature = _token().split(".")
     payload = json.loads(base64.urlsafe_b64decode(payload_b64 + "=" * (-len(payload_b64) % 4)))
-    for field, value in (("r", "req-2"), ("a", "mallory"), ("e", payload["e"] + 86400), ("j", "other")):
+    for field, value in (("r", "req2"), ("a", "mallory"), ("e", payload["e"] + 86400), ("j", "other")):
         changed = dict(payload, **{field: value})
         encoded = base64.urlsafe_b64encode(json.dumps(changed, separators=(",", ":")).encode()).rstrip(b"=")
         with pytest.raises(LinkRejected) as err:
@@ -66,7 +66,7 @@ def test_a_link_is_refused_from_its_expiry_on() -> None:
 
 def test_a_link_for_one_request_cannot_decide_another() -> None:
     with pytest.raises(LinkRejected) as err:
-        verify_link(KEY, _token(), now=NOW, request_id="req-2")
+        verify_link(KEY, _token(), now=NOW, request_id="req2")
     assert err.value.reason == "cross-request"
 
 

@@ -28,7 +28,7 @@ URL = "https://approvals.example.com/"
 ALICE = Enrollment("alice", "arn:aws:iam::123456789012:user/alice", "alice@example.com", ("approver",))
 CAROL = Enrollment("carol", "arn:aws:iam::123456789012:user/carol", "carol@example.com", ("security",))
 RECORD = RequestRecord(
-    request_id="req-42",
+    request_id="req42",
     requester="bob",
     requester_arn="arn:aws:iam::123456789012:user/bob",
     tier="bedrock-halt",
@@ -87,8 +87,8 @@ def test_each_approver_gets_one_email_with_a_link_signed_for_them(ses: Recording
     assert [m.destinations["ToAddresses"] for m in messages] == [["alice@example.com"], ["carol@example.com"]]
     for message, approver in zip(messages, ("alice", "carol"), strict=True):
         url = urlsplit(link_in(message.body))
-        assert f"{url.scheme}://{url.netloc}{url.path}" == "https://approvals.example.com/requests/req-42"
-        claims = verify_link(KEY, unquote(parse_qs(url.query)["token"][0]), now=NOW, request_id="req-42")
+        assert f"{url.scheme}://{url.netloc}{url.path}" == "https://approvals.example.com/requests/req42"
+        claims = verify_link(KEY, unquote(parse_qs(url.query)["token"][0]), now=NOW, request_id="req42")
         assert claims.approver == approver
         assert claims.expires_at == NOW + timedelta(hours=1)
 
@@ -102,7 +102,7 @@ def test_the_html_part_shows_every_detail_and_escapes_user_text(ses: RecordingSe
         "INC-7",
         "1 h 30 min",
         "2025-03-01T11:59:00Z",
-        "req-42",
+        "req42",
         "2025-03-01T13:00:00Z",
     ):
         assert detail in body

@@ -103,7 +103,7 @@ def body(secrets: dict[str, str], **changes: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def validate(store: Store, data: dict[str, Any], request_id: str = "req-1") -> Any:
+def validate(store: Store, data: dict[str, Any], request_id: str = "req1") -> Any:
     return validate_request(store, TIERS, POLICY, data, request_id=request_id, now=NOW, execution_arn="arn:x")
 
 
@@ -121,7 +121,7 @@ def test_a_valid_request_becomes_a_pending_record_without_the_requester_among_ap
 ) -> None:
     validated = validate(store, body(secrets, requester="ann", totp=pyotp.TOTP(secrets["ann"]).at(NOW)))
     record = validated.record
-    assert (record.request_id, record.requester, record.requester_arn) == ("req-1", "ann", arn("ann"))
+    assert (record.request_id, record.requester, record.requester_arn) == ("req1", "ann", arn("ann"))
     assert (record.tier, record.status, record.quorum, record.duration_seconds) == (
         "operator",
         "pending",
@@ -131,7 +131,7 @@ def test_a_valid_request_becomes_a_pending_record_without_the_requester_among_ap
     assert record.approvers == ("bob", "cat")
     assert record.requested_at == "2025-03-01T09:30:00Z" and record.execution_arn == "arn:x"
     assert validated.state() == {
-        "request_id": "req-1",
+        "request_id": "req1",
         "tier": "operator",
         "requester": "ann",
         "quorum": 2,

@@ -12,7 +12,7 @@ from breakglass.lambdas.audit.review import record_verdict
 from breakglass.validation import ConfigError
 
 RECORD = RequestRecord(
-    request_id="req-9",
+    request_id="req9",
     requester="rita",
     requester_arn="arn:aws:iam::123456789012:user/rita",
     tier="admin",
@@ -44,13 +44,13 @@ class Writer:
 def test_the_requester_cannot_review_their_own_access_whatever_the_case(auditor: str) -> None:
     writer = Writer()
     with pytest.raises(ConfigError, match=r"^auditor: the requester cannot review"):
-        record_verdict(writer, "req-9", auditor, "accepted", "", store=Requests())  # type: ignore[arg-type]
+        record_verdict(writer, "req9", auditor, "accepted", "", store=Requests())  # type: ignore[arg-type]
     assert writer.events == []
 
 
 def test_a_verdict_is_written_as_a_review_event() -> None:
     writer = Writer()
-    record_verdict(writer, "req-9", "sec", "flagged", "ticket does not match", store=Requests())  # type: ignore[arg-type]
+    record_verdict(writer, "req9", "sec", "flagged", "ticket does not match", store=Requests())  # type: ignore[arg-type]
     [event] = writer.events
     assert (event.event_type, event.outcome, event.actor, event.requester) == (
         "review",
@@ -63,9 +63,9 @@ def test_a_verdict_is_written_as_a_review_event() -> None:
 @pytest.mark.parametrize(
     ("args", "field"),
     [
-        (("req-404", "sec", "accepted", ""), "request_id"),
-        (("req-9", "sec", "fine", ""), "verdict"),
-        (("req-9", "sec", "flagged", "  "), "note"),
+        (("req404", "sec", "accepted", ""), "request_id"),
+        (("req9", "sec", "fine", ""), "verdict"),
+        (("req9", "sec", "flagged", "  "), "note"),
     ],
 )
 def test_bad_verdicts_are_refused_naming_the_field(args: tuple[Any, ...], field: str) -> None:

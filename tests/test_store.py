@@ -25,7 +25,7 @@ from breakglass.lambdas.approvals.store import (
 
 ALICE = E("alice", "arn:aws:iam::123456789012:user/alice", "alice@example.com", ("approver",))
 RECORD = RequestRecord(
-    request_id="req-1",
+    request_id="req1",
     requester="bob",
     requester_arn="arn:aws:iam::123456789012:user/bob",
     tier="sagemaker-halt",
@@ -121,8 +121,8 @@ def test_concurrent_claims_of_one_link_have_exactly_one_winner(store: Store) -> 
 
 def test_a_request_round_trips_and_its_id_cannot_be_reused(store: Store) -> None:
     store.put_request(RECORD)
-    assert store.get_request("req-1") == RECORD
-    assert store.get_request("req-2") is None
+    assert store.get_request("req1") == RECORD
+    assert store.get_request("req2") is None
     with pytest.raises(StoreError, match="exists already"):
         store.put_request(replace(RECORD, reason="other"))
 
@@ -134,31 +134,31 @@ def test_a_request_listing_its_requester_as_approver_is_refused(store: Store, al
     assert err.value.reason == "self-approval"
     store.put_request(RECORD)
     with pytest.raises(VoteRefused):
-        store.set_waiting("req-1", "token-1", ["alice", alias])
+        store.set_waiting("req1", "token-1", ["alice", alias])
 
 
 def test_the_requester_cannot_vote_under_their_id_in_another_case(store: Store) -> None:
     store.put_request(RECORD)
     store.dynamodb.update_item(  # an approver list written behind the store's back
         TableName="bg",
-        Key={"pk": {"S": "REQUEST#req-1"}, "sk": {"S": "REQUEST"}},
+        Key={"pk": {"S": "REQUEST#req1"}, "sk": {"S": "REQUEST"}},
         UpdateExpression="SET approvers = list_append(approvers, :bob)",
         ExpressionAttributeValues={":bob": {"L": [{"S": "BOB"}]}},
     )
     with pytest.raises(VoteRefused) as err:
-        store.record_vote("req-1", "BOB", "approve")
+        store.record_vote("req1", "BOB", "approve")
     assert err.value.reason == "self-approval"
 
 
 def test_a_vote_is_retracted_only_while_nothing_was_counted_after_it(store: Store) -> None:
     store.put_request(RECORD)
-    first = store.record_vote("req-1", "alice", "deny")
+    first = store.record_vote("req1", "alice", "deny")
     assert store.retract_vote(first, "alice")
-    assert store.get_request("req-1") == RECORD
-    again = store.record_vote("req-1", "alice", "approve")
-    store.record_vote("req-1", "carol", "approve")
+    assert store.get_request("req1") == RECORD
+    again = store.record_vote("req1", "alice", "approve")
+    store.record_vote("req1", "carol", "approve")
     assert not store.retract_vote(again, "alice")
-    after = store.get_request("req-1")
+    after = store.get_request("req1")
     assert after is not None and (after.status, after.approvals) == ("approved", ("alice", "carol"))
 
 
@@ -172,8 +172,8 @@ def test_a_released_link_can_be_claimed_once_more(store: Store) -> None:
 
 def test_set_waiting_records_the_task_token_and_the_approvers(store: Store) -> None:
     store.put_request(RECORD)
-    store.set_waiting("req-1", "token-1", ["alice", "erin"], execution_arn="arn:exec")
-    record = store.get_request("req-1")
+    store.set_waiting("req1", "token-1", ["alice", "erin"], execution_arn="arn:exec")
+    record = store.get_request("req1")
     assert record is not None
     assert (record.task_token, record.approvers, record.execution_arn) == (
         "token-1",
@@ -181,27 +181,27 @@ def test_set_waiting_records_the_task_token_and_the_approvers(store: Store) -> N
         "arn:exec",
     )
     with pytest.raises(VoteRefused):
-        store.set_waiting("req-1", "token-2", ["bob"])
+        store.set_waiting("req1", "token-2", ["bob"])
     with pytest.raises(RequestNotFound):
-        store.set_waiting("req-9", "token", ["alice"])
+        store.set_waiting("req9", "token", ["alice"])
 
 
 def test_quorum_two_is_approved_by_the_second_distinct_approver(store: Store) -> None:
     store.put_request(RECORD)
-    first = store.record_vote("req-1", "alice", "approve")
+    first = store.record_vote("req1", "alice", "approve")
     assert (first.status, first.approvals) == ("pending", ("alice",))
-    second = store.record_vote("req-1", "carol", "approve")
+    second = store.record_vote("req1", "carol", "approve")
     assert (second.status, second.approvals) == ("approved", ("alice", "carol"))
-    assert store.get_request("req-1") == second
+    assert store.get_request("req1") == second
 
 
 def test_one_denial_is_final(store: Store) -> None:
     store.put_request(RECORD)
-    store.record_vote("req-1", "alice", "approve")
-    denied = store.record_vote("req-1", "carol", "deny")
+    store.record_vote("req1", "alice", "approve")
+    denied = store.record_vote("req1", "carol", "deny")
     assert (denied.status, denied.denials) == ("denied", ("carol",))
     with pytest.raises(VoteRefused) as err:
-        store.record_vote("req-1", "dave", "approve")
+        store.record_vote("req1", "dave", "approve")
     assert err.value.reason == "already-decided"
 
 
@@ -218,9 +218,9 @@ def test_votes_that_do_not_count_are_refused_with_their_reason(
 ) -> None:
     store.put_request(RECORD)
     with pytest.raises(VoteRefused) as err:
-        store.record_vote("req-1", voter, decision)
+        store.record_vote("req1", voter, decision)
     assert err.value.reason == reason
-    assert store.get_request("req-1") == RECORD
+    assert store.get_request("req1") == RECORD
 
 
 def test_the_requester_cannot_approve_even_if_listed_as_approver_by_mistake(store: Store) -> None:
@@ -228,20 +228,20 @@ def test_the_requester_cannot_approve_even_if_listed_as_approver_by_mistake(stor
     # Simulate a corrupted approver list written behind the store's back.
     store.dynamodb.update_item(
         TableName="bg",
-        Key={"pk": {"S": "REQUEST#req-1"}, "sk": {"S": "REQUEST"}},
+        Key={"pk": {"S": "REQUEST#req1"}, "sk": {"S": "REQUEST"}},
         UpdateExpression="SET approvers = list_append(approvers, :bob)",
         ExpressionAttributeValues={":bob": {"L": [{"S": "bob"}]}},
     )
     with pytest.raises(VoteRefused) as err:
-        store.record_vote("req-1", "bob", "approve")
+        store.record_vote("req1", "bob", "approve")
     assert err.value.reason == "self-approval"
 
 
 def test_an_approver_votes_once(store: Store) -> None:
     store.put_request(RECORD)
-    store.record_vote("req-1", "alice", "approve")
+    store.record_vote("req1", "alice", "approve")
     with pytest.raises(VoteRefused) as err:
-        store.record_vote("req-1", "alice", "approve")
+        store.record_vote("req1", "alice", "approve")
     assert err.value.reason == "already-voted"
 
 
@@ -257,14 +257,14 @@ def test_concurrent_votes_are_all_counted_and_decide_once(store: Store) -> None:
     decided: list[str] = []
 
     def vote(who: str) -> None:
-        decided.append(store.record_vote("req-1", who, "approve").status)
+        decided.append(store.record_vote("req1", who, "approve").status)
 
     threads = [threading.Thread(target=vote, args=(a,)) for a in approvers]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    record = store.get_request("req-1")
+    record = store.get_request("req1")
     assert record is not None
     assert sorted(record.approvals) == sorted(approvers) and record.status == "approved"
     assert decided.count("approved") == 1
@@ -272,23 +272,23 @@ def test_concurrent_votes_are_all_counted_and_decide_once(store: Store) -> None:
 
 def test_status_moves_only_from_the_expected_status(store: Store) -> None:
     store.put_request(RECORD)
-    store.set_status("req-1", "approved", expected="pending")
+    store.set_status("req1", "approved", expected="pending")
     with pytest.raises(StatusConflict, match="is approved, expected pending"):
-        store.set_status("req-1", "denied", expected="pending")
-    store.set_status("req-1", "granted")
-    record = store.get_request("req-1")
+        store.set_status("req1", "denied", expected="pending")
+    store.set_status("req1", "granted")
+    record = store.get_request("req1")
     assert record is not None and record.status == "granted"
     with pytest.raises(RequestNotFound):
-        store.set_status("req-9", "granted")
+        store.set_status("req9", "granted")
     with pytest.raises(ValueError, match="status"):
-        store.set_status("req-1", "finished")
+        store.set_status("req1", "finished")
 
 
 def test_a_vote_after_the_workflow_moved_the_request_on_is_refused(store: Store) -> None:
     store.put_request(RECORD)
-    store.set_status("req-1", "expired", expected="pending")
+    store.set_status("req1", "expired", expected="pending")
     with pytest.raises(VoteRefused) as err:
-        store.record_vote("req-1", "alice", "approve")
+        store.record_vote("req1", "alice", "approve")
     assert err.value.reason == "already-decided"
 
 

@@ -32,12 +32,8 @@ from breakglass.lambdas.approvals.workflow import WorkflowDeps
 from breakglass.lambdas.audit.events import AuditWriter
 from breakglass.lambdas.audit.review import record_verdict
 from breakglass.local.emulator import Emulator, TierSpec, WorkflowDeployment, deploy_workflow
-from breakglass.policies.emergency_role import (
-    GUARD_POLICY_NAME,
-    TRUST_POLICY_MAX_CHARS,
-    policy_size,
-    trust_policy,
-)
+from breakglass.policies.documents import policy_size
+from breakglass.policies.emergency_role import GUARD_POLICY_NAME, TRUST_POLICY_MAX_CHARS, trust_policy
 
 ACCOUNT = "123456789012"
 LINK = re.compile(r"https://approvals\.example\.com/approve/requests/[^\s?\"<]+\?token=[^\s\"<&]+")
@@ -265,7 +261,7 @@ def no_access_left(dep: WorkflowDeployment, tier: str, request_id: str) -> bool:
 def test_a_quorum_of_two_approvers_grants_access_then_it_is_revoked_and_a_review_opened(
     deployment: WorkflowDeployment, people: dict[str, Person]
 ) -> None:
-    rid = "quorum-two"
+    rid = "quorumtwo"
     execution = start(deployment, request("operator", people["rita"], ticket="INC-1234"), rid)
     awaiting(deployment, rid)
     ann_link, bob_link = links_for(deployment, "ann", rid), links_for(deployment, "bob", rid)
@@ -306,7 +302,7 @@ def test_a_quorum_of_two_approvers_grants_access_then_it_is_revoked_and_a_review
 def test_an_auto_tier_is_granted_at_once_and_its_approvers_are_told(
     deployment: WorkflowDeployment, people: dict[str, Person]
 ) -> None:
-    rid = "auto-halt"
+    rid = "autohalt"
     done = deployment.wait_for(start(deployment, request("halt", people["sam"]), rid))
     assert done["status"] == "SUCCEEDED", done
     assert kinds(deployment, rid) == [
@@ -324,7 +320,7 @@ def test_an_auto_tier_is_granted_at_once_and_its_approvers_are_told(
 def test_a_denial_is_final_audited_and_the_requester_is_told(
     deployment: WorkflowDeployment, people: dict[str, Person]
 ) -> None:
-    rid = "denied-one"
+    rid = "deniedone"
     execution = start(deployment, request("operator", people["tom"], ticket="INC-7"), rid)
     awaiting(deployment, rid)
     page = post(deployment, links_for(deployment, "cat", rid)[0], people["cat"].code(), "deny")
@@ -354,7 +350,7 @@ def test_a_denial_is_final_audited_and_the_requester_is_told(
 def test_no_quorum_by_the_deadline_renotifies_backups_once_then_denies(
     deployment: WorkflowDeployment, people: dict[str, Person]
 ) -> None:
-    rid = "timed-out"
+    rid = "timedout"
     done = deployment.wait_for(start(deployment, request("slow", people["uma"]), rid))
     assert done["status"] == "SUCCEEDED" and json.loads(done["output"])["decision"] == {
         "decision": "timed_out"
@@ -384,7 +380,7 @@ def test_no_quorum_by_the_deadline_renotifies_backups_once_then_denies(
 def test_the_requester_can_never_approve_their_own_request(
     deployment: WorkflowDeployment, people: dict[str, Person]
 ) -> None:
-    rid = "self-approval"
+    rid = "selfapproval"
     execution = start(deployment, request("operator", people["ann"], ticket="INC-9"), rid)
     record = awaiting(deployment, rid)
     assert "ann" not in record.approvers and links_for(deployment, "ann", rid) == []
@@ -410,7 +406,7 @@ def test_the_requester_can_never_approve_their_own_request(
 def test_forged_expired_reused_cross_request_and_wrong_approver_links_are_refused(
     deployment: WorkflowDeployment, people: dict[str, Person]
 ) -> None:
-    first, other = "links-a", "links-b"
+    first, other = "linksa", "linksb"
     exec_a = start(deployment, request("operator", people["vic"], ticket="INC-11"), first)
     exec_b = start(deployment, request("operator", people["wes"], ticket="INC-12"), other)
     awaiting(deployment, first)
@@ -451,25 +447,25 @@ def test_a_wrong_or_replayed_requester_totp_rejects_the_request(
     deployment: WorkflowDeployment, people: dict[str, Person]
 ) -> None:
     sam = people["sam"]
-    wrong = deployment.wait_for(start(deployment, request("halt", sam, totp=sam.wrong_code()), "totp-wrong"))
+    wrong = deployment.wait_for(start(deployment, request("halt", sam, totp=sam.wrong_code()), "totpwrong"))
     assert wrong["status"] == "FAILED" and wrong["error"] == "RequestRejected"
     assert "totp: the code is wrong" in wrong["cause"]
     code = sam.code()
-    used = deployment.wait_for(start(deployment, request("halt", sam, totp=code), "totp-first"))
+    used = deployment.wait_for(start(deployment, request("halt", sam, totp=code), "totpfirst"))
     assert used["status"] == "SUCCEEDED"
-    replay = deployment.wait_for(start(deployment, request("halt", sam, totp=code), "totp-replay"))
+    replay = deployment.wait_for(start(deployment, request("halt", sam, totp=code), "totpreplay"))
     assert replay["status"] == "FAILED" and "already used" in replay["cause"]
-    for rid, problem in (("totp-wrong", "wrong"), ("totp-replay", "already used")):
+    for rid, problem in (("totpwrong", "wrong"), ("totpreplay", "already used")):
         (event,) = deployment.audit_events(rid)
         assert (event.event_type, event.outcome, event.details["field"]) == ("request", "failed", "totp")
         assert problem in event.details["problem"]
-    assert deployment.store().get_request("totp-replay") is None
+    assert deployment.store().get_request("totpreplay") is None
 
 
 def test_an_approver_with_a_wrong_code_can_retry_and_a_replayed_code_is_refused(
     deployment: WorkflowDeployment, people: dict[str, Person]
 ) -> None:
-    rid = "approver-totp"
+    rid = "approvertotp"
     execution = start(deployment, request("operator", people["rita"], ticket="INC-3"), rid)
     awaiting(deployment, rid)
     (link,) = links_for(deployment, "ann", rid)
@@ -481,7 +477,7 @@ def test_an_approver_with_a_wrong_code_can_retry_and_a_replayed_code_is_refused(
     (bob_link,) = links_for(deployment, "bob", rid)
     # Bob votes on another request, then replays that same code here.
     bob_code = people["bob"].code()
-    other = "approver-totp-2"
+    other = "approvertotp2"
     exec2 = start(deployment, request("operator", people["sam"], ticket="INC-4"), other)
     awaiting(deployment, other)
     assert post(deployment, links_for(deployment, "bob", other)[0], bob_code, "deny")["statusCode"] == 200
@@ -500,15 +496,15 @@ def test_bad_requests_are_rejected_with_the_field_named(
     tom, zed = people["tom"], people["zed"]
     # The code is checked last, so none of these uses it up.
     cases = {
-        "bad-tier": (request("nope", tom, totp=tom.peek()), "tier: unknown tier 'nope'"),
-        "bad-ticket": (request("operator", tom, ticket="JIRA-1", totp=tom.peek()), "ticket:"),
-        "no-ticket": (request("operator", tom, totp=tom.peek()), "ticket: tier 'operator' requires"),
-        "bad-duration": (
+        "badtier": (request("nope", tom, totp=tom.peek()), "tier: unknown tier 'nope'"),
+        "badticket": (request("operator", tom, ticket="JIRA-1", totp=tom.peek()), "ticket:"),
+        "noticket": (request("operator", tom, totp=tom.peek()), "ticket: tier 'operator' requires"),
+        "badduration": (
             request("halt", tom, duration="9h", totp=tom.peek()),
             "duration: tier 'halt' allows at most 1h",
         ),
-        "bad-reason": (request("halt", tom, reason="because", totp=tom.peek()), "reason: say why"),
-        "bad-person": (
+        "badreason": (request("halt", tom, reason="because", totp=tom.peek()), "reason: say why"),
+        "badperson": (
             request("halt", zed, totp=zed.peek()),
             "requester: 'zed' is enrolled but not as a responder",
         ),
@@ -527,7 +523,7 @@ def test_bad_requests_are_rejected_with_the_field_named(
 def test_early_revoke_by_the_requester_ends_access_and_the_expiry_revoke_is_a_noop(
     emulator: Emulator, deployment: WorkflowDeployment, people: dict[str, Person]
 ) -> None:
-    rid = "early-revoke"
+    rid = "earlyrevoke"
     emulator.max_wait_seconds = 60  # hold the execution in its Wait until expiry
     try:
         execution = start(deployment, request("halt", people["tom"]), rid)
@@ -615,7 +611,7 @@ def fragile(
 def test_a_grant_that_fails_ends_with_no_access_left(
     fragile: WorkflowDeployment, people: dict[str, Person]
 ) -> None:
-    rid = "grant-fails"
+    rid = "grantfails"
     done = fragile.wait_for(fragile.start_request(request("bulky", people["vic-x"]), request_id=rid))
     assert done["status"] == "FAILED" and done["error"] == "FailedAfterGrant"
     assert no_access_left(fragile, "bulky", rid)
@@ -635,7 +631,7 @@ def test_a_grant_that_fails_ends_with_no_access_left(
 def test_a_failure_after_a_real_grant_is_caught_and_revoked_at_once(
     fragile: WorkflowDeployment, people: dict[str, Person]
 ) -> None:
-    rid = "notify-fails"
+    rid = "notifyfails"
     done = fragile.wait_for(fragile.start_request(request("fragile", people["vic-x"]), request_id=rid))
     assert done["status"] == "FAILED" and done["error"] == "FailedAfterGrant"
     events = fragile.audit_events(rid)
@@ -663,7 +659,7 @@ def test_twenty_concurrent_requests_do_not_cross_talk(
     plan = {}
     for i, user in enumerate(CROWD_REQUESTERS):
         tier = tiers[i % 4]
-        plan[f"crowd-{i:02d}"] = (user, tier, CROWD_APPROVERS[i // 2] if tier.startswith("crowd") else None)
+        plan[f"crowd{i:02d}"] = (user, tier, CROWD_APPROVERS[i // 2] if tier.startswith("crowd") else None)
     executions: dict[str, str] = {}
     bodies = {rid: request(tier, people[user]) for rid, (user, tier, _) in plan.items()}
 
@@ -701,7 +697,7 @@ def test_a_retried_grant_keeps_the_window_it_already_wrote_instead_of_failing_in
 ) -> None:
     """Grant's Retry runs the handler again when something after the role edit failed (the status
     update, a timeout): the retry must find its own statements, not refuse them as 'different'."""
-    rid = "grant-retried"
+    rid = "grantretried"
     table = deployment.store()
     requested = utc_now()
     table.put_request(

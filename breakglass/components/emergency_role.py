@@ -21,14 +21,14 @@ import pulumi_aws as aws
 
 from breakglass.contracts import MAX_WINDOW_SECONDS, MIN_SESSION_SECONDS
 from breakglass.lambdas.access.grants import MAX_TRUST_POLICY_CHARS, Tier
+from breakglass.policies.boundary import permission_boundary
+from breakglass.policies.documents import policy_size
 from breakglass.policies.emergency_role import (
     GUARD_POLICY_NAME,
     GUARD_POLICY_RESERVE_CHARS,
     INLINE_POLICIES_MAX_CHARS,
     TRUST_POLICY_MAX_CHARS,
     locked_trust_policy,
-    permission_boundary,
-    policy_size,
 )
 from breakglass.policies.naming import EMERGENCY_ROLE_TAG, PROTECTED_TAG, emergency_role_name
 from breakglass.validation import (

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
+
+from breakglass.validation import ConfigError
 
 Document = dict[str, Any]
 Statement = dict[str, Any]
@@ -25,3 +28,17 @@ def deny_insecure_transport(action: str, resources: str | list[str]) -> Statemen
         "Resource": resources,
         "Condition": {"Bool": {"aws:SecureTransport": "false"}},
     }
+
+
+class PolicySizeError(ConfigError):
+    """A document would exceed an AWS size quota; AWS would refuse it."""
+
+
+def policy_size(document: Mapping[str, Any]) -> int:
+    """Characters IAM counts against a quota (JSON without insignificant whitespace)."""
+    return len(json.dumps(document, separators=(",", ":")))
+
+
+def check_size(field: str, size: int, limit: int, what: str, advice: str) -> None:
+    if size > limit:
+        raise PolicySizeError(field, f"{what} would be {size} characters, over the {limit} quota; {advice}")

@@ -31,6 +31,7 @@ from urllib.parse import unquote
 
 from breakglass.contracts import ENV_TIERS, MAX_SESSION_SECONDS, MAX_WINDOW_SECONDS, MIN_SESSION_SECONDS, iso
 from breakglass.lambdas.audit.events import AuditEvent, AuditWriteError, AuditWriter
+from breakglass.policies.documents import PolicySizeError, check_size, policy_size
 from breakglass.policies.emergency_role import (
     EXPIRY_SID_PREFIX,
     GRANT_SID_PREFIX,
@@ -39,15 +40,12 @@ from breakglass.policies.emergency_role import (
     LOCKED_SID,
     REVOKE_SID_PREFIX,
     TRUST_POLICY_MAX_CHARS,
-    PolicySizeError,
-    check_size,
     early_revoke_deny_statement,
     expiry_deny_statement,
     grant_trust_sids,
     grant_trust_statements,
     guard_policy,
     guard_relevant_until,
-    policy_size,
     statement_id,
     trust_policy,
 )
