@@ -8,15 +8,26 @@ library, so components, Lambdas, policies and the emulator can all depend on it.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
 # -- time --------------------------------------------------------------------------------------
 
 
+class Clock:
+    """Where every part of the package reads the time. In AWS the offset is always zero; the
+    embedded emulator moves it forward when it shortens a Wait state, so the Lambdas see the
+    moment the workflow was waiting for (a fast-forwarded drill still records ``expiry``)."""
+
+    offset: timedelta = timedelta(0)
+
+
+CLOCK: Final = Clock()
+
+
 def utc_now() -> datetime:
-    return datetime.now(UTC)
+    return datetime.now(UTC) + CLOCK.offset
 
 
 def iso(moment: datetime) -> str:
@@ -110,3 +121,33 @@ ENV_SENDER: Final = "BREAKGLASS_SENDER_EMAIL"
 ENV_TIERS: Final = "BREAKGLASS_TIERS"
 ENV_APPROVAL_POLICY: Final = "BREAKGLASS_APPROVAL_POLICY"
 ENV_HALT_TARGETS: Final = "BREAKGLASS_HALT_TARGETS"
+ENV_TRIPWIRES: Final = "BREAKGLASS_TRIPWIRES"  # {alarm ARN: tripwire name} the halt function accepts
+ENV_STATE_MACHINE_ARN: Final = "BREAKGLASS_STATE_MACHINE_ARN"
+ENV_ACCESS_FUNCTION: Final = "BREAKGLASS_ACCESS_FUNCTION"
+ENV_HALT_FUNCTION: Final = "BREAKGLASS_HALT_FUNCTION"
+ENV_RESUME_FUNCTION: Final = "BREAKGLASS_RESUME_FUNCTION"
+
+
+# -- where a deployment publishes itself (SSM Parameter Store), so the command finds it by name ----
+
+SSM_ROOT: Final = "/breakglass"
+# One String parameter each under /breakglass/<deployment>/.
+SSM_KEYS: Final = (
+    "version",  # the breakglass package version that deployed it
+    "region",
+    "access_api_url",  # IAM-authorized API: requests, votes, revoke, halt, resume, review
+    "approval_url",  # the approval page (email links)
+    "state_machine_arn",
+    "audit_bucket",
+    "audit_events_prefix",
+    "athena_workgroup",
+    "glue_database",
+    "alert_topic_arn",
+    "tiers",  # JSON {tier: {role_arn, max_session_seconds, max_window_seconds, require_mfa, quorum, ...}}
+    "halt_targets",  # JSON [{id, modes}]
+)
+DEPLOYMENT_NAME: Final = r"[a-z][a-z0-9-]{0,39}"
+
+
+def ssm_parameter_name(deployment: str, key: str) -> str:
+    return f"{SSM_ROOT}/{deployment}/{key}"
