@@ -37,6 +37,11 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_iso(text: str) -> datetime:
+    """The inverse of :func:`iso` (raises ValueError on any other shape)."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
 # -- the audit events' schema (what the writer stores and the Athena table reads) --------------
 
 SCHEMA_VERSION: Final = "1"
@@ -53,6 +58,7 @@ EVENT_TYPES: Final = (
     "revoke",
     "expiry",
     "review",
+    "enrollment",
     "error",
 )
 # The outcome of one audited event (not of a halt target: see breakglass.lambdas.halt.service).
@@ -123,9 +129,13 @@ ENV_APPROVAL_POLICY: Final = "BREAKGLASS_APPROVAL_POLICY"
 ENV_HALT_TARGETS: Final = "BREAKGLASS_HALT_TARGETS"
 ENV_TRIPWIRES: Final = "BREAKGLASS_TRIPWIRES"  # {alarm ARN: tripwire name} the halt function accepts
 ENV_STATE_MACHINE_ARN: Final = "BREAKGLASS_STATE_MACHINE_ARN"
+# The workflow functions know their state machine by name (its ARN depends on them).
+ENV_STATE_MACHINE_NAME: Final = "BREAKGLASS_STATE_MACHINE_NAME"
 ENV_ACCESS_FUNCTION: Final = "BREAKGLASS_ACCESS_FUNCTION"
 ENV_HALT_FUNCTION: Final = "BREAKGLASS_HALT_FUNCTION"
 ENV_RESUME_FUNCTION: Final = "BREAKGLASS_RESUME_FUNCTION"
+# Principal ARNs that may enroll people before any security person is enrolled (bootstrap).
+ENV_SECURITY_ADMINS: Final = "BREAKGLASS_SECURITY_ADMINS"
 
 
 # -- where a deployment publishes itself (SSM Parameter Store), so the command finds it by name ----

@@ -12,7 +12,7 @@ import pyotp
 import pytest
 from moto import mock_aws
 
-from breakglass.lambdas.access.early_revoke import EarlyRevokeRequest, RevokeRefused, early_revoke
+from breakglass.lambdas.access.early_revoke import RevokeRefused, authorize
 from breakglass.lambdas.approvals.enrollment import enroll
 from breakglass.lambdas.approvals.store import RequestRecord, Store, create_table
 from breakglass.lambdas.approvals.totp import verify_totp
@@ -57,7 +57,7 @@ def test_a_request_without_access_is_refused_audited_and_the_code_is_not_spent(
     store.put_request(record(status))
     code = pyotp.TOTP(secret).at(NOW)
     with pytest.raises(RevokeRefused, match=f"req7 is {status}: there is no access to revoke"):
-        early_revoke(store, None, writer, {}, EarlyRevokeRequest("req7", "rita", code), now=NOW)
+        authorize(store, writer, "req7", "rita", code, now=NOW)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="audit")["Contents"]]
     [event] = [parse_record(json.loads(s3.get_object(Bucket="audit", Key=k)["Body"].read())) for k in keys]
     assert (event.event_type, event.actor, event.outcome) == ("revoke", "rita", "failed")
@@ -71,6 +71,15 @@ def test_the_requester_is_recognised_whatever_the_case_of_their_id(
     store, writer, _, secret = world
     store.put_request(record("pending"))
     with pytest.raises(RevokeRefused, match="no access to revoke"):  # past the who-may check
-        early_revoke(
-            store, None, writer, {}, EarlyRevokeRequest("req7", "RITA", pyotp.TOTP(secret).at(NOW)), now=NOW
-        )
+        authorize(store, writer, "req7", "RITA", pyotp.TOTP(secret).at(NOW), now=NOW)
+
+
+def test_someone_who_is_neither_requester_approver_nor_security_is_refused_and_audited(
+    world: tuple[Store, AuditWriter, Any, str],
+) -> None:
+    store, writer, s3, _ = world
+    store.put_request(record("granted"))
+    with pytest.raises(RevokeRefused, match="'mallory' may not revoke req7"):
+        authorize(store, writer, "req7", "mallory", "123456", now=NOW)
+    [key] = [o["Key"] for o in s3.list_objects_v2(Bucket="audit")["Contents"]]
+    assert parse_record(json.loads(s3.get_object(Bucket="audit", Key=key)["Body"].read())).actor == "mallory"

@@ -6,7 +6,6 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from iam_eval import (
     ADMIN_POLICY,
     assume_context,
@@ -16,8 +15,8 @@ from iam_eval import (
 )
 from parliament import analyze_policy_string
 
-from breakglass.policies.boundary import MANAGED_POLICY_MAX_CHARS, permission_boundary
-from breakglass.policies.documents import PolicySizeError, policy_size
+from breakglass.policies.boundary import permission_boundary
+from breakglass.policies.documents import policy_size
 from breakglass.policies.emergency_role import (
     GUARD_POLICY_RESERVE_CHARS,
     INLINE_POLICIES_MAX_CHARS,
@@ -33,7 +32,6 @@ from breakglass.policies.emergency_role import (
     statement_id,
     trust_policy,
 )
-from breakglass.policies.naming import PROTECTED_TAG, RESPONDER_INVOCABLE_TAG
 
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/breakglass-emergency-admin"
@@ -250,222 +248,6 @@ def test_a_session_without_source_identity_or_request_tag_gets_nothing() -> None
         )
 
 
-# --- the boundary: no tampering, even for the admin tier --------------------------------------
-
-TAMPERING: list[tuple[str, str]] = [
-    ("cloudtrail:StopLogging", TRAIL),
-    ("cloudtrail:DeleteTrail", TRAIL),
-    ("cloudtrail:UpdateTrail", TRAIL),
-    ("cloudtrail:PutEventSelectors", TRAIL),
-    ("s3:DeleteObject", f"{AUDIT_BUCKET}/breakglass-events/dt=2025-03-01/e.json"),
-    ("s3:DeleteObjectVersion", f"{AUDIT_BUCKET}/AWSLogs/x.json.gz"),
-    ("s3:PutObject", f"{AUDIT_BUCKET}/breakglass-events/forged.json"),
-    ("s3:PutObjectRetention", f"{AUDIT_BUCKET}/AWSLogs/x.json.gz"),
-    ("s3:PutObjectLegalHold", f"{AUDIT_BUCKET}/AWSLogs/x.json.gz"),
-    ("s3:BypassGovernanceRetention", f"{AUDIT_BUCKET}/AWSLogs/x.json.gz"),
-    ("s3:PutBucketPolicy", AUDIT_BUCKET),
-    ("s3:DeleteBucketPolicy", AUDIT_BUCKET),
-    ("s3:PutBucketObjectLockConfiguration", AUDIT_BUCKET),
-    ("s3:PutLifecycleConfiguration", AUDIT_BUCKET),
-    ("s3:PutBucketVersioning", AUDIT_BUCKET),
-    ("s3:DeleteBucket", AUDIT_BUCKET),
-    ("kms:DisableKey", AUDIT_KEY),
-    ("kms:ScheduleKeyDeletion", AUDIT_KEY),
-    ("kms:PutKeyPolicy", AUDIT_KEY),
-    ("kms:DisableKeyRotation", AUDIT_KEY),
-    ("states:UpdateStateMachine", WORKFLOW),
-    ("states:DeleteStateMachine", WORKFLOW),
-    ("states:StartExecution", WORKFLOW),
-    ("states:SendTaskSuccess", "*"),
-    ("lambda:UpdateFunctionCode", GRANT_FN),
-    ("lambda:UpdateFunctionConfiguration", GRANT_FN),
-    ("lambda:DeleteFunction", GRANT_FN),
-    ("lambda:AddPermission", GRANT_FN),
-    ("lambda:PutFunctionConcurrency", GRANT_FN),
-    ("lambda:InvokeFunction", GRANT_FN),
-    ("dynamodb:DeleteTable", TABLE),
-    ("dynamodb:PutItem", TABLE),
-    ("dynamodb:GetItem", TABLE),
-    ("iam:UpdateAssumeRolePolicy", ROLE),
-    ("iam:PutRolePolicy", ROLE),
-    ("iam:DeleteRolePolicy", ROLE),
-    ("iam:AttachRolePolicy", ROLE),
-    ("iam:DeleteRolePermissionsBoundary", ROLE),
-    ("iam:UpdateRole", ROLE),
-    ("iam:TagRole", ROLE),
-    ("iam:UpdateAssumeRolePolicy", f"arn:aws:iam::{ACCOUNT}:role/breakglass-emergency-halt"),
-    ("sts:AssumeRole", f"arn:aws:iam::{ACCOUNT}:role/breakglass-emergency-halt"),
-    ("iam:CreatePolicyVersion", f"arn:aws:iam::{ACCOUNT}:policy/breakglass-emergency-admin-boundary"),
-    ("iam:DeletePolicy", f"arn:aws:iam::{ACCOUNT}:policy/breakglass-emergency-admin-boundary"),
-    ("iam:CreateUser", f"arn:aws:iam::{ACCOUNT}:user/shadow"),
-    ("iam:CreateAccessKey", f"arn:aws:iam::{ACCOUNT}:user/alice"),
-    ("iam:CreateLoginProfile", f"arn:aws:iam::{ACCOUNT}:user/alice"),
-    ("iam:UpdateLoginProfile", f"arn:aws:iam::{ACCOUNT}:user/alice"),
-]
-
-# Resources the audit and workflow components create carry the protected tag instead of a listing.
-TAGGED_TAMPERING: list[tuple[str, str]] = [
-    ("lambda:UpdateFunctionCode", f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:bg-approve"),
-    ("iam:PutRolePolicy", f"arn:aws:iam::{ACCOUNT}:role/bg-approve-role"),
-    ("sns:SetTopicAttributes", f"arn:aws:sns:us-east-1:{ACCOUNT}:bg-alerts"),
-    ("events:DisableRule", f"arn:aws:events:us-east-1:{ACCOUNT}:rule/bg-assume-alert"),
-    ("events:RemoveTargets", f"arn:aws:events:us-east-1:{ACCOUNT}:rule/bg-assume-alert"),
-    ("logs:DeleteLogGroup", f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws/lambda/bg-grant"),
-    ("kms:ScheduleKeyDeletion", f"arn:aws:kms:us-east-1:{ACCOUNT}:key/other"),
-    ("secretsmanager:GetSecretValue", f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:bg-link-key"),
-    ("dynamodb:Scan", f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/bg-other"),
-    ("cloudwatch:DeleteAlarms", f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:bg-tripwire"),
-]
-
-
-def admin_session(
-    action: str, resource: str, *, tagged: bool = False, tags: dict[str, str] | None = None
-) -> bool:
-    resource_tags = {PROTECTED_TAG: "true"} if tagged else {}
-    resource_tags.update(tags or {})
-    context = session_context(
-        now=INSIDE,
-        source_identity="alice",
-        request_id="req1",
-        issued_at=INSIDE,
-        resource_tags=resource_tags,
-    )
-    return session_allowed(
-        ROLE, action, resource, policies=[ADMIN_POLICY], boundary=BOUNDARY, context=context
-    )
-
-
-@pytest.mark.parametrize(("action", "resource"), TAMPERING)
-def test_the_boundary_denies_tampering_even_to_the_admin_tier(action: str, resource: str) -> None:
-    assert not admin_session(action, resource)
-
-
-@pytest.mark.parametrize(("action", "resource"), TAGGED_TAMPERING)
-def test_the_boundary_denies_tampering_with_anything_tagged_protected(action: str, resource: str) -> None:
-    assert not admin_session(action, resource, tagged=True)
-    assert admin_session(action, resource, tagged=False)
-
-
-@pytest.mark.parametrize(
-    ("action", "resource", "tagged"),
-    [
-        ("sagemaker:DeleteEndpoint", f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:endpoint/model-a", False),
-        ("bedrock:InvokeModel", "arn:aws:bedrock:us-east-1::foundation-model/x", False),
-        ("s3:GetObject", f"{AUDIT_BUCKET}/breakglass-events/dt=2025-03-01/e.json", False),
-        ("s3:ListBucket", AUDIT_BUCKET, False),
-        ("kms:Decrypt", AUDIT_KEY, False),
-        ("cloudtrail:LookupEvents", "*", False),
-        ("iam:GetRole", ROLE, False),
-        ("s3:PutObject", "arn:aws:s3:::app-data/x", False),
-        # Ordinary incident work on the workload's own principals and compute stays allowed.
-        ("iam:PutRolePolicy", f"arn:aws:iam::{ACCOUNT}:role/app", False),
-        ("iam:AttachRolePolicy", f"arn:aws:iam::{ACCOUNT}:role/app", False),
-        ("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/app", False),
-        ("iam:DeleteAccessKey", f"arn:aws:iam::{ACCOUNT}:user/leaked", False),
-        ("ec2:RunInstances", f"arn:aws:ec2:us-east-1:{ACCOUNT}:instance/*", False),
-        ("lambda:InvokeFunction", f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:app", False),
-        ("lambda:UpdateFunctionConfiguration", f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:app", False),
-        ("sagemaker:UpdateEndpoint", f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:endpoint/model-a", False),
-        ("identitystore:ListUsers", "*", False),
-    ],
-)
-def test_the_boundary_leaves_incident_work_and_reading_the_record_allowed(
-    action: str, resource: str, tagged: bool
-) -> None:
-    assert admin_session(action, resource, tagged=tagged)
-
-
-# --- invoking protected functions: only the responder-invocable halt and resume ------------------
-
-HALT_FN = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:ai-halt"
-ACCESS_FN = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:breakglass-access"
-INVOCABLE = {PROTECTED_TAG: "true", RESPONDER_INVOCABLE_TAG: "true"}
-
-
-def test_responders_invoke_the_protected_functions_tagged_responder_invocable() -> None:
-    # The halt and resume Lambdas carry both tags; a session runs them with its emergency role.
-    assert admin_session("lambda:InvokeFunction", HALT_FN, tags=INVOCABLE)
-
-
-def test_a_protected_function_without_the_invocable_tag_cannot_be_invoked() -> None:
-    """The workflow's access function revokes, denies or records errors on other requests: it is
-    tagged protected only. The missing key makes StringNotEquals true, so the deny applies."""
-    assert not admin_session("lambda:InvokeFunction", ACCESS_FN, tagged=True)
-    for value in ("false", "True", ""):
-        assert not admin_session(
-            "lambda:InvokeFunction", ACCESS_FN, tags={PROTECTED_TAG: "true", RESPONDER_INVOCABLE_TAG: value}
-        )
-
-
-def test_the_invocable_tag_alone_makes_nothing_protected_and_lifts_nothing_else() -> None:
-    # Only invoking is lifted: a responder-invocable function is still read-only otherwise.
-    for action in ("lambda:UpdateFunctionCode", "lambda:AddPermission", "lambda:InvokeAsync"):
-        assert not admin_session(action, HALT_FN, tags=INVOCABLE)
-    # An explicitly listed ARN is never invocable, whatever its tags.
-    assert not admin_session("lambda:InvokeFunction", GRANT_FN, tags=INVOCABLE)
-    # Outside the system the tag means nothing: an unprotected function stays invocable.
-    assert admin_session("lambda:InvokeFunction", HALT_FN, tags={RESPONDER_INVOCABLE_TAG: "false"})
-
-
-# --- shadow admins through roles, boundaries, identity providers and Identity Center --------------
-
-APP_ROLE = f"arn:aws:iam::{ACCOUNT}:role/app"
-SHADOW_ADMINS: list[tuple[str, str]] = [
-    ("iam:CreateRole", f"arn:aws:iam::{ACCOUNT}:role/backdoor"),
-    ("iam:UpdateAssumeRolePolicy", APP_ROLE),
-    ("iam:UpdateAssumeRolePolicy", f"arn:aws:iam::{ACCOUNT}:role/OrganizationAccountAccessRole"),
-    ("iam:PutRolePermissionsBoundary", APP_ROLE),
-    ("iam:DeleteRolePermissionsBoundary", APP_ROLE),
-    ("iam:PutUserPermissionsBoundary", f"arn:aws:iam::{ACCOUNT}:user/bob"),
-    ("iam:DeleteUserPermissionsBoundary", f"arn:aws:iam::{ACCOUNT}:user/bob"),
-    ("iam:CreateServiceSpecificCredential", f"arn:aws:iam::{ACCOUNT}:user/bob"),
-    ("iam:UpdateLoginProfile", f"arn:aws:iam::{ACCOUNT}:user/bob"),
-    ("iam:UpdateAccessKey", f"arn:aws:iam::{ACCOUNT}:user/bob"),
-    ("iam:CreateOpenIDConnectProvider", f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.example.com"),
-    (
-        "iam:AddClientIDToOpenIDConnectProvider",
-        f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com",
-    ),
-    (
-        "iam:UpdateOpenIDConnectProviderThumbprint",
-        f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com",
-    ),
-    ("iam:CreateSAMLProvider", f"arn:aws:iam::{ACCOUNT}:saml-provider/evil"),
-    ("iam:UpdateSAMLProvider", f"arn:aws:iam::{ACCOUNT}:saml-provider/okta"),
-    ("identitystore:CreateUser", "arn:aws:identitystore::123456789012:identitystore/d-1234567890"),
-    ("identitystore:CreateGroupMembership", "arn:aws:identitystore:::group/*"),
-    ("sso:CreateAccountAssignment", "arn:aws:sso:::permissionSet/ssoins-1/ps-1"),
-]
-
-
-@pytest.mark.parametrize(("action", "resource"), SHADOW_ADMINS)
-def test_the_boundary_denies_shadow_admins_through_roles_and_providers_to_the_admin_tier(
-    action: str, resource: str
-) -> None:
-    assert not admin_session(action, resource)
-
-
-def test_the_boundary_allows_nothing_the_role_s_own_policies_do_not() -> None:
-    context = session_context(now=INSIDE, source_identity="alice", request_id="req1", issued_at=INSIDE)
-    read_only = {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "s3:Get*", "Resource": "*"}],
-    }
-    assert session_allowed(
-        ROLE, "s3:GetObject", "arn:aws:s3:::app/x", policies=[read_only], boundary=BOUNDARY, context=context
-    )
-    assert not session_allowed(
-        ROLE, "s3:PutObject", "arn:aws:s3:::app/x", policies=[read_only], boundary=BOUNDARY, context=context
-    )
-
-
-def test_bucket_arns_are_protected_with_their_objects() -> None:
-    named = next(s for s in BOUNDARY["Statement"] if s["Sid"] == "DenyNamedSystemChanges")
-    assert AUDIT_BUCKET in named["Resource"] and f"{AUDIT_BUCKET}/*" in named["Resource"]
-    no_named = permission_boundary([])
-    assert "DenyNamedSystemChanges" not in [s["Sid"] for s in no_named["Statement"]]
-
-
 # --- lint --------------------------------------------------------------------------------------
 
 
@@ -521,20 +303,6 @@ def test_statement_ids_are_derived_from_the_request_id_and_never_collide() -> No
     assert statement_id("Grant", "req1").startswith("Grantreq1")
     assert statement_id("Grant", "a-bc") != statement_id("Grant", "ab-c")
     assert statement_id("Grant", "req1").isalnum()
-
-
-def test_the_boundary_refuses_to_outgrow_the_managed_policy_quota() -> None:
-    many = [f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:function-number-{i:04d}" for i in range(80)]
-    with pytest.raises(
-        PolicySizeError, match=rf"protected_arns: .* over the {MANAGED_POLICY_MAX_CHARS} quota"
-    ):
-        permission_boundary(many)
-
-
-def test_the_boundary_leaves_room_for_a_realistic_system() -> None:
-    # The five system ARNs above plus 25 more listed functions still fit the managed quota.
-    more = [f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:breakglass-function-{i:02d}" for i in range(25)]
-    assert policy_size(permission_boundary([*PROTECTED, *more])) <= MANAGED_POLICY_MAX_CHARS
 
 
 def test_a_trust_with_two_grants_of_the_longest_principals_fits_the_default_quota() -> None:

@@ -25,7 +25,12 @@ from breakglass.lambdas.approvals.requests import (
     policy_to_json,
     validate_request,
 )
-from breakglass.lambdas.approvals.store import TABLE_ATTRIBUTE_DEFINITIONS, TABLE_KEY_SCHEMA, Store
+from breakglass.lambdas.approvals.store import (
+    TABLE_ATTRIBUTE_DEFINITIONS,
+    TABLE_KEY_SCHEMA,
+    Enrollment,
+    Store,
+)
 from breakglass.validation import ConfigError
 
 ACCOUNT = "123456789012"
@@ -103,8 +108,28 @@ def body(secrets: dict[str, str], **changes: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def validate(store: Store, data: dict[str, Any], request_id: str = "req1") -> Any:
-    return validate_request(store, TIERS, POLICY, data, request_id=request_id, now=NOW, execution_arn="arn:x")
+def person(store: Store, user: str) -> Enrollment:
+    """The enrolled person AWS verified as the caller (identity maps the caller to them)."""
+    enrollment = store.get_enrollment(user)
+    assert enrollment is not None, user
+    return enrollment
+
+
+def validate(
+    store: Store,
+    data: dict[str, Any],
+    request_id: str = "req1",
+    *,
+    tiers: Any = TIERS,
+    policy: Any = POLICY,
+    **kwargs: Any,
+) -> Any:
+    """The body carries no requester any more: ``requester`` here only picks the verified caller."""
+    values = dict(data)
+    user = values.pop("requester", "rita")
+    return validate_request(
+        store, tiers, policy, values, request_id=request_id, requester=person(store, user), now=NOW, **kwargs
+    )
 
 
 def rejected(store: Store, data: dict[str, Any]) -> RequestRejected:
@@ -129,7 +154,7 @@ def test_a_valid_request_becomes_a_pending_record_without_the_requester_among_ap
         1800,
     )
     assert record.approvers == ("bob", "cat")
-    assert record.requested_at == "2025-03-01T09:30:00Z" and record.execution_arn == "arn:x"
+    assert record.requested_at == "2025-03-01T09:30:00Z" and record.execution_arn is None
     assert validated.state() == {
         "request_id": "req1",
         "tier": "operator",
@@ -178,9 +203,7 @@ def test_bad_or_too_short_durations_name_the_field(text: Any) -> None:
         ({"ticket": "INC-1\nINC-2"}, "ticket", "one line"),
         ({"duration": "3h"}, "duration", "allows at most 2h, asked for 3h"),
         ({"duration": "5m"}, "duration", "at least 15 minutes"),
-        ({"requester": "nobody", "totp": "123456"}, "requester", "'nobody' is not enrolled"),
         ({"requester": "zed", "totp": "123456"}, "requester", "enrolled but not as a responder"),
-        ({"requester": "bad name!", "totp": "123456"}, "requester", "enrolled with"),
         ({"totp": "12345"}, "totp", "6 digits"),
         ({"colour": "red"}, "colour", "unknown setting"),
     ],
@@ -196,7 +219,7 @@ def test_each_bad_field_is_rejected_by_name(
 def test_a_requester_not_allowed_for_the_tier_is_rejected(store: Store, secrets: dict[str, str]) -> None:
     tiers = {**TIERS, "operator": tier("operator", allowed=(arn("ann"),))}
     with pytest.raises(RequestRejected, match=r"requester: 'rita' .* may not request tier 'operator'"):
-        validate_request(store, tiers, POLICY, body(secrets), request_id="r", now=NOW)
+        validate(store, body(secrets), request_id="r", tiers=tiers)
 
 
 def test_a_tier_without_enough_approvers_besides_the_requester_is_rejected(
@@ -205,7 +228,7 @@ def test_a_tier_without_enough_approvers_besides_the_requester_is_rejected(
     policy = {**POLICY, "operator": TierApproval(quorum=2, approvers=("ann", "bob"))}
     data = body(secrets, requester="ann", totp=pyotp.TOTP(secrets["ann"]).at(NOW))
     with pytest.raises(RequestRejected, match="tier: tier 'operator' needs 2 approvers besides you"):
-        validate_request(store, TIERS, policy, data, request_id="r", now=NOW)
+        validate(store, data, request_id="r", policy=policy)
 
 
 def test_a_wrong_totp_is_rejected_and_a_good_one_cannot_be_replayed(
@@ -299,5 +322,52 @@ def test_a_code_is_judged_at_the_time_of_the_request(store: Store, secrets: dict
     # Validation does not depend on wall-clock time: a code for NOW is checked at NOW.
     later = NOW + timedelta(minutes=5)
     data = body(secrets, totp=pyotp.TOTP(secrets["rita"]).at(NOW))
+    data.pop("requester")
     with pytest.raises(RequestRejected, match=r"^totp: the code is wrong"):
-        validate_request(store, TIERS, POLICY, data, request_id="r", now=later)
+        validate_request(
+            store, TIERS, POLICY, data, request_id="r", requester=person(store, "rita"), now=later
+        )
+
+
+def test_the_body_cannot_name_the_requester_any_more(store: Store, secrets: dict[str, str]) -> None:
+    # Who asks is what AWS verified (security review, finding 7); a body naming someone is refused.
+    data = body(secrets)
+    with pytest.raises(RequestRejected, match=r"^requester: unknown setting"):
+        validate_request(
+            store, TIERS, POLICY, data, request_id="req1", requester=person(store, "rita"), now=NOW
+        )
+
+
+def test_admission_runs_after_every_other_check_and_before_the_code_is_spent(
+    store: Store, secrets: dict[str, str]
+) -> None:
+    good = pyotp.TOTP(secrets["rita"]).at(NOW)
+    seen: list[str] = []
+
+    def refuse(request: Any, approval: TierApproval) -> None:
+        seen.append(request.tier)
+        raise ConfigError("tier", "limit reached")
+
+    with pytest.raises(RequestRejected, match="tier: limit reached"):
+        validate(store, body(secrets, totp=good), before_totp=refuse)
+    assert rejected(store, body(secrets, reason="short", totp=good)).field == "reason"
+    assert seen == ["operator"]
+    assert validate(store, body(secrets, totp=good)).record.requester == "rita"  # the code was not spent
+
+
+def test_an_auto_approved_tier_may_not_resume_without_the_named_opt_in() -> None:
+    with pytest.raises(ConfigError, match=r"^tiers\.halt\.may_resume: an auto-approved tier may not resume"):
+        parse_policy({"halt": {"approval": "auto", "may_resume": True}}, "tiers")
+    opted = parse_policy(
+        {"halt": {"approval": "auto", "may_resume": True, "resume_without_quorum_opt_in": True}}
+    )
+    assert opted["halt"].may_resume
+    assert not parse_policy({"halt": {"approval": "auto"}})["halt"].may_resume
+    assert parse_policy({"op": {"approval": 1, "approvers": ["ann"]}})["op"].may_resume
+
+
+def test_request_rate_limits_are_bounded_and_per_person_fits_in_per_tier() -> None:
+    with pytest.raises(ConfigError, match=r"max_requests_per_hour: must be at least 6"):
+        parse_policy({"halt": {"approval": "auto", "max_requests_per_hour": 5}})
+    policy = parse_policy({"halt": {"approval": "auto", "max_requests_per_person_per_hour": 2}})
+    assert policy_to_json(policy) and policy["halt"].max_requests_per_person_per_hour == 2

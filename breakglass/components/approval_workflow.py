@@ -1,21 +1,29 @@
-"""The approval workflow: request, email approval with TOTP, quorum, time-bound grant, revoke.
+"""The approval workflow: request, approval (email or terminal), time-bound grant, revoke, review.
 
 A Standard Step Functions state machine (definition from
-:func:`breakglass.policies.state_machine.definition`) drives one execution per request. Each
-Task is a Lambda with its own role and least-privilege policy; grant, revoke and early revoke
-share one function with a concurrency of one, the only one allowed to edit the emergency roles.
-Approvers answer through an HTTP API (``GET``/``POST /requests/{id}``) served by the approval
-Lambda. State (enrollments, spent links, TOTP replay steps, requests) lives in one DynamoDB table
-encrypted with the workflow's KMS key, with TTL and point-in-time recovery. The HMAC key of the
-approval links is a random Secrets Manager secret encrypted with the same key.
+:func:`breakglass.policies.state_machine.definition`) drives one execution per request. Requests
+enter only through the **access API**, an HTTP API whose routes are all IAM-authorized: AWS, not a
+payload, says who is asking; the function behind it checks everything (TOTP included), mints the
+request id and starts the execution. Approvers answer from email through the public **approval
+page** (signed single-use links, their TOTP, a POST) or from a terminal through the access API.
+
+Each Task is a Lambda with its own role (named ``breakglass-system-*``, so the emergency roles'
+boundary protects it by name) and least-privilege policy; grant, the end-of-window revoke, early
+revoke and the reconciler share the "access" function with a concurrency of one, the only one
+allowed to edit the emergency roles. State (enrollments, spent links, TOTP replay steps, requests,
+rate counters, the request index) lives in one DynamoDB table encrypted with the workflow's KMS
+key, with TTL and point-in-time recovery. The HMAC key of the approval links is a random Secrets
+Manager secret encrypted with the same key. A schedule runs the reconciler, which repairs requests
+whose execution was stopped after a grant; alarms fire on failed, timed-out and aborted executions.
 
 Execution logging is ALL levels but without execution data by default: the data carries
-justifications, ticket ids and (in the input) the requester's TOTP code, and CloudWatch Logs is
-readable by far more people than the locked audit bucket, which already records every step.
+justifications and ticket ids, and CloudWatch Logs is readable by far more people than the locked
+audit bucket, which already records every step.
 """
 
 # No `from __future__ import annotations`: Pulumi's schema analyzer reads the real annotations.
 import json
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,43 +32,69 @@ from typing import Any, Final, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from breakglass import contracts
 from breakglass.components.emergency_role import EmergencyRole, tiers_json
 from breakglass.components.functions import DeployedFunction, python_function
 from breakglass.components.tagging import protect_children
 from breakglass.contracts import (
+    ENV_ACCESS_FUNCTION,
     ENV_ALERT_TOPIC,
     ENV_APPROVAL_POLICY,
+    ENV_APPROVAL_URL,
     ENV_AUDIT_BUCKET,
     ENV_AUDIT_KMS_KEY,
     ENV_AUDIT_PREFIX,
+    ENV_HALT_FUNCTION,
+    ENV_KMS_KEY,
+    ENV_LINK_SECRET_ARN,
+    ENV_RESUME_FUNCTION,
+    ENV_SECURITY_ADMINS,
+    ENV_SENDER,
+    ENV_STATE_MACHINE_ARN,
+    ENV_STATE_MACHINE_NAME,
+    ENV_TABLE,
     ENV_TIERS,
     EVENTS_PREFIX,
 )
-from breakglass.lambdas.approvals import store
+from breakglass.lambdas.approvals import access_api, store
 from breakglass.lambdas.approvals.requests import TierApproval, parse_policy, policy_to_json
-from breakglass.lambdas.approvals.workflow import TASK_HANDLERS
+from breakglass.lambdas.approvals.workflow import FUNCTION_HANDLERS, TASK_FUNCTIONS
 from breakglass.policies import state_machine as sm
 from breakglass.policies.audit_trail import audit_writer_statements
 from breakglass.policies.emergency_role import grant_function_statements
-from breakglass.policies.naming import PROTECTED_TAG
+from breakglass.policies.naming import PROTECTED_TAG, emergency_role_name, system_role_name
 from breakglass.validation import (
     EMAIL,
     EMAIL_HINT,
+    IAM_ROLE_OR_USER_ARN,
     ConfigError,
     reject_unknown_keys,
     require_bool,
     require_int,
     require_mapping,
     require_str,
+    require_str_list,
     require_tags,
 )
 
-APPROVAL_API_HANDLER: Final = "breakglass.lambdas.approvals.api.handler"
-NAME_PREFIX_PATTERN: Final = r"[a-z][a-z0-9-]{0,29}"
+APPROVAL_PAGE_HANDLER: Final = "breakglass.lambdas.approvals.api.handler"
+ACCESS_API_HANDLER: Final = "breakglass.lambdas.approvals.access_api.handler"
+# Every physical name starts with "breakglass" (see the args' name_prefix).
+NAME_PREFIX_PATTERN: Final = r"breakglass(-[a-z0-9]+)*"
 # Lambda's limit on all environment variables of a function together.
 ENV_MAX_BYTES: Final = 4096
 LINK_KEY_BYTES: Final = 48
+_PATH_PARAMETER: Final = re.compile(r"\{[^}]+\}")
+# Per-route throttles. The approval page's POST gets its own budget so floods of page views or
+# junk decisions cannot crowd approvers out; approvers can also vote from a terminal through
+# the IAM-authorized access API, which no anonymous caller reaches.
+PAGE_ROUTE_THROTTLE: Final = {"GET": (20, 10.0), "POST": (10, 5.0)}
+ACCESS_API_THROTTLE: Final = (50, 25.0)
+# Workflow execution metrics that mean a request did not end normally.
+EXECUTION_ALARMS: Final = (
+    ("ExecutionsFailed", "failed"),
+    ("ExecutionsTimedOut", "by timing out"),
+    ("ExecutionsAborted", "because someone stopped it (the reconciler revokes and opens the review)"),
+)
 
 
 class ApprovalWorkflowArgs(TypedDict, total=False):
@@ -101,12 +135,25 @@ class ApprovalWorkflowArgs(TypedDict, total=False):
     """Address the approval emails come from; created as an SES email identity (verify it)."""
 
     name_prefix: str
-    """Prefix of physical names (functions, table, state machine, API); 1-30 chars. Default
-    ``breakglass``."""
+    """Prefix of physical names (functions, table, state machine, APIs): ``breakglass`` or
+    ``breakglass-<suffix>``, at most 30 characters (the emergency roles' boundary protects the
+    system's state machines and roles by this prefix). Default ``breakglass``."""
+
+    halt_actions: Any
+    """The :class:`~breakglass.components.HaltActions` whose halt and resume functions the access
+    API invokes for emergency sessions (``POST /halts``, ``POST /resumes``). Optional."""
+
+    security_admins: list[str]
+    """IAM principal ARNs (users or roles) that may enroll people through the access API without
+    being enrolled themselves: how the first security person gets enrolled. Keep it short."""
+
+    reconcile_every_minutes: int
+    """How often the reconciler looks for grants whose execution stopped without revoke or
+    review (1-60). Default 5."""
 
     log_execution_data_opt_in: bool
     """Include execution input and output in the state machine's logs (default false: they hold
-    justifications and the requester's TOTP code; the audit bucket records every step anyway)."""
+    justifications and ticket ids; the audit bucket records every step anyway)."""
 
     log_retention_days: int
     """Retention of the state machine's log group, in days. Default 365."""
@@ -136,6 +183,9 @@ class ApprovalWorkflowConfig:
     log_execution_data_opt_in: bool = False
     log_retention_days: int = 365
     tags: Mapping[str, str] = field(default_factory=dict)
+    halt_actions: Any = None
+    security_admins: tuple[str, ...] = ()
+    reconcile_every_minutes: int = 5
 
     @classmethod
     def from_args(cls, args: Mapping[str, Any] | None) -> "ApprovalWorkflowConfig":
@@ -194,7 +244,8 @@ class ApprovalWorkflowConfig:
                 "name_prefix",
                 values.get("name_prefix", "breakglass"),
                 pattern=NAME_PREFIX_PATTERN,
-                hint="use 1-30 lower-case letters, digits or '-', starting with a letter",
+                max_length=30,
+                hint="use 'breakglass' or 'breakglass-<suffix>' (lower-case letters, digits, '-'; 30 at most)",
             ),
             log_execution_data_opt_in=require_bool(
                 "log_execution_data_opt_in", values.get("log_execution_data_opt_in", False)
@@ -203,6 +254,16 @@ class ApprovalWorkflowConfig:
                 "log_retention_days", values.get("log_retention_days", 365), minimum=1, maximum=3653
             ),
             tags=require_tags("tags", values.get("tags", {})),
+            halt_actions=_halt_actions(values.get("halt_actions")),
+            security_admins=require_str_list(
+                "security_admins",
+                values.get("security_admins", []),
+                pattern=IAM_ROLE_OR_USER_ARN,
+                hint="must be an IAM user or role ARN",
+            ),
+            reconcile_every_minutes=require_int(
+                "reconcile_every_minutes", values.get("reconcile_every_minutes", 5), minimum=1, maximum=60
+            ),
         )
         if len(policy_to_json(config.tiers).encode()) > ENV_MAX_BYTES // 2:
             raise ConfigError(
@@ -211,13 +272,23 @@ class ApprovalWorkflowConfig:
         return config
 
 
+def _halt_actions(value: Any) -> Any:
+    if value is None:
+        return None
+    if not hasattr(value, "halt_function") or not hasattr(value, "resume_function"):
+        raise ConfigError("halt_actions", "must be a HaltActions component")
+    return value
+
+
 class ApprovalWorkflow(pulumi.ComponentResource):
-    """Turns a justified request into a time-bound grant, answered by humans from email."""
+    """Turns a justified request into a time-bound grant, answered by humans from email or a terminal."""
 
     state_machine_arn: pulumi.Output[str]
-    """The workflow; ``breakglass request`` starts one execution per request (name = request id)."""
+    """The workflow; the access API starts one execution per admitted request (name = request id)."""
     approval_url: pulumi.Output[str]
     """Base URL of the approval page (links are ``<approval_url>/requests/<id>?token=...``)."""
+    access_api_url: pulumi.Output[str]
+    """Base URL of the IAM-authorized access API the ``breakglass`` command calls."""
     table_name: pulumi.Output[str]
     """The workflow's DynamoDB table (enrollments, spent links, TOTP steps, requests)."""
     kms_key_arn: pulumi.Output[str]
@@ -225,7 +296,10 @@ class ApprovalWorkflow(pulumi.ComponentResource):
     link_secret_arn: pulumi.Output[str]
     """The Secrets Manager secret holding the link HMAC key."""
     access_function_name: pulumi.Output[str]
-    """The function that grants and revokes (invoke with ``action: early_revoke`` to revoke early)."""
+    """The function that grants and revokes (only the state machine and the access API invoke it)."""
+    persona_policy_arns: pulumi.Output[dict[str, str]]
+    """Managed policies to attach to people's principals: ``responder``, ``approver``, ``security``
+    (each allows exactly the access API routes that persona uses)."""
 
     def __init__(
         self, name: str, args: ApprovalWorkflowArgs, opts: pulumi.ResourceOptions | None = None
@@ -233,16 +307,62 @@ class ApprovalWorkflow(pulumi.ComponentResource):
         config = ApprovalWorkflowConfig.from_args(args)
         # Every taggable child, including each function's role and log group, is protected: an
         # untagged access function or role could be rewritten by an admin-tier session to grant
-        # itself a window that never ends. None of the workflow's functions is responder-invocable.
+        # itself a window that never ends.
         tagging = pulumi.ResourceOptions(transformations=[protect_children(config.tags)])
         super().__init__(
             "breakglass:index:ApprovalWorkflow", name, None, pulumi.ResourceOptions.merge(opts, tagging)
         )
         self.config = config
-        child = pulumi.ResourceOptions(parent=self)
-        prefix = config.name_prefix
-        tags = {**config.tags, PROTECTED_TAG: "true"}
+        self._name = name
+        self._child = pulumi.ResourceOptions(parent=self)
+        self._tags = {**config.tags, PROTECTED_TAG: "true"}
+        self._where = _Where.of(self)
 
+        self._create_state()
+        self._create_apis()
+        self._create_task_functions()
+        self._create_state_machine()
+        self._create_approval_page()
+        self._create_access_api()
+        self._schedule_reconciler()
+        self._open_routes_to_emergency_roles()
+        self._create_persona_policies()
+        self._create_alarms()
+
+        self.state_machine_arn = self.state_machine.arn
+        self.approval_url = self.page_api.api_endpoint
+        self.access_api_url = self.access_api.api_endpoint
+        self.table_name = self.table.name
+        self.kms_key_arn = self.key.arn
+        self.link_secret_arn = self.link_secret.arn
+        self.access_function_name = self.functions["access"].function.name
+        self.persona_policy_arns = pulumi.Output.all(
+            **{persona: policy.arn for persona, policy in self.persona_policies.items()}
+        )
+        self.register_outputs(
+            {
+                "state_machine_arn": self.state_machine_arn,
+                "approval_url": self.approval_url,
+                "access_api_url": self.access_api_url,
+                "table_name": self.table_name,
+                "kms_key_arn": self.kms_key_arn,
+                "link_secret_arn": self.link_secret_arn,
+                "access_function_name": self.access_function_name,
+                "persona_policy_arns": self.persona_policy_arns,
+            }
+        )
+
+    # -- names --------------------------------------------------------------------------------------
+
+    @property
+    def state_machine_name(self) -> str:
+        return f"{self.config.name_prefix}-workflow"
+
+    # -- state: key, table, link secret, sender ---------------------------------------------------------
+
+    def _create_state(self) -> None:
+        config, name, child, tags = self.config, self._name, self._child, self._tags
+        prefix = config.name_prefix
         self.key = aws.kms.Key(
             f"{name}-key",
             description=f"{prefix} approval workflow: table, link secret, TOTP secrets",
@@ -286,120 +406,179 @@ class ApprovalWorkflow(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["secretString"]),
         )
         self.identity = aws.ses.EmailIdentity(f"{name}-sender", email=config.sender_email, opts=child)
-        self.api = aws.apigatewayv2.Api(
-            f"{name}-api",
+
+    # -- the two HTTP APIs (created first: functions' environments name their URLs) --------------------
+
+    def _create_apis(self) -> None:
+        prefix = self.config.name_prefix
+        self.page_api = aws.apigatewayv2.Api(
+            f"{self._name}-api",
             name=f"{prefix}-approvals",
             protocol_type="HTTP",
             description="Break-glass approval page: GET shows a request, POST decides it",
-            tags=tags,
-            opts=child,
+            tags=self._tags,
+            opts=self._child,
         )
-        approval_url = self.api.api_endpoint
+        self.access_api = aws.apigatewayv2.Api(
+            f"{self._name}-access-api",
+            name=f"{prefix}-access",
+            protocol_type="HTTP",
+            description="Break-glass access API: every route is IAM-authorized (SigV4)",
+            tags=self._tags,
+            opts=self._child,
+        )
 
+    # -- the state machine's task functions -------------------------------------------------------------
+
+    def _environment(self) -> dict[str, pulumi.Input[str]]:
+        config = self.config
         tiers_value = (
             tiers_json(list(config.emergency_roles)) if config.emergency_roles else config.tiers_json
         )
-        role_arns: pulumi.Output[list[str]] = pulumi.Output.all(
-            *([r.role_arn for r in config.emergency_roles] or list(config.emergency_role_arns))
-        )
-        environment: dict[str, pulumi.Input[str]] = {
+        return {
             ENV_AUDIT_BUCKET: config.audit_bucket_name,
             ENV_AUDIT_PREFIX: config.audit_events_prefix,
             ENV_AUDIT_KMS_KEY: config.audit_kms_key_arn,
             ENV_ALERT_TOPIC: config.alert_topic_arn,
-            contracts.ENV_TABLE: self.table.name,
-            contracts.ENV_KMS_KEY: self.key.arn,
-            contracts.ENV_LINK_SECRET_ARN: self.link_secret.arn,
-            contracts.ENV_APPROVAL_URL: approval_url,
-            contracts.ENV_SENDER: config.sender_email,
+            ENV_TABLE: self.table.name,
+            ENV_KMS_KEY: self.key.arn,
+            ENV_LINK_SECRET_ARN: self.link_secret.arn,
+            ENV_APPROVAL_URL: self.page_api.api_endpoint,
+            ENV_SENDER: config.sender_email,
             ENV_TIERS: tiers_value,
             ENV_APPROVAL_POLICY: policy_to_json(config.tiers),
+            ENV_STATE_MACHINE_NAME: self.state_machine_name,
         }
-        audit = pulumi.Output.all(
-            config.audit_bucket_arn, config.audit_kms_key_arn, config.alert_topic_arn
-        ).apply(
-            lambda p: audit_writer_statements(
-                bucket_arn=p[0], prefix=config.audit_events_prefix, kms_key_arn=p[1], topic_arn=p[2]
-            )
+
+    def _statements(
+        self,
+        *,
+        read: tuple[str, ...] = (),
+        write: tuple[str, ...] = (),
+        query: tuple[str, ...] = (),
+        delete: tuple[str, ...] = (),
+        key: tuple[str, ...] = (),
+        mail: bool = False,
+        link_key: bool = False,
+        roles: bool = False,
+        watch: bool = False,
+        extra: pulumi.Input[list[dict[str, Any]]] | None = None,
+    ) -> pulumi.Output[list[dict[str, Any]]]:
+        """One function's statements: its table item kinds, keys, mail, roles; plus audit writing."""
+        config, where = self.config, self._where
+        role_arns = pulumi.Output.all(
+            *([r.role_arn for r in config.emergency_roles] or list(config.emergency_role_arns))
         )
+        parts = pulumi.Output.all(
+            self.table.arn,
+            self.key.arn,
+            self.identity.arn,
+            self.link_secret.arn,
+            role_arns,
+            config.audit_bucket_arn,
+            config.audit_kms_key_arn,
+            config.alert_topic_arn,
+            where.partition,
+            where.region,
+            where.account,
+            extra or [],
+        )
+        prefix, machine = config.audit_events_prefix, self.state_machine_name
 
-        def statements(
-            *,
-            read: tuple[str, ...] = (),
-            write: tuple[str, ...] = (),
-            decrypt: bool = False,
-            mail: bool = False,
-            link_key: bool = False,
-            roles: bool = False,
-            sfn: Any = None,
-        ) -> pulumi.Output[list[dict[str, Any]]]:
-            parts = pulumi.Output.all(
-                self.table.arn, self.key.arn, self.identity.arn, self.link_secret.arn, role_arns, audit, sfn
-            )
+        def build(p: list[Any]) -> list[dict[str, Any]]:
+            (
+                table_arn,
+                key_arn,
+                identity_arn,
+                secret_arn,
+                arns,
+                bucket,
+                audit_key,
+                topic,
+                part,
+                reg,
+                acct,
+                more,
+            ) = p
+            found = [
+                *sm.table_statements(table_arn, read=read, write=write, query=query, delete=delete),
+                *audit_writer_statements(
+                    bucket_arn=bucket, prefix=prefix, kms_key_arn=audit_key, topic_arn=topic
+                ),
+            ]
+            if key or link_key:
+                found.append(sm.key_statement(key_arn, tuple(dict.fromkeys((*key, "kms:Decrypt")))))
+            if link_key:
+                found.append(sm.secret_statement(secret_arn))
+            if mail:
+                found.append(sm.send_email_statement(identity_arn))
+            if roles:
+                found.extend(grant_function_statements(list(arns)))
+            if watch:
+                found.append(
+                    sm.watch_executions_statement(
+                        partition=part, region=reg, account=acct, state_machine_name=machine
+                    )
+                )
+            return [*found, *more]
 
-            def build(p: list[Any]) -> list[dict[str, Any]]:
-                table_arn, key_arn, identity_arn, secret_arn, arns, audit_statements, machine = p
-                found = [*sm.table_statements(table_arn, read=read, write=write), *audit_statements]
-                if decrypt or link_key:
-                    found.append(sm.key_statement(key_arn))
-                if link_key:
-                    found.append(sm.secret_statement(secret_arn))
-                if mail:
-                    found.append(sm.send_email_statement(identity_arn))
-                if roles:
-                    found.extend(grant_function_statements(list(arns)))
-                if machine:
-                    found.append(sm.send_task_statement(machine))
-                return found
+        return parts.apply(build)
 
-            return parts.apply(build)
-
-        task_permissions: dict[str, pulumi.Output[list[dict[str, Any]]]] = {
-            "validate": statements(read=("USER",), write=("USER", "REQUEST"), decrypt=True),
-            "await_approval": statements(
-                read=("USER", "REQUEST"), write=("REQUEST",), mail=True, link_key=True
+    def _create_task_functions(self) -> None:
+        config = self.config
+        decrypt = ("kms:Decrypt",)
+        permissions: dict[str, pulumi.Output[list[dict[str, Any]]]] = {
+            "validate": self._statements(read=("REQUEST",), write=("REQUEST",), key=decrypt),
+            "await-approval": self._statements(
+                read=("USER", "REQUEST"), write=("REQUEST",), key=decrypt, mail=True, link_key=True
             ),
-            "auto_approve": statements(read=("USER", "REQUEST"), write=("REQUEST",), mail=True),
-            "deny": statements(read=("USER", "REQUEST"), write=("REQUEST",), mail=True),
-            "notify_requester": statements(read=("USER", "REQUEST"), mail=True),
-            "open_review": statements(read=("REQUEST",)),
-            "record_error": statements(read=("REQUEST",), write=("REQUEST",)),
-            # grant, revoke and early revoke (its TOTP check reads and claims USER items)
-            "access": statements(
-                read=("USER", "REQUEST"), write=("USER", "REQUEST"), decrypt=True, roles=True
+            "auto-approve": self._statements(
+                read=("USER", "REQUEST"), write=("REQUEST",), key=decrypt, mail=True
+            ),
+            "deny": self._statements(read=("USER", "REQUEST"), write=("REQUEST",), key=decrypt, mail=True),
+            "notify-requester": self._statements(read=("USER", "REQUEST"), key=decrypt, mail=True),
+            "open-review": self._statements(read=("REQUEST",), write=("REQUEST",), key=decrypt),
+            "record-error": self._statements(read=("REQUEST",), write=("REQUEST",), key=decrypt),
+            # grant, revoke (verified against the execution), early revoke, reconcile
+            "access": self._statements(
+                read=("USER", "REQUEST"),
+                write=("USER", "REQUEST"),
+                query=("INDEX",),
+                key=decrypt,
+                roles=True,
+                watch=True,
             ),
         }
-        self.functions: dict[str, DeployedFunction] = {}
-        for task, handler in TASK_HANDLERS.items():
-            label = "access" if handler.endswith(".access_handler") else task.replace("_", "-")
-            if label in self.functions:
-                continue
-            self.functions[label] = python_function(
-                f"{prefix}-{label}",
+        environment = self._environment()
+        self.functions: dict[str, DeployedFunction] = {
+            label: python_function(
+                f"{config.name_prefix}-{label}",
                 handler=handler,
-                description=f"break-glass workflow task: {label}",
-                statements=task_permissions["access" if label == "access" else task],
+                description=f"break-glass workflow: {label}",
+                statements=permissions[label],
                 environment=environment,
                 # IAM has no conditional writes: grants and revokes of a role must not interleave.
                 reserved_concurrent_executions=1 if label == "access" else None,
                 parent=self,
             )
-        arns = {
-            task: self.functions[
-                "access" if handler.endswith(".access_handler") else task.replace("_", "-")
-            ].function.arn
-            for task, handler in TASK_HANDLERS.items()
+            for label, handler in FUNCTION_HANDLERS.items()
         }
 
+    # -- the state machine ----------------------------------------------------------------------------
+
+    def _create_state_machine(self) -> None:
+        config, name, child, tags = self.config, self._name, self._child, self._tags
+        arns = {task: self.functions[label].function.arn for task, label in TASK_FUNCTIONS.items()}
         self.log_group = aws.cloudwatch.LogGroup(
             f"{name}-execution-logs",
-            name=f"/aws/vendedlogs/states/{prefix}-workflow",
+            name=f"/aws/vendedlogs/states/{config.name_prefix}-workflow",
             retention_in_days=config.log_retention_days,
             tags=tags,
             opts=child,
         )
         self.state_machine_role = aws.iam.Role(
             f"{name}-states-role",
+            name=system_role_name(f"{config.name_prefix}-states"),
             assume_role_policy=json.dumps(
                 {
                     "Version": "2012-10-17",
@@ -426,14 +605,14 @@ class ApprovalWorkflow(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        names = list(arns)
+        tasks = list(arns)
         self.state_machine = aws.sfn.StateMachine(
             f"{name}-workflow",
-            name=f"{prefix}-workflow",
+            name=self.state_machine_name,
             type="STANDARD",
             role_arn=self.state_machine_role.arn,
             definition=pulumi.Output.all(*arns.values()).apply(
-                lambda a: json.dumps(sm.definition(sm.WorkflowFunctions(**dict(zip(names, a, strict=True)))))
+                lambda a: json.dumps(sm.definition(sm.WorkflowFunctions(**dict(zip(tasks, a, strict=True)))))
             ),
             logging_configuration=aws.sfn.StateMachineLoggingConfigurationArgs(
                 level="ALL",
@@ -445,22 +624,26 @@ class ApprovalWorkflow(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.state_machine_policy]),
         )
 
+    # -- the approval page (public: signed links, TOTP, POST) ---------------------------------------------
+
+    def _create_approval_page(self) -> None:
+        name, child = self._name, self._child
         self.approval_function = python_function(
-            f"{prefix}-approval-api",
-            handler=APPROVAL_API_HANDLER,
+            f"{self.config.name_prefix}-approval-api",
+            handler=APPROVAL_PAGE_HANDLER,
             description="break-glass approval page and decisions",
-            statements=statements(
+            statements=self._statements(
                 read=("USER", "TOKEN", "REQUEST"),
                 write=("USER", "TOKEN", "REQUEST"),
                 link_key=True,
-                sfn=self.state_machine.arn,
+                extra=self.state_machine.arn.apply(lambda arn: [sm.send_task_statement(arn)]),
             ),
-            environment=environment,
+            environment=self._environment(),
             parent=self,
         )
         self.integration = aws.apigatewayv2.Integration(
             f"{name}-api-integration",
-            api_id=self.api.id,
+            api_id=self.page_api.id,
             integration_type="AWS_PROXY",
             integration_uri=self.approval_function.function.arn,
             payload_format_version="2.0",
@@ -469,7 +652,7 @@ class ApprovalWorkflow(pulumi.ComponentResource):
         self.routes = [
             aws.apigatewayv2.Route(
                 f"{name}-route-{method.lower()}",
-                api_id=self.api.id,
+                api_id=self.page_api.id,
                 route_key=f"{method} /requests/{{id}}",
                 target=self.integration.id.apply(lambda i: f"integrations/{i}"),
                 opts=child,
@@ -478,29 +661,188 @@ class ApprovalWorkflow(pulumi.ComponentResource):
         ]
         self.stage = aws.apigatewayv2.Stage(
             f"{name}-api-stage",
-            api_id=self.api.id,
+            api_id=self.page_api.id,
             name="$default",
             auto_deploy=True,
             default_route_settings=aws.apigatewayv2.StageDefaultRouteSettingsArgs(
                 throttling_burst_limit=20, throttling_rate_limit=10
             ),
-            tags=tags,
-            opts=child,
+            route_settings=[
+                aws.apigatewayv2.StageRouteSettingArgs(
+                    route_key=f"{method} /requests/{{id}}",
+                    throttling_burst_limit=burst,
+                    throttling_rate_limit=rate,
+                )
+                for method, (burst, rate) in PAGE_ROUTE_THROTTLE.items()
+            ],
+            tags=self._tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self.routes),
         )
         self.api_permission = aws.lambda_.Permission(
             f"{name}-api-invoke",
             action="lambda:InvokeFunction",
             function=self.approval_function.function.name,
             principal="apigateway.amazonaws.com",
-            source_arn=self.api.execution_arn.apply(lambda arn: f"{arn}/*/*/requests/*"),
+            source_arn=self.page_api.execution_arn.apply(lambda arn: f"{arn}/*/*/requests/*"),
             opts=child,
         )
 
+    # -- the access API (IAM-authorized: requests, votes, revoke, review, halt, resume, enrollment) ----
+
+    def _create_access_api(self) -> None:
+        config, name, child = self.config, self._name, self._child
+        halt = config.halt_actions
+        invokable = [self.functions["access"].function.arn]
+        environment = {
+            **self._environment(),
+            ENV_STATE_MACHINE_ARN: self.state_machine.arn,
+            ENV_ACCESS_FUNCTION: self.functions["access"].function.name,
+        }
+        if halt is not None:
+            invokable += [halt.halt_function.arn, halt.resume_function.arn]
+            environment[ENV_HALT_FUNCTION] = halt.halt_function.name
+            environment[ENV_RESUME_FUNCTION] = halt.resume_function.name
+        if config.security_admins:
+            environment[ENV_SECURITY_ADMINS] = ",".join(config.security_admins)
+        extra = pulumi.Output.all(self.state_machine.arn, *invokable).apply(
+            lambda p: [
+                sm.start_execution_statement(p[0]),
+                sm.send_task_statement(p[0]),
+                sm.invoke_statement("InvokeAccessAndHaltFunctions", list(p[1:])),
+            ]
+        )
+        self.access_api_function = python_function(
+            f"{config.name_prefix}-access-api",
+            handler=ACCESS_API_HANDLER,
+            description="break-glass access API: requests, votes, revoke, review, halt, resume",
+            statements=self._statements(
+                read=("USER", "REQUEST", "LIVE"),
+                write=("USER", "REQUEST", "RATE", "LIVE", "INDEX"),
+                query=("INDEX",),
+                delete=("USER",),
+                key=("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"),
+                extra=extra,
+            ),
+            environment=environment,
+            parent=self,
+        )
+        self.access_integration = aws.apigatewayv2.Integration(
+            f"{name}-access-integration",
+            api_id=self.access_api.id,
+            integration_type="AWS_PROXY",
+            integration_uri=self.access_api_function.function.arn,
+            payload_format_version="2.0",
+            opts=child,
+        )
+        self.access_routes = [
+            aws.apigatewayv2.Route(
+                f"{name}-access-route-{_slug(key)}",
+                api_id=self.access_api.id,
+                route_key=key,
+                authorization_type="AWS_IAM",
+                target=self.access_integration.id.apply(lambda i: f"integrations/{i}"),
+                opts=child,
+            )
+            for key in access_api.route_keys()
+        ]
+        burst, rate = ACCESS_API_THROTTLE
+        self.access_stage = aws.apigatewayv2.Stage(
+            f"{name}-access-stage",
+            api_id=self.access_api.id,
+            name="$default",
+            auto_deploy=True,
+            default_route_settings=aws.apigatewayv2.StageDefaultRouteSettingsArgs(
+                throttling_burst_limit=burst, throttling_rate_limit=rate
+            ),
+            tags=self._tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self.access_routes),
+        )
+        self.access_permission = aws.lambda_.Permission(
+            f"{name}-access-invoke",
+            action="lambda:InvokeFunction",
+            function=self.access_api_function.function.name,
+            principal="apigateway.amazonaws.com",
+            source_arn=self.access_api.execution_arn.apply(lambda arn: f"{arn}/*/*"),
+            opts=child,
+        )
+
+    # -- the reconciler ---------------------------------------------------------------------------------
+
+    def _schedule_reconciler(self) -> None:
+        name, child, minutes = self._name, self._child, self.config.reconcile_every_minutes
+        access = self.functions["access"].function
+        self.reconcile_rule = aws.cloudwatch.EventRule(
+            f"{name}-reconcile",
+            name=f"{self.config.name_prefix}-reconcile",
+            description="Repair grants whose workflow execution stopped without revoke or review",
+            schedule_expression=f"rate({minutes} minute{'s' if minutes > 1 else ''})",
+            tags=self._tags,
+            opts=child,
+        )
+        self.reconcile_target = aws.cloudwatch.EventTarget(
+            f"{name}-reconcile-target",
+            rule=self.reconcile_rule.name,
+            arn=access.arn,
+            input=json.dumps({"action": "reconcile"}),
+            opts=child,
+        )
+        self.reconcile_permission = aws.lambda_.Permission(
+            f"{name}-reconcile-invoke",
+            action="lambda:InvokeFunction",
+            function=access.name,
+            principal="events.amazonaws.com",
+            source_arn=self.reconcile_rule.arn,
+            opts=child,
+        )
+
+    # -- who may call which route ---------------------------------------------------------------------
+
+    def _route_arns(self, keys: Sequence[str]) -> pulumi.Output[list[str]]:
+        return self.access_api.execution_arn.apply(lambda arn: [route_arn(arn, key) for key in keys])
+
+    def _open_routes_to_emergency_roles(self) -> None:
+        """Each tier's role may call the halt / resume routes its approval policy allows."""
+        self.tier_route_policies = []
+        for tier, approval in self.config.tiers.items():
+            keys = [*access_api.EMERGENCY_ROUTES]
+            if approval.may_halt:
+                keys.append(access_api.HALT_ROUTE)
+            if approval.may_resume:
+                keys.append(access_api.RESUME_ROUTE)
+            self.tier_route_policies.append(
+                aws.iam.RolePolicy(
+                    f"{self._name}-{tier}-routes",
+                    name="breakglass-access-api",
+                    role=emergency_role_name(tier),
+                    policy=self._route_arns(keys).apply(_invoke_policy),
+                    opts=pulumi.ResourceOptions(
+                        parent=self, depends_on=[r.role for r in self.config.emergency_roles]
+                    ),
+                )
+            )
+
+    def _create_persona_policies(self) -> None:
+        """Managed policies a cloud team attaches to responders', approvers' and security's principals."""
+        self.persona_policies = {
+            persona: aws.iam.Policy(
+                f"{self._name}-{persona}-policy",
+                name=f"{self.config.name_prefix}-{persona}",
+                description=f"Break-glass {persona}: the access API routes a {persona} uses",
+                policy=self._route_arns(keys).apply(_invoke_policy),
+                tags=self._tags,
+                opts=self._child,
+            )
+            for persona, keys in access_api.PERSONA_ROUTES.items()
+        }
+
+    # -- alarms -------------------------------------------------------------------------------------------
+
+    def _create_alarms(self) -> None:
         self.alarms = [
             aws.cloudwatch.MetricAlarm(
-                f"{name}-{metric.lower()}",
-                name=f"{prefix}-workflow-{metric}",
-                alarm_description=f"A break-glass workflow execution ended {what}: read its error audit event",
+                f"{self._name}-{metric.lower()}",
+                name=f"{self.config.name_prefix}-workflow-{metric}",
+                alarm_description=f"A break-glass workflow execution ended {what}: read its audit events",
                 namespace="AWS/States",
                 metric_name=metric,
                 dimensions={"StateMachineArn": self.state_machine.arn},
@@ -510,29 +852,49 @@ class ApprovalWorkflow(pulumi.ComponentResource):
                 threshold=1,
                 comparison_operator="GreaterThanOrEqualToThreshold",
                 treat_missing_data="notBreaching",
-                alarm_actions=[config.alert_topic_arn],
-                tags=tags,
-                opts=child,
+                alarm_actions=[self.config.alert_topic_arn],
+                tags=self._tags,
+                opts=self._child,
             )
-            for metric, what in (("ExecutionsFailed", "failed"), ("ExecutionsTimedOut", "by timing out"))
+            for metric, what in EXECUTION_ALARMS
         ]
 
-        self.state_machine_arn = self.state_machine.arn
-        self.approval_url = approval_url
-        self.table_name = self.table.name
-        self.kms_key_arn = self.key.arn
-        self.link_secret_arn = self.link_secret.arn
-        self.access_function_name = self.functions["access"].function.name
-        self.register_outputs(
-            {
-                "state_machine_arn": self.state_machine_arn,
-                "approval_url": self.approval_url,
-                "table_name": self.table_name,
-                "kms_key_arn": self.kms_key_arn,
-                "link_secret_arn": self.link_secret_arn,
-                "access_function_name": self.access_function_name,
-            }
+
+@dataclass(frozen=True)
+class _Where:
+    partition: pulumi.Output[str]
+    region: pulumi.Output[str]
+    account: pulumi.Output[str]
+
+    @classmethod
+    def of(cls, parent: pulumi.Resource) -> "_Where":
+        invoke = pulumi.InvokeOutputOptions(parent=parent)
+        return cls(
+            partition=aws.get_partition_output(opts=invoke).partition,
+            region=aws.get_region_output(opts=invoke).region,
+            account=aws.get_caller_identity_output(opts=invoke).account_id,
         )
+
+
+def route_arn(execution_arn: str, route_key: str) -> str:
+    """The execute-api ARN of a route on any stage (path parameters become ``*``)."""
+    method, path = route_key.split(" ", 1)
+    return f"{execution_arn}/*/{method}{_PATH_PARAMETER.sub('*', path)}"
+
+
+def _invoke_policy(arns: list[str]) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Sid": "CallAccessApi", "Effect": "Allow", "Action": "execute-api:Invoke", "Resource": arns}
+            ],
+        }
+    )
+
+
+def _slug(route_key: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in route_key.lower()).strip("-").replace("--", "-")
 
 
 def approval_policy_json(tiers: Mapping[str, Any]) -> str:
@@ -540,4 +902,4 @@ def approval_policy_json(tiers: Mapping[str, Any]) -> str:
     return policy_to_json(parse_policy(tiers, "tiers"))
 
 
-__all__: Sequence[str] = ["ApprovalWorkflow", "ApprovalWorkflowArgs", "ApprovalWorkflowConfig"]
+__all__: Sequence[str] = ["ApprovalWorkflow", "ApprovalWorkflowArgs", "ApprovalWorkflowConfig", "route_arn"]

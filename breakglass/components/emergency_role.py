@@ -49,6 +49,7 @@ from breakglass.validation import (
 DEFAULT_MAX_SESSION_DURATION: Final = 3600
 DEFAULT_MAX_WINDOW_SECONDS: Final = 4 * 3600
 MAX_SESSION_DURATION: Final = 43200
+ROLE_ARN: Final = r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+"
 MANAGED_POLICY_ARN: Final = r"arn:aws[a-z-]*:iam::(aws|\d{12}):policy/[\w+=,.@/-]+"
 INLINE_POLICY_NAME: Final = r"[\w+=,.@-]{1,128}"
 _RESERVED_TAGS: Final = (EMERGENCY_ROLE_TAG, PROTECTED_TAG)
@@ -98,6 +99,12 @@ class EmergencyRoleArgs(TypedDict, total=False):
     partition: str
     """AWS partition of the ARNs in the boundary. Default ``aws``."""
 
+    role_chaining_opt_in: list[str]
+    """Role ARNs this tier's sessions may assume (role chaining). Default none: the boundary denies
+    ``sts:AssumeRole``, because a chained session lasts up to one hour and is not a session of the
+    emergency role, so neither the expiry guard nor an early revoke ends it. Each role listed here
+    reintroduces that lag for itself."""
+
     tags: dict[str, str]
     """Tags added to the role and its boundary (the tier and protected tags are always added)."""
 
@@ -118,6 +125,7 @@ class EmergencyRoleConfig:
     trust_policy_max_chars: int = TRUST_POLICY_MAX_CHARS
     partition: str = "aws"
     tags: Mapping[str, str] = field(default_factory=dict)
+    role_chaining_opt_in: tuple[str, ...] = ()
 
     @property
     def role_name(self) -> str:
@@ -189,6 +197,13 @@ class EmergencyRoleConfig:
             )
         if "tags" in raw:
             values["tags"] = require_tags("tags", raw["tags"], reserved=_RESERVED_TAGS)
+        if "role_chaining_opt_in" in raw:
+            values["role_chaining_opt_in"] = require_str_list(
+                "role_chaining_opt_in",
+                raw["role_chaining_opt_in"],
+                pattern=ROLE_ARN,
+                hint="must be an IAM role ARN (wildcards are not accepted: name each role)",
+            )
         return cls(**values)
 
     def tier_settings(self, role_arn: str) -> Tier:
@@ -243,11 +258,11 @@ def _protected_arns(value: Any) -> tuple[pulumi.Input[str], ...]:
     return tuple(arns)
 
 
-def _checked_boundary(arns: Sequence[str], partition: str) -> str:
+def _checked_boundary(arns: Sequence[str], partition: str, chaining: Sequence[str]) -> str:
     for i, arn in enumerate(arns):
         if not re.fullmatch(ARN, arn):
             raise ConfigError(f"protected_arns[{i}]", f"{arn!r} is not an ARN")
-    return json.dumps(permission_boundary(arns, partition=partition))
+    return json.dumps(permission_boundary(arns, partition=partition, role_chaining_to=chaining))
 
 
 class EmergencyRole(pulumi.ComponentResource):
@@ -271,7 +286,9 @@ class EmergencyRole(pulumi.ComponentResource):
         tags = {**config.tags, EMERGENCY_ROLE_TAG: config.tier, PROTECTED_TAG: "true"}
 
         boundary_document = pulumi.Output.all(*config.protected_arns).apply(
-            lambda arns: _checked_boundary([str(a) for a in arns], config.partition)
+            lambda arns: _checked_boundary(
+                [str(a) for a in arns], config.partition, config.role_chaining_opt_in
+            )
         )
         self.boundary = aws.iam.Policy(
             f"{name}-boundary",

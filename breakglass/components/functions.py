@@ -15,6 +15,7 @@ import pulumi
 import pulumi_aws as aws
 
 from breakglass.lambdas import archive
+from breakglass.policies.naming import system_role_name
 
 PYTHON_RUNTIME = "python3.12"
 LOG_RETENTION_DAYS = 365
@@ -77,6 +78,9 @@ def python_function(
     )
     role = aws.iam.Role(
         f"{name}-role",
+        # Named, not auto-named: the emergency roles' boundary protects the system's roles by name
+        # (iam:PassRole cannot be conditioned on a role's tags).
+        name=system_role_name(name),
         assume_role_policy=json.dumps(LAMBDA_TRUST_POLICY),
         description=f"Execution role of {name}: {description}"[:1000],
         opts=opts,

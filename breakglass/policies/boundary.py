@@ -12,12 +12,8 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from breakglass.policies.documents import check_size, document, policy_size
-from breakglass.policies.naming import (
-    EMERGENCY_ROLE_PREFIX,
-    PROTECTED_TAG,
-    REQUEST_ID_SESSION_TAG,
-    RESPONDER_INVOCABLE_TAG,
-)
+from breakglass.policies.naming import PROTECTED_TAG, REQUEST_ID_SESSION_TAG, SYSTEM_NAME_PREFIX
+from breakglass.validation import ConfigError
 
 MANAGED_POLICY_MAX_CHARS: Final = 6144
 
@@ -76,21 +72,37 @@ SHADOW_ADMIN_ACTIONS: Final = (
 # Answering the workflow's task tokens would let a session approve requests (these actions take
 # no resource ARN, so they are denied everywhere).
 WORKFLOW_ANSWERS: Final = ("states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat")
-# On the system's own resources (named by ARN, tagged PROTECTED_TAG=true, or an emergency role
-# or its boundary by name prefix) a session may only read: everything else is denied, so an
-# action AWS adds tomorrow is denied too. Not readable either: table items and secrets (link
-# signing keys, TOTP state: reading them would let a session forge approvals).
+# The approval emails' sender: deleting or re-pointing an SES identity stops every approval email;
+# sending from it phishes approvers from the trusted address. SES identities cannot be protected
+# by tag for every action, and an AI incident never needs email configuration: denied outright.
+MAIL_TAMPERING: Final = (
+    "ses:Send*",
+    "ses:Delete*",
+    "ses:Put*",
+    "ses:Set*",
+    "ses:Update*",
+    "ses:Create*",
+    "ses:Verify*",
+)
+# Role chaining: a session of another role assumed from the emergency session lasts up to an hour
+# and is not a session of the emergency role, so neither the expiry guard nor an early revoke ends
+# it. Denied unless the tier names the roles it may chain to (each one reintroduces that lag).
+ROLE_CHAINING: Final = ("sts:AssumeRole",)
+# On the system's own resources (named by ARN, tagged PROTECTED_TAG=true, or named with the
+# system's prefix) a session may only read: everything else is denied, so an action AWS adds
+# tomorrow is denied too. Not readable: table items and secrets (link signing keys, TOTP state),
+# and nothing is decrypted with the system's keys (they protect TOTP secrets and link keys).
 READ_ONLY_ACTIONS: Final = (
     "s3:Get*",
     "s3:List*",
     "kms:Describe*",
     "kms:Get*",
     "kms:List*",
-    "kms:Decrypt",
     "iam:Get*",
     "iam:List*",
     "states:Describe*",
     "states:List*",
+    "states:Get*",
     "lambda:Get*",
     "lambda:List*",
     "dynamodb:Describe*",
@@ -110,62 +122,75 @@ READ_ONLY_ACTIONS: Final = (
     "cloudtrail:List*",
     "cloudtrail:LookupEvents",
 )
-# Exempted from the tagged read-only deny, and then denied on every protected resource that is not
-# also tagged RESPONDER_INVOCABLE_TAG=true: responders run the halt and resume Lambdas with their
-# emergency role, never the workflow's own functions (the access function would revoke, deny or
-# record errors on other requests). On ARNs named explicitly, invoking is denied outright.
-INVOKE_ACTIONS: Final = ("lambda:InvokeFunction",)
+# Calling the access API's routes (halt, resume) is how an emergency session acts on models: the
+# API authorizes each route itself (verified caller, tier, live grant).
+API_CALLS: Final = ("execute-api:Invoke",)
 
 _S3_BUCKET_ARN = re.compile(r"arn:aws[a-z-]*:s3:::[^/]+")
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
 
 
-def permission_boundary(protected_arns: Sequence[str] = (), *, partition: str = "aws") -> dict[str, Any]:
+def system_name_arns(partition: str) -> list[str]:
+    """Everything the system names with its prefix: roles (emergency roles and every function's
+    and the state machine's execution role), managed policies (boundaries, guard pages), and the
+    workflow's state machines, executions and activities, which cannot carry tags at all."""
+    prefix = SYSTEM_NAME_PREFIX
+    return [
+        f"arn:{partition}:iam::*:role/{prefix}*",
+        f"arn:{partition}:iam::*:policy/{prefix}*",
+        f"arn:{partition}:states:*:*:stateMachine:{prefix}*",
+        f"arn:{partition}:states:*:*:execution:{prefix}*",
+        f"arn:{partition}:states:*:*:express:{prefix}*",
+        f"arn:{partition}:states:*:*:activity:{prefix}*",
+    ]
+
+
+def permission_boundary(
+    protected_arns: Sequence[str] = (),
+    *,
+    partition: str = "aws",
+    role_chaining_to: Sequence[str] = (),
+) -> dict[str, Any]:
     """The boundary every emergency role carries, whatever its permissions.
 
     Allows everything the role's own policies allow, and denies: changing any trail; anything but
     reading on the system's resources (explicit ``protected_arns``, anything tagged
-    ``PROTECTED_TAG=true``, every emergency role and its boundary by name prefix), where invoking
-    is allowed only on functions also tagged ``RESPONDER_INVOCABLE_TAG=true`` and never on explicit
-    ARNs; shadow admins (users, credentials, roles, trusts, boundaries, identity providers,
-    Identity Center principals); answering workflow task tokens; and any call by a session without
-    a source identity or request-id tag.
+    ``PROTECTED_TAG=true``, and everything named with the system's prefix: roles, which also keeps
+    ``iam:PassRole`` of a function's role away from a session, policies, state machines and their
+    executions); invoking any protected function; email configuration and sending; shadow admins
+    (users, credentials, roles, trusts, boundaries, identity providers, Identity Center
+    principals); answering workflow task tokens; role chaining except to ``role_chaining_to``; and
+    any call by a session without a source identity or request-id tag.
     """
+    for i, arn in enumerate(role_chaining_to):
+        if not _ROLE_ARN.fullmatch(arn):
+            raise ConfigError(f"role_chaining_to[{i}]", f"must be an IAM role ARN, got {arn!r}")
     arns = list(protected_arns)
     for arn in protected_arns:
         if _S3_BUCKET_ARN.fullmatch(arn):
             arns.append(f"{arn}/*")  # object-level actions name the objects, not the bucket
+    chaining: dict[str, Any] = (
+        {"NotResource": list(role_chaining_to)} if role_chaining_to else {"Resource": "*"}
+    )
     statements: list[dict[str, Any]] = [
         {"Sid": "AllowWhatTheRolePoliciesAllow", "Effect": "Allow", "Action": "*", "Resource": "*"},
         {"Sid": "DenyAuditTrailChanges", "Effect": "Deny", "Action": list(TRAIL_TAMPERING), "Resource": "*"},
         {"Sid": "DenyShadowAdmins", "Effect": "Deny", "Action": list(SHADOW_ADMIN_ACTIONS), "Resource": "*"},
         {"Sid": "DenyWorkflowAnswers", "Effect": "Deny", "Action": list(WORKFLOW_ANSWERS), "Resource": "*"},
+        {"Sid": "DenyMailChanges", "Effect": "Deny", "Action": list(MAIL_TAMPERING), "Resource": "*"},
+        {"Sid": "DenyRoleChaining", "Effect": "Deny", "Action": list(ROLE_CHAINING), **chaining},
         {
-            "Sid": "DenyEmergencyRoleChanges",
+            "Sid": "DenySystemNamedChanges",
             "Effect": "Deny",
-            "NotAction": ["iam:Get*", "iam:List*"],
-            "Resource": [
-                f"arn:{partition}:iam::*:role/{EMERGENCY_ROLE_PREFIX}*",
-                f"arn:{partition}:iam::*:policy/{EMERGENCY_ROLE_PREFIX}*",
-            ],
+            "NotAction": list(READ_ONLY_ACTIONS),
+            "Resource": system_name_arns(partition),
         },
         {
             "Sid": "DenyTaggedSystemChanges",
             "Effect": "Deny",
-            "NotAction": [*READ_ONLY_ACTIONS, *INVOKE_ACTIONS],
+            "NotAction": [*READ_ONLY_ACTIONS, *API_CALLS],
             "Resource": "*",
             "Condition": {"StringEquals": {f"aws:ResourceTag/{PROTECTED_TAG}": "true"}},
-        },
-        {
-            # StringNotEquals is true when the resource lacks the key, so an untagged protected
-            # function is denied too; only both tags together let a session invoke.
-            "Sid": "DenyInvokingProtectedFunctions",
-            "Effect": "Deny",
-            "Action": list(INVOKE_ACTIONS),
-            "Resource": "*",
-            "Condition": {
-                "StringEquals": {f"aws:ResourceTag/{PROTECTED_TAG}": "true"},
-                "StringNotEquals": {f"aws:ResourceTag/{RESPONDER_INVOCABLE_TAG}": "true"},
-            },
         },
         {
             # Sessions always carry both (the trust requires them); without them, no guard
@@ -186,7 +211,7 @@ def permission_boundary(protected_arns: Sequence[str] = (), *, partition: str = 
     ]
     if arns:
         statements.insert(
-            5,
+            7,
             {
                 "Sid": "DenyNamedSystemChanges",
                 "Effect": "Deny",

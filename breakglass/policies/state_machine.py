@@ -15,8 +15,9 @@ One Standard state machine per stack. The shape, start to end::
 
 Only JSONPath is used (no JSONata) so the same document runs in moto's interpreter. The state
 data stays small on purpose: handlers reload the request from the table by id, so nothing a
-later state reads can be forged by editing the execution input, and the TOTP code from the
-input is dropped after ``Validate``.
+later state reads can be forged by editing the execution input. Requests are checked (TOTP
+included) and stored by the access API before their execution starts; ``Validate`` only takes
+the stored request up.
 """
 
 from __future__ import annotations
@@ -167,8 +168,8 @@ def definition(
 ) -> dict[str, Any]:
     """The state machine definition (a dict; ``json.dumps`` it at the resource boundary).
 
-    Execution input: ``{"tier", "requester", "reason", "ticket", "duration", "totp"}``; the
-    execution name is the request id.
+    Started only by the access API, with the minted request id as the execution name and
+    ``{"request_id"}`` as input (nothing else of the input is read).
     """
     if revoke_retry.max_attempts < 5:
         raise ValueError("revoke_retry.max_attempts: revoke must be tried at least 5 times")
@@ -178,14 +179,10 @@ def definition(
         "Validate": {
             **_invoke(
                 f.validate,
-                {
-                    "input.$": "$",
-                    "request_id.$": "$$.Execution.Name",
-                    "execution_arn.$": "$$.Execution.Id",
-                },
+                {"request_id.$": "$$.Execution.Name", "execution_arn.$": "$$.Execution.Id"},
             ),
-            "Comment": "Check tier, justification, ticket, duration, requester and TOTP; record the request.",
-            # Replaces the whole state: the TOTP code in the input goes no further.
+            "Comment": "Take up the request the access API admitted (checked there, TOTP included).",
+            # Replaces the whole state: nothing of the execution input goes further.
             "ResultSelector": {"request.$": "$.Payload"},
             "ResultPath": "$",
             "Retry": [_TASK_TRANSIENT_RETRY],
@@ -276,7 +273,17 @@ def definition(
         },
         "Revoke": {
             # The whole state goes in: after a failed Grant there is no $.grant to select.
-            **_invoke(f.revoke, {"action": "revoke", "request_id.$": "$.request.request_id", "state.$": "$"}),
+            **_invoke(
+                f.revoke,
+                {
+                    "action": "revoke",
+                    "request_id.$": "$.request.request_id",
+                    # The access function checks with Step Functions that this execution is in
+                    # this state: nothing else can run the end-of-window revoke.
+                    "execution_arn.$": "$$.Execution.Id",
+                    "state.$": "$",
+                },
+            ),
             "Comment": "Remove the grant's statements (idempotent; also after an early revoke).",
             "ResultSelector": {
                 "outcome.$": "$.Payload.outcome",
@@ -334,29 +341,40 @@ def successors(state: Mapping[str, Any]) -> set[str]:
 
 # -- IAM statements of the workflow's roles ----------------------------------------------------------
 # Each Lambda gets only the statements it needs; table access is limited to the item kinds it
-# touches through ``dynamodb:LeadingKeys`` (items are keyed USER#, TOKEN#, REQUEST#).
+# touches through ``dynamodb:LeadingKeys`` (items are keyed USER#, TOKEN#, REQUEST#, RATE#, LIVE#,
+# INDEX#: see the store and the admission modules).
 
-ITEM_KINDS: Final = ("USER", "TOKEN", "REQUEST")
+ITEM_KINDS: Final = ("USER", "TOKEN", "REQUEST", "RATE", "LIVE", "INDEX")
+_TABLE_ACCESS: Final = (
+    ("read", "ReadItems", ("dynamodb:GetItem", "dynamodb:BatchGetItem")),
+    ("write", "WriteItems", ("dynamodb:PutItem", "dynamodb:UpdateItem")),
+    ("query", "QueryItems", ("dynamodb:Query",)),
+    ("delete", "DeleteItems", ("dynamodb:DeleteItem",)),
+)
 
 
 def table_statements(
-    table_arn: str, *, read: tuple[str, ...] = (), write: tuple[str, ...] = ()
+    table_arn: str,
+    *,
+    read: tuple[str, ...] = (),
+    write: tuple[str, ...] = (),
+    query: tuple[str, ...] = (),
+    delete: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
-    """Read (GetItem) and write (PutItem, UpdateItem) on the listed item kinds only."""
-    for kind in (*read, *write):
+    """Each kind of table access on the listed item kinds only."""
+    wanted = {"read": read, "write": write, "query": query, "delete": delete}
+    for kind in (k for kinds in wanted.values() for k in kinds):
         if kind not in ITEM_KINDS:
             raise ValueError(f"item kind: must be one of {', '.join(ITEM_KINDS)}, got {kind!r}")
     statements = []
-    for sid, actions, kinds in (
-        ("ReadItems", ["dynamodb:GetItem"], read),
-        ("WriteItems", ["dynamodb:PutItem", "dynamodb:UpdateItem"], write),
-    ):
+    for access, sid, actions in _TABLE_ACCESS:
+        kinds = wanted[access]
         if kinds:
             statements.append(
                 {
                     "Sid": sid,
                     "Effect": "Allow",
-                    "Action": actions,
+                    "Action": list(actions),
                     "Resource": table_arn,
                     "Condition": {
                         "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{k}#*" for k in sorted(kinds)]}
@@ -366,7 +384,43 @@ def table_statements(
     return statements
 
 
+def start_execution_statement(state_machine_arn: str) -> dict[str, Any]:
+    """The access API starts one execution per admitted request."""
+    return {
+        "Sid": "StartWorkflow",
+        "Effect": "Allow",
+        "Action": "states:StartExecution",
+        "Resource": state_machine_arn,
+    }
+
+
+def watch_executions_statement(
+    *, partition: str, region: str, account: str, state_machine_name: str
+) -> dict[str, Any]:
+    """Read the workflow's executions (the access function checks who asks it to revoke; the
+    reconciler looks for executions that stopped). Named, since the machine's ARN depends on
+    the functions."""
+    return {
+        "Sid": "WatchWorkflowExecutions",
+        "Effect": "Allow",
+        "Action": ["states:DescribeExecution", "states:GetExecutionHistory"],
+        "Resource": f"arn:{partition}:states:{region}:{account}:execution:{state_machine_name}:*",
+    }
+
+
+def invoke_statement(sid: str, function_arns: list[str]) -> dict[str, Any]:
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": "lambda:InvokeFunction",
+        "Resource": sorted(function_arns),
+    }
+
+
 def key_statement(key_arn: str, actions: tuple[str, ...] = ("kms:Decrypt",)) -> dict[str, Any]:
+    """The workflow key: it encrypts the table, the link secret and each TOTP secret (Encrypt
+    is for enrolling). DynamoDB and Secrets Manager use it on the caller's behalf, so the
+    caller needs Decrypt (reads) and GenerateDataKey/Encrypt (writes) as AWS documents."""
     return {"Sid": "UseWorkflowKey", "Effect": "Allow", "Action": list(actions), "Resource": key_arn}
 
 

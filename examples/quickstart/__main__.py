@@ -31,21 +31,8 @@ halt_tier = EmergencyRole(
     {
         "tier": "halt",
         "allowed_requesters": responders,
-        "inline_policies": {
-            "invoke-halt-functions": {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Action": "lambda:InvokeFunction",
-                        "Resource": [
-                            "arn:aws:lambda:*:*:function:ai-halt",
-                            "arn:aws:lambda:*:*:function:ai-resume",
-                        ],
-                    }
-                ],
-            }
-        },
+        # Looking is all this tier does itself; it halts through the access API (breakglass halt).
+        "managed_policy_arns": ["arn:aws:iam::aws:policy/AmazonSageMakerReadOnly"],
         "max_window_seconds": 3600,
         "protected_arns": protected,
     },
@@ -105,7 +92,8 @@ kill_switch = HaltActions(
     },
 )
 
-# 5. The approval workflow: halting is auto-approved; anything more needs a quorum of two.
+# 5. The approval workflow: halting is auto-approved; anything more needs a quorum of two, and only
+#    a tier approved by people may resume a halted model.
 workflow = ApprovalWorkflow(
     "approvals",
     {
@@ -126,6 +114,7 @@ workflow = ApprovalWorkflow(
         "audit_kms_key_arn": audit.kms_key_arn,
         "alert_topic_arn": audit.alert_topic_arn,
         "sender_email": config.get("senderEmail") or "breakglass@example.com",
+        "halt_actions": kill_switch,
     },
 )
 
@@ -134,4 +123,5 @@ pulumi.export("alert_topic", audit.alert_topic_arn)
 pulumi.export("emergency_roles", [halt_tier.role_arn, operator_tier.role_arn, admin_tier.role_arn])
 pulumi.export("halt_function", kill_switch.halt_function.name)
 pulumi.export("approval_url", workflow.approval_url)
+pulumi.export("access_api_url", workflow.access_api_url)
 pulumi.export("state_machine_arn", workflow.state_machine_arn)

@@ -1,10 +1,13 @@
 """Early revoke: end a granted request before its expiry, on request of the right people.
 
 Who may: the requester, an approver of that request, or anyone enrolled with the ``security``
-role. They prove who they are with their TOTP code (the same second factor as for approving).
-The revoke itself is :func:`breakglass.lambdas.access.grants.revoke` with ``early=True``: the grant's
-trust statement goes and the ``aws:TokenIssueTime`` deny ends the sessions already issued. The
-workflow's own revoke at expiry later finds nothing left to do (it is idempotent).
+role. AWS verifies who is asking (the access API's IAM-authorized route) and they prove it is them
+with their TOTP code (:func:`authorize`, in the access API function). The revoke itself
+(:func:`revoke_now`) runs in the access function, the only one that edits emergency roles, which
+only the access API function and the state machine may invoke: it is
+:func:`breakglass.lambdas.access.grants.revoke` with ``early=True``: the grant's trust statements go
+and its guard is rewritten to deny every session of the grant at once. The workflow's own revoke at
+expiry later finds nothing left to do (it is idempotent).
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from typing import Any, Final
 
 import boto3
 
-from breakglass.contracts import iso, utc_now
+from breakglass.contracts import RequestStatus, iso, utc_now
 from breakglass.lambdas.access import grants
-from breakglass.lambdas.approvals.store import Store, same_person
+from breakglass.lambdas.approvals.store import RequestRecord, Store, same_person
 from breakglass.lambdas.approvals.totp import TotpRejected, TotpStore, verify_totp
 from breakglass.lambdas.audit.events import AuditEvent, AuditWriter
 from breakglass.lambdas.runtime import audit_writer_from_env, get_logger, log_fields
@@ -26,7 +29,8 @@ from breakglass.validation import REQUEST_ID, USER_ID, reject_unknown_keys, requ
 
 log = get_logger("breakglass.early_revoke")
 
-EVENT_FIELDS: Final = ("action", "request_id", "actor", "totp", "reason")
+EVENT_FIELDS: Final = ("action", "request_id", "actor", "reason")
+REVOCABLE: Final = (RequestStatus.APPROVED, RequestStatus.GRANTED, RequestStatus.REVOKED)
 
 
 class RevokeRefused(PermissionError):
@@ -35,9 +39,10 @@ class RevokeRefused(PermissionError):
 
 @dataclass(frozen=True)
 class EarlyRevokeRequest:
+    """What the access API hands the access function: a verified, authorized actor."""
+
     request_id: str
     actor: str
-    totp: str
     reason: str | None = None
 
     @classmethod
@@ -48,16 +53,12 @@ class EarlyRevokeRequest:
         return cls(
             request_id=require_str("request_id", values.get("request_id"), pattern=REQUEST_ID),
             actor=require_str("actor", values.get("actor"), pattern=USER_ID),
-            totp=require_str("totp", values.get("totp"), max_length=16),
             reason=require_str("reason", reason, max_length=1000) if reason else None,
         )
 
 
-def may_revoke(store: Store, request_id: str, actor: str) -> str:
+def may_revoke(store: Store, record: RequestRecord, actor: str) -> str:
     """Why ``actor`` may revoke (``requester`` / ``approver`` / ``security``); RevokeRefused if not."""
-    record = store.get_request(request_id)
-    if record is None:
-        raise RevokeRefused(f"request {request_id!r} not found")
     if same_person(actor, record.requester):
         return "requester"
     if any(same_person(actor, approver) for approver in record.approvers):
@@ -66,11 +67,53 @@ def may_revoke(store: Store, request_id: str, actor: str) -> str:
     if enrollment is not None and "security" in enrollment.roles:
         return "security"
     raise RevokeRefused(
-        f"{actor!r} may not revoke {request_id}: only its requester, its approvers or security can"
+        f"{actor!r} may not revoke {record.request_id}: only its requester, its approvers or security can"
     )
 
 
-def early_revoke(
+def authorize(
+    store: Store,
+    writer: AuditWriter,
+    request_id: str,
+    actor: str,
+    totp: str,
+    *,
+    now: datetime,
+    totp_store: TotpStore | None = None,
+) -> tuple[RequestRecord, str]:
+    """Check that the verified ``actor`` may revoke ``request_id`` now and that ``totp`` is theirs.
+
+    Returns the request and why the actor may (requester, approver, security). A refusal is
+    audited (the actor is a verified person) and raised as :class:`RevokeRefused`; the status is
+    checked before the code, so a refusal for lack of access does not spend the code.
+    """
+    record = store.get_request(request_id)
+    try:
+        if record is None:
+            raise RevokeRefused(f"request {request_id!r} not found")
+        role = may_revoke(store, record, actor)
+        if record.status not in REVOCABLE:
+            raise RevokeRefused(
+                f"request {record.request_id} is {record.status}: there is no access to revoke"
+            )
+        verify_totp(totp_store or store, actor, totp, now=now)
+    except (RevokeRefused, TotpRejected) as exc:
+        writer.write(
+            AuditEvent(
+                event_type="revoke",
+                actor=actor,
+                outcome="failed",
+                request_id=record.request_id if record else None,
+                requester=record.requester if record else None,
+                tier=record.tier if record else None,
+                details={"early": True, "refused": str(exc)},
+            )
+        )
+        raise RevokeRefused(str(exc)) from exc
+    return record, role
+
+
+def revoke_now(
     store: Store,
     iam: Any,
     writer: AuditWriter,
@@ -78,32 +121,10 @@ def early_revoke(
     request: EarlyRevokeRequest,
     *,
     now: datetime,
-    totp_store: TotpStore | None = None,
 ) -> dict[str, Any]:
-    """Revoke ``request.request_id`` now; refused (and audited) unless the actor may and proves it."""
+    """Revoke ``request.request_id`` now, as ``request.actor`` (already verified and authorized)."""
     record = store.get_request(request.request_id)
-    try:
-        role = may_revoke(store, request.request_id, request.actor)
-        if record is not None and record.status not in ("granted", "approved", "revoked"):
-            # Checked before the code so a refused attempt does not spend the actor's TOTP code.
-            raise RevokeRefused(
-                f"request {record.request_id} is {record.status}: there is no access to revoke"
-            )
-        verify_totp(totp_store or store, request.actor, request.totp, now=now)
-    except (RevokeRefused, TotpRejected) as exc:
-        writer.write(
-            AuditEvent(
-                event_type="revoke",
-                actor=request.actor,
-                outcome="failed",
-                request_id=request.request_id,
-                requester=record.requester if record else None,
-                tier=record.tier if record else None,
-                details={"early": True, "refused": str(exc)},
-            )
-        )
-        raise RevokeRefused(str(exc)) from exc
-    if record is None:  # may_revoke refuses a missing request; this is for the type checker
+    if record is None:
         raise RevokeRefused(f"request {request.request_id!r} not found")
     starts_at = grants.parse_timestamp("requested_at", record.requested_at)
     g = grants.Grant.from_event(
@@ -118,27 +139,24 @@ def early_revoke(
         }
     )
     result = grants.revoke(iam, writer, tiers, g, early=True, actor=request.actor, now=now)
-    if record.status != "revoked":
-        store.set_status(record.request_id, "revoked")
+    if record.status != RequestStatus.REVOKED:
+        store.set_status(record.request_id, RequestStatus.REVOKED)
     log.info(
         "revoked early",
-        extra=log_fields(
-            request_id=record.request_id, actor=request.actor, as_role=role, outcome=result["outcome"]
-        ),
+        extra=log_fields(request_id=record.request_id, actor=request.actor, outcome=result["outcome"]),
     )
     return {
         "request_id": record.request_id,
         "revoked_by": request.actor,
-        "as": role,
         "outcome": result["outcome"],
         "role_locked": result["role_locked"],
     }
 
 
 def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-    """Lambda entry point: ``{"request_id", "actor", "totp", "reason"?}``."""
+    """Access function entry for ``action: early_revoke`` (invoked by the access API only)."""
     request = EarlyRevokeRequest.parse(event)
-    return early_revoke(
+    return revoke_now(
         Store.from_env(),
         boto3.client("iam"),
         audit_writer_from_env(),

@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import secrets
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
@@ -47,7 +48,11 @@ MIN_APPROVAL_TIMEOUT: Final = 1
 MAX_APPROVAL_TIMEOUT: Final = 7 * 24 * 3600
 DEFAULT_APPROVAL_TIMEOUT: Final = 3600
 MAX_QUORUM: Final = 10
-REQUEST_FIELDS: Final = ("tier", "requester", "reason", "ticket", "duration", "totp")
+# What a requester sends; who they are comes from AWS (the verified caller), never from here.
+REQUEST_FIELDS: Final = ("tier", "reason", "ticket", "duration", "totp")
+DEFAULT_REQUESTS_PER_PERSON_PER_HOUR: Final = 6
+DEFAULT_REQUESTS_PER_HOUR: Final = 30
+MAX_REQUESTS_PER_HOUR: Final = 1000
 # Control characters (bar newline and tab in a reason) would reach emails, pages and audit
 # records; bidi overrides could make a reason read differently than it is stored.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
@@ -91,6 +96,12 @@ class TierApproval:
     ticket_required: bool = False
     ticket_pattern: str | None = None
     approval_timeout_seconds: int = DEFAULT_APPROVAL_TIMEOUT
+    # What an emergency session of the tier may do through the access API's halt routes.
+    may_halt: bool = True
+    may_resume: bool = False
+    # Request rate limits (per rolling clock hour): a flood of requests cannot exhaust a tier.
+    max_requests_per_person_per_hour: int = DEFAULT_REQUESTS_PER_PERSON_PER_HOUR
+    max_requests_per_hour: int = DEFAULT_REQUESTS_PER_HOUR
 
     @property
     def auto(self) -> bool:
@@ -107,6 +118,11 @@ class TierApproval:
             "ticket_required",
             "ticket_pattern",
             "approval_timeout_seconds",
+            "may_halt",
+            "may_resume",
+            "resume_without_quorum_opt_in",
+            "max_requests_per_person_per_hour",
+            "max_requests_per_hour",
         )
         reject_unknown_keys(field, values, known)
         if "approval" not in values:
@@ -153,6 +169,30 @@ class TierApproval:
             minimum=MIN_APPROVAL_TIMEOUT,
             maximum=MAX_APPROVAL_TIMEOUT,
         )
+        # Halting is cheap and resuming is a decision: by default only a tier approved by people
+        # may resume, and an auto-approved tier needs a named opt-in to.
+        may_resume = require_bool(f"{field}.may_resume", values.get("may_resume", quorum > 0))
+        opt_in = require_bool(
+            f"{field}.resume_without_quorum_opt_in", values.get("resume_without_quorum_opt_in", False)
+        )
+        if may_resume and quorum == 0 and not opt_in:
+            raise ConfigError(
+                f"{field}.may_resume",
+                "an auto-approved tier may not resume halted models; give resume to a tier with a "
+                "quorum, or set resume_without_quorum_opt_in: true to accept the risk",
+            )
+        per_person = require_int(
+            f"{field}.max_requests_per_person_per_hour",
+            values.get("max_requests_per_person_per_hour", DEFAULT_REQUESTS_PER_PERSON_PER_HOUR),
+            minimum=1,
+            maximum=MAX_REQUESTS_PER_HOUR,
+        )
+        per_tier = require_int(
+            f"{field}.max_requests_per_hour",
+            values.get("max_requests_per_hour", DEFAULT_REQUESTS_PER_HOUR),
+            minimum=per_person,
+            maximum=MAX_REQUESTS_PER_HOUR,
+        )
         return cls(
             quorum=quorum,
             approvers=approvers,
@@ -160,6 +200,10 @@ class TierApproval:
             ticket_required=ticket_required,
             ticket_pattern=pattern,
             approval_timeout_seconds=timeout,
+            may_halt=require_bool(f"{field}.may_halt", values.get("may_halt", True)),
+            may_resume=may_resume,
+            max_requests_per_person_per_hour=per_person,
+            max_requests_per_hour=per_tier,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -169,7 +213,13 @@ class TierApproval:
             "backup_approvers": list(self.backup_approvers),
             "ticket_required": self.ticket_required,
             "approval_timeout_seconds": self.approval_timeout_seconds,
+            "may_halt": self.may_halt,
+            "may_resume": self.may_resume,
+            "max_requests_per_person_per_hour": self.max_requests_per_person_per_hour,
+            "max_requests_per_hour": self.max_requests_per_hour,
         }
+        if self.may_resume and self.auto:
+            data["resume_without_quorum_opt_in"] = True
         if self.ticket_pattern is not None:
             data["ticket_pattern"] = self.ticket_pattern
         return data
@@ -246,22 +296,18 @@ class AccessRequest:
     totp: str
 
     @classmethod
-    def from_input(cls, data: Any, *, request_id: str) -> AccessRequest:
+    def from_input(cls, data: Any, *, request_id: str, requester: str) -> AccessRequest:
+        """Parse the body a requester sent; ``requester`` is the verified caller's user id."""
         values = require_mapping("request", data)
         reject_unknown_keys("", values, REQUEST_FIELDS)
-        for name in ("tier", "requester", "reason", "duration", "totp"):
+        for name in ("tier", "reason", "duration", "totp"):
             if values.get(name) in (None, ""):
                 raise ConfigError(name, "is required")
         ticket = values.get("ticket")
         return cls(
             request_id=require_str("request_id", request_id, pattern=REQUEST_ID, hint=REQUEST_ID_HINT),
             tier=require_str("tier", values["tier"], max_length=64),
-            requester=require_str(
-                "requester",
-                values["requester"],
-                pattern=USER_ID,
-                hint="use the user id you enrolled with (2-64 letters, digits or + = , . @ _ -)",
-            ),
+            requester=require_str("requester", requester, pattern=USER_ID, hint=USER_ID_HINT),
             reason=require_str("reason", values["reason"]).strip(),
             ticket=require_str("ticket", ticket, max_length=TICKET_MAX).strip()
             if ticket not in (None, "")
@@ -279,16 +325,19 @@ class ValidatedRequest:
     approval: TierApproval
 
     def state(self) -> dict[str, Any]:
-        """The small part the state machine carries (handlers reload the rest from the table)."""
-        r = self.record
-        return {
-            "request_id": r.request_id,
-            "tier": r.tier,
-            "requester": r.requester,
-            "quorum": r.quorum,
-            "duration_seconds": r.duration_seconds,
-            "approval_timeout_seconds": self.approval.approval_timeout_seconds,
-        }
+        return state_of(self.record, self.approval)
+
+
+def state_of(record: RequestRecord, approval: TierApproval) -> dict[str, Any]:
+    """The small part the state machine carries (handlers reload the rest from the table)."""
+    return {
+        "request_id": record.request_id,
+        "tier": record.tier,
+        "requester": record.requester,
+        "quorum": record.quorum,
+        "duration_seconds": record.duration_seconds,
+        "approval_timeout_seconds": approval.approval_timeout_seconds,
+    }
 
 
 def validate_request(
@@ -298,12 +347,18 @@ def validate_request(
     data: Any,
     *,
     request_id: str,
+    requester: Enrollment,
     now: datetime,
-    execution_arn: str | None = None,
+    before_totp: Callable[[AccessRequest, TierApproval], None] | None = None,
 ) -> ValidatedRequest:
-    """Check a request end to end; raise :class:`RequestRejected` naming the field otherwise."""
+    """Check a request end to end; raise :class:`RequestRejected` naming the field otherwise.
+
+    ``requester`` is the enrolled person AWS verified as the caller. ``before_totp`` runs after
+    every other check and before the code is spent (the request entry claims its rate limits
+    there), so neither a typo nor a refusal for load burns the requester's code.
+    """
     try:
-        request = AccessRequest.from_input(data, request_id=request_id)
+        request = AccessRequest.from_input(data, request_id=request_id, requester=requester.user)
         tier, approval = _tier_of(request.tier, tiers, policy)
         _check_reason(request.reason)
         _check_ticket(request, approval)
@@ -313,11 +368,12 @@ def validate_request(
                 f"tier {tier.name!r} allows at most {_human(tier.max_window_seconds)}, "
                 f"asked for {_human(request.duration_seconds)}",
             )
-        enrollment = _enrolled_responder(store, request.requester)
-        if enrollment.principal_arn not in tier.allowed_requesters:
+        if "responder" not in requester.roles:
+            raise ConfigError("requester", f"{requester.user!r} is enrolled but not as a responder")
+        if requester.principal_arn not in tier.allowed_requesters:
             raise ConfigError(
                 "requester",
-                f"{request.requester!r} ({enrollment.principal_arn}) may not request tier {tier.name!r}; "
+                f"{requester.user!r} ({requester.principal_arn}) may not request tier {tier.name!r}; "
                 "ask the cloud team to add you to the tier's allowed requesters",
             )
         approvers = eligible_approvers(approval, request.requester)
@@ -330,6 +386,8 @@ def validate_request(
                 f"tier {tier.name!r} needs {approval.quorum} approvers besides you and has fewer; "
                 "ask the cloud team to add approvers",
             )
+        if before_totp is not None:
+            before_totp(request, approval)
         verify_totp(store, request.requester, request.totp, now=now)
     except ConfigError as exc:
         raise RequestRejected(exc.field or "request", exc.problem) from exc
@@ -338,7 +396,7 @@ def validate_request(
     record = RequestRecord(
         request_id=request.request_id,
         requester=request.requester,
-        requester_arn=enrollment.principal_arn,
+        requester_arn=requester.principal_arn,
         tier=request.tier,
         reason=request.reason,
         ticket=request.ticket,
@@ -347,9 +405,17 @@ def validate_request(
         status="pending",
         quorum=approval.quorum,
         approvers=approvers,
-        execution_arn=execution_arn,
     )
     return ValidatedRequest(record=record, approval=approval)
+
+
+def mint_request_id(now: datetime) -> str:
+    """A new request id: the time (so ids sort by age) and 60 random bits (so none is guessable).
+
+    Never taken from a requester: ids become IAM statement ids, session tags and S3 keys.
+    """
+    stamp = now.strftime("%Y%m%d%H%M%S")
+    return f"r{stamp}{secrets.token_hex(6)}"
 
 
 def _tier_of(
@@ -382,15 +448,6 @@ def _check_ticket(request: AccessRequest, approval: TierApproval) -> None:
             "ticket",
             f"{request.ticket!r} does not look like a ticket of tier {request.tier!r} ({approval.ticket_pattern})",
         )
-
-
-def _enrolled_responder(store: EnrollmentStore, user: str) -> Enrollment:
-    enrollment = store.get_enrollment(user)
-    if enrollment is None:
-        raise ConfigError("requester", f"{user!r} is not enrolled; ask security to enroll you")
-    if "responder" not in enrollment.roles:
-        raise ConfigError("requester", f"{user!r} is enrolled but not as a responder")
-    return enrollment
 
 
 def _human(seconds: int) -> str:

@@ -114,6 +114,9 @@ class RequestRecord:
     denials: tuple[str, ...] = ()
     task_token: str | None = None  # the waiting Step Functions task token
     execution_arn: str | None = None
+    starts_at: str | None = None  # the granted window (ISO Z), once granted
+    expires_at: str | None = None
+    review_opened: bool = False  # the post-event review was opened (the reconciler checks)
     version: int = field(default=0, compare=False)  # optimistic-concurrency counter
 
     def to_dict(self) -> dict[str, Any]:
@@ -537,3 +540,78 @@ class Store:
             if current is None:
                 raise RequestNotFound(f"request {request_id!r} not found") from exc
             raise StatusConflict(f"request {request_id!r} is {current.status}, expected {expected}") from exc
+
+    # -- what the workflow, the access API and the reconciler record besides votes --------------
+
+    def _update_request(
+        self, request_id: str, expression: str, values: dict[str, Any], condition: str
+    ) -> bool:
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key=_request_key(request_id),
+                UpdateExpression=f"{expression} ADD #version :one",
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#version": "version"},
+                ExpressionAttributeValues={**values, ":one": {"N": "1"}},
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def bind_execution(self, request_id: str, execution_arn: str) -> bool:
+        """Tie a stored request to the one execution that runs it; False if another holds it."""
+        if self._update_request(
+            request_id,
+            "SET execution_arn = :arn",
+            {":arn": {"S": execution_arn}},
+            "attribute_exists(pk) AND attribute_not_exists(execution_arn)",
+        ):
+            return True
+        current = self.get_request(request_id)
+        return current is not None and current.execution_arn == execution_arn
+
+    def set_grant_window(self, request_id: str, starts_at: str, expires_at: str) -> None:
+        """Record the window IAM enforces, for ``assume``, listings and the reconciler."""
+        if not self._update_request(
+            request_id,
+            "SET starts_at = :start, expires_at = :end",
+            {":start": {"S": starts_at}, ":end": {"S": expires_at}},
+            "attribute_exists(pk)",
+        ):
+            raise RequestNotFound(f"request {request_id!r} not found")
+
+    def mark_review_opened(self, request_id: str) -> None:
+        if not self._update_request(
+            request_id, "SET review_opened = :yes", {":yes": {"BOOL": True}}, "attribute_exists(pk)"
+        ):
+            raise RequestNotFound(f"request {request_id!r} not found")
+
+    def get_requests(self, request_ids: Sequence[str]) -> list[RequestRecord]:
+        """Several requests at once (missing ones are left out), in the order asked."""
+        found: dict[str, RequestRecord] = {}
+        wanted = list(dict.fromkeys(request_ids))
+        for start in range(0, len(wanted), 100):
+            keys = [_request_key(i) for i in wanted[start : start + 100]]
+            request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
+            while request:
+                page = self.dynamodb.batch_get_item(RequestItems=request)
+                for item in page.get("Responses", {}).get(self.table, []):
+                    record = RequestRecord.from_dict(_from_item(item))
+                    found[record.request_id] = record
+                request = page.get("UnprocessedKeys") or {}
+        return [found[i] for i in wanted if i in found]
+
+    def delete_enrollment(self, user: str) -> bool:
+        """Remove a person's enrollment (their TOTP secret with it); False if there was none."""
+        try:
+            self.dynamodb.delete_item(
+                TableName=self.table, Key=_user_key(user), ConditionExpression="attribute_exists(pk)"
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True

@@ -20,16 +20,17 @@ from typing import Any, Final
 
 import boto3
 
-from breakglass.contracts import ENV_APPROVAL_URL, ENV_SENDER, iso, utc_now
-from breakglass.lambdas.access import early_revoke, grants
+from breakglass.contracts import ENV_APPROVAL_URL, ENV_SENDER, ENV_STATE_MACHINE_NAME, iso, utc_now
+from breakglass.lambdas.access import early_revoke, grants, reconcile
 from breakglass.lambdas.approvals import mail
+from breakglass.lambdas.approvals.admission import Admission
 from breakglass.lambdas.approvals.links import link_key_from_env
 from breakglass.lambdas.approvals.requests import (
     RequestRejected,
     TierApproval,
     eligible_approvers,
     load_policy,
-    validate_request,
+    state_of,
 )
 from breakglass.lambdas.approvals.store import Enrollment, RequestNotFound, RequestRecord, Store
 from breakglass.lambdas.approvals.templates import render
@@ -40,19 +41,34 @@ from breakglass.validation import REQUEST_ID, ConfigError, require_choice, requi
 log = get_logger("breakglass.workflow")
 
 _MODULE: Final = "breakglass.lambdas.approvals.workflow"
-# Which handler runs behind each Task state of the state machine (keys: WorkflowFunctions fields).
-TASK_HANDLERS: Final[Mapping[str, str]] = {
+# The workflow's functions and the handler each runs. Grant and revoke share the "access" function
+# (concurrency 1, the only one that edits emergency roles): IAM has no conditional writes, so
+# edits of one role must never interleave.
+FUNCTION_HANDLERS: Final[Mapping[str, str]] = {
     "validate": f"{_MODULE}.validate_request_handler",
-    "await_approval": f"{_MODULE}.await_approval_handler",
-    "auto_approve": f"{_MODULE}.auto_approve_handler",
+    "await-approval": f"{_MODULE}.await_approval_handler",
+    "auto-approve": f"{_MODULE}.auto_approve_handler",
     "deny": f"{_MODULE}.deny_handler",
-    # Grant and revoke share one function (concurrency 1): edits of a role never interleave.
-    "grant": f"{_MODULE}.access_handler",
-    "notify_requester": f"{_MODULE}.notify_requester_handler",
-    "revoke": f"{_MODULE}.access_handler",
-    "open_review": f"{_MODULE}.open_review_handler",
-    "record_error": f"{_MODULE}.record_error_handler",
+    "access": f"{_MODULE}.access_handler",
+    "notify-requester": f"{_MODULE}.notify_requester_handler",
+    "open-review": f"{_MODULE}.open_review_handler",
+    "record-error": f"{_MODULE}.record_error_handler",
 }
+# Which function runs behind each Task state (keys: WorkflowFunctions fields).
+TASK_FUNCTIONS: Final[Mapping[str, str]] = {
+    "validate": "validate",
+    "await_approval": "await-approval",
+    "auto_approve": "auto-approve",
+    "deny": "deny",
+    "grant": "access",
+    "notify_requester": "notify-requester",
+    "revoke": "access",
+    "open_review": "open-review",
+    "record_error": "record-error",
+}
+TASK_HANDLERS: Final[Mapping[str, str]] = {task: FUNCTION_HANDLERS[fn] for task, fn in TASK_FUNCTIONS.items()}
+# The state whose function may run the end-of-window revoke (checked against the execution).
+REVOKE_STATE: Final = "Revoke"
 
 ROUNDS: Final = ("primary", "backup")
 DENY_CAUSES: Final = ("denied", "timed_out")
@@ -74,6 +90,7 @@ class WorkflowDeps:
     approval_url: str
     link_key: Callable[[], bytes]  # read only by the function that signs links
     clock: Callable[[], datetime] = field(default=utc_now)
+    sfn: Any = None  # read-only use: the access function checks the execution asking to revoke
 
 
 def deps_from_env(environ: Mapping[str, str] | None = None, *, session: Any = None) -> WorkflowDeps:
@@ -89,6 +106,7 @@ def deps_from_env(environ: Mapping[str, str] | None = None, *, session: Any = No
         sender=required_env(ENV_SENDER, env),
         approval_url=env.get(ENV_APPROVAL_URL, ""),
         link_key=lambda: link_key_from_env(env, session=session),
+        sfn=boto.client("stepfunctions"),
     )
 
 
@@ -136,75 +154,48 @@ def _notice(deps: WorkflowDeps, to: Sequence[str], subject: str, lines: Sequence
     )
 
 
-# -- Validate -----------------------------------------------------------------------------------
+# -- Validate ---------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class ValidateEvent:
     request_id: str
-    input: Mapping[str, Any]
-    execution_arn: str | None
+    execution_arn: str
 
     @classmethod
     def parse(cls, event: Any) -> ValidateEvent:
         values = require_mapping("event", event)
-        arn = values.get("execution_arn")
         return cls(
             request_id=_request_id(values),
-            input=require_mapping("input", values.get("input")),
-            execution_arn=require_str("execution_arn", arn) if arn is not None else None,
+            execution_arn=require_str("execution_arn", values.get("execution_arn"), max_length=2048),
         )
 
 
-def start_request(deps: WorkflowDeps, e: ValidateEvent) -> dict[str, Any]:
-    """Validate and record a request; a rejection is audited, then raised as RequestRejected."""
-    try:
-        validated = validate_request(
-            deps.store,
-            deps.tiers,
-            deps.policy,
-            e.input,
-            request_id=e.request_id,
-            now=deps.clock(),
-            execution_arn=e.execution_arn,
+def bind_request(deps: WorkflowDeps, e: ValidateEvent) -> dict[str, Any]:
+    """The first state: the execution takes up the request the access API admitted.
+
+    Requests enter only through the access API, which checks them, stores them and starts the
+    execution named after the minted id. An execution started any other way finds no pending
+    request of its name (or one another execution already holds) and is rejected.
+    """
+    record = deps.store.get_request(e.request_id)
+    if record is None or record.status != "pending":
+        raise RequestRejected(
+            "request_id",
+            f"no pending request {e.request_id} was admitted: requests enter through the access API",
         )
-    except RequestRejected as exc:
-        requester = e.input.get("requester")
-        tier = e.input.get("tier")
-        deps.audit.write(
-            AuditEvent(
-                event_type="request",
-                actor=str(requester)[:64] if isinstance(requester, str) and requester else "unknown",
-                outcome="failed",
-                request_id=e.request_id,
-                requester=str(requester)[:64] if isinstance(requester, str) else None,
-                tier=str(tier)[:64] if isinstance(tier, str) else None,
-                details={"field": exc.field, "problem": exc.problem},
-            )
-        )
-        log.warning("request rejected", extra=log_fields(request_id=e.request_id, field=exc.field))
-        raise
-    record = validated.record
-    deps.store.put_request(record)
-    deps.audit.write(
-        _event(
-            "request",
-            record,
-            actor=record.requester,
-            outcome="pending",
-            duration_seconds=record.duration_seconds,
-            quorum=record.quorum,
-            approvers=list(record.approvers),
-            execution_arn=record.execution_arn,
-        )
-    )
-    log.info("request recorded", extra=log_fields(request_id=record.request_id, tier=record.tier))
-    return validated.state()
+    approval = deps.policy.get(record.tier)
+    if approval is None:
+        raise RequestRejected("tier", f"tier {record.tier!r} has no approval policy")
+    if not deps.store.bind_execution(record.request_id, e.execution_arn):
+        raise RequestRejected("request_id", f"request {e.request_id} is already run by another execution")
+    log.info("request bound", extra=log_fields(request_id=record.request_id, tier=record.tier))
+    return state_of(record, approval)
 
 
 def validate_request_handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     parsed = ValidateEvent.parse(event)
-    return start_request(deps_from_env(), parsed)
+    return bind_request(deps_from_env(), parsed)
 
 
 # -- AwaitApproval (wait-for-token) -------------------------------------------------------------
@@ -413,6 +404,7 @@ def grant(deps: WorkflowDeps, request_id: str) -> dict[str, Any]:
     starts_at, expires_at = window or (now, now + timedelta(seconds=record.duration_seconds))
     g = _grant_of(record, starts_at, expires_at)
     result = grants.grant(deps.iam, deps.audit, deps.tiers, g, now=now, actor="system")
+    deps.store.set_grant_window(request_id, result["starts_at"], result["expires_at"])
     if record.status == "approved":
         deps.store.set_status(request_id, "granted", expected="approved")
     return {
@@ -465,29 +457,71 @@ def notify_requester_handler(event: Mapping[str, Any], context: Any) -> dict[str
 # -- Revoke ---------------------------------------------------------------------------------------
 
 
-def revoke(deps: WorkflowDeps, request_id: str, state: Mapping[str, Any]) -> dict[str, Any]:
-    """End the grant: at expiry, or at once after a failure (then older sessions are cut too).
+class RevokeNotFromWorkflow(PermissionError):
+    """The end-of-window revoke was asked for by something other than the request's execution."""
 
-    Idempotent, so it is harmless after an early revoke and safe to retry.
+
+def _history(sfn: Any, execution_arn: str) -> list[Mapping[str, Any]]:
+    events: list[Mapping[str, Any]] = []
+    kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+    while True:
+        page = sfn.get_execution_history(**kwargs)
+        events.extend(page.get("events", []))
+        if not page.get("nextToken"):
+            return events
+        kwargs["nextToken"] = page["nextToken"]
+
+
+def verify_revoke_caller(sfn: Any, request_id: str, execution_arn: str, state_machine_name: str) -> None:
+    """Only the request's own execution, standing in its Revoke state, may run this revoke.
+
+    Anyone else who can invoke the access function (the access API) cannot forge it: AWS, not the
+    payload, says which execution is running, of which state machine, and in which state.
+    """
+    try:
+        description = sfn.describe_execution(executionArn=execution_arn)
+    except Exception as exc:
+        raise RevokeNotFromWorkflow(f"execution {execution_arn[:200]!r} cannot be read: {exc}") from exc
+    machine = str(description.get("stateMachineArn", "")).rsplit(":", 1)[-1]
+    if (
+        description.get("status") != "RUNNING"
+        or description.get("name") != request_id
+        or machine != state_machine_name
+    ):
+        raise RevokeNotFromWorkflow(
+            f"execution {execution_arn[:200]!r} is not the running workflow of request {request_id}"
+        )
+    entered = [e for e in _history(sfn, execution_arn) if str(e.get("type", "")).endswith("StateEntered")]
+    current = max(entered, key=lambda e: int(e.get("id", 0)), default=None)
+    name = (current or {}).get("stateEnteredEventDetails", {}).get("name")
+    if name != REVOKE_STATE:
+        raise RevokeNotFromWorkflow(
+            f"the workflow of request {request_id} is in {name!r}, not {REVOKE_STATE}"
+        )
+
+
+def revoke(deps: WorkflowDeps, request_id: str, state: Mapping[str, Any]) -> dict[str, Any]:
+    """End the grant: at expiry, or at once after a failure (then its sessions are cut too).
+
+    Idempotent, so it is harmless after an early revoke and safe to retry. The event says
+    ``expiry`` only when the window has really ended (the grant module decides from the clock).
     """
     record = _record(deps, request_id)
     failed = "failure" in state
-    granted = state.get("grant")
     now = deps.clock()
-    if isinstance(granted, Mapping):
-        starts_at = grants.parse_timestamp("grant.starts_at", granted.get("starts_at"))
-        expires_at = grants.parse_timestamp("grant.expires_at", granted.get("expires_at"))
+    if record.starts_at and record.expires_at:
+        starts_at = grants.parse_timestamp("starts_at", record.starts_at)
+        expires_at = grants.parse_timestamp("expires_at", record.expires_at)
     else:
-        # Grant failed before reporting its window: revoke by request id over the widest window.
+        # Grant failed before recording its window: revoke by request id over the widest window.
         starts_at = grants.parse_timestamp("requested_at", record.requested_at)
         expires_at = max(now, starts_at) + timedelta(seconds=record.duration_seconds)
     g = _grant_of(record, starts_at, expires_at)
-    # Without a failure, Revoke follows WaitUntilExpiry: it is the end of the window.
-    result = grants.revoke(
-        deps.iam, deps.audit, deps.tiers, g, early=failed, actor="system", now=now, at_expiry=not failed
-    )
+    result = grants.revoke(deps.iam, deps.audit, deps.tiers, g, early=failed, actor="system", now=now)
     if record.status in ("approved", "granted"):
-        deps.store.set_status(request_id, "revoked" if failed else "expired")
+        deps.store.set_status(
+            request_id, "revoked" if failed or result["event_type"] != "expiry" else "expired"
+        )
     if failed:
         failure = state["failure"]
         deps.audit.write(
@@ -511,20 +545,43 @@ def revoke(deps: WorkflowDeps, request_id: str, state: Mapping[str, Any]) -> dic
 
 def revoke_handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     values = require_mapping("event", event)
-    return revoke(deps_from_env(), _request_id(values), require_mapping("state", values.get("state")))
+    request_id = _request_id(values)
+    execution_arn = require_str("execution_arn", values.get("execution_arn"), max_length=2048)
+    deps = deps_from_env()
+    verify_revoke_caller(deps.sfn, request_id, execution_arn, required_env(ENV_STATE_MACHINE_NAME))
+    return revoke(deps, request_id, require_mapping("state", values.get("state")))
 
 
-ACCESS_ACTIONS: Final = ("grant", "revoke", "early_revoke")
+ACCESS_ACTIONS: Final = ("grant", "revoke", "early_revoke", "reconcile")
 
 
 def access_handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-    """The one function that edits emergency roles: ``action`` grant, revoke or early_revoke."""
+    """The one function that edits emergency roles.
+
+    ``grant`` (the state machine; only an approved request is granted), ``revoke`` (the state
+    machine's end-of-window or after-failure revoke, verified against the running execution) and
+    ``early_revoke`` (the access API, which verified the person and their TOTP code) and
+    ``reconcile`` (a schedule: repairs requests whose execution stopped short).
+    """
     values = require_mapping("event", event)
     action = require_choice("action", values.get("action"), ACCESS_ACTIONS)
     if action == "grant":
         return grant_handler(values, context)
     if action == "revoke":
         return revoke_handler(values, context)
+    if action == "reconcile":
+        deps = deps_from_env()
+        return reconcile.reconcile(
+            reconcile.ReconcileDeps(
+                store=deps.store,
+                admission=Admission(deps.store.dynamodb, deps.store.table),
+                audit=deps.audit,
+                sfn=deps.sfn,
+                iam=deps.iam,
+                tiers=deps.tiers,
+            ),
+            now=deps.clock(),
+        )
     return early_revoke.handler(values, context)
 
 
@@ -549,6 +606,7 @@ def open_review(deps: WorkflowDeps, request_id: str, state: Mapping[str, Any]) -
             failure=_failure_summary(failure) if isinstance(failure, Mapping) else None,
         )
     )
+    deps.store.mark_review_opened(request_id)
     return {"review": "opened", "audit_key": key}
 
 

@@ -1,0 +1,174 @@
+"""The request entry: a verified caller asks for a tier; the system mints the id and starts the run.
+
+Everything is checked here, synchronously, so the requester gets a precise answer at once: the
+tier and its limits, the justification and ticket, that AWS's verified caller is an enrolled
+responder allowed on the tier, the rate limits, one live request per person and tier, and last
+the TOTP code (a refused request never spends it). Only then is the request stored and its
+execution started under the minted id, with nothing but that id as input: the workflow reloads
+everything from the table, so no execution input can name a requester, a tier or a duration.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from breakglass.contracts import RequestStatus
+from breakglass.lambdas.access.grants import Tier
+from breakglass.lambdas.approvals.admission import Admission, AdmissionRefused, IndexEntry
+from breakglass.lambdas.approvals.requests import (
+    AccessRequest,
+    RequestRejected,
+    TierApproval,
+    mint_request_id,
+    validate_request,
+)
+from breakglass.lambdas.approvals.store import Enrollment, RequestRecord, Store, StoreError
+from breakglass.lambdas.audit.events import AuditEvent, AuditWriter
+from breakglass.lambdas.runtime import get_logger, log_fields
+
+log = get_logger("breakglass.intake")
+
+_MINT_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class IntakeDeps:
+    store: Store
+    admission: Admission
+    audit: AuditWriter
+    sfn: Any
+    state_machine_arn: str
+    tiers: Mapping[str, Tier]
+    policy: Mapping[str, TierApproval]
+    clock: Callable[[], datetime]
+
+
+def submit_request(deps: IntakeDeps, requester: Enrollment, body: Any) -> RequestRecord:
+    """Admit, store and start ``requester``'s request; :class:`RequestRejected` names the field."""
+    now = deps.clock()
+    request_id = mint_request_id(now)
+
+    def admit(request: AccessRequest, approval: TierApproval) -> None:
+        deps.admission.claim_live(
+            request.tier, request.requester, request_id, current_status=_status_of(deps.store)
+        )
+        deps.admission.take_rate(
+            request.tier,
+            request.requester.casefold(),
+            now=now,
+            per_person=approval.max_requests_per_person_per_hour,
+            per_tier=approval.max_requests_per_hour,
+        )
+
+    try:
+        validated = validate_request(
+            deps.store,
+            deps.tiers,
+            deps.policy,
+            body,
+            request_id=request_id,
+            requester=requester,
+            now=now,
+            before_totp=admit,
+        )
+    except RequestRejected as exc:
+        _audit_rejection(deps, requester, body, request_id, exc)
+        raise
+    record = validated.record
+    _store(deps, record)
+    deps.admission.index(
+        IndexEntry(
+            request_id=record.request_id,
+            requested_at=record.requested_at,
+            requester=record.requester,
+            tier=record.tier,
+        ),
+        now=now,
+    )
+    deps.audit.write(
+        AuditEvent(
+            event_type="request",
+            actor=record.requester,
+            outcome="pending",
+            request_id=record.request_id,
+            requester=record.requester,
+            tier=record.tier,
+            reason=record.reason,
+            ticket=record.ticket,
+            details={
+                "duration_seconds": record.duration_seconds,
+                "quorum": record.quorum,
+                "approvers": list(record.approvers),
+                "requester_arn": record.requester_arn,
+            },
+        )
+    )
+    try:
+        deps.sfn.start_execution(
+            stateMachineArn=deps.state_machine_arn,
+            name=record.request_id,
+            input=json.dumps({"request_id": record.request_id}),
+        )
+    except Exception as exc:
+        # No workflow will ever grant it: close it, so the person's live slot frees up at once.
+        deps.store.set_status(record.request_id, RequestStatus.DENIED)
+        deps.audit.write(
+            AuditEvent(
+                event_type="error",
+                actor="system",
+                outcome="failed",
+                request_id=record.request_id,
+                requester=record.requester,
+                tier=record.tier,
+                details={"stage": "start", "error": type(exc).__name__, "cause": str(exc)[:500]},
+            )
+        )
+        raise
+    log.info("request admitted", extra=log_fields(request_id=record.request_id, tier=record.tier))
+    return record
+
+
+def _status_of(store: Store) -> Callable[[str], str | None]:
+    def status(request_id: str) -> str | None:
+        record = store.get_request(request_id)
+        return record.status if record else None
+
+    return status
+
+
+def _store(deps: IntakeDeps, record: RequestRecord) -> None:
+    try:
+        deps.store.put_request(record)
+    except StoreError as exc:
+        # 60 random bits make this next to impossible; never overwrite another request.
+        raise RequestRejected("request", "could not store the request; try again") from exc
+
+
+def _audit_rejection(
+    deps: IntakeDeps, requester: Enrollment, body: Any, request_id: str, exc: RequestRejected
+) -> None:
+    """A verified person's refused request is a security signal: record it (who, which tier, why).
+
+    The tier is recorded only when it names a configured tier: the body is the caller's text.
+    """
+    tier = body.get("tier") if isinstance(body, Mapping) else None
+    deps.audit.write(
+        AuditEvent(
+            event_type="request",
+            actor=requester.user,
+            outcome="failed",
+            request_id=request_id,
+            requester=requester.user,
+            tier=tier if isinstance(tier, str) and tier in deps.policy else None,
+            details={"field": exc.field, "problem": exc.problem[:500], "admission": _is_admission(exc)},
+        )
+    )
+    log.warning("request refused", extra=log_fields(requester=requester.user, field=exc.field))
+
+
+def _is_admission(exc: RequestRejected) -> bool:
+    return isinstance(exc.__cause__, AdmissionRefused)
