@@ -272,8 +272,8 @@ def test_a_grant_whose_execution_was_stopped_is_revoked_and_its_review_opened(wo
     kinds = sorted((e.event_type, e.actor, e.outcome) for e in world.events() if e.actor == reconcile.ACTOR)
     assert kinds == [
         ("error", "system:reconciler", "failed"),
-        ("revoke", "system:reconciler", "succeeded"),
         ("review", "system:reconciler", "opened"),
+        ("revoke", "system:reconciler", "succeeded"),
     ]
     assert reconciler(world)["repaired"] == []  # idempotent
 
