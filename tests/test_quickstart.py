@@ -25,9 +25,8 @@ def test_the_root_project_file_points_at_the_quickstart() -> None:
 
 
 def test_every_emergency_role_is_created_locked() -> None:
-    roles = [
-        r for r in quickstart().by_type("aws:iam/role:Role") if r.parent in {"halt", "operator", "admin"}
-    ]
+    tiers = {f"breakglass-{t}" for t in ("halt", "operator", "admin")}
+    roles = [r for r in quickstart().by_type("aws:iam/role:Role") if r.parent in tiers]
     assert sorted(r.inputs["name"] for r in roles) == [
         "breakglass-emergency-admin",
         "breakglass-emergency-halt",
@@ -48,10 +47,12 @@ def test_the_audit_bucket_is_locked_in_compliance_mode() -> None:
 def test_the_kill_switch_and_its_tripwire_are_deployed() -> None:
     result = quickstart()
     assert {f.inputs["name"] for f in result.by_type("aws:lambda/function:Function")} >= {
-        "ai-halt",
-        "ai-resume",
+        "breakglass-ai-halt",
+        "breakglass-ai-resume",
     }
-    alarms = [a for a in result.by_type("aws:cloudwatch/metricAlarm:MetricAlarm") if a.parent == "ai"]
+    alarms = [
+        a for a in result.by_type("aws:cloudwatch/metricAlarm:MetricAlarm") if a.parent == "breakglass-ai"
+    ]
     assert [a.inputs["metricName"] for a in alarms] == ["Invocation5XXErrors"]
 
 
@@ -65,7 +66,7 @@ def test_make_demo_command_prints_the_tree() -> None:
 def test_the_approval_workflow_serves_every_emergency_tier() -> None:
     result = quickstart()
     machine = result.one("aws:sfn/stateMachine:StateMachine")
-    assert machine.parent == "approvals"
+    assert machine.parent == "breakglass-approvals"
     assert json.loads(machine.inputs["definition"])["StartAt"]
     access = next(
         f for f in result.by_type("aws:lambda/function:Function") if "BREAKGLASS_TIERS" in str(f.inputs)

@@ -1,0 +1,601 @@
+"""BreakGlass: the whole system in one component, with production-safe defaults.
+
+Wires :class:`AuditTrail`, :class:`AuditQueries`, one :class:`EmergencyRole` per tier, the
+:class:`ApprovalWorkflow` and (when targets are declared) :class:`HaltActions`, then publishes what
+the ``breakglass`` command needs to SSM Parameter Store under ``/breakglass/<deployment>/`` so
+responders, approvers and auditors find a deployment by name, and draws a CloudWatch dashboard.
+
+Default tiers (each can be changed per tier; anything weaker than these defaults needs an argument
+whose name says so):
+
+- ``halt``: approved automatically, may halt models through the access API, may not resume; reads
+  SageMaker; 1 h windows.
+- ``operator``: one approver; may halt and resume; SageMaker full access; 2 h windows.
+- ``admin``: two approvers and a ticket; AdministratorAccess within the boundary; at most 1 h;
+  MFA no older than 15 minutes.
+"""
+
+# No `from __future__ import annotations`: Pulumi's schema analyzer reads the real annotations.
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, TypedDict, cast
+
+import pulumi
+import pulumi_aws as aws
+
+from breakglass import __version__
+from breakglass.components.approval_workflow import ApprovalWorkflow
+from breakglass.components.audit_queries import AuditQueries
+from breakglass.components.audit_trail import AuditTrail
+from breakglass.components.emergency_role import EmergencyRole, EmergencyRoleArgs
+from breakglass.components.halt_actions import HaltActions, HaltActionsArgs
+from breakglass.contracts import DEPLOYMENT_NAME, EVENTS_PREFIX, SSM_KEYS, ssm_parameter_name
+from breakglass.validation import (
+    EMAIL,
+    EMAIL_HINT,
+    IAM_ROLE_OR_USER_ARN,
+    RESOURCE_NAME,
+    RESOURCE_NAME_HINT,
+    USER_ID,
+    USER_ID_HINT,
+    ConfigError,
+    reject_unknown_keys,
+    require_bool,
+    require_mapping,
+    require_str,
+    require_str_list,
+)
+
+TYPE_TOKEN: Final = "breakglass:index:BreakGlass"
+ADMIN_MAX_WINDOW_SECONDS: Final = 3600
+ADMIN_MIN_QUORUM: Final = 2
+# The settings of each default tier: (EmergencyRole settings, approval settings).
+DEFAULT_TIERS: Final[Mapping[str, tuple[Mapping[str, Any], Mapping[str, Any]]]] = {
+    "halt": (
+        {
+            "managed_policy_arns": ["arn:aws:iam::aws:policy/AmazonSageMakerReadOnly"],
+            "max_window_seconds": 3600,
+        },
+        {"approval": "auto", "may_halt": True, "may_resume": False},
+    ),
+    "operator": (
+        {
+            "managed_policy_arns": ["arn:aws:iam::aws:policy/AmazonSageMakerFullAccess"],
+            "max_window_seconds": 2 * 3600,
+        },
+        {"approval": 1, "may_halt": True, "may_resume": True},
+    ),
+    "admin": (
+        {
+            "managed_policy_arns": ["arn:aws:iam::aws:policy/AdministratorAccess"],
+            "max_window_seconds": ADMIN_MAX_WINDOW_SECONDS,
+            "max_mfa_age_seconds": 900,
+        },
+        {"approval": ADMIN_MIN_QUORUM, "ticket_required": True, "may_halt": True, "may_resume": True},
+    ),
+}
+# Which keys of a tier's settings go to its EmergencyRole, which to its approval policy.
+ROLE_KEYS: Final = (
+    "managed_policy_arns",
+    "inline_policies",
+    "max_session_duration",
+    "max_window_seconds",
+    "require_mfa",
+    "max_mfa_age_seconds",
+    "trust_policy_max_chars",
+    "role_chaining_opt_in",
+)
+APPROVAL_KEYS: Final = (
+    "approval",
+    "approvers",
+    "backup_approvers",
+    "ticket_required",
+    "ticket_pattern",
+    "approval_timeout_seconds",
+    "may_halt",
+    "may_resume",
+    "resume_without_quorum_opt_in",
+    "max_requests_per_person_per_hour",
+    "max_requests_per_hour",
+)
+
+
+class BreakGlassArgs(TypedDict, total=False):
+    """Settings of :class:`BreakGlass`. Required: ``requesters``, ``approvers``, ``sender_email``."""
+
+    deployment: str
+    """Name the command finds this deployment by (``breakglass --deployment NAME``); its settings
+    are published under ``/breakglass/<deployment>/`` in SSM. 1-40 lower-case letters, digits or
+    '-'. Default ``breakglass``."""
+
+    requesters: list[str]
+    """IAM user or role ARNs that may request any tier (responders' own principals)."""
+
+    approvers: list[str]
+    """Enrolled user ids who approve requests (never their own)."""
+
+    backup_approvers: list[str]
+    """User ids asked when the approvers do not answer before the deadline."""
+
+    security_admins: list[str]
+    """IAM principal ARNs allowed to enroll people before any security person is enrolled."""
+
+    sender_email: str
+    """Address the approval emails come from (an SES identity is created; verify it)."""
+
+    alert_emails: list[str]
+    """Addresses subscribed to the alert topic (every assume, tampering, workflow failure)."""
+
+    tiers: dict[str, dict[str, Any]]
+    """Per tier: changes to a default tier (``halt``, ``operator``, ``admin``) or a new tier. Keys:
+    EmergencyRole settings (``managed_policy_arns``, ``inline_policies``, ``max_session_duration``,
+    ``max_window_seconds``, ``require_mfa``, ``max_mfa_age_seconds``, ``trust_policy_max_chars``,
+    ``role_chaining_opt_in``) and approval settings (``approval``, ``approvers``,
+    ``backup_approvers``, ``ticket_required``, ``ticket_pattern``, ``approval_timeout_seconds``,
+    ``may_halt``, ``may_resume``, ``resume_without_quorum_opt_in``,
+    ``max_requests_per_person_per_hour``, ``max_requests_per_hour``). ``None`` removes a default tier."""
+
+    admin_long_window_opt_in: bool
+    """Allow the ``admin`` tier windows over one hour (weaker; default false)."""
+
+    admin_single_approver_opt_in: bool
+    """Allow the ``admin`` tier fewer than two approvers (weaker; default false)."""
+
+    halt_targets: list[dict[str, Any]]
+    """The AI systems the kill switch can stop (see HaltActions' targets). Optional."""
+
+    tripwires: list[dict[str, Any]]
+    """Alarms that halt targets without waiting for a person (see HaltActions' tripwires)."""
+
+    audit: dict[str, Any]
+    """Settings passed to AuditTrail (e.g. ``retention_days``, ``existing_trail_arn``)."""
+
+    dashboard: bool
+    """Create the CloudWatch dashboard. Default true."""
+
+    tags: dict[str, str]
+    """Tags added to every resource."""
+
+
+@dataclass(frozen=True)
+class TierSettings:
+    role: Mapping[str, Any]
+    approval: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class BreakGlassConfig:
+    deployment: str
+    requesters: tuple[str, ...]
+    approvers: tuple[str, ...]
+    sender_email: str
+    tiers: Mapping[str, TierSettings]
+    backup_approvers: tuple[str, ...] = ()
+    security_admins: tuple[str, ...] = ()
+    alert_emails: tuple[str, ...] = ()
+    halt_targets: tuple[Mapping[str, Any], ...] = ()
+    tripwires: tuple[Mapping[str, Any], ...] = ()
+    audit: Mapping[str, Any] = field(default_factory=dict)
+    dashboard: bool = True
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any] | None) -> "BreakGlassConfig":
+        values = require_mapping("args", args if args is not None else {})
+        reject_unknown_keys("", values, BreakGlassArgs.__annotations__)
+        for required in ("requesters", "approvers", "sender_email"):
+            if values.get(required) is None:
+                raise ConfigError(required, "is required")
+        approvers = require_str_list(
+            "approvers", values["approvers"], pattern=USER_ID, allow_empty=False, hint=USER_ID_HINT
+        )
+        backups = require_str_list(
+            "backup_approvers", values.get("backup_approvers", []), pattern=USER_ID, hint=USER_ID_HINT
+        )
+        tiers = _tiers(
+            values.get("tiers", {}),
+            approvers=approvers,
+            backups=backups,
+            long_admin=require_bool(
+                "admin_long_window_opt_in", values.get("admin_long_window_opt_in", False)
+            ),
+            single_admin=require_bool(
+                "admin_single_approver_opt_in", values.get("admin_single_approver_opt_in", False)
+            ),
+        )
+        sequences = {}
+        for name in ("halt_targets", "tripwires"):
+            value = values.get(name, [])
+            if isinstance(value, str) or not isinstance(value, Sequence):
+                raise ConfigError(name, f"must be a list, got {type(value).__name__}")
+            sequences[name] = tuple(value)
+        if sequences["tripwires"] and not sequences["halt_targets"]:
+            raise ConfigError("tripwires", "need halt_targets to halt")
+        return cls(
+            deployment=require_str(
+                "deployment",
+                values.get("deployment", "breakglass"),
+                pattern=DEPLOYMENT_NAME,
+                hint="use 1-40 lower-case letters, digits or '-', starting with a letter",
+            ),
+            requesters=require_str_list(
+                "requesters",
+                values["requesters"],
+                pattern=IAM_ROLE_OR_USER_ARN,
+                allow_empty=False,
+                hint="must be an IAM user or role ARN",
+            ),
+            approvers=approvers,
+            backup_approvers=backups,
+            security_admins=require_str_list(
+                "security_admins",
+                values.get("security_admins", []),
+                pattern=IAM_ROLE_OR_USER_ARN,
+                hint="must be an IAM user or role ARN",
+            ),
+            sender_email=require_str(
+                "sender_email", values["sender_email"], pattern=EMAIL, max_length=254, hint=EMAIL_HINT
+            ),
+            alert_emails=require_str_list(
+                "alert_emails", values.get("alert_emails", []), pattern=EMAIL, hint=EMAIL_HINT
+            ),
+            tiers=tiers,
+            halt_targets=sequences["halt_targets"],
+            tripwires=sequences["tripwires"],
+            audit=dict(require_mapping("audit", values.get("audit", {}))),
+            dashboard=require_bool("dashboard", values.get("dashboard", True)),
+            tags=dict(require_mapping("tags", values.get("tags", {}))),
+        )
+
+
+def _tiers(
+    raw: Any, *, approvers: Sequence[str], backups: Sequence[str], long_admin: bool, single_admin: bool
+) -> dict[str, TierSettings]:
+    changes = require_mapping("tiers", raw)
+    merged: dict[str, TierSettings] = {}
+    for tier in [*DEFAULT_TIERS, *(t for t in changes if t not in DEFAULT_TIERS)]:
+        require_str(f"tiers.{tier}", tier, pattern=RESOURCE_NAME, hint=RESOURCE_NAME_HINT)
+        if tier in changes and changes[tier] is None:
+            continue  # a default tier removed on purpose
+        change = dict(require_mapping(f"tiers.{tier}", changes.get(tier, {})))
+        reject_unknown_keys(f"tiers.{tier}", change, (*ROLE_KEYS, *APPROVAL_KEYS))
+        role_defaults, approval_defaults = DEFAULT_TIERS.get(tier, ({}, {}))
+        role = {**role_defaults, **{k: v for k, v in change.items() if k in ROLE_KEYS}}
+        approval = {
+            "approvers": list(approvers),
+            "backup_approvers": list(backups),
+            **approval_defaults,
+            **{k: v for k, v in change.items() if k in APPROVAL_KEYS},
+        }
+        if "approval" not in approval:
+            raise ConfigError(f"tiers.{tier}.approval", 'a new tier needs "auto" or a quorum')
+        if not role.get("managed_policy_arns") and not role.get("inline_policies"):
+            raise ConfigError(f"tiers.{tier}.managed_policy_arns", "a new tier needs its permissions")
+        if tier == "admin":
+            if role.get("max_window_seconds", 0) > ADMIN_MAX_WINDOW_SECONDS and not long_admin:
+                raise ConfigError(
+                    "tiers.admin.max_window_seconds",
+                    f"admin windows are at most {ADMIN_MAX_WINDOW_SECONDS} s; set admin_long_window_opt_in "
+                    "to accept longer ones",
+                )
+            quorum = approval["approval"]
+            if (
+                quorum == "auto" or (isinstance(quorum, int) and quorum < ADMIN_MIN_QUORUM)
+            ) and not single_admin:
+                raise ConfigError(
+                    "tiers.admin.approval",
+                    f"admin needs at least {ADMIN_MIN_QUORUM} approvers; set admin_single_approver_opt_in "
+                    "to accept fewer",
+                )
+        merged[tier] = TierSettings(role=role, approval=approval)
+    if not merged:
+        raise ConfigError("tiers", "at least one tier must remain")
+    return merged
+
+
+class BreakGlass(pulumi.ComponentResource):
+    """Governed, audited emergency access to AI systems: every part, wired, with safe defaults."""
+
+    access_api_url: pulumi.Output[str]
+    """The IAM-authorized access API the ``breakglass`` command calls."""
+    approval_url: pulumi.Output[str]
+    """The approval page approvers open from their email."""
+    state_machine_arn: pulumi.Output[str]
+    """The approval workflow."""
+    role_arns: pulumi.Output[dict[str, str]]
+    """The emergency role of each tier."""
+    audit_bucket: pulumi.Output[str]
+    """The Object Lock (COMPLIANCE) audit bucket."""
+    athena_workgroup: pulumi.Output[str]
+    """The Athena workgroup auditors run the named queries in."""
+    alert_topic_arn: pulumi.Output[str]
+    """The SNS topic every alert goes to."""
+    halt_function: pulumi.Output[str]
+    """The halt function's name ("" without halt targets)."""
+    resume_function: pulumi.Output[str]
+    """The resume function's name ("" without halt targets)."""
+
+    def __init__(self, name: str, args: BreakGlassArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        config = BreakGlassConfig.from_args(args)
+        super().__init__(TYPE_TOKEN, name, None, opts)
+        self.config = config
+        self._name = name
+        self._child = pulumi.ResourceOptions(parent=self)
+
+        self._create_audit()
+        self._create_tiers()
+        self._create_halt_actions()
+        self._create_workflow()
+        self._publish_settings()
+        if config.dashboard:
+            self._create_dashboard()
+
+        self.access_api_url = self.workflow.access_api_url
+        self.approval_url = self.workflow.approval_url
+        self.state_machine_arn = self.workflow.state_machine_arn
+        self.role_arns = pulumi.Output.all(**{t: r.role_arn for t, r in self.roles.items()})
+        self.audit_bucket = self.audit.bucket_name
+        self.athena_workgroup = self.queries.workgroup_name
+        self.alert_topic_arn = self.audit.alert_topic_arn
+        self.halt_function = self.halt.halt_function.name if self.halt else pulumi.Output.from_input("")
+        self.resume_function = self.halt.resume_function.name if self.halt else pulumi.Output.from_input("")
+        self.register_outputs(
+            {
+                "access_api_url": self.access_api_url,
+                "approval_url": self.approval_url,
+                "state_machine_arn": self.state_machine_arn,
+                "role_arns": self.role_arns,
+                "audit_bucket": self.audit_bucket,
+                "athena_workgroup": self.athena_workgroup,
+                "alert_topic_arn": self.alert_topic_arn,
+                "halt_function": self.halt_function,
+                "resume_function": self.resume_function,
+            }
+        )
+
+    def _create_audit(self) -> None:
+        audit_args = {"alert_emails": list(self.config.alert_emails), **self.config.audit}
+        if self.config.tags:
+            audit_args.setdefault("tags", dict(self.config.tags))
+        self.audit = AuditTrail(f"{self._name}-audit", audit_args, opts=self._child)  # type: ignore[arg-type]
+        self.queries = AuditQueries(
+            f"{self._name}-queries",
+            {"audit_bucket": self.audit.bucket_name, "kms_key_arn": self.audit.kms_key_arn},
+            opts=self._child,
+        )
+
+    def _create_tiers(self) -> None:
+        protected = [self.audit.bucket_arn, self.audit.kms_key_arn]
+        self.roles: dict[str, EmergencyRole] = {
+            tier: EmergencyRole(
+                f"{self._name}-{tier}",
+                cast(
+                    EmergencyRoleArgs,
+                    {
+                        "tier": tier,
+                        "allowed_requesters": list(self.config.requesters),
+                        "protected_arns": protected,
+                        **settings.role,
+                        **({"tags": dict(self.config.tags)} if self.config.tags else {}),
+                    },
+                ),
+                opts=self._child,
+            )
+            for tier, settings in self.config.tiers.items()
+        }
+
+    def _create_halt_actions(self) -> None:
+        self.halt: HaltActions | None = None
+        if self.config.halt_targets:
+            self.halt = HaltActions(
+                f"{self._name}-ai",
+                cast(
+                    HaltActionsArgs,
+                    {
+                        "targets": list(self.config.halt_targets),
+                        "tripwires": list(self.config.tripwires),
+                        "audit_bucket_name": self.audit.bucket_name,
+                        "audit_kms_key_arn": self.audit.kms_key_arn,
+                        "alert_topic_arn": self.audit.alert_topic_arn,
+                    },
+                ),
+                opts=self._child,
+            )
+
+    def _create_workflow(self) -> None:
+        config = self.config
+        self.workflow = ApprovalWorkflow(
+            f"{self._name}-approvals",
+            {
+                "tiers": {tier: dict(settings.approval) for tier, settings in config.tiers.items()},
+                "emergency_roles": list(self.roles.values()),
+                "audit_bucket_name": self.audit.bucket_name,
+                "audit_bucket_arn": self.audit.bucket_arn,
+                "audit_kms_key_arn": self.audit.kms_key_arn,
+                "alert_topic_arn": self.audit.alert_topic_arn,
+                "sender_email": config.sender_email,
+                "security_admins": list(config.security_admins),
+                **({"halt_actions": self.halt} if self.halt else {}),
+                **({"tags": dict(config.tags)} if config.tags else {}),
+            },
+            opts=self._child,
+        )
+
+    def _publish_settings(self) -> None:
+        """What the command needs, under /breakglass/<deployment>/ (one String parameter each)."""
+        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
+        tiers = pulumi.Output.all(**{t: r.tier for t, r in self.roles.items()}).apply(
+            lambda found: json.dumps(
+                {
+                    tier: {
+                        **settings,
+                        "quorum": _quorum(self.config.tiers[tier].approval["approval"]),
+                        "may_halt": bool(self.config.tiers[tier].approval.get("may_halt", True)),
+                        "may_resume": bool(self.config.tiers[tier].approval.get("may_resume", False)),
+                        "ticket_required": bool(
+                            self.config.tiers[tier].approval.get("ticket_required", False)
+                        ),
+                    }
+                    for tier, settings in found.items()
+                },
+                sort_keys=True,
+            )
+        )
+        targets = json.dumps(
+            [
+                {"id": t.get("id"), "modes": list(t.get("modes", ["deny-invoke"]))}
+                for t in self.config.halt_targets
+            ],
+            sort_keys=True,
+        )
+        values: dict[str, pulumi.Input[str]] = {
+            "version": __version__,
+            "region": region,
+            "access_api_url": self.workflow.access_api_url,
+            "approval_url": self.workflow.approval_url,
+            "state_machine_arn": self.workflow.state_machine_arn,
+            "audit_bucket": self.audit.bucket_name,
+            "audit_events_prefix": EVENTS_PREFIX,
+            "athena_workgroup": self.queries.workgroup_name,
+            "glue_database": self.queries.database_name,
+            "alert_topic_arn": self.audit.alert_topic_arn,
+            "tiers": tiers,
+            "halt_targets": targets,
+        }
+        if set(values) != set(SSM_KEYS):
+            raise RuntimeError(
+                f"published settings {sorted(values)} differ from the contract {sorted(SSM_KEYS)}"
+            )
+        self.parameters = {
+            key: aws.ssm.Parameter(
+                f"{self._name}-param-{key.replace('_', '-')}",
+                name=ssm_parameter_name(self.config.deployment, key),
+                type="String",
+                # Not secrets: insecure_value keeps them readable in the state and in previews.
+                insecure_value=value,
+                description=f"break-glass deployment {self.config.deployment}: {key}",
+                tags={**self.config.tags, "breakglass:deployment": self.config.deployment},
+                opts=self._child,
+            )
+            for key, value in values.items()
+        }
+
+    def _create_dashboard(self) -> None:
+        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
+        halt_names = [self.halt.halt_function.name, self.halt.resume_function.name] if self.halt else []
+        alarm_arns = [a.arn for a in self.workflow.alarms] + (
+            [a.arn for a in self.halt.alarms.values()] if self.halt else []
+        )
+        body = pulumi.Output.all(
+            region,
+            self.workflow.state_machine.arn,
+            self.workflow.functions["access"].log_group.name,
+            self.workflow.access_api_function.log_group.name,
+            pulumi.Output.all(*halt_names),
+            pulumi.Output.all(*alarm_arns),
+        ).apply(lambda p: json.dumps(dashboard_body(*p), sort_keys=True))
+        self.dashboard = aws.cloudwatch.Dashboard(
+            f"{self._name}-dashboard",
+            dashboard_name=f"breakglass-{self.config.deployment}",
+            dashboard_body=body,
+            opts=self._child,
+        )
+
+
+def _quorum(approval: Any) -> int:
+    return 0 if approval == "auto" else int(approval)
+
+
+def dashboard_body(
+    region: str,
+    state_machine_arn: str,
+    access_log_group: str,
+    api_log_group: str,
+    halt_functions: Sequence[str],
+    alarm_arns: Sequence[str],
+) -> dict[str, Any]:
+    """The dashboard: grants and requests, approvals waiting, halts and resumes, failed runs, alarms."""
+
+    def metrics(namespace: str, names: Sequence[str], dimension: str, value: str) -> list[list[str]]:
+        return [[namespace, name, dimension, value] for name in names]
+
+    def widget(
+        title: str, x: int, y: int, properties: dict[str, Any], kind: str = "metric"
+    ) -> dict[str, Any]:
+        return {
+            "type": kind,
+            "x": x,
+            "y": y,
+            "width": 12,
+            "height": 6,
+            "properties": {"title": title, "region": region, **properties},
+        }
+
+    logs = "SOURCE '{}' | ".format
+    widgets = [
+        widget(
+            "Active grants (granted, not yet revoked or expired)",
+            0,
+            0,
+            {
+                "query": logs(access_log_group)
+                + "filter message in ['grant', 'revoked early', 'reconciled'] or event_type in ['grant','revoke','expiry']"
+                " | stats count(*) by message, bin(1h)",
+                "view": "table",
+            },
+            "log",
+        ),
+        widget(
+            "Requests and pending approvals",
+            12,
+            0,
+            {
+                "query": logs(api_log_group)
+                + "filter message = 'access api' | stats count(*) by path, status, bin(1h)",
+                "view": "table",
+            },
+            "log",
+        ),
+        widget(
+            "Workflow executions: started, failed, aborted, timed out",
+            0,
+            6,
+            {
+                "metrics": metrics(
+                    "AWS/States",
+                    [
+                        "ExecutionsStarted",
+                        "ExecutionsSucceeded",
+                        "ExecutionsFailed",
+                        "ExecutionsAborted",
+                        "ExecutionsTimedOut",
+                    ],
+                    "StateMachineArn",
+                    state_machine_arn,
+                ),
+                "stat": "Sum",
+                "period": 300,
+            },
+        ),
+        widget(
+            "Halts and resumes",
+            12,
+            6,
+            {
+                "metrics": [
+                    ["AWS/Lambda", m, "FunctionName", f]
+                    for f in halt_functions
+                    for m in ("Invocations", "Errors")
+                ]
+                or [["AWS/Lambda", "Invocations", "FunctionName", "none"]],
+                "stat": "Sum",
+                "period": 300,
+            },
+        ),
+        widget("Alarms: workflow and tripwires", 0, 12, {"alarms": list(alarm_arns)}, "alarm"),
+    ]
+    return {"widgets": widgets}
+
+
+__all__: Sequence[str] = ["BreakGlass", "BreakGlassArgs", "BreakGlassConfig", "dashboard_body"]
