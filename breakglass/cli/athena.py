@@ -18,6 +18,8 @@ from breakglass.policies.queries import NamedQuery
 
 FINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED")
 
+_sleep = time.sleep  # module-level, so tests can replace it
+
 # Polling: quick at first (most audit queries take a few seconds), then every 2 s.
 FIRST_POLL_SECONDS = 0.25
 MAX_POLL_SECONDS = 2.0
@@ -84,7 +86,7 @@ def run_in_athena(
     *,
     workgroup: str,
     database: str,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
     on_poll: Callable[[str], None] | None = None,
 ) -> AthenaResult:
     """Start ``query`` with ``params``, wait for it, return its rows (QueryError for bad params)."""
@@ -98,7 +100,7 @@ def run_in_athena(
         request["ExecutionParameters"] = execution_parameters
     execution_id = athena.start_query_execution(**request)["QueryExecutionId"]
     try:
-        execution = _wait(athena, execution_id, sleep, on_poll)
+        execution = _wait(athena, execution_id, sleep or _sleep, on_poll)
     except KeyboardInterrupt:
         # Do not leave a query scanning (and billing) after the person gave up on it.
         athena.stop_query_execution(QueryExecutionId=execution_id)

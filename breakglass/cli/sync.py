@@ -391,6 +391,13 @@ def sync_bucket(
 
     executor = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="breakglass-sync")
     futures: dict[Future[tuple[FileResult, dict[str, Any] | None]], RemoteObject] = {}
+    recorded: set[str] = set()
+
+    def collect(future: Future[tuple[FileResult, dict[str, Any] | None]]) -> None:
+        outcome = future.result()
+        recorded.add(outcome[0].key)
+        record(outcome)
+
     try:
         for obj in objects:
             futures[executor.submit(_one, s3, bucket, directory, obj, manifest.files.get(obj.key))] = obj
@@ -398,15 +405,19 @@ def sync_bucket(
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
-                record(future.result())
+                collect(future)
     except KeyboardInterrupt:
+        # Ctrl-C: let the downloads under way finish (each is one small file), start no new one,
+        # and report the rest as not attempted; the manifest keeps what did arrive.
         result.interrupted = True
         executor.shutdown(wait=True, cancel_futures=True)
         for future, obj in futures.items():
-            if future.cancelled():
+            if obj.key in recorded:
+                continue
+            if future.cancelled() or future.exception() is not None:
                 result.not_attempted.append(obj.key)
-            elif future.done() and not any(f.key == obj.key for f in result.files):
-                record(future.result())
+            else:
+                collect(future)
     finally:
         executor.shutdown(wait=True)
         manifest.save()
