@@ -73,7 +73,14 @@ def test_the_query_runs_in_the_deployments_workgroup_and_database_with_execution
         app,
         [
             *("-d", "prod", "audit", "query", "session_actions", "--athena"),
-            *("-p", "source_identity=alice", "-p", "start=2025-03-14T09:00:00Z", "-p", "end=2025-03-14T10:00:00Z"),
+            *(
+                "-p",
+                "source_identity=alice",
+                "-p",
+                "start=2025-03-14T09:00:00Z",
+                "-p",
+                "end=2025-03-14T10:00:00Z",
+            ),
         ],
     )
     assert result.exit_code == 0, result.output
@@ -94,7 +101,9 @@ def test_the_query_runs_in_the_deployments_workgroup_and_database_with_execution
 
 def test_rows_and_bytes_scanned_are_printed_without_the_header_row(backend: AthenaBackend) -> None:
     _results(backend, OUTSIDE, [ROW])
-    result = runner.invoke(app, ["-d", "prod", "audit", "query", "access_outside_grants", "--athena"], env=WIDE)
+    result = runner.invoke(
+        app, ["-d", "prod", "audit", "query", "access_outside_grants", "--athena"], env=WIDE
+    )
     assert result.exit_code == 0, result.output
     assert "access_outside_grants: 1 row(s)" in result.stdout
     assert "InvokeModel" in result.stdout
@@ -135,23 +144,32 @@ def test_fail_on_rows_exits_1_when_the_query_finds_something(backend: AthenaBack
     assert len(json.loads(found.stdout)["rows"]) == 1  # the rows are still printed for the job's log
     assert "error: access_outside_grants returned 1 row(s) and --fail-on-rows was given" in found.stderr
     _results(backend, OUTSIDE, [])
-    clean = runner.invoke(app, ["-d", "prod", "audit", "query", "access_outside_grants", "--athena", "--fail-on-rows"])
+    clean = runner.invoke(
+        app, ["-d", "prod", "audit", "query", "access_outside_grants", "--athena", "--fail-on-rows"]
+    )
     assert clean.exit_code == 0, clean.output
 
 
 def test_tampering_checks_the_deployments_own_bucket_unless_told_otherwise(backend: AthenaBackend) -> None:
     assert runner.invoke(app, ["-d", "prod", "audit", "query", "tampering", "--athena"]).exit_code == 0
-    assert runner.invoke(
-        app, ["-d", "prod", "audit", "query", "tampering", "--athena", "-p", "audit_bucket=other-bucket"]
-    ).exit_code == 0
+    assert (
+        runner.invoke(
+            app, ["-d", "prod", "audit", "query", "tampering", "--athena", "-p", "audit_bucket=other-bucket"]
+        ).exit_code
+        == 0
+    )
     parameters = [e.execution_parameters for e in backend.executions.values()]
     assert parameters == [[f"'{AUDIT_BUCKET}'"], ["'other-bucket'"]]
 
 
-def test_the_command_polls_until_athena_finishes(backend: AthenaBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_command_polls_until_athena_finishes(
+    backend: AthenaBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
     slept: list[float] = []
     monkeypatch.setattr(athena_module, "_sleep", slept.append)
-    state_manager.set_transition(model_name="athena::execution", transition={"progression": "manual", "times": 1})
+    state_manager.set_transition(
+        model_name="athena::execution", transition={"progression": "manual", "times": 1}
+    )
     try:
         result = runner.invoke(app, ["-d", "prod", "audit", "query", "halts", "--athena"])
     finally:
@@ -160,7 +178,9 @@ def test_the_command_polls_until_athena_finishes(backend: AthenaBackend, monkeyp
     assert slept == [athena_module.FIRST_POLL_SECONDS]  # QUEUED -> RUNNING -> SUCCEEDED
 
 
-def test_a_failed_athena_query_is_exit_1_with_its_id(backend: AthenaBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_athena_query_is_exit_1_with_its_id(
+    backend: AthenaBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
     original = AthenaBackend.start_query_execution
 
     def failing(self: AthenaBackend, *args: Any, **kwargs: Any) -> str:

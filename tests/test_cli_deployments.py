@@ -47,7 +47,9 @@ def test_deployments_as_json_give_every_published_setting(ssm: Any) -> None:
     prod = listing[0]
     assert prod["athena_workgroup"] == "prod-audit"
     assert prod["tiers"]["admin"] == {"name": "admin", **TIERS["admin"]}
-    assert prod["halt_targets"] == [{"id": "endpoint/fraud-model", "modes": ["deny-invoke", "delete-endpoint"]}]
+    assert prod["halt_targets"] == [
+        {"id": "endpoint/fraud-model", "modes": ["deny-invoke", "delete-endpoint"]}
+    ]
 
 
 def test_one_deployment_shows_its_settings_and_tiers(ssm: Any) -> None:
@@ -64,7 +66,10 @@ def test_one_deployment_shows_its_settings_and_tiers(ssm: Any) -> None:
 def test_a_missing_deployment_lists_the_existing_ones(ssm: Any) -> None:
     result = runner.invoke(app, ["deployments", "prdo"])
     assert result.exit_code == 2
-    assert result.stderr.splitlines()[0] == "error: no deployment 'prdo' in us-east-1; deployments here: prod, staging"
+    assert (
+        result.stderr.splitlines()[0]
+        == "error: no deployment 'prdo' in us-east-1; deployments here: prod, staging"
+    )
     assert "`breakglass deployments` lists them" in result.stderr
     via_option = runner.invoke(app, ["--deployment", "prdo", "audit", "sync", "copy"])
     assert via_option.exit_code == 2
@@ -72,7 +77,9 @@ def test_a_missing_deployment_lists_the_existing_ones(ssm: Any) -> None:
 
 
 def test_without_a_deployment_the_error_lists_them_and_says_how_to_choose(ssm: Any, tmp_path: Path) -> None:
-    result = runner.invoke(app, ["audit", "sync", str(tmp_path / "copy")], env={"BREAKGLASS_CONFIG": str(tmp_path / "none")})
+    result = runner.invoke(
+        app, ["audit", "sync", str(tmp_path / "copy")], env={"BREAKGLASS_CONFIG": str(tmp_path / "none")}
+    )
     assert result.exit_code == 2
     assert "no deployment chosen; deployments in us-east-1: prod, staging" in result.stderr
     assert "--deployment NAME, set BREAKGLASS_DEPLOYMENT" in result.stderr

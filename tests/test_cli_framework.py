@@ -111,7 +111,10 @@ def test_an_unknown_option_is_one_line_and_exit_2() -> None:
 def test_a_missing_argument_names_it_and_points_at_the_help() -> None:
     result = runner.invoke(app, ["audit", "report"])
     assert result.exit_code == 2
-    assert result.stderr.splitlines() == ["error: Missing argument 'ID'.", "see `breakglass audit report --help`"]
+    assert result.stderr.splitlines() == [
+        "error: Missing argument 'ID'.",
+        "see `breakglass audit report --help`",
+    ]
 
 
 def test_an_unknown_command_is_exit_2() -> None:
@@ -202,7 +205,11 @@ def test_an_option_beats_the_environment_which_beats_the_config_file(tmp_path: P
         "eu-west-1",
     )
     assert from_file.deployment.source == f"{tmp_path / 'config.toml'} (deployment)"
-    environ |= {"BREAKGLASS_DEPLOYMENT": "from-env", "AWS_PROFILE": "env-profile", "AWS_DEFAULT_REGION": "us-west-2"}
+    environ |= {
+        "BREAKGLASS_DEPLOYMENT": "from-env",
+        "AWS_PROFILE": "env-profile",
+        "AWS_DEFAULT_REGION": "us-west-2",
+    }
     from_env = config.resolve(environ=environ)
     assert (from_env.deployment.value, from_env.profile.value, from_env.region.value) == (
         "from-env",
@@ -211,7 +218,9 @@ def test_an_option_beats_the_environment_which_beats_the_config_file(tmp_path: P
     )
     environ["AWS_REGION"] = "us-east-2"
     assert config.resolve(environ=environ).region.value == "us-east-2"  # AWS_REGION before AWS_DEFAULT_REGION
-    from_options = config.resolve(deployment="opt", profile="opt-profile", region="ap-south-1", environ=environ)
+    from_options = config.resolve(
+        deployment="opt", profile="opt-profile", region="ap-south-1", environ=environ
+    )
     assert (from_options.deployment.value, from_options.profile.value, from_options.region.value) == (
         "opt",
         "opt-profile",
@@ -264,7 +273,14 @@ def local_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_local_bucket(tmp_path_factory.mktemp("audit-bucket"))
 
 
-SESSION = ["-p", "source_identity=alice", "-p", "start=2025-03-14T09:00:00Z", "-p", "end=2025-03-14T10:00:00Z"]
+SESSION = [
+    "-p",
+    "source_identity=alice",
+    "-p",
+    "start=2025-03-14T09:00:00Z",
+    "-p",
+    "end=2025-03-14T10:00:00Z",
+]
 
 
 def test_tables_fit_in_100_columns_and_keep_the_columns_that_matter(local_copy: Path) -> None:
@@ -275,14 +291,20 @@ def test_tables_fit_in_100_columns_and_keep_the_columns_that_matter(local_copy: 
         ("access_outside_grants", []),
         ("tampering", ["-p", "audit_bucket=breakglass-audit-111122223333"]),
     ):
-        result = runner.invoke(app, ["audit", "query", name, "--local", str(local_copy), *params], env={"COLUMNS": "100"})
+        result = runner.invoke(
+            app, ["audit", "query", name, "--local", str(local_copy), *params], env={"COLUMNS": "100"}
+        )
         assert result.exit_code == 0, result.output
         assert max(len(line) for line in result.stdout.splitlines()) <= 100, result.stdout
         assert "more column(s) with --wide" in result.stdout or name == "approvals"
-    narrow = runner.invoke(app, ["audit", "query", "session_actions", "--local", str(local_copy), *SESSION], env=WIDE)
+    narrow = runner.invoke(
+        app, ["audit", "query", "session_actions", "--local", str(local_copy), *SESSION], env=WIDE
+    )
     assert "user_agent" not in narrow.stdout and "event_name" in narrow.stdout
     wide = runner.invoke(
-        app, ["audit", "query", "session_actions", "--local", str(local_copy), *SESSION, "--wide"], env={"COLUMNS": "400"}
+        app,
+        ["audit", "query", "session_actions", "--local", str(local_copy), *SESSION, "--wide"],
+        env={"COLUMNS": "400"},
     )
     assert "user_agent" in wide.stdout and "request_parameters" in wide.stdout
 
@@ -293,10 +315,17 @@ def test_csv_carries_every_column_and_one_line_per_row(local_copy: Path) -> None
     )
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert [r["event_name"] for r in rows] == ["InvokeEndpoint", "DeleteEndpoint", "InvokeModel", "InvokeModel"]
+    assert [r["event_name"] for r in rows] == [
+        "InvokeEndpoint",
+        "DeleteEndpoint",
+        "InvokeModel",
+        "InvokeModel",
+    ]
     assert json.loads(rows[0]["request_parameters"])["endpointName"] == "fraud-model"
     assert rows[0]["error_code"] == ""
-    approvals = runner.invoke(app, ["audit", "query", "approvals", "--local", str(local_copy), "--format", "csv"])
+    approvals = runner.invoke(
+        app, ["audit", "query", "approvals", "--local", str(local_copy), "--format", "csv"]
+    )
     assert [r["self_approval"] for r in csv.DictReader(io.StringIO(approvals.stdout))] == [
         "false",
         "true",
@@ -314,7 +343,9 @@ def test_json_is_the_only_thing_on_stdout(local_copy: Path) -> None:
 
 
 def test_json_and_another_format_at_once_are_refused(local_copy: Path) -> None:
-    result = runner.invoke(app, ["audit", "query", "halts", "--local", str(local_copy), "--json", "--format", "csv"])
+    result = runner.invoke(
+        app, ["audit", "query", "halts", "--local", str(local_copy), "--json", "--format", "csv"]
+    )
     assert result.exit_code == 2
     assert "--json and --format csv disagree" in result.stderr
 
