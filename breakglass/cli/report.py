@@ -277,8 +277,8 @@ def _period(bucket: LocalBucket, incident: Incident) -> tuple[str, str] | None:
     if next_request:
         end = parse_time(next_request) - timedelta(seconds=1)
     else:
-        last = max([*times, *(parse_time(t) for t in (incident.window_end,) if t)])
-        end = last + TRAILING_PERIOD
+        anchor = parse_time(incident.window_end) if incident.window_end else max(times)
+        end = anchor + TRAILING_PERIOD
     return iso(start), iso(end)
 
 
