@@ -11,6 +11,7 @@ from typing import Any
 from fixtures.audit.scenario import ACCOUNT_ID, AUDIT_BUCKET, EMERGENCY_ROLE_ARN
 from typer.testing import CliRunner
 
+from breakglass.cli.main import app
 from breakglass.contracts import EVENTS_PREFIX, ssm_parameter_name
 
 runner = CliRunner()
@@ -99,3 +100,17 @@ def files_under(root: Path) -> dict[str, bytes]:
         for p in sorted(root.rglob("*"))
         if p.is_file() and not p.name.startswith(".")
     }
+
+
+def parses(argv: list[str]) -> None:
+    """Parse ``argv`` (after ``breakglass``) down to its leaf command without running anything."""
+    import typer.main
+
+    command: Any = typer.main.get_command(app)
+    ctx = command.make_context("breakglass", list(argv), resilient_parsing=False)
+    while getattr(command, "commands", None):
+        args = [*getattr(ctx, "_protected_args", getattr(ctx, "protected_args", [])), *ctx.args]
+        name, sub, rest = command.resolve_command(ctx, args)
+        assert sub is not None, f"no command {name!r} in {argv}"
+        command = sub
+        ctx = command.make_context(name, rest, parent=ctx)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_world import WIDE, runner
+from cli_world import WIDE, parses, runner
 from fixtures.audit.scenario import build_local_bucket
 
 import breakglass
@@ -72,20 +72,6 @@ def test_every_command_has_help_with_an_example(path: list[str]) -> None:
 
 def _example_lines(text: str) -> list[list[str]]:
     return [shlex.split(line.split("$ ", 1)[1]) for line in text.splitlines() if "$ breakglass " in line]
-
-
-def parses(argv: list[str]) -> None:
-    """Parse ``argv`` (after ``breakglass``) down to its leaf command without running anything."""
-    import typer.main
-
-    command: Any = typer.main.get_command(app)
-    ctx = command.make_context("breakglass", list(argv), resilient_parsing=False)
-    while getattr(command, "commands", None):
-        args = [*getattr(ctx, "_protected_args", getattr(ctx, "protected_args", [])), *ctx.args]
-        name, sub, rest = command.resolve_command(ctx, args)
-        assert sub is not None, f"no command {name!r} in {argv}"
-        command = sub
-        ctx = command.make_context(name, rest, parent=ctx)
 
 
 def test_every_example_in_the_help_is_a_valid_command_line() -> None:
