@@ -29,7 +29,16 @@ from breakglass.policies.queries import NAMED_QUERIES, QueryError, get_query
 from breakglass.validation import ConfigError
 
 app = typer.Typer(
-    help="Auditor commands: named queries, a verified copy of the audit bucket, incident reports.",
+    help="""Auditor commands: named queries, a verified copy of the audit bucket, incident reports.
+
+[bold]Examples[/]
+
+  $ breakglass audit query unreviewed_events --athena
+
+  $ breakglass audit sync ./audit-copy
+
+  $ breakglass audit report req-0001 --local ./audit-copy --out ./reports
+""",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )

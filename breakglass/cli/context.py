@@ -9,6 +9,8 @@ A command takes ``ctx: typer.Context`` and calls :func:`get_context`::
         url = deployment.need("access_api_url")  # a clear error if this stack did not publish it
         session = cli.session()                  # boto3.Session honouring --profile/--region
         sfn = cli.client("stepfunctions")        # in the deployment's region, honouring --endpoint-url
+        api = cli.access_api()                   # the IAM-authorized access API, requests signed (SigV4)
+        record = api.get(f"/requests/{request_id}")
 
 Nothing touches AWS until a command asks: ``--help``, ``synth`` and ``audit query --local`` work
 with no credentials at all.
@@ -25,6 +27,7 @@ from botocore.config import Config
 
 import breakglass
 from breakglass.cli import config
+from breakglass.cli.api import AccessApi
 from breakglass.cli.deployment import Deployment, list_deployments, load_deployment
 from breakglass.cli.errors import BadInput
 
@@ -115,6 +118,14 @@ class CliContext:
             name = self.deployment_name()
             self._deployment = load_deployment(self.client("ssm"), name, region=self.session().region_name)
         return self._deployment
+
+    def access_api(self) -> AccessApi:
+        """A SigV4-signing client of the deployment's IAM-authorized access API."""
+        deployment = self.deployment()
+        region = deployment.region or self.region
+        if not region:
+            raise BadInput("no AWS region for the access API", hint="pass --region")
+        return AccessApi(self.session(), deployment.need("access_api_url"), region)
 
     def use_deployment(self, deployment: Deployment) -> None:
         """Set the deployment (tests, or a command that found it another way)."""
