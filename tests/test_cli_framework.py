@@ -70,6 +70,12 @@ def test_every_command_has_help_with_an_example(path: list[str]) -> None:
     assert "$ breakglass" in result.stdout
 
 
+@pytest.mark.parametrize("path", LEAVES, ids=[" ".join(p) for p in LEAVES])
+def test_every_command_can_print_json(path: list[str]) -> None:
+    command = dict((" ".join(p), c) for p, c in _commands())[" ".join(path)]
+    assert any("--json" in getattr(param, "opts", []) for param in command.params)
+
+
 def _example_lines(text: str) -> list[list[str]]:
     return [shlex.split(line.split("$ ", 1)[1]) for line in text.splitlines() if "$ breakglass " in line]
 
