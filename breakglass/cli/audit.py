@@ -10,7 +10,8 @@
 from __future__ import annotations
 
 import os
-from datetime import date
+import re
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,7 +26,7 @@ from breakglass.cli.report_html import render_report
 from breakglass.cli.sync import FileResult, SyncResult, cloudtrail_day_prefixes, day_filter, sync_bucket
 from breakglass.contracts import EVENTS_PREFIX, utc_now
 from breakglass.local.athena import LocalBucket, QueryResult, run_named_query
-from breakglass.policies.queries import NAMED_QUERIES, QueryError, get_query
+from breakglass.policies.queries import NAMED_QUERIES, QueryError, get_query, sql_literal
 from breakglass.validation import ConfigError
 
 app = typer.Typer(
@@ -484,8 +485,6 @@ def _cache_dir(deployment: str) -> Path:
 
 def _copy_incident(ctx: typer.Context, request_id: str, cache: Path | None) -> tuple[Path, str]:
     """Copy the events, then the CloudTrail days of ``request_id``, from the deployment's bucket."""
-    from datetime import timedelta
-
     cli = get_context(ctx)
     deployment = cli.deployment()
     bucket = deployment.need("audit_bucket")
@@ -495,8 +494,6 @@ def _copy_incident(ctx: typer.Context, request_id: str, cache: Path | None) -> t
     out = Output(Format.table)
     report_sync(run_sync(s3, bucket, directory, [f"{events_prefix}/"]), out)
     local = LocalBucket(directory, events_prefix=events_prefix)
-    from breakglass.policies.queries import sql_literal
-
     rows = local.run_sql(
         "SELECT min(event_time), max(event_time), max(expires_at) FROM breakglass_events "
         f"WHERE request_id = {sql_literal(request_id)}"
@@ -554,8 +551,6 @@ def report_command(
 
       $ breakglass -d prod audit report 7f3k2m9q --out ./reports
     """
-    import re
-
     if not re.fullmatch(REQUEST_ID_PATTERN, request_id):
         raise BadInput(
             f"{request_id!r} is not a request id", hint="use the id break-glass printed, e.g. 7f3k2m9q"

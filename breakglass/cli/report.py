@@ -13,6 +13,7 @@ one, one day after the window ended). A call counts as outside the window when
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,7 @@ from breakglass.cli.errors import BadInput, CliError
 from breakglass.contracts import iso
 from breakglass.local.athena import LocalBucket, QueryResult
 from breakglass.policies.naming import EMERGENCY_ROLE_PREFIX
-from breakglass.policies.queries import EVENTS_TABLE, QueryError, sql_literal
+from breakglass.policies.queries import CLOUDTRAIL_TABLE, EVENTS_TABLE, QueryError, sql_literal
 from breakglass.validation import ConfigError
 
 REQUEST_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
@@ -153,8 +154,6 @@ def _is_emergency_role(arn: str | None) -> bool:
 
 def build_incident(bucket: LocalBucket, request_id: str) -> Incident:
     """The incident of ``request_id`` in the local copy (:class:`CliError` if it has no events)."""
-    import re
-
     if not re.fullmatch(REQUEST_ID_PATTERN, request_id):
         raise BadInput(
             f"{request_id!r} is not a request id", hint="use the id break-glass printed, e.g. req-0001"
@@ -283,8 +282,6 @@ def _period(bucket: LocalBucket, incident: Incident) -> tuple[str, str] | None:
 
 
 def _add_cloudtrail(bucket: LocalBucket, incident: Incident, events: Sequence[Mapping[str, Any]]) -> None:
-    from breakglass.policies.queries import CLOUDTRAIL_TABLE
-
     if not bucket.tables[CLOUDTRAIL_TABLE].files:
         incident.notes.append("the local copy holds no CloudTrail logs: no API calls are shown")
         return
