@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from parliament import analyze_policy_string
 
+from breakglass.policies.audit_trail import audit_writer_statements
 from breakglass.policies.halt import (
     HALT_TAG_KEY,
     AuditAccess,
@@ -259,3 +260,19 @@ def test_organizations_rights_over_existing_scps_need_the_halt_tag_of_a_declared
         elif policy_pattern in statement["Resource"]:
             assert actions <= {"organizations:AttachPolicy", "organizations:DetachPolicy"}
             assert "*" not in statement["Resource"]
+
+
+@pytest.mark.parametrize("builder", [halt_function_statements, resume_function_statements])
+def test_the_audit_rights_of_halt_and_resume_come_from_the_one_shared_builder(builder: Any) -> None:
+    """Review finding 13: a private copy of these rights lacked kms:Decrypt for the encrypted topic."""
+    statements = builder(TARGETS, audit=AUDIT, **WHERE)
+    shared = audit_writer_statements(
+        bucket_arn="arn:aws:s3:::audit-bucket",
+        prefix="breakglass-events",
+        kms_key_arn=AUDIT.kms_key_arn,
+        topic_arn=AUDIT.topic_arn,
+    )
+    assert statements[: len(shared)] == shared
+    rest = statements[len(shared) :]
+    actions = [a for s in rest for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
+    assert not [a for a in actions if a.startswith(("kms:", "sns:"))]

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from breakglass.policies.audit_trail import audit_writer_statements
 from breakglass.validation import (
     RESOURCE_NAME,
     RESOURCE_NAME_HINT,
@@ -310,31 +311,16 @@ class AuditAccess:
     topic_arn: str | None = None
 
 
-def _audit_statements(audit: AuditAccess, *, read_snapshots: bool, partition: str) -> list[dict[str, Any]]:
-    prefix = audit.events_prefix.strip("/")
-    statements: list[dict[str, Any]] = [
-        {
-            "Sid": "WriteAuditEvents",
-            "Effect": "Allow",
-            "Action": ["s3:PutObject"],
-            "Resource": [f"arn:{partition}:s3:::{audit.bucket}/{prefix}/*"],
-        }
-    ]
-    if audit.kms_key_arn:
-        actions = ["kms:GenerateDataKey", "kms:Decrypt"] if read_snapshots else ["kms:GenerateDataKey"]
-        statements.append(
-            {"Sid": "UseAuditKey", "Effect": "Allow", "Action": actions, "Resource": [audit.kms_key_arn]}
-        )
-    if audit.topic_arn:
-        statements.append(
-            {
-                "Sid": "PublishAlerts",
-                "Effect": "Allow",
-                "Action": ["sns:Publish"],
-                "Resource": [audit.topic_arn],
-            }
-        )
-    return statements
+def _audit_statements(audit: AuditAccess, *, partition: str) -> list[dict[str, Any]]:
+    """Writing audit events and alerts: the shared builder, never a copy (review finding 13: a copy
+    here lacked ``kms:Decrypt``, which SNS asks of publishers to an encrypted topic). The same key
+    statement covers the snapshots (puts under the key, and resume's reads)."""
+    return audit_writer_statements(
+        bucket_arn=f"arn:{partition}:s3:::{audit.bucket}",
+        prefix=audit.events_prefix,
+        kms_key_arn=audit.kms_key_arn,
+        topic_arn=audit.topic_arn,
+    )
 
 
 def _sagemaker_resources(
@@ -371,7 +357,7 @@ def _function_statements(
     account: str,
     audit: AuditAccess,
 ) -> list[dict[str, Any]]:
-    statements = _audit_statements(audit, read_snapshots=resume, partition=partition)
+    statements = _audit_statements(audit, partition=partition)
     deny_targets = [t for t in targets if "deny-invoke" in t.modes]
     delete_targets = [t for t in targets if "delete-endpoint" in t.modes]
     scp_targets = [t for t in targets if "scp" in t.modes]
