@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pulumi
 import pytest
+from iam_eval import ADMIN_POLICY, session_allowed, session_context
 from parliament import analyze_policy_string
 
 from breakglass.components import HaltActions, HaltActionsArgs
@@ -19,6 +21,7 @@ from breakglass.contracts import (
     ENV_TRIPWIRES,
 )
 from breakglass.local.synth import ACCOUNT_ID, SynthError, SynthResult, synth
+from breakglass.policies.boundary import permission_boundary
 from breakglass.policies.halt import parse_targets
 from breakglass.policies.naming import PROTECTED_TAG, RESPONDER_INVOCABLE_TAG
 
@@ -333,6 +336,7 @@ def test_the_component_exposes_what_the_access_api_needs_to_invoke_halt_and_resu
         pulumi.export("resume_function_arn", kill_switch.resume_function_arn)
         pulumi.export("resume_function_name", kill_switch.resume_function_name)
         pulumi.export("tripwire_alarm_arns", kill_switch.tripwire_alarm_arns)
+        pulumi.export("protected_arns", pulumi.Output.all(*kill_switch.protected_arns))
 
     outputs = synth(program).outputs
     assert outputs == {
@@ -341,4 +345,40 @@ def test_the_component_exposes_what_the_access_api_needs_to_invoke_halt_and_resu
         "resume_function_arn": f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:ai-resume",
         "resume_function_name": "ai-resume",
         "tripwire_alarm_arns": {"errors": ALARM_ARN},
+        # Named by ARN for the emergency roles' boundary: not invocable, roles not passable.
+        "protected_arns": [
+            f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:ai-halt",
+            f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:ai-resume",
+            f"arn:aws:iam::{ACCOUNT_ID}:role/ai-halt-role",
+            f"arn:aws:iam::{ACCOUNT_ID}:role/ai-resume-role",
+        ],
     }
+
+
+@pytest.mark.parametrize(
+    ("action", "resource"),
+    [
+        ("iam:PassRole", f"arn:aws:iam::{ACCOUNT_ID}:role/ai-halt-role"),
+        ("iam:PassRole", f"arn:aws:iam::{ACCOUNT_ID}:role/ai-resume-role"),
+        ("lambda:InvokeFunction", f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:ai-halt"),
+        ("lambda:InvokeFunction", f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:ai-resume"),
+        ("lambda:UpdateFunctionCode", f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:ai-halt"),
+    ],
+)
+def test_with_its_arns_protected_an_admin_session_can_neither_invoke_the_functions_nor_pass_their_roles(
+    action: str, resource: str
+) -> None:
+    """Suspected in the review: protection by tags alone may not hold for iam:PassRole (a new
+    function running as the halt role could forge audit events). Named by ARN, it holds."""
+
+    def program() -> None:
+        pulumi.export("protected_arns", pulumi.Output.all(*HaltActions("ai", args()).protected_arns))
+
+    boundary = permission_boundary(synth(program).outputs["protected_arns"])
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    context = session_context(now=now, source_identity="alice", request_id="req1", issued_at=now)
+    role = f"arn:aws:iam::{ACCOUNT_ID}:role/breakglass-emergency-admin"
+    assert not session_allowed(
+        role, action, resource, policies=[ADMIN_POLICY], boundary=boundary, context=context
+    )
+    assert session_allowed(role, action, resource, policies=[ADMIN_POLICY], boundary=None, context=context)

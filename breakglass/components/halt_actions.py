@@ -307,6 +307,9 @@ class HaltActions(pulumi.ComponentResource):
     resume_function_arn: pulumi.Output[str]
     resume_function_name: pulumi.Output[str]
     tripwire_alarm_arns: pulumi.Output[dict[str, str]]
+    halt_role_arn: pulumi.Output[str]
+    resume_role_arn: pulumi.Output[str]
+    protected_arns: list[pulumi.Output[str]]
 
     def __init__(self, name: str, args: HaltActionsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         config = HaltActionsConfig.from_args(name, args)
@@ -396,6 +399,17 @@ class HaltActions(pulumi.ComponentResource):
         self.resume_function_arn = self.resume_function.arn
         self.resume_function_name = self.resume_function.name
         self.tripwire_alarm_arns = alarm_arns
+        self.halt_role_arn = self.halt.role.arn
+        self.resume_role_arn = self.resume.role.arn
+        # For EmergencyRole's protected_arns: named by ARN, the functions cannot be invoked or
+        # changed and their roles cannot be passed (iam:PassRole) to new compute by a session,
+        # whatever tag conditions a given action honours.
+        self.protected_arns = [
+            self.halt_function_arn,
+            self.resume_function_arn,
+            self.halt_role_arn,
+            self.resume_role_arn,
+        ]
 
         self.alarms: dict[str, aws.cloudwatch.MetricAlarm] = {}
         self.rules: dict[str, aws.cloudwatch.EventRule] = {}
@@ -411,10 +425,11 @@ class HaltActions(pulumi.ComponentResource):
             {
                 "halt_function_arn": self.halt_function_arn,
                 "halt_function_name": self.halt_function_name,
-                "halt_role_arn": self.halt.role.arn,
+                "halt_role_arn": self.halt_role_arn,
                 "resume_function_arn": self.resume_function_arn,
                 "resume_function_name": self.resume_function_name,
-                "resume_role_arn": self.resume.role.arn,
+                "resume_role_arn": self.resume_role_arn,
+                "protected_arns": pulumi.Output.all(*self.protected_arns),
                 "tripwire_alarm_arns": self.tripwire_alarm_arns,
                 "tripwire_rule_arns": self.tripwire_rule_arns,
             }
