@@ -60,12 +60,16 @@ def program(
     topic_key: str | None = None,
     key_policy: Sequence[Mapping[str, Any]] | None = None,
     managed: Sequence[Mapping[str, Any]] | None = None,
+    separate_key_policy: Sequence[Mapping[str, Any]] | None = None,
 ) -> SynthResult:
     """One function ``worker`` whose role has ``statements``, beside resources under one CMK."""
 
     def build() -> None:
         key = aws.kms.Key("data-key", policy=document(key_policy) if key_policy is not None else None)
         aws.kms.Key("audit-key")
+        aws.kms.Alias("data-key-alias", name="alias/data", target_key_id=key.key_id)
+        if separate_key_policy is not None:
+            aws.kms.KeyPolicy("data-key-policy", key_id=key.key_id, policy=document(separate_key_policy))
         bucket = aws.s3.Bucket("data-bucket", bucket="data-bucket")
         aws.s3.BucketServerSideEncryptionConfiguration(
             "data-bucket-sse",
@@ -410,3 +414,28 @@ def test_every_quickstart_function_that_writes_audit_events_gets_the_shared_buil
         ]
         statements = json.loads(policy.inputs["policy"])["Statement"]
         assert all(s in statements for s in shared), function.name
+
+
+def test_a_key_named_by_its_alias_is_resolved_to_the_key() -> None:
+    assert found(program([allow("sns:Publish", TOPIC)], topic_key="alias/data")) == {
+        ("worker", "sns", TOPIC, KEY, "kms:GenerateDataKey"),
+        ("worker", "sns", TOPIC, KEY, "kms:Decrypt"),
+    }
+    held = program([allow("sns:Publish", TOPIC), allow("kms:*", KEY)], topic_key="alias/data")
+    assert found(held) == set()
+
+
+def test_a_key_policy_resource_that_names_the_role_grants_the_right() -> None:
+    role = {"Effect": "Allow", "Principal": {"AWS": ROLE}, "Action": "kms:*", "Resource": "*"}
+    assert found(program([allow("sns:Publish", TOPIC)], separate_key_policy=[role])) == set()
+
+
+def test_the_rights_one_key_gives_for_several_actions_are_reported_once_with_every_reason() -> None:
+    [decrypt] = [
+        r
+        for r in missing_kms_rights(
+            program([allow(["dynamodb:GetItem", "dynamodb:PutItem"], TABLE)]).resources
+        )
+        if r.action == "kms:Decrypt"
+    ]
+    assert decrypt.needed_for == ("dynamodb:GetItem", "dynamodb:PutItem")

@@ -69,7 +69,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Final, Protocol
 
@@ -345,9 +345,6 @@ class _Program:
 
     def bucket_keys(self) -> dict[str, str]:
         """Bucket name -> the customer managed key of its default encryption."""
-        names = {_physical(b, "id"): _physical(b, "bucket") for b in self.resources if b.type in BUCKETS} | {
-            _physical(b, "bucket"): _physical(b, "bucket") for b in self.resources if b.type in BUCKETS
-        }
         keys: dict[str, str] = {}
         for resource in self.resources:
             if resource.type in BUCKETS:
@@ -355,8 +352,7 @@ class _Program:
                 bucket = _physical(resource, "bucket")
             elif resource.type in BUCKET_ENCRYPTION:
                 config = resource.inputs.get("rules")
-                ref = str(resource.inputs.get("bucket") or "")
-                bucket = names.get(ref, ref)
+                bucket = str(resource.inputs.get("bucket") or "")  # a bucket's id is its name
             else:
                 continue
             for default in _find(config, "applyServerSideEncryptionByDefault"):
@@ -436,10 +432,16 @@ def _function_name(function: RegisteredResource) -> str:
     return str(function.inputs.get("name") or function.name)
 
 
-def required_kms_rights(resources: Sequence[RegisteredResource]) -> list[KmsRight]:
-    """Every KMS right each function needs for what its role lets it touch (sorted, one per action)."""
-    program = _Program(resources)
-    needed: dict[KmsRight, list[str]] = {}
+@dataclass(frozen=True)
+class _Need:
+    right: KmsRight
+    role: RegisteredResource
+    statements: Sequence[Statement]
+
+
+def _needs(program: _Program) -> list[_Need]:
+    """Every KMS right each function of ``program`` needs, with why, its role and its statements."""
+    needed: dict[KmsRight, tuple[list[str], RegisteredResource, list[Statement]]] = {}
     for function in program.functions:
         role_arn = str(function.inputs.get("role") or "")
         role = program.roles.get(role_arn)
@@ -455,31 +457,37 @@ def required_kms_rights(resources: Sequence[RegisteredResource]) -> list[KmsRigh
                     right = KmsRight(
                         _function_name(function), protected.service, protected.arn, protected.key, kms_action
                     )
-                    needed.setdefault(right, []).append(service_action)
+                    needed.setdefault(right, ([], role, statements))[0].append(service_action)
     return sorted(
-        KmsRight(r.function, r.service, r.resource, r.key, r.action, tuple(because))
-        for r, because in needed.items()
+        (
+            _Need(replace(right, needed_for=tuple(because)), role, statements)
+            for right, (because, role, statements) in needed.items()
+        ),
+        key=lambda need: need.right,
     )
+
+
+def _holds(program: _Program, need: _Need) -> bool:
+    right = need.right
+    if _allows(need.statements, right.action, _exactly(right.key)):
+        return True
+    role_arn = _arn(need.role)
+    granted_by_key = [
+        s for s in program.key_policies.get(right.key, []) if set(_principals(s)) & {"*", role_arn}
+    ]
+    # In a key policy "Resource": "*" means this key.
+    return _allows(granted_by_key, right.action, lambda _pattern: True)
+
+
+def required_kms_rights(resources: Sequence[RegisteredResource]) -> list[KmsRight]:
+    """Every KMS right each function needs for what its role lets it touch (sorted, one per action)."""
+    return [need.right for need in _needs(_Program(resources))]
 
 
 def missing_kms_rights(resources: Sequence[RegisteredResource]) -> list[KmsRight]:
     """The findings: each right a function needs (see :func:`required_kms_rights`) but does not hold."""
     program = _Program(resources)
-    roles = {_function_name(f): str(f.inputs.get("role") or "") for f in program.functions}
-    missing: list[KmsRight] = []
-    for right in required_kms_rights(resources):
-        role_arn = roles[right.function]
-        role = program.roles[role_arn]
-        statements = program.role_statements(role)
-        if _allows(statements, right.action, _exactly(right.key)):
-            continue
-        granted_by_key = [
-            s for s in program.key_policies.get(right.key, []) if set(_principals(s)) & {"*", _arn(role)}
-        ]
-        if _allows(granted_by_key, right.action, lambda _pattern: True):
-            continue  # in a key policy "Resource": "*" means this key
-        missing.append(right)
-    return missing
+    return [need.right for need in _needs(program) if not _holds(program, need)]
 
 
 def report(findings: Sequence[KmsRight]) -> str:
