@@ -440,3 +440,20 @@ def test_the_function_learns_its_account_and_region_from_its_own_arn() -> None:
     assert location(CONTEXT) == ("aws", REGION, ACCOUNT)
     with pytest.raises(RuntimeError, match="function ARN"):
         location(SimpleNamespace(invoked_function_arn="nope"))
+
+
+@pytest.mark.parametrize("alarm", ["not an event", None, ["arn"], {"resources": "x"}])
+def test_a_tripwire_event_with_a_malformed_alarm_is_refused_and_logged(
+    aws: dict[str, Any], caplog: pytest.LogCaptureFixture, alarm: Any
+) -> None:
+    event = {
+        "source": "breakglass.tripwire",
+        "tripwire": "errors",
+        "mode": "deny-invoke",
+        "targets": ["chat"],
+        "alarm": alarm,
+    }
+    with pytest.raises(ConfigError, match=r"^alarm"):
+        halt_handler(event, CONTEXT)
+    assert _nothing_happened(aws)
+    assert len(_refusals(caplog)) == 1

@@ -309,7 +309,8 @@ def tripwire_handler(event: Any, context: Any) -> dict[str, Any]:
         cloudwatch = boto3.client("cloudwatch", region_name=region, config=NO_BOTOCORE_RETRIES)
         alarm = verify_alarm(cloudwatch, request.alarm_arn or "", region=region, account=account)
     except (TripwireRefused, ConfigError) as exc:
-        claimed = event.get("alarm", {}).get("resources") if isinstance(event, Mapping) else None
+        alarm_event = event.get("alarm") if isinstance(event, Mapping) else None
+        claimed = alarm_event.get("resources") if isinstance(alarm_event, Mapping) else None
         logger.warning(
             "tripwire refused",
             extra=log_fields(error=str(exc)[:1000], claimed_alarm=str(claimed)[:300]),
