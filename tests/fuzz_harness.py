@@ -91,7 +91,7 @@ def run(target: Target, *, examples: int, random_seed: int | None = None) -> Tal
     return tally
 
 
-_FIELD_LABEL = re.compile(r"[a-z_][a-z0-9_.\[\]-]{0,60}")
+_FIELD_LABEL = re.compile(r"[a-z_][a-z0-9_.<>\[\]-]{0,60}")
 
 
 def refusal(exc: BaseException) -> str:
