@@ -787,3 +787,10 @@ def test_metric_lines_name_no_text_from_the_request(world: World) -> None:
     (line,) = metrics.lines
     assert line["Reason"] == "malformed" and len(line["user_agent"]) <= 200
     assert "A" * 100 not in json.dumps(line)
+
+
+def test_an_unparsable_origin_is_refused_as_cross_site_not_a_server_error(world: World) -> None:
+    with captured_metrics() as metrics:
+        response = post(world, "junk", "123456", headers={"origin": "http://[::1"})
+    assert response["statusCode"] == 403 and title(response) == "Request refused"
+    assert metrics.counts() == {(METRIC_UNAUTHENTICATED_REFUSALS, "cross-site"): 1}
