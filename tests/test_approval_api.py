@@ -15,7 +15,9 @@ from urllib.parse import urlencode
 import boto3
 import pyotp
 import pytest
+from emf import captured_metrics
 from moto import mock_aws
+from test_store import FailingRequestWrites
 
 from breakglass.contracts import (
     ENV_APPROVAL_URL,
@@ -30,6 +32,11 @@ from breakglass.lambdas.approvals.links import sign_link
 from breakglass.lambdas.approvals.store import Enrollment, RequestRecord, Store, create_table
 from breakglass.lambdas.approvals.totp import MAX_FAILURES
 from breakglass.lambdas.audit.events import AuditWriteError, AuditWriter, parse_record
+from breakglass.lambdas.runtime import (
+    METRIC_ALERT_PUBLISH_FAILURES,
+    METRIC_LINK_REFUSALS,
+    METRIC_UNAUTHENTICATED_REFUSALS,
+)
 from breakglass.local.http_api import build_event
 
 KEY = b"a" * 32
@@ -80,9 +87,49 @@ class World:
             parse_record(json.loads(self.s3.get_object(Bucket="audit", Key=k)["Body"].read())) for k in keys
         ]
         return [
-            {"type": e.event_type, "actor": e.actor, "outcome": e.outcome, **e.details}
+            {
+                "type": e.event_type,
+                "actor": e.actor,
+                "outcome": e.outcome,
+                "request_id": e.request_id,
+                **e.details,
+            }
             for e in sorted(events, key=lambda e: e.event_time)
         ]
+
+    def audit_keys(self) -> list[str]:
+        return [o["Key"] for o in self.s3.list_objects_v2(Bucket="audit").get("Contents", [])]
+
+    def with_alerts(self, topic_arn: str | None = None) -> Alerts:
+        """Route the audit writer's alerts to a topic whose messages the test can read."""
+        sns, sqs = boto3.client("sns"), boto3.client("sqs")
+        topic = sns.create_topic(Name="alerts")["TopicArn"]
+        url = sqs.create_queue(QueueName="alerts-inbox")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+        self.deps = replace(
+            self.deps, audit=AuditWriter(s3=self.s3, bucket="audit", sns=sns, topic_arn=topic_arn or topic)
+        )
+        return Alerts(url)
+
+
+@dataclass
+class Alerts:
+    url: str
+
+    def received(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        sqs = boto3.client("sqs")
+        while True:
+            batch = sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages", [])
+            if not batch:
+                return found
+            for message in batch:
+                body = json.loads(message["Body"])
+                found.append({"subject": body["Subject"], **json.loads(body["Message"])})
+                sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
 
 
 @pytest.fixture
@@ -267,19 +314,13 @@ def _refused(world: World, response: dict[str, Any], status: int, heading: str) 
     assert world.sfn.calls == []
 
 
-def test_a_forged_link_is_refused_and_audited(world: World) -> None:
-    response = post(world, link("alice", key=b"z" * 32), code("alice"))
-    _refused(world, response, 403, "This link is not valid")
-    assert world.audit() == [
-        {
-            "type": "approval",
-            "actor": "unauthenticated",
-            "outcome": "failed",
-            "refused": "forged",
-            "decision": "approve",
-        }
-    ]
-    assert get(world, link("alice", key=b"z" * 32))["statusCode"] == 403
+def test_a_forged_link_is_refused_and_counted_but_writes_nothing(world: World) -> None:
+    with captured_metrics() as metrics:
+        response = post(world, link("alice", key=b"z" * 32), code("alice"))
+        _refused(world, response, 403, "This link is not valid")
+        assert get(world, link("alice", key=b"z" * 32))["statusCode"] == 403
+    assert world.audit() == []
+    assert metrics.counts() == {(METRIC_UNAUTHENTICATED_REFUSALS, "forged"): 2}
 
 
 def test_an_expired_link_is_refused(world: World) -> None:
@@ -362,16 +403,22 @@ def test_an_approver_whose_approving_role_was_removed_cannot_use_an_old_link(wor
     assert [(e["actor"], e["refused"]) for e in world.audit()] == [("carol", "not-an-approver")]
 
 
-def test_wrong_codes_are_rate_limited_and_audited(world: World) -> None:
+def test_wrong_codes_are_rate_limited_counted_each_and_audited_once_per_reason(world: World) -> None:
     token = link("alice")
     wrong = f"{(int(code('alice')) + 500_000) % 1_000_000:06d}"
-    for _ in range(MAX_FAILURES):
-        assert post(world, token, wrong)["statusCode"] == 403
-    limited = post(world, token, code("alice"))
+    with captured_metrics() as metrics:
+        for _ in range(MAX_FAILURES):
+            assert post(world, token, wrong)["statusCode"] == 403
+        limited = post(world, token, code("alice"))
+        post(world, token, code("alice"))
     _refused(world, limited, 429, "Break-glass request by bob")
     assert "too many wrong codes" in limited["body"]
     refusals = [e["refused"] for e in world.audit()]
-    assert sorted(refusals) == ["totp-rate-limited"] + ["totp-wrong"] * MAX_FAILURES
+    assert sorted(refusals) == ["totp-rate-limited", "totp-wrong"]
+    assert metrics.counts() == {
+        (METRIC_LINK_REFUSALS, "totp-wrong"): MAX_FAILURES,
+        (METRIC_LINK_REFUSALS, "totp-rate-limited"): 2,
+    }
 
 
 def test_a_wrong_code_shows_the_form_again_and_leaves_the_link_usable(world: World) -> None:
@@ -567,3 +614,183 @@ def test_any_other_step_functions_error_on_resume_is_raised(world: World) -> Non
     world.deps = replace(world.deps, sfn=ClosedRoundSfn("AccessDeniedException"))
     with pytest.raises(ClientError):
         post(world, link("dave"), code("dave"), "deny")
+
+
+# --- the internet cannot write the locked bucket or page security (review finding 3) ----------
+
+
+def _junk_events() -> dict[str, dict[str, Any]]:
+    form = {"host": HOST, "origin": ORIGIN, "content-type": "application/x-www-form-urlencoded"}
+
+    def posted(path: str, body: dict[str, str], headers: dict[str, str] = form) -> dict[str, Any]:
+        return build_event("POST", path, headers, urlencode(body).encode())
+
+    vote = {"totp": "123456", "decision": "approve"}
+    return {
+        "malformed": posted("/requests/req1", {**vote, "token": "junk"}),
+        "forged": posted("/requests/req1", {**vote, "token": link("alice", key=b"z" * 32)}),
+        "expired": posted(
+            "/requests/req1", {**vote, "token": link("alice", expires_at=NOW - timedelta(seconds=1))}
+        ),
+        "cross-site": posted(
+            "/requests/req1", {**vote, "token": "junk"}, {**form, "origin": "https://evil.example.net"}
+        ),
+        "bad-form": posted("/requests/req1", {"token": "junk", "decision": "maybe"}),
+        "no-route": posted("/requests/REQ1%0aSubject:%20pwned", {**vote, "token": "junk"}),
+        "method": build_event("DELETE", "/requests/req1", {"host": HOST}, b""),
+        "bad-event": {
+            "requestContext": {"http": {"method": "POST"}},
+            "body": 12,
+            "rawPath": "/requests/req1",
+        },
+    }
+
+
+@pytest.mark.parametrize("reason", sorted(_junk_events()))
+def test_a_refusal_without_a_genuine_link_writes_no_locked_object_and_sends_no_alert(
+    world: World, reason: str
+) -> None:
+    alerts = world.with_alerts()
+    with captured_metrics() as metrics:
+        response = world.handler(_junk_events()[reason])
+    assert response["statusCode"] in (400, 403, 404, 405, 410)
+    assert world.audit_keys() == [] and alerts.received() == []
+    assert metrics.counts() == {(METRIC_UNAUTHENTICATED_REFUSALS, reason): 1}
+    (line,) = metrics.lines
+    assert line["Reason"] == reason and "Subject" not in json.dumps(line.get("path_request_id"))
+    assert stored(world).approvals == () and world.sfn.calls == []
+
+
+def test_a_flood_of_junk_posts_is_counted_and_stores_nothing(world: World) -> None:
+    alerts = world.with_alerts()
+    events = _junk_events()
+    with captured_metrics() as metrics:
+        for i in range(200):
+            world.handler(events[sorted(events)[i % len(events)]])
+    assert world.audit_keys() == [] and alerts.received() == []
+    assert metrics.total(METRIC_UNAUTHENTICATED_REFUSALS) == 200
+
+
+def test_the_paths_request_id_never_becomes_the_request_id_of_a_record(world: World) -> None:
+    world.store.put_request(replace(RECORD, request_id="victim"))
+    with captured_metrics() as metrics:
+        refused = post(world, link("alice"), code("alice"), request_id="victim")
+    assert refused["statusCode"] == 403 and title(refused) == "This link belongs to another request"
+    # On record under the request the link was signed for, not the one the attacker typed.
+    assert [(e["request_id"], e["refused"]) for e in world.audit()] == [("req1", "cross-request")]
+    assert all("victim" not in key for key in world.audit_keys())
+    assert metrics.counts() == {(METRIC_LINK_REFUSALS, "cross-request"): 1}
+
+
+def test_a_leaked_link_replayed_many_times_is_audited_once_per_reason(world: World) -> None:
+    token = link("alice")
+    assert post(world, token, code("alice"))["statusCode"] == 200
+    with captured_metrics() as metrics:
+        for i in range(1, 21):
+            replay = post(world, token, code("alice", NOW + timedelta(seconds=30 * i)))
+            assert replay["statusCode"] == 409 and title(replay) == "This link was already used"
+    assert sorted((e["outcome"], e.get("refused")) for e in world.audit()) == [
+        ("failed", "used"),
+        ("succeeded", None),
+    ]
+    assert metrics.counts() == {(METRIC_LINK_REFUSALS, "used"): 20}
+
+
+def test_only_an_attempt_to_approve_ones_own_request_alerts_at_once(world: World) -> None:
+    alerts = world.with_alerts()
+    own = link("bob")
+    post(world, own, code("bob"))  # the requester with a genuine link: alert now
+    post(world, own, code("bob", NOW + timedelta(seconds=30)))  # once per link and reason
+    post(world, link("erin"), code("erin"))  # not an approver of this request: aggregated
+    post(world, link("alice"), f"{(int(code('alice')) + 1) % 1_000_000:06d}")  # a wrong code
+    received = alerts.received()
+    assert [(a["subject"], a["actor"], json.loads(a["details"])["refused"]) for a in received] == [
+        ("break-glass approval: failed", "bob", "self-approval")
+    ]
+    assert sorted(e.get("refused") for e in world.audit()) == [
+        "self-approval",
+        "totp-wrong",
+        "wrong-approver",
+    ]
+
+
+def test_a_refusal_whose_audit_write_fails_is_recorded_on_the_next_attempt(world: World) -> None:
+    own = link("bob")
+    world.deps = replace(world.deps, audit=AuditWriter(s3=world.s3, bucket="no-such-bucket"))
+    with pytest.raises(AuditWriteError):
+        post(world, own, code("bob"))
+    world.deps = replace(world.deps, audit=AuditWriter(s3=world.s3, bucket="audit"))
+    post(world, own, code("bob", NOW + timedelta(seconds=30)))
+    assert [(e["actor"], e["refused"]) for e in world.audit()] == [("bob", "self-approval")]
+
+
+def test_a_cross_site_post_with_a_genuine_link_is_on_record_once_and_alerts(world: World) -> None:
+    alerts = world.with_alerts()
+    token = link("alice")
+    for _ in range(3):
+        response = post(world, token, code("alice"), headers={"origin": "https://evil.example.net"})
+        _refused(world, response, 403, "Request refused")
+    assert [(e["actor"], e["refused"]) for e in world.audit()] == [("alice", "cross-site")]
+    assert [a["actor"] for a in alerts.received()] == ["alice"]
+
+
+# --- the record and the state never disagree (review finding 9) -------------------------------
+
+
+def test_a_failed_alert_never_takes_back_a_vote_whose_record_is_stored(world: World) -> None:
+    world.with_alerts(topic_arn="arn:aws:sns:us-east-1:123456789012:deleted-topic")
+    with captured_metrics() as metrics:
+        first = post(world, link("alice"), code("alice"))
+        second = post(world, link("carol"), code("carol"))
+    assert first["statusCode"] == 200 and second["statusCode"] == 200
+    assert stored(world).status == "approved" and stored(world).approvals == ("alice", "carol")
+    assert len(world.sfn.calls) == 1
+    assert sorted((e["actor"], e["status"]) for e in world.audit()) == [
+        ("alice", "pending"),
+        ("carol", "approved"),
+    ]
+    assert metrics.counts(METRIC_ALERT_PUBLISH_FAILURES) == {(METRIC_ALERT_PUBLISH_FAILURES, "NotFound"): 2}
+
+
+# --- a link is spent only with its vote (suspected item a) -------------------------------------
+
+
+def test_a_vote_that_fails_after_its_link_would_be_claimed_leaves_the_link_usable(world: World) -> None:
+    token = link("alice")
+    failing = Store(FailingRequestWrites(world.store.dynamodb), "bg", world.store.kms, world.store.kms_key_id)
+    healthy = world.deps
+    world.deps = replace(healthy, store=failing)
+    with pytest.raises(Exception, match="injected"):
+        post(world, token, code("alice"))
+    assert stored(world).approvals == () and world.audit() == []
+    later = NOW + timedelta(seconds=30)
+    world.deps = replace(healthy, clock=lambda: later)
+    assert get(world, token)["statusCode"] == 200
+    assert post(world, token, code("alice", later))["statusCode"] == 200
+    assert stored(world).approvals == ("alice",)
+
+
+def test_metric_lines_name_no_text_from_the_request(world: World) -> None:
+    hostile = build_event(
+        "POST",
+        "/requests/req1",
+        {
+            "host": HOST,
+            "origin": ORIGIN,
+            "content-type": "application/x-www-form-urlencoded",
+            "user-agent": "x" * 5000,
+        },
+        urlencode({"token": "A" * 3000, "totp": "1", "decision": "approve"}).encode(),
+    )
+    with captured_metrics() as metrics:
+        world.handler(hostile)
+    (line,) = metrics.lines
+    assert line["Reason"] == "malformed" and len(line["user_agent"]) <= 200
+    assert "A" * 100 not in json.dumps(line)
+
+
+def test_an_unparsable_origin_is_refused_as_cross_site_not_a_server_error(world: World) -> None:
+    with captured_metrics() as metrics:
+        response = post(world, "junk", "123456", headers={"origin": "http://[::1"})
+    assert response["statusCode"] == 403 and title(response) == "Request refused"
+    assert metrics.counts() == {(METRIC_UNAUTHENTICATED_REFUSALS, "cross-site"): 1}

@@ -13,6 +13,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from emf import captured_metrics
 from moto import mock_aws
 
 from breakglass.contracts import (
@@ -23,7 +24,14 @@ from breakglass.contracts import (
     EVENTS_PREFIX,
 )
 from breakglass.lambdas.audit.events import AuditEvent, AuditWriteError, AuditWriter, parse_record
-from breakglass.lambdas.runtime import audit_writer_from_env
+from breakglass.lambdas.runtime import (
+    DIMENSION_FUNCTION,
+    DIMENSION_REASON,
+    METRIC_ALERT_PUBLISH_FAILURES,
+    METRICS_NAMESPACE,
+    audit_writer_from_env,
+    count,
+)
 
 BUCKET = "breakglass-audit-test"
 RETENTION_DAYS = 365
@@ -214,13 +222,64 @@ def test_with_a_topic_configured_the_event_is_also_published(s3: Any) -> None:
     assert s3.head_object(Bucket=BUCKET, Key=key)["ObjectLockMode"] == "COMPLIANCE"
 
 
-def test_a_failed_alert_is_raised_after_the_record_is_already_locked(s3: Any) -> None:
+def test_a_failed_alert_is_logged_and_counted_and_never_fails_a_write_whose_record_is_locked(
+    s3: Any,
+) -> None:
     sns = boto3.client("sns")
     missing_topic = "arn:aws:sns:us-east-1:123456789012:no-such-topic"
-    with pytest.raises(ClientError):
-        AuditWriter(s3=s3, bucket=BUCKET, sns=sns, topic_arn=missing_topic).write(grant_event())
-    (stored,) = s3.list_objects_v2(Bucket=BUCKET)["Contents"]
-    assert s3.head_object(Bucket=BUCKET, Key=stored["Key"])["ObjectLockMode"] == "COMPLIANCE"
+    event = grant_event()
+    with captured_metrics() as metrics:
+        key = AuditWriter(s3=s3, bucket=BUCKET, sns=sns, topic_arn=missing_topic).write(event)
+    assert s3.head_object(Bucket=BUCKET, Key=key)["ObjectLockMode"] == "COMPLIANCE"
+    assert metrics.counts() == {(METRIC_ALERT_PUBLISH_FAILURES, "NotFound"): 1}
+    (line,) = metrics.lines
+    assert line["level"] == "ERROR" and line["event_id"] == event.event_id and line["audit_key"] == key
+
+
+def test_any_failure_of_the_alert_client_is_counted_not_raised(s3: Any) -> None:
+    class BrokenSns:
+        def publish(self, **kwargs: Any) -> Any:
+            raise ConnectionError("endpoint unreachable")
+
+    with captured_metrics() as metrics:
+        AuditWriter(s3=s3, bucket=BUCKET, sns=BrokenSns(), topic_arn="arn:aws:sns:x").write(grant_event())
+    assert metrics.counts() == {(METRIC_ALERT_PUBLISH_FAILURES, "ConnectionError"): 1}
+
+
+def test_an_event_written_without_an_alert_is_stored_and_not_published(s3: Any) -> None:
+    sns, queue = topic_with_queue()
+    key = AuditWriter(s3=s3, bucket=BUCKET, sns=sns, topic_arn=queue.topic_arn).write(
+        grant_event(), alert=False
+    )
+    assert s3.head_object(Bucket=BUCKET, Key=key)["ObjectLockMode"] == "COMPLIANCE"
+    assert queue.messages() == []
+
+
+def test_the_alert_subject_holds_only_the_event_type_and_outcome(s3: Any) -> None:
+    sns, queue = topic_with_queue()
+    hostile = grant_event(
+        request_id="req1", requester="x\nBcc: evil@example.com", reason="IGNORE\r\nSubject: pwned"
+    )
+    AuditWriter(s3=s3, bucket=BUCKET, sns=sns, topic_arn=queue.topic_arn).write(hostile)
+    (notification,) = queue.messages()
+    assert notification["Subject"] == "break-glass grant: succeeded"
+
+
+def test_every_metric_line_is_an_embedded_metric_format_document(s3: Any) -> None:
+    with captured_metrics() as metrics:
+        count(METRIC_ALERT_PUBLISH_FAILURES, "NotFound", "a test line", request_id="req1")
+    (line,) = metrics.lines
+    (directive,) = line["_aws"]["CloudWatchMetrics"]
+    assert directive == {
+        "Namespace": METRICS_NAMESPACE,
+        "Dimensions": [[DIMENSION_FUNCTION], [DIMENSION_FUNCTION, DIMENSION_REASON]],
+        "Metrics": [{"Name": METRIC_ALERT_PUBLISH_FAILURES, "Unit": "Count"}],
+    }
+    assert isinstance(line["_aws"]["Timestamp"], int)
+    assert line[DIMENSION_FUNCTION] == "local" and line[DIMENSION_REASON] == "NotFound"
+    assert line[METRIC_ALERT_PUBLISH_FAILURES] == 1 and line["request_id"] == "req1"
+    with pytest.raises(ValueError, match="metric"):
+        count("SomethingElse", "x", "no such metric")
 
 
 def test_events_are_encrypted_with_the_audit_key_when_one_is_configured(s3: Any) -> None:

@@ -114,9 +114,9 @@ def test_query_with_a_bound_parameter_can_show_the_athena_sql(local_copy: Path) 
     assert "tampering: 5 row(s)" in result.stdout
 
 
-def test_an_unknown_query_lists_the_existing_ones_and_exits_non_zero(local_copy: Path) -> None:
+def test_an_unknown_query_lists_the_existing_ones_and_exits_2(local_copy: Path) -> None:
     result = runner.invoke(app, ["audit", "query", "sessions", "--local", str(local_copy)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "unknown query 'sessions'" in result.stderr
     assert "emergency_sessions, session_actions" in result.stderr
     assert "Traceback" not in result.output
@@ -126,7 +126,7 @@ def test_a_missing_parameter_says_which_param_to_pass(local_copy: Path) -> None:
     result = runner.invoke(
         app, ["audit", "query", "session_actions", "--local", str(local_copy), "-p", "source_identity=alice"]
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "session_actions needs --param start=" in result.stderr
     assert "--param end=" in result.stderr
     assert result.stdout == ""
@@ -135,7 +135,7 @@ def test_a_missing_parameter_says_which_param_to_pass(local_copy: Path) -> None:
 @pytest.mark.parametrize("bad", ["start", "=2025-03-14", ""])
 def test_a_param_that_is_not_key_value_is_refused(local_copy: Path, bad: str) -> None:
     result = runner.invoke(app, ["audit", "query", "halts", "--local", str(local_copy), "--param", bad])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert f"--param {bad!r} is not key=value" in result.stderr
 
 
@@ -154,10 +154,10 @@ def test_a_repeated_or_unknown_param_is_refused(local_copy: Path) -> None:
             "audit_bucket=b2c",
         ],
     )
-    assert repeated.exit_code == 1
+    assert repeated.exit_code == 2
     assert "--param audit_bucket is given twice" in repeated.stderr
     unknown = runner.invoke(app, ["audit", "query", "halts", "--local", str(local_copy), "-p", "target=x"])
-    assert unknown.exit_code == 1
+    assert unknown.exit_code == 2
     assert "query halts has no parameter 'target'; it accepts: none" in unknown.stderr
 
 
@@ -169,12 +169,12 @@ def test_a_malformed_value_names_the_parameter(local_copy: Path) -> None:
             *("-p", "source_identity=alice", "-p", "start=last tuesday", "-p", "end=2025-03-14"),
         ],
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "start: must be an ISO-8601 date or timestamp" in result.stderr
 
 
 def test_a_directory_that_is_not_a_bucket_copy_is_a_clear_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["audit", "query", "halts", "--local", str(tmp_path)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no CloudTrail logs" in result.stderr
     assert "Traceback" not in result.output

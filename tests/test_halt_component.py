@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
+import pulumi
 import pytest
+from iam_eval import ADMIN_POLICY, session_allowed, session_context
 from parliament import analyze_policy_string
 
 from breakglass.components import HaltActions, HaltActionsArgs
@@ -15,12 +18,15 @@ from breakglass.contracts import (
     ENV_AUDIT_KMS_KEY,
     ENV_AUDIT_PREFIX,
     ENV_HALT_TARGETS,
+    ENV_TRIPWIRES,
 )
 from breakglass.local.synth import ACCOUNT_ID, SynthError, SynthResult, synth
+from breakglass.policies.boundary import permission_boundary
 from breakglass.policies.halt import parse_targets
 from breakglass.policies.naming import PROTECTED_TAG, RESPONDER_INVOCABLE_TAG
 
 KEY = f"arn:aws:kms:us-east-1:{ACCOUNT_ID}:key/audit"
+ALARM_ARN = f"arn:aws:cloudwatch:us-east-1:{ACCOUNT_ID}:alarm:ai-trip-errors"
 TOPIC = f"arn:aws:sns:us-east-1:{ACCOUNT_ID}:alerts"
 CLAUDE = "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0"
 
@@ -117,7 +123,7 @@ def test_a_tripwire_is_an_alarm_a_rule_on_its_alarm_state_and_the_halt_function_
 
     rule = result.one("aws:cloudwatch/eventRule:EventRule")
     pattern = json.loads(rule.inputs["eventPattern"])
-    assert pattern["resources"] == [alarm.outputs["arn"]]
+    assert pattern["resources"] == [ALARM_ARN]  # the ARN CloudWatch gives an alarm of that name
     assert pattern["detail"] == {"state": {"value": ["ALARM"]}}
 
     target = result.one("aws:cloudwatch/eventTarget:EventTarget")
@@ -265,13 +271,13 @@ TAGGABLE = {
 }
 
 
-def test_the_halt_and_resume_functions_are_protected_and_responder_invocable() -> None:
-    """The emergency roles' boundary lets a session invoke a protected function only if it is
-    also tagged responder-invocable: these two, and nothing else of the system."""
+def test_the_halt_and_resume_functions_are_protected_and_not_responder_invocable() -> None:
+    """Emergency sessions halt through the access API (the verified caller becomes the actor),
+    never by invoking these functions with a payload of their choosing."""
     result = run()
     for name in ("ai-halt", "ai-resume"):
         tags = result.one("aws:lambda/function:Function", name).inputs["tags"]
-        assert tags == {PROTECTED_TAG: "true", RESPONDER_INVOCABLE_TAG: "true"}
+        assert tags == {PROTECTED_TAG: "true"}
 
 
 def test_every_taggable_resource_is_protected_and_nothing_else_is_invocable() -> None:
@@ -285,6 +291,94 @@ def test_every_taggable_resource_is_protected_and_nothing_else_is_invocable() ->
     ]
     assert unprotected == []
     invocable = sorted(r.name for r in children if RESPONDER_INVOCABLE_TAG in (r.inputs.get("tags") or {}))
-    assert invocable == ["ai-halt", "ai-resume"]
+    assert invocable == []
     # No other child type carries tags at all (so none was missed by the list above).
     assert all(not r.inputs.get("tags") for r in children if r.type not in TAGGABLE)
+
+
+# --- tripwires are verified; the access API invokes halt and resume -------------------------------
+
+
+def test_the_halt_function_knows_its_tripwires_by_alarm_arn_and_may_read_only_their_state() -> None:
+    result = run()
+    assert result.one("aws:cloudwatch/metricAlarm:MetricAlarm").inputs["name"] == "ai-trip-errors"
+    halt = result.one("aws:lambda/function:Function", "ai-halt").inputs["environment"]["variables"]
+    assert json.loads(halt[ENV_TRIPWIRES]) == {ALARM_ARN: "errors"}
+    [verify] = [
+        s for s in policy_of(result, "ai-halt")["Statement"] if s.get("Sid") == "VerifyTripwireAlarms"
+    ]
+    assert verify == {
+        "Sid": "VerifyTripwireAlarms",
+        "Effect": "Allow",
+        "Action": ["cloudwatch:DescribeAlarms"],
+        "Resource": [ALARM_ARN],
+    }
+    # Resume is never driven by a tripwire: no tripwires, no CloudWatch rights.
+    resume = result.one("aws:lambda/function:Function", "ai-resume").inputs["environment"]["variables"]
+    assert ENV_TRIPWIRES not in resume
+    assert "cloudwatch:" not in json.dumps(policy_of(result, "ai-resume"))
+
+
+def test_without_tripwires_the_halt_function_reads_no_alarm() -> None:
+    result = run(tripwires=[])
+    assert (
+        ENV_TRIPWIRES
+        not in result.one("aws:lambda/function:Function", "ai-halt").inputs["environment"]["variables"]
+    )
+    assert "cloudwatch:" not in json.dumps(policy_of(result, "ai-halt"))
+
+
+def test_the_component_exposes_what_the_access_api_needs_to_invoke_halt_and_resume() -> None:
+    def program() -> None:
+        kill_switch = HaltActions("ai", args())
+        pulumi.export("halt_function_arn", kill_switch.halt_function_arn)
+        pulumi.export("halt_function_name", kill_switch.halt_function_name)
+        pulumi.export("resume_function_arn", kill_switch.resume_function_arn)
+        pulumi.export("resume_function_name", kill_switch.resume_function_name)
+        pulumi.export("tripwire_alarm_arns", kill_switch.tripwire_alarm_arns)
+        pulumi.export("protected_arns", pulumi.Output.all(*kill_switch.protected_arns))
+
+    outputs = synth(program).outputs
+    assert outputs == {
+        "halt_function_arn": f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:ai-halt",
+        "halt_function_name": "ai-halt",
+        "resume_function_arn": f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:ai-resume",
+        "resume_function_name": "ai-resume",
+        "tripwire_alarm_arns": {"errors": ALARM_ARN},
+        # Named by ARN for the emergency roles' boundary: not invocable, roles not passable.
+        "protected_arns": [
+            f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:ai-halt",
+            f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:ai-resume",
+            f"arn:aws:iam::{ACCOUNT_ID}:role/ai-halt-role",
+            f"arn:aws:iam::{ACCOUNT_ID}:role/ai-resume-role",
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("action", "resource"),
+    [
+        ("iam:PassRole", f"arn:aws:iam::{ACCOUNT_ID}:role/ai-halt-role"),
+        ("iam:PassRole", f"arn:aws:iam::{ACCOUNT_ID}:role/ai-resume-role"),
+        ("lambda:InvokeFunction", f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:ai-halt"),
+        ("lambda:InvokeFunction", f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:ai-resume"),
+        ("lambda:UpdateFunctionCode", f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:ai-halt"),
+    ],
+)
+def test_with_its_arns_protected_an_admin_session_can_neither_invoke_the_functions_nor_pass_their_roles(
+    action: str, resource: str
+) -> None:
+    """Suspected in the review: protection by tags alone may not hold for iam:PassRole (a new
+    function running as the halt role could forge audit events). Named by ARN, it holds."""
+
+    def program() -> None:
+        pulumi.export("protected_arns", pulumi.Output.all(*HaltActions("ai", args()).protected_arns))
+
+    boundary = permission_boundary(synth(program).outputs["protected_arns"])
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    context = session_context(now=now, source_identity="alice", request_id="req1", issued_at=now)
+    role = f"arn:aws:iam::{ACCOUNT_ID}:role/breakglass-emergency-admin"
+    assert not session_allowed(
+        role, action, resource, policies=[ADMIN_POLICY], boundary=boundary, context=context
+    )
+    assert session_allowed(role, action, resource, policies=[ADMIN_POLICY], boundary=None, context=context)

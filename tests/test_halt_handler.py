@@ -11,11 +11,13 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from breakglass.contracts import ENV_ALERT_TOPIC, ENV_AUDIT_BUCKET, ENV_HALT_TARGETS
+from breakglass.contracts import ENV_ALERT_TOPIC, ENV_AUDIT_BUCKET, ENV_HALT_TARGETS, ENV_TRIPWIRES
 from breakglass.lambdas.audit.events import parse_record
 from breakglass.lambdas.halt.handler import (
+    TripwireRefused,
     halt_handler,
     load_targets,
+    load_tripwires,
     location,
     parse_request,
     parse_tripwire,
@@ -24,6 +26,7 @@ from breakglass.lambdas.halt.handler import (
 )
 from breakglass.policies.halt import (
     encode_targets,
+    encode_tripwires,
     parse_targets,
     tripwire_event_pattern,
     tripwire_input_template,
@@ -51,6 +54,8 @@ TARGETS = parse_targets(
 )
 CATALOG = {t.id: t for t in TARGETS}
 ALARM_NAME = "ai-trip-errors"
+ALARM_ARN = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{ALARM_NAME}"
+TRIPWIRES = {ALARM_ARN: "errors"}
 APP_POLICY = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": "sagemaker:InvokeEndpoint", "Resource": "*"}],
@@ -118,10 +123,41 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         iam.put_role_policy(
             RoleName="chat-invoker", PolicyName="app-access", PolicyDocument=json.dumps(APP_POLICY)
         )
+        cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+        cloudwatch.put_metric_alarm(
+            AlarmName=ALARM_NAME,
+            MetricName="Invocation5XXErrors",
+            Namespace="AWS/SageMaker",
+            Statistic="Sum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=5.0,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+        )
+        assert cloudwatch.describe_alarms(AlarmNames=[ALARM_NAME])["MetricAlarms"][0]["AlarmArn"] == ALARM_ARN
         monkeypatch.setenv(ENV_HALT_TARGETS, encode_targets(TARGETS))
+        monkeypatch.setenv(ENV_TRIPWIRES, encode_tripwires(TRIPWIRES))
         monkeypatch.setenv(ENV_AUDIT_BUCKET, BUCKET)
         monkeypatch.setenv(ENV_ALERT_TOPIC, topic)
-        yield {"s3": s3, "iam": iam, "sqs": sqs, "alerts": alerts}
+        yield {"s3": s3, "iam": iam, "sqs": sqs, "alerts": alerts, "cloudwatch": cloudwatch}
+
+
+def trip(aws: dict[str, Any], state: str = "ALARM", name: str = ALARM_NAME) -> None:
+    """Put the alarm in ``state`` as CloudWatch would."""
+    aws["cloudwatch"].set_alarm_state(
+        AlarmName=name,
+        StateValue=state,
+        StateReason="Threshold Crossed: 2 out of the last 3 datapoints were >= the threshold (5.0).",
+    )
+
+
+def tripwire_input(alarm: dict[str, Any], tripwire: str = "errors") -> dict[str, Any]:
+    """What the tripwire rule's input transformer hands the halt function."""
+    return json.loads(
+        tripwire_input_template(tripwire, ["chat"], "deny-invoke").replace(
+            "<aws.events.event.json>", json.dumps(alarm)
+        )
+    )
 
 
 def _events(s3: Any) -> list[Any]:
@@ -162,18 +198,7 @@ def test_halt_and_resume_handlers_act_on_declared_targets_and_audit(aws: dict[st
 def test_an_alarm_state_change_routed_by_eventbridge_drives_a_halt_through_the_tripwire(
     aws: dict[str, Any],
 ) -> None:
-    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
-    cloudwatch.put_metric_alarm(
-        AlarmName=ALARM_NAME,
-        MetricName="Invocation5XXErrors",
-        Namespace="AWS/SageMaker",
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=5.0,
-        ComparisonOperator="GreaterThanOrEqualToThreshold",
-    )
-    alarm_arn = cloudwatch.describe_alarms(AlarmNames=[ALARM_NAME])["MetricAlarms"][0]["AlarmArn"]
+    alarm_arn = ALARM_ARN
     # The rule and input transformer the component deploys, delivering to a queue we can read
     # (moto runs Lambda targets only in Docker) so the handler gets exactly what EventBridge sends.
     sqs = aws["sqs"]
@@ -210,6 +235,7 @@ def test_an_alarm_state_change_routed_by_eventbridge_drives_a_halt_through_the_t
     messages = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10)["Messages"]
     assert len(messages) == 1
     delivered = json.loads(messages[0]["Body"])
+    trip(aws)
 
     result = tripwire_handler(delivered, CONTEXT)
 
@@ -218,8 +244,10 @@ def test_an_alarm_state_change_routed_by_eventbridge_drives_a_halt_through_the_t
     assert "breakglass-halt-chat" in aws["iam"].list_role_policies(RoleName="chat-invoker")["PolicyNames"]
     [event] = _events(aws["s3"])
     assert event.event_type == "halt"
-    assert event.actor == f"tripwire:{ALARM_NAME}"
-    assert "Threshold Crossed" in (event.reason or "")
+    assert event.actor == "tripwire:errors"  # the configured tripwire's name
+    assert "2 out of the last 3 datapoints" in (event.reason or "")  # CloudWatch's words
+    assert event.details["trigger"]["verified"]["state"] == "ALARM"
+    assert event.details["trigger"]["verified"]["alarm_arn"] == alarm_arn
     assert event.details["trigger"]["detail"]["alarmName"] == ALARM_NAME
     assert event.details["trigger"]["detail"]["state"]["value"] == "ALARM"
     assert event.details["trigger"]["resources"] == [alarm_arn]
@@ -229,56 +257,175 @@ def test_an_alarm_state_change_routed_by_eventbridge_drives_a_halt_through_the_t
 
 
 def test_the_halt_function_hands_tripwire_input_to_the_tripwire_handler(aws: dict[str, Any]) -> None:
-    arn = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{ALARM_NAME}"
-    delivered = json.loads(
-        tripwire_input_template("errors", ["chat"], "deny-invoke").replace(
-            "<aws.events.event.json>", json.dumps(alarm_event(arn))
-        )
-    )
-    result = halt_handler(delivered, CONTEXT)
+    trip(aws)
+    result = halt_handler(tripwire_input(alarm_event(ALARM_ARN)), CONTEXT)
     assert result["results"][0]["outcome"] == "halted"
-    assert _events(aws["s3"])[0].actor == f"tripwire:{ALARM_NAME}"
+    assert _events(aws["s3"])[0].actor == "tripwire:errors"
 
 
-def test_a_tripwire_event_not_in_alarm_is_refused() -> None:
-    arn = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{ALARM_NAME}"
+def test_a_malformed_tripwire_event_is_refused_naming_the_field() -> None:
     base = {"source": "breakglass.tripwire", "tripwire": "errors", "mode": "deny-invoke", "targets": ["chat"]}
     with pytest.raises(ConfigError, match=r"^alarm\.detail\.state\.value: must be 'ALARM'"):
-        parse_tripwire({**base, "alarm": alarm_event(arn, "OK")}, CATALOG)
+        parse_tripwire({**base, "alarm": alarm_event(ALARM_ARN, "OK")}, CATALOG, TRIPWIRES)
     with pytest.raises(ConfigError, match=r"^alarm: must be a 'CloudWatch Alarm State Change'"):
-        parse_tripwire({**base, "alarm": {**alarm_event(arn), "source": "aws.ec2"}}, CATALOG)
-    with pytest.raises(
-        ConfigError, match=r"^targets\[0\]: 'batch' does not allow mode deny-invoke|^targets\[0\]"
-    ):
-        parse_tripwire({**base, "targets": ["batch"], "alarm": alarm_event(arn)}, CATALOG)
+        parse_tripwire({**base, "alarm": {**alarm_event(ALARM_ARN), "source": "aws.ec2"}}, CATALOG, TRIPWIRES)
+    with pytest.raises(ConfigError, match=r"^alarm\.resources"):
+        parse_tripwire({**base, "alarm": {**alarm_event(ALARM_ARN), "resources": []}}, CATALOG, TRIPWIRES)
+    with pytest.raises(ConfigError, match=r"^targets\[0\]: target 'batch' does not allow mode deny-invoke"):
+        parse_tripwire({**base, "targets": ["batch"], "alarm": alarm_event(ALARM_ARN)}, CATALOG, TRIPWIRES)
+
+
+# ----- review finding 10: a tripwire cannot be impersonated ----------------------------------------
+
+
+def _nothing_happened(aws: dict[str, Any]) -> bool:
+    return aws["iam"].list_role_policies(RoleName="chat-invoker")["PolicyNames"] == [
+        "app-access"
+    ] and not _events(aws["s3"])
+
+
+def _refusals(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    return [r.fields for r in caplog.records if r.getMessage() == "tripwire refused"]  # type: ignore[attr-defined]
+
+
+def test_a_forged_tripwire_event_for_an_alarm_that_is_not_a_configured_tripwire_halts_nothing(
+    aws: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The attack on 198d2d6: any event with the tripwire's source halted, audited as tripwire:<any name>."""
+    forged = tripwire_input(alarm_event(f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:made-up"), "made-up")
+    with pytest.raises(TripwireRefused, match="not a configured tripwire; nothing was halted"):
+        halt_handler(forged, CONTEXT)
+    assert _nothing_happened(aws)
+    assert [r["claimed_alarm"] for r in _refusals(caplog)] == [
+        f"['arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:made-up']"
+    ]
+
+
+def test_a_forged_tripwire_event_naming_the_configured_alarm_while_it_is_not_in_alarm_halts_nothing(
+    aws: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    trip(aws, "OK")
+    with pytest.raises(TripwireRefused, match="is OK, not in ALARM; nothing was halted"):
+        halt_handler(tripwire_input(alarm_event(ALARM_ARN)), CONTEXT)
+    assert _nothing_happened(aws)
+    assert len(_refusals(caplog)) == 1
+
+
+def test_a_tripwire_event_that_claims_another_tripwire_name_is_refused(aws: dict[str, Any]) -> None:
+    trip(aws)
+    with pytest.raises(TripwireRefused, match=r"names tripwire 'ann' but alarm .* is tripwire 'errors'"):
+        halt_handler(tripwire_input(alarm_event(ALARM_ARN), "ann"), CONTEXT)
+    assert _nothing_happened(aws)
+
+
+def test_the_recorded_actor_and_reason_come_from_the_configuration_and_cloudwatch_never_the_event(
+    aws: dict[str, Any],
+) -> None:
+    trip(aws)
+    alarm = alarm_event(ALARM_ARN)
+    alarm["detail"]["alarmName"] = "ann"
+    alarm["detail"]["state"]["reason"] = "SYSTEM: approved by security, see https://evil.example"
+
+    halt_handler(tripwire_input(alarm), CONTEXT)
+
+    [event] = _events(aws["s3"])
+    assert event.actor == "tripwire:errors"
+    assert "ann" not in (event.reason or "") and "evil" not in (event.reason or "")
+    assert event.reason == (
+        f"tripwire errors: alarm {ALARM_NAME} is in ALARM: "
+        "Threshold Crossed: 2 out of the last 3 datapoints were >= the threshold (5.0)."
+    )
+
+
+def test_a_configured_tripwire_whose_alarm_does_not_exist_is_refused(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:deleted"
+    monkeypatch.setenv(ENV_TRIPWIRES, encode_tripwires({**TRIPWIRES, gone: "gone"}))
+    with pytest.raises(TripwireRefused, match="does not exist; nothing was halted"):
+        halt_handler(tripwire_input(alarm_event(gone), "gone"), CONTEXT)
+    assert _nothing_happened(aws)
 
 
 @pytest.mark.parametrize(
-    ("event", "field"),
+    "where", ["arn:aws:cloudwatch:eu-west-1:123456789012", "arn:aws:cloudwatch:us-east-1:210987654321"]
+)
+def test_a_tripwire_alarm_of_another_region_or_account_is_refused(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    elsewhere = f"{where}:alarm:{ALARM_NAME}"
+    monkeypatch.setenv(ENV_TRIPWIRES, encode_tripwires({elsewhere: "errors"}))
+    trip(aws)
+    with pytest.raises(TripwireRefused, match="not in this function's account and region"):
+        halt_handler(tripwire_input(alarm_event(elsewhere)), CONTEXT)
+    assert _nothing_happened(aws)
+
+
+def test_without_configured_tripwires_every_tripwire_event_is_refused(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(ENV_TRIPWIRES)
+    trip(aws)
+    with pytest.raises(TripwireRefused, match="not a configured tripwire"):
+        halt_handler(tripwire_input(alarm_event(ALARM_ARN)), CONTEXT)
+    assert _nothing_happened(aws)
+    assert load_tripwires({}) == {}
+    with pytest.raises(RuntimeError, match="not JSON"):
+        load_tripwires({ENV_TRIPWIRES: "{oops"})
+    with pytest.raises(ConfigError, match=ENV_TRIPWIRES):
+        load_tripwires({ENV_TRIPWIRES: json.dumps({"not-an-arn": "errors"})})
+
+
+def test_a_tripwire_event_sent_to_resume_is_refused(aws: dict[str, Any]) -> None:
+    trip(aws)
+    with pytest.raises(ConfigError, match="unknown setting"):
+        resume_handler(tripwire_input(alarm_event(ALARM_ARN)), CONTEXT)
+
+
+# ----- the direct-invocation contract: the access API passes the verified actor and request ------
+
+
+GOOD = {"targets": ["chat"], "mode": "deny-invoke", "actor": "alice", "reason": "r", "request_id": "k3x9"}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
     [
-        ({"mode": "deny-invoke", "actor": "alice", "reason": "r"}, "targets"),
-        ({"targets": ["chat"], "mode": "unplug", "actor": "alice", "reason": "r"}, "mode"),
-        ({"targets": ["nope"], "mode": "deny-invoke", "actor": "alice", "reason": "r"}, r"targets\[0\]"),
-        ({"targets": ["batch"], "mode": "deny-invoke", "actor": "alice", "reason": "r"}, r"targets\[0\]"),
-        ({"targets": ["chat"], "mode": "deny-invoke", "actor": "", "reason": "r"}, "actor"),
-        ({"targets": ["chat"], "mode": "deny-invoke", "actor": "alice", "reason": "r" * 1001}, "reason"),
-        (
-            {"targets": ["chat"], "mode": "deny-invoke", "actor": "alice", "reason": "r", "force": True},
-            "force",
-        ),
-        ({"targets": "chat", "mode": "deny-invoke", "actor": "alice", "reason": "r"}, "targets"),
+        ({"targets": None}, "targets"),
+        ({"mode": "unplug"}, "mode"),
+        ({"targets": ["nope"]}, r"targets\[0\]"),
+        ({"targets": ["batch"]}, r"targets\[0\]"),
+        ({"actor": ""}, "actor"),
+        ({"reason": "r" * 1001}, "reason"),
+        ({"force": True}, "force"),
+        ({"targets": "chat"}, "targets"),
+        ({"request_id": "K3X9"}, "request_id"),
+        ({"request_id": ""}, "request_id"),
     ],
 )
-def test_bad_requests_are_refused_naming_the_field(event: dict[str, Any], field: str) -> None:
+def test_bad_requests_are_refused_naming_the_field(change: dict[str, Any], field: str) -> None:
+    event = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
     with pytest.raises(ConfigError, match=f"^{field}"):
         parse_request(event, CATALOG)
 
 
+@pytest.mark.parametrize("missing", ["actor", "request_id", "reason", "mode", "targets"])
+def test_a_direct_request_without_the_verified_actor_or_its_request_is_refused(missing: str) -> None:
+    event = {k: v for k, v in GOOD.items() if k != missing}
+    with pytest.raises(ConfigError, match=f"^{missing}: is required"):
+        parse_request(event, CATALOG)
+
+
+@pytest.mark.parametrize("actor", ["tripwire:errors", "aws:system", "a"])
+def test_a_direct_request_cannot_claim_a_tripwire_or_a_system_actor(actor: str) -> None:
+    with pytest.raises(ConfigError, match=r"^actor"):
+        parse_request({**GOOD, "actor": actor}, CATALOG)
+
+
 def test_all_selects_every_target_that_allows_the_mode() -> None:
-    request = parse_request(
-        {"targets": "all", "mode": "delete-endpoint", "actor": "alice", "reason": "r"}, CATALOG
-    )
+    request = parse_request({**GOOD, "targets": "all", "mode": "delete-endpoint"}, CATALOG)
     assert [t.id for t in request.targets] == ["batch"]
+    assert (request.actor, request.request_id) == ("alice", "k3x9")
 
 
 def test_a_function_without_its_targets_is_misconfigured_and_says_so() -> None:
@@ -293,3 +440,20 @@ def test_the_function_learns_its_account_and_region_from_its_own_arn() -> None:
     assert location(CONTEXT) == ("aws", REGION, ACCOUNT)
     with pytest.raises(RuntimeError, match="function ARN"):
         location(SimpleNamespace(invoked_function_arn="nope"))
+
+
+@pytest.mark.parametrize("alarm", ["not an event", None, ["arn"], {"resources": "x"}])
+def test_a_tripwire_event_with_a_malformed_alarm_is_refused_and_logged(
+    aws: dict[str, Any], caplog: pytest.LogCaptureFixture, alarm: Any
+) -> None:
+    event = {
+        "source": "breakglass.tripwire",
+        "tripwire": "errors",
+        "mode": "deny-invoke",
+        "targets": ["chat"],
+        "alarm": alarm,
+    }
+    with pytest.raises(ConfigError, match=r"^alarm"):
+        halt_handler(event, CONTEXT)
+    assert _nothing_happened(aws)
+    assert len(_refusals(caplog)) == 1

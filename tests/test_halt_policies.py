@@ -8,14 +8,17 @@ from typing import Any
 import pytest
 from parliament import analyze_policy_string
 
+from breakglass.policies.audit_trail import audit_writer_statements
 from breakglass.policies.halt import (
     HALT_TAG_KEY,
     AuditAccess,
     HaltTarget,
     deny_invoke_policy,
     encode_targets,
+    encode_tripwires,
     halt_function_statements,
     parse_targets,
+    parse_tripwires,
     policy_document,
     resume_function_statements,
     scp_document,
@@ -259,3 +262,49 @@ def test_organizations_rights_over_existing_scps_need_the_halt_tag_of_a_declared
         elif policy_pattern in statement["Resource"]:
             assert actions <= {"organizations:AttachPolicy", "organizations:DetachPolicy"}
             assert "*" not in statement["Resource"]
+
+
+@pytest.mark.parametrize("builder", [halt_function_statements, resume_function_statements])
+def test_the_audit_rights_of_halt_and_resume_come_from_the_one_shared_builder(builder: Any) -> None:
+    """Review finding 13: a private copy of these rights lacked kms:Decrypt for the encrypted topic."""
+    statements = builder(TARGETS, audit=AUDIT, **WHERE)
+    shared = audit_writer_statements(
+        bucket_arn="arn:aws:s3:::audit-bucket",
+        prefix="breakglass-events",
+        kms_key_arn=AUDIT.kms_key_arn,
+        topic_arn=AUDIT.topic_arn,
+    )
+    assert statements[: len(shared)] == shared
+    rest = statements[len(shared) :]
+    actions = [a for s in rest for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
+    assert not [a for a in actions if a.startswith(("kms:", "sns:"))]
+
+
+def test_the_halt_function_may_read_the_state_of_its_tripwire_alarms_only() -> None:
+    alarms = [f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:ai-trip-errors"]
+    statements = halt_function_statements(TARGETS, audit=AUDIT, tripwire_alarm_arns=alarms, **WHERE)
+    [verify] = [s for s in statements if s["Sid"] == "VerifyTripwireAlarms"]
+    assert verify["Action"] == ["cloudwatch:DescribeAlarms"]
+    assert verify["Resource"] == alarms
+    assert findings(policy_document(statements)) == []
+    assert not [
+        s for s in halt_function_statements(TARGETS, audit=AUDIT, **WHERE) if "cloudwatch" in json.dumps(s)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("tripwires", "field"),
+    [
+        ({"arn:aws:cloudwatch:us-east-1:123456789012:alarm:x": "Bad Name"}, "tripwires"),
+        ({"arn:aws:sns:us-east-1:123456789012:alarm:x": "errors"}, "tripwires key"),
+        (["errors"], "tripwires"),
+    ],
+)
+def test_bad_tripwire_configuration_is_refused_naming_the_field(tripwires: Any, field: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{field}"):
+        parse_tripwires("tripwires", tripwires)
+
+
+def test_tripwires_survive_the_trip_through_the_lambda_environment() -> None:
+    tripwires = {f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:ai-trip-errors": "errors"}
+    assert parse_tripwires("env", json.loads(encode_tripwires(tripwires))) == tripwires

@@ -11,10 +11,12 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from emf import captured_metrics
 from moto import mock_aws
 
 from breakglass.lambdas.audit.events import AuditEvent, AuditWriteError, AuditWriter, parse_record
 from breakglass.lambdas.halt.service import (
+    HaltAuditError,
     HaltClients,
     RetryPolicy,
     WaitSettings,
@@ -22,6 +24,7 @@ from breakglass.lambdas.halt.service import (
     is_throttling,
     resume,
 )
+from breakglass.lambdas.runtime import METRIC_ALERT_PUBLISH_FAILURES
 from breakglass.policies.halt import SNAPSHOT_PREFIX, HaltTarget, parse_targets
 
 ACCOUNT = "123456789012"
@@ -649,16 +652,18 @@ def test_a_failed_audit_write_fails_the_call_after_every_target_is_halted(world:
     assert "breakglass-halt-claude" in world.inline_policies("agent-invoker")
 
 
-def test_a_failed_alert_publish_in_a_sequential_run_still_halts_every_target_and_is_logged(
-    world: World, caplog: pytest.LogCaptureFixture
+def test_a_failed_alert_publish_in_a_sequential_run_still_halts_every_target_and_is_counted(
+    world: World,
 ) -> None:
     class BrokenTopic:
         def publish(self, **kwargs: Any) -> Any:
             raise ClientError({"Error": {"Code": "AuthorizationError", "Message": "no"}}, "Publish")
 
     writer = AuditWriter(s3=world.s3, bucket=BUCKET, sns=BrokenTopic(), topic_arn="arn:aws:sns:x:1:t")
-    with pytest.raises(AuditWriteError, match="not alerted for chat, claude"):
-        halt(
+    # The records are stored, so the halts stand: a lost alert is counted, never an error
+    # (review finding 9: the record and the state must not disagree).
+    with captured_metrics() as metrics:
+        result = halt(
             world.clients,
             writer,
             world.pick("chat", "claude"),
@@ -667,13 +672,11 @@ def test_a_failed_alert_publish_in_a_sequential_run_still_halts_every_target_and
             reason="r",
             max_workers=1,
         )
-    # The first target's failed alert did not stop the second target's halt.
+    assert result["status"] == "ok"
     assert "breakglass-halt-chat" in world.inline_policies("chat-invoker")
     assert "breakglass-halt-claude" in world.inline_policies("agent-invoker")
-    # What was done to each target survives in the log even though the call failed.
-    failed = [r.fields for r in caplog.records if r.getMessage() == "audit record failed"]  # type: ignore[attr-defined]
-    assert [entry["result"]["target"] for entry in failed] == ["chat", "claude"]
-    assert all(entry["result"]["outcome"] == "halted" for entry in failed)
+    assert all(r["details"]["audit_key"] for r in result["results"])
+    assert metrics.counts() == {(METRIC_ALERT_PUBLISH_FAILURES, "AuthorizationError"): 2}
 
 
 def test_a_mode_the_target_does_not_allow_is_refused_per_target(world: World) -> None:
@@ -696,3 +699,170 @@ def test_an_empty_target_list_or_pool_is_rejected(world: World) -> None:
             reason="r",
             max_workers=0,
         )
+
+
+# ----- partial success and failure are reported per target (review finding 8) -----------------
+
+
+class Failing:
+    """A client whose ``operation`` fails (AccessDenied) when ``when(kwargs)`` holds."""
+
+    def __init__(self, client: Any, operation: str, when: Any = lambda kwargs: True) -> None:
+        self._client = client
+        self._operation = operation
+        self._when = when
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+        if name != self._operation:
+            return method
+
+        def call(**kwargs: Any) -> Any:
+            if self._when(kwargs):
+                raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not allowed"}}, name)
+            return method(**kwargs)
+
+        call.__name__ = name
+        return call
+
+
+def _changed(result: dict[str, Any]) -> list[dict[str, Any]]:
+    return [a for a in result["details"]["actions"] if a.get("changed")]
+
+
+def test_a_resume_whose_marker_write_fails_after_create_endpoint_reports_the_live_endpoint_then_the_error(
+    world: World,
+) -> None:
+    halt(world.clients, world.writer, world.pick("chat"), "delete-endpoint", actor="a", reason="r")
+    s3 = Failing(world.s3, "put_object", lambda kwargs: kwargs["Key"].endswith("-resumed.json"))
+    clients = HaltClients(iam=world.iam, sagemaker=world.sagemaker, s3=s3, account_id=ACCOUNT, region=REGION)
+
+    back = resume(
+        clients, world.writer, world.pick("chat"), "delete-endpoint", actor="a", reason="r", wait=FAST
+    )
+
+    # The endpoint is live again, and the result says so before it says what failed.
+    assert "chat-endpoint" in world.endpoint_names()
+    [result] = back["results"]
+    assert result["outcome"] == "error"
+    assert result["changed"] is True
+    [recreated] = _changed(result)
+    assert recreated["action"] == "recreate-endpoint"
+    assert recreated["endpoint"] == "chat-endpoint"
+    assert recreated["status"] == "InService"
+    assert "resume marker" in result["error"]
+    assert "AccessDenied" in result["error"]
+    assert back["status"] == "partial"  # never "failed" while something was done
+    [event] = [e for e in world.events() if e.event_type == "resume"]
+    assert event.outcome == "failed"
+    assert [a["action"] for a in event.details["actions"] if a.get("changed")] == ["recreate-endpoint"]
+    assert "resume marker" in event.details["error"]
+
+
+def test_a_halt_whose_delete_fails_after_the_snapshot_reports_the_snapshot_and_the_running_endpoint(
+    world: World,
+) -> None:
+    sagemaker = Failing(world.sagemaker, "delete_endpoint")
+    clients = HaltClients(iam=world.iam, sagemaker=sagemaker, s3=world.s3, account_id=ACCOUNT, region=REGION)
+
+    result = halt(clients, world.writer, world.pick("chat"), "delete-endpoint", actor="a", reason="r")
+
+    assert "chat-endpoint" in world.endpoint_names()
+    [target] = result["results"]
+    assert target["outcome"] == "error"
+    assert target["changed"] is False
+    [action] = target["details"]["actions"]
+    assert action["action"] == "delete-endpoint"
+    assert action["changed"] is False
+    assert action["snapshot"].startswith(f"{SNAPSHOT_PREFIX}/chat/chat-endpoint/")
+    assert "AccessDenied" in target["error"]
+    assert result["status"] == "failed"  # nothing was halted
+
+
+def test_a_deny_invoke_that_reaches_one_invoker_role_of_two_reports_both(world: World) -> None:
+    iam = Failing(world.iam, "put_role_policy", lambda kwargs: kwargs["RoleName"] == "batch-invoker")
+    clients = HaltClients(iam=iam, sagemaker=world.sagemaker, s3=world.s3, account_id=ACCOUNT, region=REGION)
+
+    result = halt(clients, world.writer, world.pick("chat"), "deny-invoke", actor="a", reason="r")
+
+    [target] = result["results"]
+    assert target["outcome"] == "error"
+    assert target["changed"] is True
+    assert [(a["role"], a["changed"]) for a in target["details"]["actions"]] == [("chat-invoker", True)]
+    assert target["error"].startswith("batch-invoker: AccessDenied")
+    assert result["status"] == "partial"
+    assert "breakglass-halt-chat" in world.inline_policies("chat-invoker")
+
+
+def test_a_scp_created_but_not_attached_is_reported_with_the_error(world: World, org: dict[str, str]) -> None:
+    organizations = Failing(world.organizations, "attach_policy")
+    clients = HaltClients(
+        iam=world.iam,
+        sagemaker=world.sagemaker,
+        s3=world.s3,
+        account_id=ACCOUNT,
+        region=REGION,
+        organizations=organizations,
+    )
+
+    result = halt(clients, world.writer, [_scp_target(org["ou"])], "scp", actor="s", reason="r")
+
+    [target] = result["results"]
+    assert target["outcome"] == "error"
+    assert [a["action"] for a in _changed(target)] == ["create-scp"]
+    assert target["error"] == f"{org['ou']}: AccessDenied: not allowed"
+    assert result["status"] == "partial"
+
+
+def test_a_resume_whose_audit_write_fails_raises_with_what_happened_to_each_target(world: World) -> None:
+    halt(
+        world.clients,
+        world.writer,
+        world.pick("chat", "summarizer"),
+        "delete-endpoint",
+        actor="a",
+        reason="r",
+    )
+    s3 = Failing(world.s3, "put_object", lambda kwargs: kwargs["Key"].startswith("breakglass-events/"))
+    writer = AuditWriter(s3=s3, bucket=BUCKET, kms_key_id=world.writer.kms_key_id)
+
+    with pytest.raises(HaltAuditError) as raised:
+        resume(
+            world.clients,
+            writer,
+            world.pick("chat", "summarizer"),
+            "delete-endpoint",
+            actor="a",
+            reason="r",
+            wait=FAST,
+        )
+
+    # Both endpoints are live again; the error carries that, target by target, then the audit error.
+    assert world.endpoint_names().count("chat-endpoint") == 1
+    assert world.endpoint_names().count("summarizer-endpoint") == 1
+    reported = raised.value.result
+    assert reported["action"] == "resume"
+    assert reported["status"] == "ok"
+    assert "not stored" in reported["audit_error"]
+    for target in reported["results"]:
+        assert target["outcome"] == "resumed"
+        assert [a["action"] for a in _changed(target)] == ["recreate-endpoint"]
+        assert "not stored" in target["audit_error"]
+    # The Lambda's error message is that same report, as JSON, for the caller (the access API).
+    assert json.loads(str(raised.value)) == {"error": reported["audit_error"], **reported}
+    assert isinstance(raised.value, AuditWriteError)
+
+
+@pytest.mark.parametrize(
+    ("mode", "targets"), [("deny-invoke", ("chat", "claude")), ("delete-endpoint", ("chat",))]
+)
+def test_a_halt_whose_audit_write_fails_raises_with_the_actions_done_in_every_mode(
+    world: World, mode: str, targets: tuple[str, ...]
+) -> None:
+    s3 = Failing(world.s3, "put_object", lambda kwargs: kwargs["Key"].startswith("breakglass-events/"))
+    broken = AuditWriter(s3=s3, bucket=BUCKET)
+    with pytest.raises(HaltAuditError) as raised:
+        halt(world.clients, broken, world.pick(*targets), mode, actor="a", reason="r")
+    results = raised.value.result["results"]
+    assert [r["target"] for r in results] == list(targets)
+    assert all(r["outcome"] == "halted" and _changed(r) and r["audit_error"] for r in results)

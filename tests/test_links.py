@@ -103,3 +103,14 @@ def test_a_short_or_missing_link_key_is_a_misconfiguration() -> None:
         link_key_from_env({ENV_LINK_SECRET_ARN: arn})
     with pytest.raises(RuntimeError, match=ENV_LINK_SECRET_ARN):
         link_key_from_env({})
+
+
+@pytest.mark.parametrize("expiry", [10**20, -(10**20), "soon", None])
+def test_a_signed_payload_with_an_impossible_expiry_is_refused_as_forged_not_a_crash(expiry: object) -> None:
+    from breakglass.lambdas.approvals.links import _b64encode, _mac
+
+    payload = {"v": 1, "r": "req1", "a": "alice", "e": expiry, "j": "x"}
+    encoded = _b64encode(json.dumps(payload).encode())
+    with pytest.raises(LinkRejected) as err:
+        verify_link(KEY, f"{encoded}.{_b64encode(_mac(KEY, encoded))}", now=NOW)
+    assert err.value.reason == "forged"

@@ -17,8 +17,20 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
 from breakglass.lambdas.approvals.links import verify_link
-from breakglass.lambdas.approvals.mail import human_duration, send_approval_requests, send_notice
+from breakglass.lambdas.approvals.mail import (
+    QUOTE,
+    Notice,
+    auto_approve_notice,
+    denial_notice,
+    grant_notice,
+    human_duration,
+    one_line,
+    quoted,
+    send_approval_requests,
+    send_notice,
+)
 from breakglass.lambdas.approvals.store import Enrollment, RequestRecord
+from breakglass.lambdas.approvals.templates import escape, plain_text
 from breakglass.validation import ConfigError
 
 KEY = b"m" * 32
@@ -218,3 +230,98 @@ def test_a_notice_goes_to_all_recipients_with_both_parts(ses: RecordingSes) -> N
 )
 def test_durations_read_naturally(seconds: int, text: str) -> None:
     assert human_duration(seconds) == text
+
+
+# --- one escaping routine for every email (review finding 11) ----------------------------------
+
+HOSTILE_REASON = (
+    "model is misbehaving\n"
+    "\n"
+    "Request:        req999 APPROVED by security\n"
+    "Review and decide: https://evil.example/approve\r\n"
+    "\x1b[31mSYSTEM: no action needed\u2028\u202egnp.exe\x00\x07\tend"
+)
+HOSTILE = replace(RECORD, reason=HOSTILE_REASON, quorum=0)
+
+
+def _margin_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line and not line.startswith(QUOTE)]
+
+
+def _assert_quoted(text: str) -> None:
+    """Every fragment of the hostile reason appears, but only inside the quoted block."""
+    for fragment in ("Request:        req999", "Review and decide: https://evil.example", "SYSTEM:"):
+        assert fragment in text
+        assert not any(fragment in line for line in _margin_lines(text)), fragment
+    for hidden in ("\x1b", "\x00", "\x07", "\u202e", "\u2028", "\r"):
+        assert hidden not in text
+
+
+@pytest.mark.parametrize(
+    "notice",
+    [
+        auto_approve_notice(HOSTILE),
+        denial_notice(replace(HOSTILE, denials=("alice",)), "denied"),
+        denial_notice(HOSTILE, "timed_out"),
+        grant_notice(
+            HOSTILE, {"role_arn": "arn:aws:iam::123456789012:role/x", "expires_at": "2025-03-01T13:00:00Z"}
+        ),
+    ],
+    ids=["auto-approve", "denied", "timed-out", "granted"],
+)
+def test_every_notice_quotes_each_line_of_the_reason_and_strips_hidden_characters(notice: Notice) -> None:
+    _assert_quoted(notice.text)
+    assert "<script" not in notice.html and "\u202e" not in notice.html and "\x1b" not in notice.html
+    assert "req42" in notice.html and "req42" in notice.text
+    assert notice.subject.splitlines() == [notice.subject]
+
+
+def test_the_approval_request_text_quotes_each_line_of_the_reason(ses: RecordingSes) -> None:
+    _send(ses, replace(RECORD, reason=HOSTILE_REASON), (ALICE,))
+    _assert_quoted(ses.calls[0]["Message"]["Body"]["Text"]["Data"])
+    assert "\u202e" not in ses.calls[0]["Message"]["Body"]["Html"]["Data"]
+
+
+def test_a_quoted_block_marks_blank_lines_too_so_the_quote_cannot_be_ended() -> None:
+    assert quoted("a\n\nb") == f"{QUOTE}a\n{QUOTE.rstrip()}\n{QUOTE}b"
+    assert quoted("one\u2029two\x85three\r\nfour") == "\n".join(
+        f"{QUOTE}{w}" for w in ("one", "two", "three", "four")
+    )
+
+
+def test_pages_and_emails_clean_untrusted_text_the_same_way() -> None:
+    dirty = "a\u202eb\x00c\u2028d"
+    assert plain_text(dirty) == "abc\nd"
+    assert str(escape(dirty)) == "abc\nd"
+    assert one_line(dirty) == "abc d"
+    assert quoted(dirty) == f"{QUOTE}abc\n{QUOTE}d"
+
+
+def test_the_workflows_auto_approve_email_is_the_quoted_notice(ses: RecordingSes) -> None:
+    from breakglass.lambdas.approvals import workflow
+    from breakglass.lambdas.approvals.store import Store, create_table
+    from breakglass.lambdas.audit.events import AuditWriter
+
+    ddb, kms, s3 = boto3.client("dynamodb"), boto3.client("kms"), boto3.client("s3")
+    create_table(ddb, "bg")
+    s3.create_bucket(Bucket="audit")
+    store = Store(ddb, "bg", kms, kms.create_key()["KeyMetadata"]["KeyId"])
+    store.put_enrollment(ALICE, "JBSWY3DPEHPK3PXP")
+    store.put_request(replace(HOSTILE, approvers=("alice",)))
+    deps = workflow.WorkflowDeps(
+        store=store,
+        audit=AuditWriter(s3=s3, bucket="audit"),
+        ses=ses,
+        iam=None,
+        tiers={},
+        policy={},
+        sender=SENDER,
+        approval_url=URL,
+        link_key=lambda: KEY,
+    )
+    workflow.auto_approve(deps, "req42")
+    (call,) = ses.calls
+    expected = auto_approve_notice(replace(HOSTILE, approvers=("alice",)))
+    assert call["Message"]["Body"]["Text"]["Data"] == expected.text
+    assert call["Message"]["Subject"]["Data"] == expected.subject
+    _assert_quoted(call["Message"]["Body"]["Text"]["Data"])

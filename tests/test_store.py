@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 import boto3
 import pytest
@@ -16,6 +17,7 @@ from breakglass.lambdas.approvals.store import (
     NotEnrolled,
     RequestNotFound,
     RequestRecord,
+    SpentLink,
     StatusConflict,
     Store,
     StoreError,
@@ -168,6 +170,112 @@ def test_a_released_link_can_be_claimed_once_more(store: Store) -> None:
     assert not store.is_link_used("j1")
     assert store.claim_link("j1", 2_000_000_000)
     assert store.is_link_used("j1") and not store.claim_link("j1", 2_000_000_000)
+
+
+# --- a vote and the link it spends: one transaction -------------------------------------------
+
+
+class FailingRequestWrites:
+    """A DynamoDB client whose writes of a REQUEST item fail (throttled), whatever API carries
+    them; everything else passes through. It puts a failure exactly where a vote is counted."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    @staticmethod
+    def _throttled(operation: str) -> Exception:
+        from botocore.exceptions import ClientError
+
+        error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "injected"}}
+        return ClientError(error, operation)  # type: ignore[arg-type]
+
+    def put_item(self, **kwargs: Any) -> Any:
+        if kwargs["Item"]["pk"]["S"].startswith("REQUEST#"):
+            raise self._throttled("PutItem")
+        return self.client.put_item(**kwargs)
+
+    def transact_write_items(self, **kwargs: Any) -> Any:
+        for entry in kwargs["TransactItems"]:
+            for action in entry.values():
+                key = action.get("Item") or action.get("Key")
+                if key["pk"]["S"].startswith("REQUEST#"):
+                    raise self._throttled("TransactWriteItems")
+        return self.client.transact_write_items(**kwargs)
+
+
+def test_a_vote_that_fails_to_be_counted_leaves_its_link_unspent(store: Store) -> None:
+    store.put_request(RECORD)
+    failing = Store(FailingRequestWrites(store.dynamodb), "bg", store.kms, store.kms_key_id)
+    with pytest.raises(Exception, match="injected"):
+        failing.record_vote("req1", "alice", "approve", link=SpentLink("jti-a", 2_000_000_000))
+    assert not store.is_link_used("jti-a")
+    after = store.get_request("req1")
+    assert after is not None and after.approvals == ()
+    counted = store.record_vote("req1", "alice", "approve", link=SpentLink("jti-a", 2_000_000_000))
+    assert counted.approvals == ("alice",) and store.is_link_used("jti-a")
+
+
+def test_a_vote_carried_by_a_spent_link_is_refused_as_used_and_not_counted(store: Store) -> None:
+    store.put_request(RECORD)
+    assert store.claim_link("jti-a", 2_000_000_000)
+    with pytest.raises(VoteRefused) as err:
+        store.record_vote("req1", "alice", "approve", link=SpentLink("jti-a", 2_000_000_000))
+    assert err.value.reason == "used"
+    after = store.get_request("req1")
+    assert after is not None and after.approvals == () and after.version == 0
+
+
+def test_one_link_raced_by_many_votes_counts_once(store: Store) -> None:
+    approvers = tuple(f"approver{i}" for i in range(6))
+    store.put_request(replace(RECORD, approvers=approvers, quorum=6))
+    outcomes: list[str] = []
+
+    def vote(who: str) -> None:
+        try:
+            store.record_vote("req1", who, "approve", link=SpentLink("shared", 2_000_000_000))
+            outcomes.append("counted")
+        except VoteRefused as exc:
+            outcomes.append(exc.reason)
+
+    threads = [threading.Thread(target=vote, args=(a,)) for a in approvers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    record = store.get_request("req1")
+    assert record is not None and len(record.approvals) == 1
+    assert sorted(outcomes) == ["counted"] + ["used"] * 5
+
+
+def test_taking_a_vote_back_releases_its_link_in_the_same_write(store: Store) -> None:
+    store.put_request(RECORD)
+    counted = store.record_vote("req1", "alice", "deny", link=SpentLink("jti-a", 2_000_000_000))
+    assert store.retract_vote(counted, "alice", link="jti-a")
+    after = store.get_request("req1")
+    assert after is not None and (after.status, after.denials) == ("pending", ())
+    assert not store.is_link_used("jti-a")
+
+
+def test_a_vote_that_cannot_be_taken_back_keeps_its_link_spent(store: Store) -> None:
+    store.put_request(RECORD)
+    first = store.record_vote("req1", "alice", "approve", link=SpentLink("jti-a", 2_000_000_000))
+    store.record_vote("req1", "carol", "approve", link=SpentLink("jti-c", 2_000_000_000))
+    assert not store.retract_vote(first, "alice", link="jti-a")
+    assert store.is_link_used("jti-a")
+
+
+def test_each_refusal_of_a_link_is_claimed_once_per_reason_until_released(store: Store) -> None:
+    assert store.claim_refusal_record("jti-a", "used", 2_000_000_000)
+    assert not store.claim_refusal_record("jti-a", "used", 2_000_000_000)
+    assert store.claim_refusal_record("jti-a", "totp-wrong", 2_000_000_000)
+    assert store.claim_refusal_record("jti-b", "used", 2_000_000_000)
+    store.release_refusal_record("jti-a", "used")
+    assert store.claim_refusal_record("jti-a", "used", 2_000_000_000)
+    # Refusal markers never make the link itself look spent.
+    assert not store.is_link_used("jti-a")
 
 
 def test_set_waiting_records_the_task_token_and_the_approvers(store: Store) -> None:

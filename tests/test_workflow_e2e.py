@@ -432,12 +432,11 @@ def test_forged_expired_reused_cross_request_and_wrong_approver_links_are_refuse
     assert deployment.store().get_request(first).approvals == ("bob",)  # type: ignore[union-attr]
     assert deployment.store().get_request(other).approvals == ()  # type: ignore[union-attr]
 
-    refusals = [e.details["refused"] for e in deployment.audit_events(first) if e.outcome == "failed"]
-    assert refusals[:3] == ["forged", "expired", "wrong-approver"]
-    assert refusals[3:] in (["used"], ["already-voted"])  # the reused link, whichever check sees it first
-    assert [e.details["refused"] for e in deployment.audit_events(other) if e.outcome == "failed"] == [
-        "cross-request"
-    ]
+    # Forged and expired links are no genuine link: counted, never written to the locked bucket.
+    # A genuine link is on record under the request it was signed for, whatever the path said.
+    refusals = sorted(e.details["refused"] for e in deployment.audit_events(first) if e.outcome == "failed")
+    assert refusals == ["cross-request", "used", "wrong-approver"]
+    assert [e for e in deployment.audit_events(other) if e.outcome == "failed"] == []
     for rid in (first, other):
         post(deployment, links_for(deployment, "ann", rid)[0], people["ann"].code(), "deny")
     assert deployment.wait_for(exec_a)["status"] == deployment.wait_for(exec_b)["status"] == "SUCCEEDED"

@@ -24,7 +24,16 @@ def synth_command(
         list[str] | None, typer.Option("--config", "-c", help="Stack config as key=value (repeatable).")
     ] = None,
 ) -> None:
-    """Run a Pulumi program under the SDK's mock runtime and print every resource it would create."""
+    """Run a Pulumi program under the SDK's mock runtime and print every resource it would create.
+
+    Offline: no Pulumi CLI, no cloud account. Policies are printed expanded so reviewers can read them.
+
+    [bold]Examples[/]
+
+      $ breakglass synth examples/quickstart
+
+      $ breakglass synth examples/quickstart --json - --config alertEmail=sec@example.com
+    """
     settings: dict[str, str] = {}
     for item in config or []:
         key, sep, value = item.partition("=")

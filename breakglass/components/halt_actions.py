@@ -5,6 +5,13 @@ agent ARNs, their invoker roles), the modes each allows, a halt and a resume Lam
 can touch exactly those targets, and optional tripwires: a CloudWatch alarm on a metric the user
 chooses, an EventBridge rule on the alarm entering ALARM, and the halt Lambda as its target with the
 configured targets and mode (the alarm also notifies the alert topic).
+
+Who invokes the functions: the access API's function (``POST /halts``, ``POST /resumes``, with the
+verified caller as actor) and the tripwire rules. They are protected but not responder-invocable:
+an emergency session cannot invoke them with a payload of its choosing. The component exposes
+their ARNs and names (``halt_function_arn`` ... ``resume_function_name``) for the access API's role
+and environment. The halt function gets ``{alarm ARN: tripwire name}`` of its tripwires and may
+read only those alarms' state, which it checks before believing a tripwire event.
 """
 
 from __future__ import annotations
@@ -25,13 +32,16 @@ from breakglass.contracts import (
     ENV_AUDIT_KMS_KEY,
     ENV_AUDIT_PREFIX,
     ENV_HALT_TARGETS,
+    ENV_TRIPWIRES,
     EVENTS_PREFIX,
 )
 from breakglass.policies.halt import (
     MODES,
     AuditAccess,
     HaltTarget,
+    alarm_arn,
     encode_targets,
+    encode_tripwires,
     halt_function_statements,
     parse_targets,
     resume_function_statements,
@@ -61,6 +71,9 @@ COMPARISONS = (
 MISSING_DATA = ("notBreaching", "breaching", "ignore", "missing")
 # Lambda environments hold 4 KB in total; the targets share it with the audit settings.
 MAX_TARGETS_JSON = 3000
+# What one tripwire adds to the halt function's environment at most: its alarm ARN (partition and
+# region at their longest, a 12-digit account, the alarm's name) and its own name, as JSON.
+TRIPWIRE_JSON_OVERHEAD = len('"arn:aws-iso-b:cloudwatch:ap-southeast-4:123456789012:alarm:":"",')
 HALT_TIMEOUT_SECONDS = 300
 # Resume waits for recreated endpoints to be InService, which takes minutes: the Lambda maximum.
 RESUME_TIMEOUT_SECONDS = 900
@@ -255,6 +268,15 @@ class HaltActionsConfig:
         if isinstance(raw_tripwires, str) or not isinstance(raw_tripwires, Sequence):
             raise ConfigError("tripwires", f"must be a list, got {type(raw_tripwires).__name__}")
         tripwires = tuple(Tripwire.parse(f"tripwires[{i}]", t, targets) for i, t in enumerate(raw_tripwires))
+        tripwires_json = sum(
+            TRIPWIRE_JSON_OVERHEAD + len(f"{name}-trip-{t.name}") + len(t.name) for t in tripwires
+        )
+        if len(encode_targets(targets)) + tripwires_json > MAX_TARGETS_JSON:
+            raise ConfigError(
+                "tripwires",
+                f"the targets and tripwires are over {MAX_TARGETS_JSON} characters as JSON and would not fit "
+                "the Lambda environment (4 KB); split them over several HaltActions components",
+            )
         seen: set[str] = set()
         for i, tripwire in enumerate(tripwires):
             if tripwire.name in seen:
@@ -280,15 +302,21 @@ class HaltActions(pulumi.ComponentResource):
 
     halt_function: aws.lambda_.Function
     resume_function: aws.lambda_.Function
+    halt_function_arn: pulumi.Output[str]
+    halt_function_name: pulumi.Output[str]
+    resume_function_arn: pulumi.Output[str]
+    resume_function_name: pulumi.Output[str]
+    tripwire_alarm_arns: pulumi.Output[dict[str, str]]
+    halt_role_arn: pulumi.Output[str]
+    resume_role_arn: pulumi.Output[str]
+    protected_arns: list[pulumi.Output[str]]
 
     def __init__(self, name: str, args: HaltActionsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         config = HaltActionsConfig.from_args(name, args)
         # Every taggable child (functions, roles, log groups, alarms, rules) is protected: the
-        # emergency roles' boundary lets a session only read it. The halt and resume functions are
-        # also responder-invocable, the only protected functions an emergency session may invoke.
-        tagging = pulumi.ResourceOptions(
-            transformations=[protect_children(responder_invocable=(f"{name}-halt", f"{name}-resume"))]
-        )
+        # emergency roles' boundary lets a session only read it. None is responder-invocable: the
+        # access API invokes halt and resume for a verified caller, the tripwire rules invoke halt.
+        tagging = pulumi.ResourceOptions(transformations=[protect_children()])
         super().__init__(TYPE_TOKEN, name, None, pulumi.ResourceOptions.merge(opts, tagging))
         self.config = config
 
@@ -296,8 +324,27 @@ class HaltActions(pulumi.ComponentResource):
         region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self))
         partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
 
+        # {tripwire name: alarm ARN}, computed from the names the alarms are given, so the halt
+        # function's environment, its policy and each rule's pattern name the same alarm.
+        alarm_arns: pulumi.Output[dict[str, str]] = pulumi.Output.all(
+            partition.partition, region.region, identity.account_id
+        ).apply(
+            lambda v: {
+                t.name: alarm_arn(f"{name}-trip-{t.name}", partition=v[0], region=v[1], account=v[2])
+                for t in config.tripwires
+            }
+        )
+
         def statements(resume: bool) -> pulumi.Output[list[dict[str, Any]]]:
-            builder = resume_function_statements if resume else halt_function_statements
+            def build(v: list[Any]) -> list[dict[str, Any]]:
+                where = {"partition": v[0], "region": v[1], "account": v[2]}
+                audit = AuditAccess(bucket=v[3], events_prefix=v[4], kms_key_arn=v[5], topic_arn=v[6])
+                if resume:
+                    return resume_function_statements(config.targets, audit=audit, **where)
+                return halt_function_statements(
+                    config.targets, audit=audit, tripwire_alarm_arns=sorted(v[7].values()), **where
+                )
+
             return pulumi.Output.all(
                 partition.partition,
                 region.region,
@@ -306,15 +353,8 @@ class HaltActions(pulumi.ComponentResource):
                 config.audit_events_prefix,
                 config.audit_kms_key_arn,
                 config.alert_topic_arn,
-            ).apply(
-                lambda v: builder(
-                    config.targets,
-                    partition=v[0],
-                    region=v[1],
-                    account=v[2],
-                    audit=AuditAccess(bucket=v[3], events_prefix=v[4], kms_key_arn=v[5], topic_arn=v[6]),
-                )
-            )
+                alarm_arns,
+            ).apply(build)
 
         environment: dict[str, pulumi.Input[str]] = {
             ENV_AUDIT_BUCKET: config.audit_bucket_name,
@@ -326,13 +366,19 @@ class HaltActions(pulumi.ComponentResource):
         if config.alert_topic_arn is not None:
             environment[ENV_ALERT_TOPIC] = config.alert_topic_arn
 
+        halt_environment = dict(environment)
+        if config.tripwires:
+            halt_environment[ENV_TRIPWIRES] = alarm_arns.apply(
+                lambda arns: encode_tripwires({arn: tripwire for tripwire, arn in arns.items()})
+            )
+
         ids = ", ".join(t.id for t in config.targets)
         self.halt: DeployedFunction = python_function(
             f"{name}-halt",
             handler="breakglass.lambdas.halt.handler.halt_handler",
             description=f"Break-glass halt of AI targets: {ids}",
             statements=statements(resume=False),
-            environment=environment,
+            environment=halt_environment,
             timeout=HALT_TIMEOUT_SECONDS,
             parent=self,
         )
@@ -347,30 +393,53 @@ class HaltActions(pulumi.ComponentResource):
         )
         self.halt_function = self.halt.function
         self.resume_function = self.resume.function
+        # What the access API needs to invoke them (its role's lambda:InvokeFunction, its environment).
+        self.halt_function_arn = self.halt_function.arn
+        self.halt_function_name = self.halt_function.name
+        self.resume_function_arn = self.resume_function.arn
+        self.resume_function_name = self.resume_function.name
+        self.tripwire_alarm_arns = alarm_arns
+        self.halt_role_arn = self.halt.role.arn
+        self.resume_role_arn = self.resume.role.arn
+        # For EmergencyRole's protected_arns: named by ARN, the functions cannot be invoked or
+        # changed and their roles cannot be passed (iam:PassRole) to new compute by a session,
+        # whatever tag conditions a given action honours.
+        self.protected_arns = [
+            self.halt_function_arn,
+            self.resume_function_arn,
+            self.halt_role_arn,
+            self.resume_role_arn,
+        ]
 
         self.alarms: dict[str, aws.cloudwatch.MetricAlarm] = {}
         self.rules: dict[str, aws.cloudwatch.EventRule] = {}
         for tripwire in config.tripwires:
-            self._tripwire(name, tripwire, config)
+            alarm = self._alarm(name, tripwire, config)
+            self.alarms[tripwire.name] = alarm
+            self.rules[tripwire.name] = self._rule(name, tripwire, alarm, alarm_arns)
+        self.tripwire_rule_arns: pulumi.Output[dict[str, str]] = pulumi.Output.all(
+            *[rule.arn for rule in self.rules.values()]
+        ).apply(lambda arns: dict(zip(self.rules, arns, strict=True)))
 
         self.register_outputs(
             {
-                "halt_function_arn": self.halt_function.arn,
-                "halt_function_name": self.halt_function.name,
-                "halt_role_arn": self.halt.role.arn,
-                "resume_function_arn": self.resume_function.arn,
-                "resume_function_name": self.resume_function.name,
-                "resume_role_arn": self.resume.role.arn,
-                "tripwire_alarm_arns": {k: v.arn for k, v in self.alarms.items()},
-                "tripwire_rule_arns": {k: v.arn for k, v in self.rules.items()},
+                "halt_function_arn": self.halt_function_arn,
+                "halt_function_name": self.halt_function_name,
+                "halt_role_arn": self.halt_role_arn,
+                "resume_function_arn": self.resume_function_arn,
+                "resume_function_name": self.resume_function_name,
+                "resume_role_arn": self.resume_role_arn,
+                "protected_arns": pulumi.Output.all(*self.protected_arns),
+                "tripwire_alarm_arns": self.tripwire_alarm_arns,
+                "tripwire_rule_arns": self.tripwire_rule_arns,
             }
         )
 
-    def _tripwire(self, name: str, tripwire: Tripwire, config: HaltActionsConfig) -> None:
+    def _alarm(self, name: str, tripwire: Tripwire, config: HaltActionsConfig) -> aws.cloudwatch.MetricAlarm:
         opts = pulumi.ResourceOptions(parent=self)
         resource = f"{name}-trip-{tripwire.name}"
         alert = [config.alert_topic_arn] if config.alert_topic_arn is not None else []
-        alarm = aws.cloudwatch.MetricAlarm(
+        return aws.cloudwatch.MetricAlarm(
             resource,
             name=resource,
             alarm_description=(
@@ -391,12 +460,25 @@ class HaltActions(pulumi.ComponentResource):
             alarm_actions=alert,
             opts=opts,
         )
+
+    def _rule(
+        self,
+        name: str,
+        tripwire: Tripwire,
+        alarm: aws.cloudwatch.MetricAlarm,
+        alarm_arns: pulumi.Output[dict[str, str]],
+    ) -> aws.cloudwatch.EventRule:
+        """The rule on the alarm entering ALARM, with the halt function as its target."""
+        opts = pulumi.ResourceOptions(parent=self)
+        resource = f"{name}-trip-{tripwire.name}"
         rule = aws.cloudwatch.EventRule(
             f"{resource}-rule",
             name=resource,
             description=f"Alarm {resource} entering ALARM halts its targets"[:512],
-            event_pattern=alarm.arn.apply(lambda arn: json.dumps(tripwire_event_pattern(arn))),
-            opts=opts,
+            event_pattern=alarm_arns.apply(
+                lambda arns: json.dumps(tripwire_event_pattern(arns[tripwire.name]))
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[alarm]),
         )
         permission = aws.lambda_.Permission(
             f"{resource}-invoke",
@@ -419,5 +501,4 @@ class HaltActions(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[permission]),
         )
-        self.alarms[tripwire.name] = alarm
-        self.rules[tripwire.name] = rule
+        return rule

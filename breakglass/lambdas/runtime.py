@@ -1,8 +1,14 @@
-"""What every handler shares: structured JSON logs and the audit writer built from its environment.
+"""What every handler shares: structured JSON logs, counted metrics and the audit writer built from
+its environment.
 
 Handlers stay thin: parse the event into a typed object, call a service function with boto3
 clients passed in, return an explicit result. Clients are created per invocation (never at
 import time) so tests and the emulator decide where they point.
+
+Metrics are CloudWatch Embedded Metric Format (EMF): :func:`count` writes one JSON log line that
+is both the structured log record and, read by CloudWatch Logs, a metric data point. No API call,
+no extra IAM right, nothing that can fail the action being counted. Every metric the package
+emits is named here (:data:`METRICS`), so the component's alarms and this code cannot drift apart.
 """
 
 from __future__ import annotations
@@ -11,8 +17,9 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 
@@ -23,7 +30,9 @@ from breakglass.contracts import (
     ENV_AUDIT_PREFIX,
     EVENTS_PREFIX,
 )
-from breakglass.lambdas.audit.events import AuditWriter
+
+if TYPE_CHECKING:  # events.py counts failed alerts with count(): imported lazily below, no cycle
+    from breakglass.lambdas.audit.events import AuditWriter
 
 
 class _JsonFormatter(logging.Formatter):
@@ -56,6 +65,65 @@ def log_fields(**fields: Any) -> dict[str, Any]:
     return {"fields": fields}
 
 
+# -- metrics (CloudWatch Embedded Metric Format) ------------------------------------------------
+
+METRICS_NAMESPACE: Final = "Breakglass"
+# Dimensions: every metric is emitted per function and per (function, reason), so an alarm can
+# watch the total of one function and a dashboard can split it by reason.
+DIMENSION_FUNCTION: Final = "FunctionName"
+DIMENSION_REASON: Final = "Reason"
+# POSTs/GETs to the approval API refused before any genuine signed link was seen (junk, forged or
+# expired tokens, cross-site posts without a genuine link, malformed events, unknown routes).
+# Counted only: never an audit object, never an alert each. Alarm on its rate.
+METRIC_UNAUTHENTICATED_REFUSALS: Final = "UnauthenticatedRefusals"
+# Decisions refused although they carried a genuine link (used, wrong code, self-approval...).
+# Every attempt is counted; each (link, reason) is audited once.
+METRIC_LINK_REFUSALS: Final = "LinkRefusals"
+# An audit event was stored in the locked bucket but its alert could not be published. The action
+# stands (the record is the truth); the alert is lost and this count says so.
+METRIC_ALERT_PUBLISH_FAILURES: Final = "AlertPublishFailures"
+METRICS: Final = (METRIC_UNAUTHENTICATED_REFUSALS, METRIC_LINK_REFUSALS, METRIC_ALERT_PUBLISH_FAILURES)
+# What the dimension says outside Lambda (tests, the emulator run handlers in-process).
+LOCAL_FUNCTION_NAME: Final = "local"
+_REASON_MAX: Final = 64
+
+_metrics_log = get_logger("breakglass.metrics")
+
+
+def function_name(environ: Mapping[str, str] | None = None) -> str:
+    """The running Lambda's name (set by the Lambda runtime): the component knows it too."""
+    env = os.environ if environ is None else environ
+    return env.get("AWS_LAMBDA_FUNCTION_NAME") or LOCAL_FUNCTION_NAME
+
+
+def emf(metric: str, reason: str, *, value: int = 1, now_ms: int | None = None) -> dict[str, Any]:
+    """The EMF members of one count: ``_aws`` metadata, the dimensions and the value."""
+    if metric not in METRICS:
+        raise ValueError(f"metric: must be one of {', '.join(METRICS)}, got {metric!r}")
+    return {
+        "_aws": {
+            "Timestamp": int(time.time() * 1000) if now_ms is None else now_ms,
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": METRICS_NAMESPACE,
+                    "Dimensions": [[DIMENSION_FUNCTION], [DIMENSION_FUNCTION, DIMENSION_REASON]],
+                    "Metrics": [{"Name": metric, "Unit": "Count"}],
+                }
+            ],
+        },
+        DIMENSION_FUNCTION: function_name(),
+        # Reasons are this package's own vocabulary; bounded anyway (a dimension value is an index).
+        DIMENSION_REASON: str(reason)[:_REASON_MAX] or "unknown",
+        metric: value,
+    }
+
+
+def count(metric: str, reason: str, message: str, *, level: int = logging.WARNING, **fields: Any) -> None:
+    """Count one occurrence of ``metric`` for ``reason``: one structured JSON log line that is also
+    an EMF metric data point. ``fields`` add context to the log line (never to the dimensions)."""
+    _metrics_log.log(level, message, extra=log_fields(**fields, **emf(metric, reason)))
+
+
 def required_env(name: str, environ: Mapping[str, str] | None = None) -> str:
     env = os.environ if environ is None else environ
     value = env.get(name, "")
@@ -66,6 +134,8 @@ def required_env(name: str, environ: Mapping[str, str] | None = None) -> str:
 
 def audit_writer_from_env(environ: Mapping[str, str] | None = None, *, session: Any = None) -> AuditWriter:
     """The writer a deployed function uses, configured by the component through its environment."""
+    from breakglass.lambdas.audit.events import AuditWriter
+
     env = os.environ if environ is None else environ
     boto = session or boto3
     topic = env.get(ENV_ALERT_TOPIC) or None

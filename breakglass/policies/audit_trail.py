@@ -317,25 +317,33 @@ def alert_event_patterns(
 
 
 def audit_writer_statements(
-    *, bucket_arn: str, prefix: str, kms_key_arn: str, topic_arn: str | None
+    *, bucket_arn: str, prefix: str, kms_key_arn: str | None, topic_arn: str | None
 ) -> list[Statement]:
-    """The least a function needs to write audit events (and publish them as alerts)."""
+    """The least a function needs to write audit events (and publish them as alerts).
+
+    The one builder of these rights: every function that writes audit events gets them from here
+    (``breakglass.policies.kms_rights`` checks the result). ``kms_key_arn`` None means the events
+    are not written under a customer managed key, so no key statement is needed.
+    """
     statements: list[Statement] = [
         {
             "Sid": "WriteAuditEvents",
             "Effect": "Allow",
             "Action": "s3:PutObject",
-            "Resource": f"{bucket_arn}/{prefix}/*",
-        },
-        {
-            # GenerateDataKey for SSE-KMS puts and encrypted-topic publishes; Decrypt because SNS
-            # asks for it when a publisher sends to a KMS-encrypted topic.
-            "Sid": "UseAuditKey",
-            "Effect": "Allow",
-            "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
-            "Resource": kms_key_arn,
+            "Resource": f"{bucket_arn}/{prefix.strip('/')}/*",
         },
     ]
+    if kms_key_arn:
+        statements.append(
+            {
+                # GenerateDataKey for SSE-KMS puts and encrypted-topic publishes; Decrypt because SNS
+                # asks for it when a publisher sends to a KMS-encrypted topic.
+                "Sid": "UseAuditKey",
+                "Effect": "Allow",
+                "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                "Resource": kms_key_arn,
+            }
+        )
     if topic_arn:
         statements.append(
             {"Sid": "PublishAuditAlerts", "Effect": "Allow", "Action": "sns:Publish", "Resource": topic_arn}

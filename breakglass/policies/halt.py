@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from breakglass.policies.audit_trail import audit_writer_statements
 from breakglass.validation import (
     RESOURCE_NAME,
     RESOURCE_NAME_HINT,
@@ -64,6 +65,8 @@ BEDROCK_ARN_HINT = (
     "a Bedrock foundation-model, inference-profile, application-inference-profile, provisioned-model, "
     "custom-model, imported-model, agent or agent-alias ARN"
 )
+ALARM_ARN = r"arn:aws[a-z-]*:cloudwatch:[a-z0-9-]+:\d{12}:alarm:[^\x00-\x1f]{1,255}"
+ALARM_ARN_HINT = "a CloudWatch alarm ARN (arn:aws:cloudwatch:REGION:ACCOUNT:alarm:NAME)"
 SCP_TARGET_ID = r"\d{12}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|r-[0-9a-z]{4,32}"
 SCP_TARGET_HINT = "an AWS account id (12 digits), an OU id (ou-...) or a root id (r-...)"
 
@@ -201,6 +204,34 @@ def encode_targets(targets: Iterable[HaltTarget]) -> str:
     return json.dumps([t.to_spec() for t in targets], separators=(",", ":"), sort_keys=True)
 
 
+def parse_tripwires(field: str, value: Any) -> dict[str, str]:
+    """The configured tripwires, ``{alarm ARN: tripwire name}``: the only alarms that may halt."""
+    spec = require_mapping(field, value)
+    tripwires: dict[str, str] = {}
+    for arn, name in spec.items():
+        require_str(f"{field} key", arn, pattern=ALARM_ARN, hint=ALARM_ARN_HINT)
+        tripwires[str(arn)] = require_str(
+            f"{field}[{arn}]", name, pattern=RESOURCE_NAME, hint=RESOURCE_NAME_HINT
+        )
+    return tripwires
+
+
+def encode_tripwires(tripwires: Mapping[str, str]) -> str:
+    """The tripwires as compact JSON for the halt function's environment (see :func:`parse_tripwires`)."""
+    return json.dumps(dict(tripwires), separators=(",", ":"), sort_keys=True)
+
+
+def alarm_arn(name: str, *, partition: str, region: str, account: str) -> str:
+    """The ARN CloudWatch gives the alarm ``name``: known before the alarm exists, so the halt
+    function's environment and policy can name it (and can never disagree with the rule)."""
+    return f"arn:{partition}:cloudwatch:{region}:{account}:alarm:{name}"
+
+
+def alarm_name(alarm_arn: str) -> str:
+    """The alarm's name: everything after ``:alarm:`` (names may contain ':')."""
+    return alarm_arn.split(":", 6)[6]
+
+
 def halt_policy_name(target_id: str) -> str:
     return f"{HALT_POLICY_PREFIX}{target_id}"
 
@@ -310,31 +341,16 @@ class AuditAccess:
     topic_arn: str | None = None
 
 
-def _audit_statements(audit: AuditAccess, *, read_snapshots: bool, partition: str) -> list[dict[str, Any]]:
-    prefix = audit.events_prefix.strip("/")
-    statements: list[dict[str, Any]] = [
-        {
-            "Sid": "WriteAuditEvents",
-            "Effect": "Allow",
-            "Action": ["s3:PutObject"],
-            "Resource": [f"arn:{partition}:s3:::{audit.bucket}/{prefix}/*"],
-        }
-    ]
-    if audit.kms_key_arn:
-        actions = ["kms:GenerateDataKey", "kms:Decrypt"] if read_snapshots else ["kms:GenerateDataKey"]
-        statements.append(
-            {"Sid": "UseAuditKey", "Effect": "Allow", "Action": actions, "Resource": [audit.kms_key_arn]}
-        )
-    if audit.topic_arn:
-        statements.append(
-            {
-                "Sid": "PublishAlerts",
-                "Effect": "Allow",
-                "Action": ["sns:Publish"],
-                "Resource": [audit.topic_arn],
-            }
-        )
-    return statements
+def _audit_statements(audit: AuditAccess, *, partition: str) -> list[dict[str, Any]]:
+    """Writing audit events and alerts: the shared builder, never a copy (review finding 13: a copy
+    here lacked ``kms:Decrypt``, which SNS asks of publishers to an encrypted topic). The same key
+    statement covers the snapshots (puts under the key, and resume's reads)."""
+    return audit_writer_statements(
+        bucket_arn=f"arn:{partition}:s3:::{audit.bucket}",
+        prefix=audit.events_prefix,
+        kms_key_arn=audit.kms_key_arn,
+        topic_arn=audit.topic_arn,
+    )
 
 
 def _sagemaker_resources(
@@ -370,8 +386,20 @@ def _function_statements(
     region: str,
     account: str,
     audit: AuditAccess,
+    tripwire_alarm_arns: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
-    statements = _audit_statements(audit, read_snapshots=resume, partition=partition)
+    statements = _audit_statements(audit, partition=partition)
+    if tripwire_alarm_arns and not resume:
+        statements.append(
+            {
+                "Sid": "VerifyTripwireAlarms",
+                "Effect": "Allow",
+                # A tripwire event is believed only if its alarm is one of these and CloudWatch
+                # shows it in ALARM; DescribeAlarms is authorized per alarm ARN.
+                "Action": ["cloudwatch:DescribeAlarms"],
+                "Resource": sorted(set(tripwire_alarm_arns)),
+            }
+        )
     deny_targets = [t for t in targets if "deny-invoke" in t.modes]
     delete_targets = [t for t in targets if "delete-endpoint" in t.modes]
     scp_targets = [t for t in targets if "scp" in t.modes]
@@ -534,11 +562,24 @@ def _function_statements(
 
 
 def halt_function_statements(
-    targets: Sequence[HaltTarget], *, partition: str, region: str, account: str, audit: AuditAccess
+    targets: Sequence[HaltTarget],
+    *,
+    partition: str,
+    region: str,
+    account: str,
+    audit: AuditAccess,
+    tripwire_alarm_arns: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
-    """The halt Lambda's statements: only the declared targets, the audit bucket, key and topic."""
+    """The halt Lambda's statements: only the declared targets, the audit bucket, key and topic,
+    and reading the state of the tripwire alarms it is configured with."""
     return _function_statements(
-        targets, resume=False, partition=partition, region=region, account=account, audit=audit
+        targets,
+        resume=False,
+        partition=partition,
+        region=region,
+        account=account,
+        audit=audit,
+        tripwire_alarm_arns=tripwire_alarm_arns,
     )
 
 

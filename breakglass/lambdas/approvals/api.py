@@ -11,12 +11,25 @@ form fields ``token``, ``totp`` and ``decision`` (``approve`` / ``deny``) record
    name (user id in any case, same IAM principal or same email); the request must be pending;
 3. the approver's TOTP code must be right, unused (claimed in the store) and not past the
    wrong-code limit;
-4. the link is spent (single use), then the vote is counted atomically;
+4. the link is spent (single use) and the vote counted in one transaction: both or neither;
 5. the vote is audited, and when it decides the request (quorum reached or any denial) the
    waiting workflow gets ``send_task_success`` with the decision. A vote whose audit record
-   cannot be written is taken back and its link made usable again: no vote counts unrecorded.
+   cannot be written is taken back and its link made usable again (one transaction): no vote
+   counts unrecorded. Once the record is stored the vote stands, whatever happens to its alert.
 
 A wrong or replayed code shows the form again and leaves the link unspent.
+
+Refusals cost an attacker more than they cost us (security review finding 3):
+
+- without a genuine signed link (junk, forged or expired tokens, cross-site posts, bad forms,
+  unknown routes, malformed events) a refusal writes nothing: it is counted, one JSON log line
+  that is also a CloudWatch metric (``UnauthenticatedRefusals``), and alerted on its rate only;
+- with a genuine link, a refusal is counted (``LinkRefusals``) and audited once per (link,
+  reason), claimed in the store first, so even a leaked link cannot flood the locked bucket; only
+  the reasons in :data:`IMMEDIATE_ALERT_REASONS` alert one by one (bounded by the links issued);
+- text from the request (the path's request id, form fields, headers) never becomes an S3 key,
+  the request id of a record or an alert subject: records name the request the link was signed
+  for, and only the package's own vocabulary reaches subjects and metric dimensions.
 """
 
 from __future__ import annotations
@@ -38,11 +51,19 @@ from botocore.exceptions import ClientError
 from breakglass.contracts import ENV_APPROVAL_URL, iso, utc_now
 from breakglass.lambdas.approvals.links import LinkClaims, LinkRejected, link_key_from_env, verify_link
 from breakglass.lambdas.approvals.mail import APPROVING_ROLES, expiry_text, human_duration
-from breakglass.lambdas.approvals.store import RequestRecord, Store, VoteRefused, same_person
+from breakglass.lambdas.approvals.store import RequestRecord, SpentLink, Store, VoteRefused, same_person
 from breakglass.lambdas.approvals.templates import Markup, render, style_hash, stylesheet
 from breakglass.lambdas.approvals.totp import TotpRejected, verify_totp
-from breakglass.lambdas.audit.events import AuditEvent
-from breakglass.lambdas.runtime import audit_writer_from_env, get_logger, log_fields
+from breakglass.lambdas.audit.events import AuditEvent, AuditWriteError
+from breakglass.lambdas.runtime import (
+    METRIC_LINK_REFUSALS,
+    METRIC_UNAUTHENTICATED_REFUSALS,
+    audit_writer_from_env,
+    count,
+    get_logger,
+    log_fields,
+)
+from breakglass.validation import REQUEST_ID
 
 log = get_logger("breakglass.approval_api")
 
@@ -50,10 +71,22 @@ MAX_BODY_BYTES: Final = 8192
 # How long a spent-link marker outlives the link itself (clock skew between writers).
 USED_MARKER_GRACE_SECONDS: Final = 86400
 _REQUEST_PATH: Final = re.compile(r"^(?:/[^/]+)*?/requests/(?P<id>[^/]+)/?$")
+_REQUEST_ID: Final = re.compile(REQUEST_ID)
+_USER_AGENT_MAX: Final = 200
+
+# Refusals of a genuine link that alert one by one, at once (each (link, reason) once): the
+# requester trying to decide their own request, someone whose approving role was removed using
+# an old link, wrong codes up to the lockout on someone's link (the mailbox may be compromised),
+# and a genuine link posted from another site (the link left the approver's mailbox). Every other
+# refusal is stored (once per link and reason) and alerted in aggregate by the rate alarms on
+# the LinkRefusals and UnauthenticatedRefusals metrics.
+IMMEDIATE_ALERT_REASONS: Final = frozenset(
+    {"self-approval", "not-an-approver", "totp-rate-limited", "cross-site"}
+)
 
 
 class AuditSink(Protocol):
-    def write(self, event: AuditEvent) -> str: ...
+    def write(self, event: AuditEvent, *, alert: bool = True) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -235,10 +268,9 @@ def parse_event(event: Mapping[str, Any]) -> HttpRequest:
     """An API Gateway HTTP API (payload 2.0) event as a request."""
     http = event.get("requestContext", {}).get("http", {})
     raw_body = event.get("body") or ""
-    if event.get("isBase64Encoded"):
-        body = base64.b64decode(raw_body)
-    else:
-        body = raw_body.encode() if isinstance(raw_body, str) else bytes(raw_body)
+    if not isinstance(raw_body, str):  # API Gateway always sends text (base64 for binary)
+        raise TypeError("body: must be a string")
+    body = base64.b64decode(raw_body) if event.get("isBase64Encoded") else raw_body.encode()
     headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
     return HttpRequest(
         method=str(http.get("method") or "GET").upper(),
@@ -263,11 +295,13 @@ def _same_origin(request: HttpRequest, approval_url: str | None) -> bool:
         # Under Referrer-Policy no-referrer, Chromium sends "Origin: null" even on the page's own
         # form POST; only the browser's Sec-Fetch-Site can then vouch for it.
         return site == "same-origin"
-    parsed = urlsplit(origin)
-    if approval_url:
-        allowed = urlsplit(approval_url)
-        if (parsed.scheme, parsed.netloc) == (allowed.scheme, allowed.netloc):
-            return True
+    try:
+        parsed = urlsplit(origin)
+        allowed = urlsplit(approval_url) if approval_url else None
+    except ValueError:  # e.g. "http://[::1" (an unclosed IPv6 host): not an origin we know
+        return False
+    if allowed is not None and (parsed.scheme, parsed.netloc) == (allowed.scheme, allowed.netloc):
+        return True
     return bool(parsed.netloc) and parsed.netloc == request.headers.get("host")
 
 
@@ -332,17 +366,95 @@ class ApprovalApi:
 
     def handle(self, request: HttpRequest) -> dict[str, Any]:
         match = _REQUEST_PATH.match(request.path)
-        if match is None:
-            return outcome_page("no-route")
+        if match is None or not _REQUEST_ID.fullmatch(match.group("id")):
+            # Not a request id the system could have minted: nothing to look up, nothing to record.
+            return self.unauthenticated(request, "no-route")
         request_id = match.group("id")
         if request.method in ("GET", "HEAD"):
-            response = self.show(request_id, request.query.get("token", ""))
+            response = self.show(request_id, request)
             if request.method == "HEAD":
                 response["body"] = ""
             return response
         if request.method == "POST":
             return self.decide(request_id, request)
-        return outcome_page("method")
+        return self.unauthenticated(request, "method", request_id)
+
+    # -- refusals ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def unauthenticated(
+        request: HttpRequest | None, reason: str, path_request_id: str | None = None, *, page: str = ""
+    ) -> dict[str, Any]:
+        """Refuse without a genuine link: count it (log line + metric), write nothing, alert
+        nothing. The path's request id is logged as what it is (shape-checked, never a record's)."""
+        fields: dict[str, Any] = {"refused": reason}
+        if request is not None:
+            fields.update(
+                method=request.method[:16],
+                source_ip=request.source_ip[:64],
+                user_agent=request.user_agent[:_USER_AGENT_MAX],
+            )
+        if path_request_id is not None:
+            fields["path_request_id"] = path_request_id
+        count(METRIC_UNAUTHENTICATED_REFUSALS, reason, "refused without a genuine link", **fields)
+        return outcome_page(page or reason)
+
+    def _link_refusal(
+        self,
+        claims: LinkClaims,
+        reason: str,
+        record: RequestRecord | None,
+        *,
+        decision: str | None,
+        request: HttpRequest,
+    ) -> None:
+        """Count a refusal of a genuine link; for a decision (POST), audit it once per (link,
+        reason), alerting at once only for :data:`IMMEDIATE_ALERT_REASONS`."""
+        count(
+            METRIC_LINK_REFUSALS,
+            reason,
+            "decision refused" if decision else "page refused",
+            request_id=claims.request_id,
+            approver=claims.approver,
+            decision=decision,
+            method=request.method[:16],
+            source_ip=request.source_ip[:64],
+        )
+        if decision is None:
+            return  # opening a page changes nothing, not even the audit trail
+        store = self.deps.store
+        if not store.claim_refusal_record(
+            claims.jti, reason, claims.expires_epoch + USED_MARKER_GRACE_SECONDS
+        ):
+            return  # this link was already refused for this reason, and that is on record
+        event = AuditEvent(
+            event_type="denial" if decision == "deny" else "approval",
+            actor=claims.approver,
+            outcome="failed",
+            request_id=claims.request_id,  # the request the link was signed for, never the path's
+            requester=record.requester if record else None,
+            tier=record.tier if record else None,
+            details={"refused": reason, "decision": decision},
+        )
+        try:
+            self.deps.audit.write(event, alert=reason in IMMEDIATE_ALERT_REASONS)
+        except AuditWriteError:
+            store.release_refusal_record(claims.jti, reason)  # not on record: let a retry record it
+            raise
+
+    def _refuse(
+        self,
+        claims: LinkClaims,
+        reason: str,
+        record: RequestRecord | None,
+        *,
+        decision: str | None,
+        request: HttpRequest,
+        page: str | None = None,
+    ) -> dict[str, Any]:
+        self._link_refusal(claims, reason, record, decision=decision, request=request)
+        detail = f"The request is {record.status}." if record and reason == "already-decided" else None
+        return outcome_page(page or reason, detail=detail)
 
     def _refusal(self, record: RequestRecord | None, claims: LinkClaims) -> str | None:
         """Why this link cannot decide now (read-only). A spent link is named as such first."""
@@ -370,102 +482,99 @@ class ApprovalApi:
             return "not-an-approver"
         return None
 
-    def _claims(self, token: str, request_id: str) -> LinkClaims:
-        return verify_link(self.deps.link_key, token, now=self.deps.clock(), request_id=request_id)
-
-    def show(self, request_id: str, token: str) -> dict[str, Any]:
-        """The confirmation page. Read-only: nothing is claimed, spent or counted."""
+    def _verified(
+        self, request: HttpRequest, token: str, request_id: str
+    ) -> tuple[LinkClaims | None, str | None]:
+        """The claims of a genuine, unexpired link and, if it cannot be used on this path, why
+        (``cross-request``); ``(None, reason)`` when there is no genuine link at all."""
         try:
-            claims = self._claims(token, request_id)
+            claims = verify_link(self.deps.link_key, token, now=self.deps.clock())
         except LinkRejected as exc:
-            return outcome_page(exc.reason)
+            return None, exc.reason
+        return claims, ("cross-request" if claims.request_id != request_id else None)
+
+    # -- GET: show, never decide -------------------------------------------------------------------
+
+    def show(self, request_id: str, request: HttpRequest) -> dict[str, Any]:
+        """The confirmation page. Read-only: nothing is claimed, spent, counted or recorded."""
+        token = request.query.get("token", "")
+        claims, problem = self._verified(request, token, request_id)
+        if claims is None:
+            return self.unauthenticated(request, problem or "malformed", request_id)
+        if problem is not None:
+            return self._refuse(claims, problem, None, decision=None, request=request)
         record = self.deps.store.get_request(request_id)
         refusal = self._refusal(record, claims)
         if refusal is not None or record is None:
-            detail = f"The request is {record.status}." if record and refusal == "already-decided" else None
-            return outcome_page(refusal or "not-found", detail=detail)
+            return self._refuse(claims, refusal or "not-found", record, decision=None, request=request)
         log.info("approval page shown", extra=log_fields(request_id=request_id, approver=claims.approver))
         return _confirm_page(record, claims, token)
 
-    def _audit_refusal(
-        self, request_id: str, actor: str, decision: str, reason: str, record: RequestRecord | None
-    ) -> None:
-        self.deps.audit.write(
-            AuditEvent(
-                event_type="denial" if decision == "deny" else "approval",
-                actor=actor,
-                outcome="failed",
-                request_id=request_id,
-                requester=record.requester if record else None,
-                tier=record.tier if record else None,
-                details={"refused": reason, "decision": decision},
-            )
-        )
-        log.warning(
-            "decision refused",
-            extra=log_fields(request_id=request_id, actor=actor, decision=decision, reason=reason),
-        )
+    # -- POST: decide --------------------------------------------------------------------------------
 
     def decide(self, request_id: str, request: HttpRequest) -> dict[str, Any]:
-        if not _same_origin(request, self.deps.approval_url):
-            self._audit_refusal(request_id, "unauthenticated", "unknown", "cross-site", None)
-            return outcome_page("cross-site")
         form = _form(request)
-        if form is None or form.get("decision") not in ("approve", "deny") or not form.get("token"):
-            return outcome_page("bad-form")
-        decision, token, code = form["decision"], form["token"], form.get("totp", "")
-        now = self.deps.clock()
-        try:
-            claims = verify_link(self.deps.link_key, token, now=now, request_id=request_id)
-        except LinkRejected as exc:
-            self._audit_refusal(request_id, "unauthenticated", decision, exc.reason, None)
-            return outcome_page(exc.reason)
+        decision = form.get("decision") if form else None
+        if not _same_origin(request, self.deps.approval_url):
+            # A genuine link posted from another site left its approver's mailbox: on record (once).
+            claims, problem = self._verified(request, (form or {}).get("token", ""), request_id)
+            if claims is None or problem is not None or decision not in ("approve", "deny"):
+                return self.unauthenticated(request, "cross-site", request_id)
+            return self._refuse(claims, "cross-site", None, decision=decision, request=request)
+        if form is None or decision not in ("approve", "deny") or not form.get("token"):
+            return self.unauthenticated(request, "bad-form", request_id)
+        token, code = form["token"], form.get("totp", "")
+        claims, problem = self._verified(request, token, request_id)
+        if claims is None:
+            return self.unauthenticated(request, problem or "malformed", request_id)
+        if problem is not None:
+            return self._refuse(claims, problem, None, decision=decision, request=request)
         store = self.deps.store
-        record = store.get_request(request_id)
+        record = store.get_request(claims.request_id)
         refusal = self._refusal(record, claims)
         if refusal is not None or record is None:
-            self._audit_refusal(request_id, claims.approver, decision, refusal or "not-found", record)
-            detail = f"The request is {record.status}." if record and refusal == "already-decided" else None
-            return outcome_page(refusal or "not-found", detail=detail)
+            return self._refuse(claims, refusal or "not-found", record, decision=decision, request=request)
+        now = self.deps.clock()
         try:
             verify_totp(store, claims.approver, code, now=now)
         except TotpRejected as exc:
-            self._audit_refusal(request_id, claims.approver, decision, f"totp-{exc.reason}", record)
+            self._link_refusal(claims, f"totp-{exc.reason}", record, decision=decision, request=request)
             if exc.reason == "not-enrolled":
                 return outcome_page("not-enrolled")
             # The link is not spent: the approver can type the current code and try again.
             status = {"malformed": 400, "rate-limited": 429}.get(exc.reason, 403)
             return _confirm_page(record, claims, token, error=str(exc), status=status)
-        if not store.claim_link(claims.jti, claims.expires_epoch + USED_MARKER_GRACE_SECONDS):
-            self._audit_refusal(request_id, claims.approver, decision, "used", record)
-            return outcome_page("used")
+        spent = SpentLink(claims.jti, claims.expires_epoch + USED_MARKER_GRACE_SECONDS)
         try:
-            updated = store.record_vote(request_id, claims.approver, decision)
+            # Spending the link and counting the vote are one transaction: both or neither.
+            updated = store.record_vote(claims.request_id, claims.approver, decision, link=spent)
         except VoteRefused as exc:
             # Lost a race with another vote or the workflow (e.g. the deadline passed).
-            self._audit_refusal(request_id, claims.approver, decision, exc.reason, record)
-            return outcome_page("wrong-approver" if exc.reason == "not-an-approver" else exc.reason)
+            page = "wrong-approver" if exc.reason == "not-an-approver" else exc.reason
+            return self._refuse(claims, exc.reason, record, page=page, decision=decision, request=request)
         decided = updated.status in ("approved", "denied")
         try:
             self._audit_vote(updated, claims.approver, decision)
-        except Exception:
+        except AuditWriteError:
             self._take_back(updated, claims)
             raise
         if decided and not self._resume_workflow(updated):
-            self._audit_refusal(request_id, claims.approver, decision, "round-closed", updated)
-            return outcome_page("round-closed")
+            return self._refuse(claims, "round-closed", updated, decision=decision, request=request)
         log.info(
             "vote recorded",
             extra=log_fields(
-                request_id=request_id, approver=claims.approver, decision=decision, status=updated.status
+                request_id=updated.request_id,
+                approver=claims.approver,
+                decision=decision,
+                status=updated.status,
             ),
         )
         return self._result_page(updated, decision)
 
     def _take_back(self, updated: RequestRecord, claims: LinkClaims) -> None:
-        """Undo a vote whose audit write failed, so it neither counts nor spends the link."""
-        if self.deps.store.retract_vote(updated, claims.approver):
-            self.deps.store.release_link(claims.jti)
+        """Undo a vote whose audit write failed, so it neither counts nor spends the link (one
+        transaction: both or neither)."""
+        if self.deps.store.retract_vote(updated, claims.approver, link=claims.jti):
             log.error(
                 "vote taken back: its audit record could not be written",
                 extra=log_fields(request_id=updated.request_id, approver=claims.approver),
@@ -566,7 +675,7 @@ def make_handler(deps: ApprovalDeps) -> Callable[[Mapping[str, Any], Any], dict[
         try:
             request = parse_event(event)
         except (binascii.Error, ValueError, AttributeError, TypeError):
-            return outcome_page("bad-form")
+            return api.unauthenticated(None, "bad-event", page="bad-form")
         return api.handle(request)
 
     return _handler

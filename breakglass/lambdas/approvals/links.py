@@ -130,7 +130,7 @@ def verify_link(
         )
         if payload.get("v") != VERSION:
             raise ValueError("unknown version")
-    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+    except (ValueError, KeyError, TypeError, OverflowError, OSError, binascii.Error) as exc:
         # Signed by our key but unreadable: never issued by this code, so treat as forged.
         raise LinkRejected("forged", "the link's contents are not valid") from exc
     if now >= claims.expires_at:

@@ -1,14 +1,22 @@
-"""Approval emails (HTML and plain text, one signed link per approver) and plain notices.
+"""Every email break-glass sends: approval requests (one signed link per approver) and the
+workflow's notices (auto-approval, denial, grant), each with an HTML and a plain-text part.
 
-Sent with SES (v1 ``send_email``). Every piece of user text is escaped in the HTML part; in the
-text part a multi-line reason is indented so it cannot pose as the email's own lines (a fake
-"Review and decide" link); the subject is stripped of line breaks so it cannot inject headers.
+Sent with SES (v1 ``send_email``). Untrusted text (a reason, a ticket, anything a request or a
+state carried) goes through one routine, :func:`~breakglass.lambdas.approvals.templates.plain_text`
+(line breaks normalized; controls, invisible and direction-changing characters removed), then:
+
+- in HTML parts, the templates escape it;
+- in text parts, a block (the reason) is :func:`quoted`: every line starts with ``  | `` so none
+  can pose as the email's own lines (a fake "Review and decide" link, a fake system line), and a
+  field (ticket, ids) is :func:`one_line`, after its label, never at the left margin;
+- subjects are :func:`one_line` too (no header injection) and name only validated values.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 from urllib.parse import quote
@@ -16,7 +24,7 @@ from urllib.parse import quote
 from breakglass.contracts import iso
 from breakglass.lambdas.approvals.links import sign_link
 from breakglass.lambdas.approvals.store import Enrollment, RequestRecord, same_person
-from breakglass.lambdas.approvals.templates import render
+from breakglass.lambdas.approvals.templates import Markup, escape, plain_text, render
 from breakglass.validation import ConfigError, require_int, require_str
 
 # Who may receive an approval link: approvers, and security staff acting as backup approvers.
@@ -38,10 +46,26 @@ def human_duration(seconds: int) -> str:
     return " ".join(parts)
 
 
-def one_line(text: str, limit: int = _SUBJECT_MAX) -> str:
+QUOTE: Final = "  | "
+_LABEL_WIDTH: Final = 16
+
+
+def one_line(text: object, limit: int = _SUBJECT_MAX) -> str:
+    """Untrusted text as one bounded line (a subject, a field after its label)."""
     # \s covers \v, \f, \x1c-\x1f, \x85, \u2028 and \u2029 too: every line break a mailer may honour.
-    flat = re.sub(r"[\s\x00-\x1f\x7f]+", " ", text).strip()
+    flat = re.sub(r"[\s\x00-\x1f\x7f]+", " ", plain_text(text)).strip()
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def quoted(text: object) -> str:
+    """Untrusted text as a visibly quoted block: every line (blank ones too) starts with
+    :data:`QUOTE`, so none reaches the left margin where the email's own lines are."""
+    lines = plain_text(text).split("\n") or [""]
+    return "\n".join(f"{QUOTE}{line}".rstrip() for line in lines)
+
+
+def _field(label: str, value: object) -> str:
+    return f"{label + ':':<{_LABEL_WIDTH}}{one_line(value, 500)}"
 
 
 def approval_link(approval_url: str, request_id: str, token: str) -> str:
@@ -59,24 +83,20 @@ def quorum_text(record: RequestRecord) -> str:
     return f"{record.quorum} approval(s) needed; {len(record.approvals)} given so far."
 
 
-def _indented(text: str) -> str:
-    """Continuation lines aligned under the first, so none starts at the left margin."""
-    return "\n".join(line if i == 0 else f"{'':16}{line}" for i, line in enumerate(text.splitlines()))
-
-
 def approval_text(record: RequestRecord, url: str, link_expires: str) -> str:
     return "\n".join(
         [
-            f"{record.requester} asks for emergency (break-glass) access. {quorum_text(record)}",
+            f"{one_line(record.requester)} asks for emergency (break-glass) access. {quorum_text(record)}",
             "",
-            f"Requester:      {record.requester} ({record.requester_arn})",
-            f"Tier:           {record.tier}",
-            f"Reason:         {_indented(record.reason)}",
-            f"Ticket:         {record.ticket or '(none)'}",
-            f"Duration:       {human_duration(record.duration_seconds)}",
-            f"Access expires: {expiry_text(record)}",
-            f"Requested at:   {record.requested_at}",
-            f"Request:        {record.request_id}",
+            _field("Requester", f"{record.requester} ({record.requester_arn})"),
+            _field("Tier", record.tier),
+            "Reason (as the requester wrote it):",
+            quoted(record.reason),
+            _field("Ticket", record.ticket or "(none)"),
+            _field("Duration", human_duration(record.duration_seconds)),
+            _field("Access expires", expiry_text(record)),
+            _field("Requested at", record.requested_at),
+            _field("Request", record.request_id),
             "",
             "Review and decide (approve or deny with your authenticator code):",
             url,
@@ -84,6 +104,101 @@ def approval_text(record: RequestRecord, url: str, link_expires: str) -> str:
             f"Opening the link decides nothing. It is yours alone, works once and expires at {link_expires}.",
             "If you did not expect this email, do not act on it and tell your security team.",
         ]
+    )
+
+
+# -- the workflow's notices ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One email, both parts built from the same facts with the same escaping."""
+
+    subject: str
+    text: str
+    html: str
+
+
+def _notice(subject: str, summary: str, facts: Sequence[tuple[str, object]], advice: Sequence[str]) -> Notice:
+    """A notice: a summary line, labelled facts, advice. Only ``Reason`` is a quoted block; every
+    other fact is one line after its label. The summary and advice are this module's own words
+    around validated values (ids, tier names)."""
+    lines = [one_line(summary, 1000), ""]
+    rows = []
+    for label, value in facts:
+        if label == "Reason":
+            lines += ["Reason (as the requester wrote it):", quoted(value)]
+        else:
+            lines.append(_field(label, value))
+        rows.append(
+            Markup(f'<tr><th align="left">{escape(label)}</th>')
+            + Markup(f'<td style="white-space:pre-wrap">{escape(value)}</td></tr>')
+        )
+    lines += ["", *(one_line(line, 1000) for line in advice)]
+    html = render(
+        "notice.html",
+        title=one_line(subject),
+        summary=summary,
+        rows=Markup("\n".join(rows)),
+        advice=" ".join(advice),
+    )
+    return Notice(subject=one_line(subject), text="\n".join(lines), html=str(html))
+
+
+def _request_facts(record: RequestRecord) -> list[tuple[str, object]]:
+    return [
+        ("Requester", f"{record.requester} ({record.requester_arn})"),
+        ("Tier", record.tier),
+        ("Reason", record.reason),
+        ("Ticket", record.ticket or "(none)"),
+        ("Duration", human_duration(record.duration_seconds)),
+        ("Request", record.request_id),
+    ]
+
+
+def auto_approve_notice(record: RequestRecord) -> Notice:
+    """To a tier's approvers: the tier granted a request without approval (``auto``)."""
+    return _notice(
+        f"Break-glass: {record.requester} was granted {record.tier} automatically",
+        f"{record.requester} received emergency access to tier {record.tier} without approval "
+        "(the tier is configured for automatic approval).",
+        _request_facts(record),
+        ["If this looks wrong, revoke it early (breakglass revoke) and tell your security team."],
+    )
+
+
+DENY_CAUSES: Final = ("denied", "timed_out")
+
+
+def denial_notice(record: RequestRecord, cause: str) -> Notice:
+    """To the requester: the request is denied, by approvers (``denied``) or the deadline."""
+    if cause not in DENY_CAUSES:
+        raise ValueError(f"cause: must be one of {', '.join(DENY_CAUSES)}, got {cause!r}")
+    why = (
+        f"denied by {', '.join(record.denials)}"
+        if cause == "denied"
+        else "not approved before the deadline (backup approvers were asked too)"
+    )
+    return _notice(
+        f"Break-glass request for {record.tier} denied",
+        f"Your request {record.request_id} for tier {record.tier} was {why}.",
+        _request_facts(record),
+        ["A denial is final. If access is still needed, submit a new request with more detail."],
+    )
+
+
+def grant_notice(record: RequestRecord, granted: Mapping[str, Any]) -> Notice:
+    """To the requester: access is open, until when, and how to use and end it."""
+    role_arn, expires_at = one_line(granted.get("role_arn")), one_line(granted.get("expires_at"))
+    return _notice(
+        f"Break-glass access to {record.tier} granted until {expires_at}",
+        f"Your request {record.request_id} was approved: you may assume {role_arn} until {expires_at}.",
+        [("Role", role_arn), ("Until", expires_at), *_request_facts(record)],
+        [
+            f"Run: breakglass assume --request {record.request_id}",
+            "Sessions end at the expiry whatever their duration. Revoke early when you are done: "
+            f"breakglass revoke --request {record.request_id}",
+        ],
     )
 
 

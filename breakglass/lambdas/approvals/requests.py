@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
 
-from breakglass.contracts import ENV_APPROVAL_POLICY, iso
+from breakglass.contracts import ENV_APPROVAL_POLICY, MAX_WINDOW_SECONDS, iso
 from breakglass.lambdas.approvals.store import Enrollment, RequestRecord, same_person
 from breakglass.lambdas.approvals.totp import TotpRejected, TotpStore, verify_totp
 from breakglass.validation import (
@@ -56,7 +56,9 @@ MAX_REQUESTS_PER_HOUR: Final = 1000
 # Control characters (bar newline and tab in a reason) would reach emails, pages and audit
 # records; bidi overrides could make a reason read differently than it is stored.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
-_DURATION = re.compile(r"(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?")
+DURATION_TEXT_MAX: Final = 32
+_DURATION = re.compile(r"(?:(?P<h>[0-9]{1,9})h)?(?:(?P<m>[0-9]{1,9})m)?(?:(?P<s>[0-9]{1,9})s)?")
+_SECONDS = re.compile(r"[0-9]{1,9}")
 
 
 class RequestRejected(ValueError):
@@ -259,27 +261,34 @@ def eligible_approvers(approval: TierApproval, requester: str, *, backup: bool =
 
 
 def parse_duration(field: str, value: Any) -> int:
-    """Seconds from ``"30m"``, ``"1h"``, ``"1h30m"``, ``"900s"``, ``"900"`` or an int."""
+    """Seconds from ``"30m"``, ``"1h"``, ``"1h30m"``, ``"900s"``, ``"900"`` or an int.
+
+    ASCII digits only (``str.isdigit`` and ``\\d`` admit "²", "①" or Arabic-Indic digits) and
+    bounded: at most :data:`DURATION_TEXT_MAX` characters and :data:`MAX_WINDOW_SECONDS`, so no
+    input reaches ``int()`` or an error message in a form that raises instead of refusing.
+    """
     if isinstance(value, int) and not isinstance(value, bool):
         seconds = value
-    elif isinstance(value, str) and value.strip():
+    elif isinstance(value, str) and value.strip() and len(value) <= DURATION_TEXT_MAX:
         text = value.strip().lower()
-        if text.isdigit():
+        match = _DURATION.fullmatch(text)
+        if _SECONDS.fullmatch(text):
             seconds = int(text)
-        else:
-            match = _DURATION.fullmatch(text)
-            if match is None or not any(match.groupdict().values()):
-                raise ConfigError(
-                    field, f'{value!r} is not a duration: use e.g. "30m", "1h", "1h30m" or seconds'
-                )
+        elif match is not None and any(match.groupdict().values()):
             parts = {k: int(v or 0) for k, v in match.groupdict().items()}
             seconds = parts["h"] * 3600 + parts["m"] * 60 + parts["s"]
+        else:
+            raise ConfigError(field, f'{value!r} is not a duration: use e.g. "30m", "1h", "1h30m" or seconds')
     else:
+        shown = repr(value) if isinstance(value, str | int | float) and len(repr(value)) <= 40 else "that"
         raise ConfigError(
-            field, f'must be a duration such as "30m", "1h" or a number of seconds, got {value!r}'
+            field, f'must be a duration such as "30m", "1h" or a number of seconds, got {shown}'
         )
     if seconds < MIN_DURATION_SECONDS:
-        raise ConfigError(field, f"must be at least {MIN_DURATION_SECONDS // 60} minutes, got {seconds} s")
+        got = f", got {seconds} s" if seconds > -MAX_WINDOW_SECONDS else ""  # str() of a huge int raises
+        raise ConfigError(field, f"must be at least {MIN_DURATION_SECONDS // 60} minutes{got}")
+    if seconds > MAX_WINDOW_SECONDS:
+        raise ConfigError(field, f"must be at most {MAX_WINDOW_SECONDS // 86400} days")
     return seconds
 
 

@@ -7,10 +7,13 @@ Items (``pk`` / ``sk``):
 - ``USER#<user>`` / ``TOTP_FAILURES#<window>``: wrong TOTP codes in one lockout window (TTL);
 - ``TOKEN#<jti>`` / ``USED``: a spent approval link (expires through TTL once the link would
   be rejected as expired anyway);
+- ``TOKEN#<jti>`` / ``REFUSED#<reason>``: a refusal of that link already audited (each (link,
+  reason) is audited once, so even a leaked link cannot flood the locked bucket; TTL as above);
 - ``REQUEST#<id>`` / ``REQUEST``: a request, its approvers, votes, status and task token.
 
 Every state change is a conditional write, so two Lambdas (or two approvers clicking at once)
 can never both win: a TOTP step is claimed once, a link is used once, a vote is counted once.
+Spending a link and counting its vote is one transaction (TransactWriteItems): both or neither.
 The store takes boto3 clients (``dynamodb`` and ``kms``), never creates them at import time.
 """
 
@@ -151,6 +154,10 @@ def _token_key(jti: str) -> dict[str, Any]:
     return {"pk": {"S": f"TOKEN#{jti}"}, "sk": {"S": "USED"}}
 
 
+def _refusal_key(jti: str, reason: str) -> dict[str, Any]:
+    return {"pk": {"S": f"TOKEN#{jti}"}, "sk": {"S": f"REFUSED#{reason}"}}
+
+
 def _request_key(request_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"REQUEST#{request_id}"}, "sk": {"S": "REQUEST"}}
 
@@ -165,6 +172,26 @@ def _from_item(item: Mapping[str, Any]) -> dict[str, Any]:
 
 def _conditional_failed(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def _cancelled_by_condition(exc: ClientError) -> list[bool] | None:
+    """For a cancelled transaction, which of its items failed their condition; None otherwise."""
+    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return None
+    reasons = exc.response.get("CancellationReasons") or []
+    return [r.get("Code") == "ConditionalCheckFailed" for r in reasons]
+
+
+# A marker item (spent link, audited refusal) may be claimed when absent or released.
+_CLAIMABLE: Final = "attribute_not_exists(pk) OR released = :yes"
+
+
+@dataclass(frozen=True)
+class SpentLink:
+    """The link a vote spends, in the same transaction that counts the vote."""
+
+    jti: str
+    ttl: int  # epoch second after which DynamoDB may delete the marker (see Store.claim_link)
 
 
 def create_table(dynamodb: Any, table: str) -> None:
@@ -351,7 +378,7 @@ class Store:
                     TTL_ATTRIBUTE: {"N": str(int(ttl))},
                     "used_at": {"N": str(int(time.time()))},
                 },
-                ConditionExpression="attribute_not_exists(pk) OR released = :yes",
+                ConditionExpression=_CLAIMABLE,
                 ExpressionAttributeValues={":yes": {"BOOL": True}},
             )
         except ClientError as exc:
@@ -379,6 +406,38 @@ class Store:
             "Item"
         )
         return bool(item) and not item.get("released", {}).get("BOOL", False)
+
+    def claim_refusal_record(self, jti: str, reason: str, ttl: int) -> bool:
+        """True the first time link ``jti`` is refused for ``reason``: only then is the refusal
+        audited. ``reason`` is the package's own vocabulary, never text from a request."""
+        if not jti or not reason:
+            raise ValueError("jti and reason: must not be empty")
+        try:
+            self.dynamodb.put_item(
+                TableName=self.table,
+                Item={
+                    **_refusal_key(jti, reason),
+                    TTL_ATTRIBUTE: {"N": str(int(ttl))},
+                    "refused_at": {"N": str(int(time.time()))},
+                },
+                ConditionExpression=_CLAIMABLE,
+                ExpressionAttributeValues={":yes": {"BOOL": True}},
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def release_refusal_record(self, jti: str, reason: str) -> None:
+        """Let the refusal be audited again: its audit write failed, so it is not on record."""
+        self.dynamodb.update_item(
+            TableName=self.table,
+            Key=_refusal_key(jti, reason),
+            UpdateExpression="SET released = :yes",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":yes": {"BOOL": True}},
+        )
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -415,23 +474,46 @@ class Store:
             raise RequestNotFound(f"request {request_id!r} not found")
         return record
 
-    def _replace_request(self, before: RequestRecord, after: RequestRecord) -> bool:
-        """Write ``after`` if nobody changed the item since ``before`` was read."""
+    def _request_put(self, before: RequestRecord, after: RequestRecord) -> dict[str, Any]:
+        """The conditional put of ``after`` over ``before`` (optimistic concurrency on version)."""
         values = after.to_dict()
         values["version"] = before.version + 1
-        item = {**_request_key(after.request_id), **_to_item(values)}
+        return {
+            "TableName": self.table,
+            "Item": {**_request_key(after.request_id), **_to_item(values)},
+            "ConditionExpression": "#version = :version",
+            "ExpressionAttributeNames": {"#version": "version"},
+            "ExpressionAttributeValues": {":version": {"N": str(before.version)}},
+        }
+
+    def _replace_request(self, before: RequestRecord, after: RequestRecord) -> bool:
+        """Write ``after`` if nobody changed the item since ``before`` was read."""
         try:
-            self.dynamodb.put_item(
-                TableName=self.table,
-                Item=item,
-                ConditionExpression="#version = :version",
-                ExpressionAttributeNames={"#version": "version"},
-                ExpressionAttributeValues={":version": {"N": str(before.version)}},
-            )
+            self.dynamodb.put_item(**self._request_put(before, after))
         except ClientError as exc:
             if _conditional_failed(exc):
                 return False
             raise
+        after.version = before.version + 1
+        return True
+
+    def _replace_request_and_link(
+        self, before: RequestRecord, after: RequestRecord, link: Mapping[str, Any]
+    ) -> bool | None:
+        """One transaction: ``after`` over ``before`` and the link marker ``link`` (a Put or an
+        Update). True if both were written; False if the request changed meanwhile (nothing was
+        written); None if the link's condition failed (nothing was written)."""
+        try:
+            self.dynamodb.transact_write_items(
+                TransactItems=[{"Put": self._request_put(before, after)}, link]
+            )
+        except ClientError as exc:
+            failed = _cancelled_by_condition(exc)
+            if failed is None or not any(failed):
+                raise
+            if len(failed) > 1 and failed[1]:
+                return None
+            return False
         after.version = before.version + 1
         return True
 
@@ -465,12 +547,17 @@ class Store:
                 return
         raise StoreError(f"request {request_id!r} kept changing; try again")
 
-    def record_vote(self, request_id: str, approver: str, decision: str) -> RequestRecord:
+    def record_vote(
+        self, request_id: str, approver: str, decision: str, *, link: SpentLink | None = None
+    ) -> RequestRecord:
         """Count one vote, atomically; return the request as stored after it.
 
         Refused (:class:`VoteRefused`) unless the approver is one of the request's approvers, is
         not the requester, has not voted, and the request is still pending. The request becomes
         ``approved`` when the approvals reach the quorum and ``denied`` on any denial.
+
+        With ``link``, the link is spent in the same transaction that counts the vote: both are
+        written or neither (a link already spent refuses the vote with reason ``used``).
         """
         if decision not in DECISIONS:
             raise VoteRefused(
@@ -495,15 +582,39 @@ class Store:
                 updated = replace(record, approvals=approvals, status=status)
             else:
                 updated = replace(record, denials=(*record.denials, approver), status="denied")
-            if self._replace_request(record, updated):
+            if link is None:
+                if self._replace_request(record, updated):
+                    return updated
+                continue
+            written = self._replace_request_and_link(record, updated, self._spend(link))
+            if written is None:
+                raise VoteRefused("used", "this link was already used")
+            if written:
                 return updated
         raise StoreError(f"request {request_id!r} kept changing; try again")
 
-    def retract_vote(self, after: RequestRecord, approver: str) -> bool:
+    def _spend(self, link: SpentLink) -> dict[str, Any]:
+        if not link.jti:
+            raise ValueError("jti: must not be empty")
+        return {
+            "Put": {
+                "TableName": self.table,
+                "Item": {
+                    **_token_key(link.jti),
+                    TTL_ATTRIBUTE: {"N": str(int(link.ttl))},
+                    "used_at": {"N": str(int(time.time()))},
+                },
+                "ConditionExpression": _CLAIMABLE,
+                "ExpressionAttributeValues": {":yes": {"BOOL": True}},
+            }
+        }
+
+    def retract_vote(self, after: RequestRecord, approver: str, *, link: str | None = None) -> bool:
         """Undo ``approver``'s vote, which produced ``after``, if nothing changed the request
         since; False otherwise (a later vote was counted on top of it and stands).
 
-        For a vote whose audit record could not be written: it must not count unrecorded.
+        For a vote whose audit record could not be written: it must not count unrecorded. With
+        ``link`` (the jti the vote spent), the link is made usable again in the same transaction.
         """
         reverted = replace(
             after,
@@ -511,7 +622,21 @@ class Store:
             denials=tuple(d for d in after.denials if d != approver),
             status="pending",
         )
-        return self._replace_request(after, reverted)
+        if link is None:
+            return self._replace_request(after, reverted)
+        release = {
+            "Update": {
+                "TableName": self.table,
+                "Key": _token_key(link),
+                "UpdateExpression": "SET released = :yes",
+                "ConditionExpression": "attribute_exists(pk)",
+                "ExpressionAttributeValues": {":yes": {"BOOL": True}},
+            }
+        }
+        written = self._replace_request_and_link(after, reverted, release)
+        if written is None:
+            raise StoreError(f"link {link!r} was never spent: there is no vote of it to take back")
+        return written
 
     def set_status(self, request_id: str, status: str, *, expected: str | None = None) -> None:
         """Move a request to ``status``; with ``expected``, only from that status

@@ -33,7 +33,6 @@ from breakglass.lambdas.approvals.requests import (
     state_of,
 )
 from breakglass.lambdas.approvals.store import Enrollment, RequestNotFound, RequestRecord, Store
-from breakglass.lambdas.approvals.templates import render
 from breakglass.lambdas.audit.events import AuditEvent, AuditWriter
 from breakglass.lambdas.runtime import audit_writer_from_env, get_logger, log_fields, required_env
 from breakglass.validation import REQUEST_ID, ConfigError, require_choice, require_mapping, require_str
@@ -146,11 +145,9 @@ def _enrollments(deps: WorkflowDeps, users: Sequence[str]) -> tuple[list[Enrollm
     return found, missing
 
 
-def _notice(deps: WorkflowDeps, to: Sequence[str], subject: str, lines: Sequence[str]) -> str:
-    text = "\n".join(lines)
-    html = render("message.html", kind="note", message=lines[0], advice="\n".join(lines[1:]), details="")
+def _notice(deps: WorkflowDeps, to: Sequence[str], notice: mail.Notice) -> str:
     return mail.send_notice(
-        deps.ses, sender=deps.sender, to=list(to), subject=subject, text=text, html=str(html)
+        deps.ses, sender=deps.sender, to=list(to), subject=notice.subject, text=notice.text, html=notice.html
     )
 
 
@@ -292,20 +289,7 @@ def auto_approve(deps: WorkflowDeps, request_id: str) -> dict[str, Any]:
     recipients, missing = _enrollments(deps, record.approvers)
     message_id = None
     if recipients:
-        message_id = _notice(
-            deps,
-            [r.email for r in recipients],
-            f"Break-glass: {record.requester} was granted {record.tier} automatically",
-            [
-                f"{record.requester} received emergency access to tier {record.tier} without approval "
-                "(the tier is configured for automatic approval).",
-                f"Reason: {record.reason}",
-                f"Ticket: {record.ticket or '(none)'}",
-                f"Duration: {mail.human_duration(record.duration_seconds)}",
-                f"Request: {record.request_id}",
-                "If this looks wrong, revoke it early (breakglass revoke) and tell your security team.",
-            ],
-        )
+        message_id = _notice(deps, [r.email for r in recipients], mail.auto_approve_notice(record))
     deps.audit.write(
         _event(
             "approval",
@@ -338,20 +322,7 @@ def deny(deps: WorkflowDeps, request_id: str, cause: str) -> dict[str, Any]:
     requester = deps.store.get_enrollment(record.requester)
     message_id = None
     if requester is not None:
-        why = (
-            f"denied by {', '.join(record.denials)}"
-            if cause == "denied"
-            else "not approved before the deadline (backup approvers were asked too)"
-        )
-        message_id = _notice(
-            deps,
-            [requester.email],
-            f"Break-glass request for {record.tier} denied",
-            [
-                f"Your request {record.request_id} for tier {record.tier} was {why}.",
-                "A denial is final. If access is still needed, submit a new request with more detail.",
-            ],
-        )
+        message_id = _notice(deps, [requester.email], mail.denial_notice(record, cause))
     deps.audit.write(
         _event(
             "denial",
@@ -432,18 +403,7 @@ def notify_requester(deps: WorkflowDeps, request_id: str, granted: Mapping[str, 
     enrollment = deps.store.get_enrollment(record.requester)
     if enrollment is None:
         raise ConfigError("requester", f"{record.requester!r} is no longer enrolled")
-    message_id = _notice(
-        deps,
-        [enrollment.email],
-        f"Break-glass access to {record.tier} granted until {granted.get('expires_at')}",
-        [
-            f"Your request {record.request_id} was approved: you may assume {granted.get('role_arn')} "
-            f"until {granted.get('expires_at')}.",
-            f"Run: breakglass assume --request {record.request_id}",
-            "Sessions end at the expiry whatever their duration. Revoke early when you are done: "
-            f"breakglass revoke --request {record.request_id}",
-        ],
-    )
+    message_id = _notice(deps, [enrollment.email], mail.grant_notice(record, granted))
     return {"message_id": message_id}
 
 

@@ -3,11 +3,17 @@
 One JSON object per event, one S3 object per event, under a date-partitioned prefix of the
 Object Lock bucket (``<prefix>/dt=YYYY-MM-DD/``) so Athena prunes by day. A write that fails
 raises :class:`AuditWriteError`: callers must not report success without their audit record.
+
+The stored record is the truth; the alert published after it is a notification. Once the record
+is stored, :meth:`AuditWriter.write` returns normally whatever happens to the alert: a failed
+publish is logged and counted (``AlertPublishFailures``), never raised, so no caller undoes an
+action whose record is already locked (the record and the state never disagree).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -23,6 +29,7 @@ from breakglass.contracts import (
     iso,
     utc_now,
 )
+from breakglass.lambdas.runtime import METRIC_ALERT_PUBLISH_FAILURES, count
 
 
 class AuditWriteError(RuntimeError):
@@ -92,12 +99,26 @@ class SnsPublisher(Protocol):
     def publish(self, **kwargs: Any) -> Any: ...
 
 
+def _error_code(exc: Exception) -> str:
+    """A bounded name for a failure (the AWS error code, else the exception's class)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, Mapping):
+        code = response.get("Error", {}).get("Code")
+        if isinstance(code, str) and code:
+            return code
+    return type(exc).__name__
+
+
 @dataclass
 class AuditWriter:
     """Writes events to the locked bucket; optionally also publishes each to the alert topic.
 
     Object Lock buckets refuse writes without a content checksum, so every put carries a
     SHA-256 checksum (boto3 computes it from the body).
+
+    ``write(event, alert=False)`` stores the record without publishing it: for events that are
+    alerted in aggregate (a metric alarm on their rate) rather than one message each, such as
+    the approval API's refusals (see ``breakglass.lambdas.approvals.api.IMMEDIATE_ALERT_REASONS``).
     """
 
     s3: S3Putter
@@ -107,31 +128,55 @@ class AuditWriter:
     sns: SnsPublisher | None = None
     topic_arn: str | None = None
 
-    def write(self, event: AuditEvent) -> str:
-        """Store ``event``; return its key. Raises :class:`AuditWriteError` if it was not stored."""
+    def write(self, event: AuditEvent, *, alert: bool = True) -> str:
+        """Store ``event``; return its key. Raises :class:`AuditWriteError` if it was not stored.
+
+        Then, with ``alert`` and a topic configured, publish it. A failed publish never raises:
+        the record is stored, so the action it records stands; the failure is logged and counted.
+        """
         key = event.object_key(self.prefix)
-        body = (json.dumps(event.to_record(), sort_keys=True) + "\n").encode()
-        params: dict[str, Any] = {
-            "Bucket": self.bucket,
-            "Key": key,
-            "Body": body,
-            "ContentType": "application/json",
-            "ChecksumAlgorithm": "SHA256",
-        }
-        if self.kms_key_id:
-            params.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=self.kms_key_id)
         try:
+            body = (json.dumps(event.to_record(), sort_keys=True) + "\n").encode()
+            params: dict[str, Any] = {
+                "Bucket": self.bucket,
+                "Key": key,
+                "Body": body,
+                "ContentType": "application/json",
+                "ChecksumAlgorithm": "SHA256",
+            }
+            if self.kms_key_id:
+                params.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=self.kms_key_id)
             self.s3.put_object(**params)
         except Exception as exc:
             raise AuditWriteError(
                 f"audit event {event.event_id} ({event.event_type}) not stored: {exc}"
             ) from exc
-        if self.sns is not None and self.topic_arn:
-            # The locked bucket is the record; the alert is a notification. A failed alert is
-            # still an error the caller sees, but the record is already safe.
-            self.sns.publish(
-                TopicArn=self.topic_arn,
-                Subject=f"break-glass {event.event_type}: {event.outcome}"[:100],
+        if alert and self.sns is not None and self.topic_arn:
+            self._publish(self.sns, self.topic_arn, event, key)
+        return key
+
+    @staticmethod
+    def _publish(sns: SnsPublisher, topic_arn: str, event: AuditEvent, key: str) -> None:
+        try:
+            sns.publish(
+                TopicArn=topic_arn,
+                # Only the package's own vocabulary (validated event type and outcome), never
+                # text a caller or an attacker supplied.
+                Subject=f"break-glass {event.event_type}: {event.outcome}",
                 Message=json.dumps(event.to_record(), sort_keys=True),
             )
-        return key
+        except Exception as exc:
+            # Not raised: the record is locked, so undoing or failing the action would make the
+            # state contradict it. The alarm on this count tells someone the alert was lost.
+            count(
+                METRIC_ALERT_PUBLISH_FAILURES,
+                _error_code(exc),
+                "audit event stored but its alert was not published",
+                level=logging.ERROR,
+                event_id=event.event_id,
+                event_type=event.event_type,
+                outcome=event.outcome,
+                request_id=event.request_id,
+                audit_key=key,
+                error=str(exc)[:500],
+            )

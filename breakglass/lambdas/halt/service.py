@@ -2,9 +2,13 @@
 
 ``halt`` and ``resume`` take their boto3 clients as arguments (see :class:`HaltClients`), fan out
 over the targets on a bounded thread pool, retry throttled calls with exponential backoff and full
-jitter, and return one result per target plus an overall status. Each target's audit event is
-written before its result is reported; a failed audit write is raised (after every target has been
-acted on, so one bad write never leaves other models running).
+jitter, and return one result per target plus an overall status. A target's result lists every
+action as soon as it is done, then the error that stopped the rest: a partial success (an
+endpoint recreated whose resume marker failed, one invoker role of two denied, an SCP created but
+not attached) is never reported as "nothing happened", and the overall status is ``failed`` only
+when nothing changed anywhere. Each target's audit event is written before its result is reported;
+a failed audit write raises :class:`HaltAuditError` (after every target has been acted on, so one
+bad write never leaves other models running), which carries the full result.
 
 Modes (see ``breakglass.policies.halt``):
 
@@ -55,6 +59,21 @@ DEFAULT_MAX_WORKERS: Final = 16
 SCP_TYPE: Final = "SERVICE_CONTROL_POLICY"
 
 logger = get_logger("breakglass.halt")
+
+
+class HaltAuditError(AuditWriteError):
+    """Targets were acted on but not every audit event was stored or alerted.
+
+    The call fails (a missing record must never read as success), and it still says what happened:
+    ``result`` is the full result (every target's actions, outcome and error, plus its
+    ``audit_error``), and the message is that result as JSON with the summary under ``"error"``,
+    so a caller that only sees the Lambda's ``errorMessage`` (the access API) can parse it.
+    """
+
+    def __init__(self, summary: str, result: Mapping[str, Any]) -> None:
+        self.summary = summary
+        self.result = dict(result)
+        super().__init__(json.dumps({"error": summary, **self.result}, sort_keys=True, default=str))
 
 
 class TargetMissing(RuntimeError):
@@ -129,30 +148,43 @@ class WaitSettings:
 
 @dataclass
 class TargetResult:
+    """What happened to one target: its actions in order (``details["actions"]``), whether any of
+    them changed something, then the error that stopped the rest, if any. An ``error`` outcome with
+    ``changed`` true is a partial success (e.g. an endpoint recreated whose resume marker failed)."""
+
     target: str
     mode: str
     outcome: str
     error: str | None = None
     seconds: float = 0.0
     details: dict[str, Any] = field(default_factory=dict)
+    changed: bool = False
+    audit_error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        result = {
             "target": self.target,
             "mode": self.mode,
             "outcome": self.outcome,
+            "changed": self.changed,
             "error": self.error,
             "seconds": round(self.seconds, 3),
             "details": self.details,
         }
+        if self.audit_error is not None:
+            result["audit_error"] = self.audit_error
+        return result
 
 
 def overall_status(results: Sequence[TargetResult]) -> str:
-    """``ok`` when every target succeeded or was a no-op; ``failed`` when none did; else ``partial``."""
+    """``ok`` when no target had an error; ``failed`` when every target had one and nothing was
+    changed anywhere; else ``partial`` (never ``failed`` while something was done)."""
     errors = sum(1 for r in results if r.outcome == "error")
     if errors == 0:
         return "ok"
-    return "failed" if errors == len(results) else "partial"
+    if errors == len(results) and not any(r.changed for r in results):
+        return "failed"
+    return "partial"
 
 
 @dataclass
@@ -174,8 +206,15 @@ class _Step:
         self.actions: list[dict[str, Any]] = []
         self.errors: list[str] = []
 
-    def did(self, action: str, **fields: Any) -> None:
-        self.actions.append({"action": action, **fields})
+    def did(self, action: str, **fields: Any) -> dict[str, Any]:
+        """Record an action as soon as it is done; the returned entry may be completed later."""
+        entry = {"action": action, **fields}
+        self.actions.append(entry)
+        return entry
+
+    @property
+    def changed(self) -> bool:
+        return any(a.get("changed") for a in self.actions)
 
     def failed(self, message: str) -> None:
         self.errors.append(message)
@@ -192,6 +231,12 @@ def _code(exc: ClientError) -> str:
 
 def _message(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Message", ""))
+
+
+def _explain(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return f"{_code(exc)}: {_message(exc)}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 # ----- deny-invoke ----------------------------------------------------------------------------
@@ -382,8 +427,10 @@ def _halt_endpoint(
     key = f"{snapshot_prefix(target.id)}{name}/{_stamp()}-snapshot.json"
     # The snapshot is stored before the delete: without it the endpoint could not be recreated.
     _put_json(ctx, key, snapshot)
+    # Recorded before the delete, so a failed delete still reports the stored snapshot.
+    action = step.did("delete-endpoint", endpoint=name, changed=False, snapshot=key)
     ctx.retry.call(ctx.clients.sagemaker.delete_endpoint, EndpointName=name)
-    step.did("delete-endpoint", endpoint=name, changed=True, snapshot=key)
+    action["changed"] = True
 
 
 def _wait_until_gone(ctx: _Context, name: str) -> None:
@@ -427,12 +474,25 @@ def _resume_endpoint(
                 f"endpoint config {snapshot['endpoint_config_name']} of {name} no longer exists: {_message(exc)}"
             ) from exc
         raise
+    # From here the endpoint is coming back: record it at once, so no later failure (the marker,
+    # the wait) can make the result say nothing happened while the endpoint is live.
+    action = step.did("recreate-endpoint", endpoint=name, changed=True, snapshot=pending, status="Creating")
     # The marker retires the snapshot, so a second resume (or a later, intentional delete of the
     # endpoint) never recreates it again from stale state.
     marker = f"{snapshot_prefix(target.id)}{name}/{_stamp()}-resumed.json"
-    _put_json(ctx, marker, {"kind": "breakglass-endpoint-resumed", "snapshot": pending, "actor": ctx.actor})
+    try:
+        _put_json(
+            ctx, marker, {"kind": "breakglass-endpoint-resumed", "snapshot": pending, "actor": ctx.actor}
+        )
+        action["marker"] = marker
+    except Exception as exc:  # recorded as this target's error; the wait below still reports status
+        step.failed(
+            f"{name}: recreated, but its resume marker was not written ({_explain(exc)}); "
+            f"the snapshot {pending} stays pending, so a resume after a deliberate delete would "
+            "recreate the endpoint again"
+        )
     status = _wait_in_service(ctx, name)
-    step.did("recreate-endpoint", endpoint=name, changed=True, snapshot=pending, status=status)
+    action["status"] = status
     if status != "InService":
         step.failed(f"endpoint {name} was recreated but is {status} after waiting {ctx.wait.max_wait:.0f}s")
 
@@ -597,8 +657,13 @@ def _run_one(
         error=error,
         seconds=time.perf_counter() - started,
         details={"actions": step.actions},
+        changed=step.changed,
     )
-    details: dict[str, Any] = {"actions": step.actions, "seconds": round(result.seconds, 3)}
+    details: dict[str, Any] = {
+        "actions": step.actions,
+        "changed": step.changed,
+        "seconds": round(result.seconds, 3),
+    }
     if error:
         details["error"] = error
     if ctx.trigger is not None:
@@ -619,9 +684,9 @@ def _run_one(
         # Any failure here (the put, or the alert publish after it) must neither stop the other
         # targets (in a sequential run it would) nor lose what was done to this one: the audit
         # trail may lack it, so the outcome goes to the log before the fan-out fails loudly.
+        result.audit_error = f"{type(exc).__name__}: {exc}"
         logger.error(
-            "audit record failed",
-            extra=log_fields(result=result.to_dict(), error=f"{type(exc).__name__}: {exc}"),
+            "audit record failed", extra=log_fields(result=result.to_dict(), error=result.audit_error)
         )
         return result, exc
     logger.info(
@@ -645,20 +710,21 @@ def _fan_out(
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="breakglass-halt") as pool:
             pairs = list(pool.map(lambda t: _run_one(ctx, t, mode, halting=halting), targets))
     results = [r for r, _ in pairs]
-    failed_writes = [(r.target, e) for r, e in pairs if e is not None]
-    if failed_writes:
-        # The actions happened but their records did not: that must fail loudly, not report success.
-        names = ", ".join(t for t, _ in failed_writes)
-        raise AuditWriteError(
-            f"audit events not stored or not alerted for {names}: {failed_writes[0][1]}"
-        ) from failed_writes[0][1]
-    return {
+    report = {
         "action": "halt" if halting else "resume",
         "mode": mode,
         "status": overall_status(results),
         "seconds": round(time.perf_counter() - started, 3),
         "results": [r.to_dict() for r in results],
     }
+    failed_writes = [(r.target, e) for r, e in pairs if e is not None]
+    if failed_writes:
+        # The actions happened but their records did not: that must fail loudly, not report
+        # success, and still say what was done to each target.
+        names = ", ".join(t for t, _ in failed_writes)
+        summary = f"audit events not stored or not alerted for {names}: {failed_writes[0][1]}"
+        raise HaltAuditError(summary, {**report, "audit_error": summary}) from failed_writes[0][1]
+    return report
 
 
 def halt(

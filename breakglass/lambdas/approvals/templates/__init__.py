@@ -3,6 +3,10 @@
 Templates use ``string.Template`` placeholders (``$name``). Every value is HTML-escaped unless
 it is wrapped in :class:`Markup`, which only code in this package does, for fragments it has
 built itself from escaped parts.
+
+:func:`plain_text` is the one cleaning of untrusted text for every email and page: HTML escaping
+(:func:`escape`) and the text emails' quoting (``mail.quoted``) and one-line fields
+(``mail.one_line``) are all built on it, so a character it removes reaches no reader anywhere.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import re
 from functools import cache
 from importlib import resources
 from string import Template
@@ -20,10 +25,27 @@ class Markup(str):
     """HTML that is already safe (built from escaped parts); inserted as is."""
 
 
+# Every line break a mail client or browser may honour, as one.
+_LINE_BREAK: Final = re.compile(r"\r\n|[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]")
+# What no reader should get as is: C0/C1 controls (line breaks and tab are handled above), and the
+# invisible or direction-changing characters that make text read otherwise than it is stored.
+_HIDDEN: Final = re.compile(
+    r"[\x00-\x08\x0e-\x1b\x1f\x7f-\x84\x86-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+)
+
+
+def plain_text(value: object) -> str:
+    """Untrusted text as a reader may see it: line breaks as ``\\n``, tabs as spaces, controls
+    and invisible or direction-changing characters removed. ``None`` is the empty string."""
+    text = "" if value is None else str(value)
+    return _HIDDEN.sub("", _LINE_BREAK.sub("\n", text).replace("\t", "    "))
+
+
 def escape(value: object) -> Markup:
+    """``value`` as HTML: cleaned by :func:`plain_text`, then escaped (Markup is kept as is)."""
     if isinstance(value, Markup):
         return value
-    return Markup(html.escape("" if value is None else str(value), quote=True))
+    return Markup(html.escape(plain_text(value), quote=True))
 
 
 @cache
@@ -65,4 +87,4 @@ def style_hash() -> str:
     return f"'sha256-{base64.b64encode(digest).decode()}'"
 
 
-TEMPLATE_NAMES: Final = ("page.html", "confirm.html", "message.html", "email.html")
+TEMPLATE_NAMES: Final = ("page.html", "confirm.html", "message.html", "email.html", "notice.html")
