@@ -349,8 +349,8 @@ def test_the_component_exposes_what_the_access_api_needs_to_invoke_halt_and_resu
         "protected_arns": [
             f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:ai-halt",
             f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:ai-resume",
-            f"arn:aws:iam::{ACCOUNT_ID}:role/ai-halt-role",
-            f"arn:aws:iam::{ACCOUNT_ID}:role/ai-resume-role",
+            f"arn:aws:iam::{ACCOUNT_ID}:role/breakglass-system-ai-halt",
+            f"arn:aws:iam::{ACCOUNT_ID}:role/breakglass-system-ai-resume",
         ],
     }
 
@@ -358,8 +358,8 @@ def test_the_component_exposes_what_the_access_api_needs_to_invoke_halt_and_resu
 @pytest.mark.parametrize(
     ("action", "resource"),
     [
-        ("iam:PassRole", f"arn:aws:iam::{ACCOUNT_ID}:role/ai-halt-role"),
-        ("iam:PassRole", f"arn:aws:iam::{ACCOUNT_ID}:role/ai-resume-role"),
+        ("iam:PassRole", f"arn:aws:iam::{ACCOUNT_ID}:role/breakglass-system-ai-halt"),
+        ("iam:PassRole", f"arn:aws:iam::{ACCOUNT_ID}:role/breakglass-system-ai-resume"),
         ("lambda:InvokeFunction", f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:ai-halt"),
         ("lambda:InvokeFunction", f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:ai-resume"),
         ("lambda:UpdateFunctionCode", f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:ai-halt"),

@@ -356,18 +356,18 @@ def quickstart() -> SynthResult:
 def test_the_quickstart_halt_and_resume_functions_hold_every_kms_right_they_need(
     quickstart: SynthResult,
 ) -> None:
-    needed = [r for r in required_kms_rights(quickstart.resources) if r.function in {"ai-halt", "ai-resume"}]
+    needed = [r for r in required_kms_rights(quickstart.resources) if r.function in {"breakglass-ai-halt", "breakglass-ai-resume"}]
     assert {(r.function, r.service, r.action) for r in needed} == {
-        ("ai-halt", "s3", "kms:GenerateDataKey"),
-        ("ai-halt", "sns", "kms:GenerateDataKey"),
-        ("ai-halt", "sns", "kms:Decrypt"),
-        ("ai-resume", "s3", "kms:GenerateDataKey"),
-        ("ai-resume", "s3", "kms:Decrypt"),  # reads the snapshots it recreates endpoints from
-        ("ai-resume", "sns", "kms:GenerateDataKey"),
-        ("ai-resume", "sns", "kms:Decrypt"),
+        ("breakglass-ai-halt", "s3", "kms:GenerateDataKey"),
+        ("breakglass-ai-halt", "sns", "kms:GenerateDataKey"),
+        ("breakglass-ai-halt", "sns", "kms:Decrypt"),
+        ("breakglass-ai-resume", "s3", "kms:GenerateDataKey"),
+        ("breakglass-ai-resume", "s3", "kms:Decrypt"),  # reads the snapshots it recreates endpoints from
+        ("breakglass-ai-resume", "sns", "kms:GenerateDataKey"),
+        ("breakglass-ai-resume", "sns", "kms:Decrypt"),
     }
     assert [
-        f for f in missing_kms_rights(quickstart.resources) if f.function in {"ai-halt", "ai-resume"}
+        f for f in missing_kms_rights(quickstart.resources) if f.function in {"breakglass-ai-halt", "breakglass-ai-resume"}
     ] == []
 
 
@@ -378,14 +378,6 @@ def test_every_quickstart_function_holds_the_key_rights_to_write_and_alert_audit
     assert audit == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "components/approval_workflow.py (not this change) gives its functions no or only "
-        "kms:Decrypt rights on the workflow key that encrypts their DynamoDB table; remove this "
-        "marker when the workflow grants them"
-    ),
-)
 def test_the_quickstart_has_no_missing_kms_rights(quickstart: SynthResult) -> None:
     assert report(missing_kms_rights(quickstart.resources)) == ""
 
@@ -398,7 +390,7 @@ def test_every_quickstart_function_that_writes_audit_events_gets_the_shared_buil
         for f in quickstart.by_type("aws:lambda/function:Function")
         if ENV_AUDIT_BUCKET in ((f.inputs.get("environment") or {}).get("variables") or {})
     ]
-    assert {"ai-halt", "ai-resume"} <= {f.name for f in writers}
+    assert {"breakglass-ai-halt", "breakglass-ai-resume"} <= {f.name for f in writers}
     buckets = {b.outputs["bucket"]: b.outputs["arn"] for b in quickstart.by_type("aws:s3/bucket:Bucket")}
     for function in writers:
         variables = function.inputs["environment"]["variables"]

@@ -506,8 +506,15 @@ class ApprovalWorkflow(pulumi.ComponentResource):
                     bucket_arn=bucket, prefix=prefix, kms_key_arn=audit_key, topic_arn=topic
                 ),
             ]
-            if key or link_key:
-                found.append(sm.key_statement(key_arn, tuple(dict.fromkeys((*key, "kms:Decrypt")))))
+            # The table, the link secret and the TOTP secrets are encrypted with the workflow key:
+            # DynamoDB and Secrets Manager use it on the caller's behalf.
+            key_actions = [*key]
+            if read or query or link_key:
+                key_actions.append("kms:Decrypt")
+            if write or delete:
+                key_actions += ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
+            if key_actions:
+                found.append(sm.key_statement(key_arn, tuple(dict.fromkeys(key_actions))))
             if link_key:
                 found.append(sm.secret_statement(secret_arn))
             if mail:

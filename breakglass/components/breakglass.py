@@ -324,8 +324,8 @@ class BreakGlass(pulumi.ComponentResource):
         self._child = pulumi.ResourceOptions(parent=self)
 
         self._create_audit()
-        self._create_tiers()
         self._create_halt_actions()
+        self._create_tiers()
         self._create_workflow()
         self._publish_settings()
         if config.dashboard:
@@ -366,7 +366,13 @@ class BreakGlass(pulumi.ComponentResource):
         )
 
     def _create_tiers(self) -> None:
-        protected = [self.audit.bucket_arn, self.audit.kms_key_arn]
+        # The halt functions and their roles by ARN: no session invokes them, changes them or
+        # passes their roles (whatever the functions are named).
+        protected = [
+            self.audit.bucket_arn,
+            self.audit.kms_key_arn,
+            *(self.halt.protected_arns if self.halt else []),
+        ]
         self.roles: dict[str, EmergencyRole] = {
             tier: EmergencyRole(
                 f"{self._name}-{tier}",

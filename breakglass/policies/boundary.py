@@ -132,12 +132,14 @@ _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
 
 def system_name_arns(partition: str) -> list[str]:
     """Everything the system names with its prefix: roles (emergency roles and every function's
-    and the state machine's execution role), managed policies (boundaries, guard pages), and the
-    workflow's state machines, executions and activities, which cannot carry tags at all."""
+    and the state machine's execution role), managed policies (boundaries, guard pages), functions
+    (also tagged; by name too, so no session ever invokes one directly), and the workflow's state
+    machines, executions and activities, which cannot carry tags at all."""
     prefix = SYSTEM_NAME_PREFIX
     return [
         f"arn:{partition}:iam::*:role/{prefix}*",
         f"arn:{partition}:iam::*:policy/{prefix}*",
+        f"arn:{partition}:lambda:*:*:function:{prefix}*",
         f"arn:{partition}:states:*:*:stateMachine:{prefix}*",
         f"arn:{partition}:states:*:*:execution:{prefix}*",
         f"arn:{partition}:states:*:*:express:{prefix}*",
