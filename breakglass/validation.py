@@ -27,10 +27,15 @@ def require_int(field: str, value: Any, *, minimum: int | None = None, maximum: 
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(field, f"must be a whole number, got {value!r}")
     if minimum is not None and value < minimum:
-        raise ConfigError(field, f"must be at least {minimum}, got {value}")
+        raise ConfigError(field, f"must be at least {minimum}, got {_shown(value)}")
     if maximum is not None and value > maximum:
-        raise ConfigError(field, f"must be at most {maximum}, got {value}")
+        raise ConfigError(field, f"must be at most {maximum}, got {_shown(value)}")
     return value
+
+
+def _shown(value: int) -> str:
+    # Python refuses to print ints of more than 4300 digits; an error message must never raise.
+    return str(value) if value.bit_length() < 1000 else "a number hundreds of digits long"
 
 
 def require_bool(field: str, value: Any) -> bool:

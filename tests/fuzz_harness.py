@@ -200,7 +200,7 @@ durations = st.one_of(
 def _check_access_request(pair: tuple[Any, Any]) -> str:
     data, request_id = pair
     try:
-        requests.AccessRequest.from_input(data, request_id=request_id)
+        requests.AccessRequest.from_input(data, request_id=request_id, requester="rita")
     except ConfigError as exc:
         return refusal(exc)
     return "accepted"
@@ -213,7 +213,6 @@ access_requests = st.tuples(
         st.one_of(json_values, durations),
         valid={
             "tier": "ops",
-            "requester": "alice",
             "reason": "the model leaks data",
             "duration": "30m",
             "totp": "123456",
@@ -312,9 +311,15 @@ halt_requests = events_with(
 )
 
 
+ALARM_ARN = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:errors"
+TRIPWIRES = {ALARM_ARN: "errors"}
+
+
 def _check_tripwire(value: Any) -> str:
     try:
-        halt_handler.parse_tripwire(value, CATALOG)
+        halt_handler.parse_tripwire(value, CATALOG, TRIPWIRES)
+    except halt_handler.TripwireRefused:
+        return "TripwireRefused"
     except ConfigError as exc:
         return refusal(exc)
     return "accepted"
@@ -325,6 +330,10 @@ alarm_events = st.fixed_dictionaries(
     optional={
         "source": st.one_of(st.just("aws.cloudwatch"), text),
         "detail-type": st.one_of(st.just("CloudWatch Alarm State Change"), text),
+        "resources": st.one_of(
+            json_values,
+            st.lists(st.one_of(st.just(ALARM_ARN), st.just(ALARM_ARN + "x"), text), max_size=2),
+        ),
         "detail": st.one_of(
             json_values,
             st.fixed_dictionaries(
@@ -345,6 +354,7 @@ alarm_events = st.fixed_dictionaries(
 VALID_ALARM = {
     "source": "aws.cloudwatch",
     "detail-type": "CloudWatch Alarm State Change",
+    "resources": [ALARM_ARN],
     "detail": {"alarmName": "errors", "state": {"value": "ALARM", "reason": "threshold crossed"}},
 }
 tripwires = st.one_of(

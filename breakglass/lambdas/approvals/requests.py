@@ -161,7 +161,7 @@ class TierApproval:
             require_str(f"{field}.ticket_pattern", pattern, max_length=200)
             try:
                 re.compile(pattern)
-            except re.error as exc:
+            except (re.error, OverflowError, RecursionError) as exc:
                 raise ConfigError(
                     f"{field}.ticket_pattern", f"is not a valid regular expression: {exc}"
                 ) from exc
