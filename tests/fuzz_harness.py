@@ -312,9 +312,15 @@ halt_requests = events_with(
 )
 
 
+ALARM_ARN = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:errors"
+TRIPWIRES = {ALARM_ARN: "errors"}
+
+
 def _check_tripwire(value: Any) -> str:
     try:
-        halt_handler.parse_tripwire(value, CATALOG)
+        halt_handler.parse_tripwire(value, CATALOG, TRIPWIRES)
+    except halt_handler.TripwireRefused:
+        return "TripwireRefused"
     except ConfigError as exc:
         return refusal(exc)
     return "accepted"
@@ -325,6 +331,10 @@ alarm_events = st.fixed_dictionaries(
     optional={
         "source": st.one_of(st.just("aws.cloudwatch"), text),
         "detail-type": st.one_of(st.just("CloudWatch Alarm State Change"), text),
+        "resources": st.one_of(
+            json_values,
+            st.lists(st.one_of(st.just(ALARM_ARN), st.just(ALARM_ARN + "x"), text), max_size=2),
+        ),
         "detail": st.one_of(
             json_values,
             st.fixed_dictionaries(
@@ -345,6 +355,7 @@ alarm_events = st.fixed_dictionaries(
 VALID_ALARM = {
     "source": "aws.cloudwatch",
     "detail-type": "CloudWatch Alarm State Change",
+    "resources": [ALARM_ARN],
     "detail": {"alarmName": "errors", "state": {"value": "ALARM", "reason": "threshold crossed"}},
 }
 tripwires = st.one_of(
