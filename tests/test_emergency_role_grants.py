@@ -722,8 +722,8 @@ def test_guards_overflow_into_managed_pages_that_are_attached_only_while_they_ho
     assert inline_chars(env) <= 10240
     for arn, statements in pages.items():
         assert policy_size({"Version": "2012-10-17", "Statement": statements}) <= 6144
-        # Every rewrite leaves one version (AWS keeps at most five).
-        assert len(env.iam.list_policy_versions(PolicyArn=arn)["Versions"]) == 1
+        # Every rewrite leaves at most the new version and the one before (AWS keeps at most five).
+        assert len(env.iam.list_policy_versions(PolicyArn=arn)["Versions"]) <= 2
         tags = {t["Key"]: t["Value"] for t in env.iam.get_policy(PolicyArn=arn)["Policy"].get("Tags", [])}
         assert tags == {"breakglass:protected": "true", "breakglass:emergency-tier": "admin"}
     # Every session of every revoked grant is denied, wherever its guard lives.

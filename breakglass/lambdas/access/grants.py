@@ -540,15 +540,12 @@ def _write_page(iam: Any, tier: Tier, number: int, statements: list[Statement], 
 
 
 def _new_default_version(iam: Any, arn: str, text: str) -> None:
-    # A managed policy keeps at most 5 versions; keeping only the default one means the next
-    # version always fits.
+    # A managed policy keeps at most 5 versions: deleting every old one first (there is one, the
+    # previous default) means the new version always fits, and a page never holds more than two.
     for version in iam.list_policy_versions(PolicyArn=arn)["Versions"]:
         if not version["IsDefaultVersion"]:
             iam.delete_policy_version(PolicyArn=arn, VersionId=version["VersionId"])
     iam.create_policy_version(PolicyArn=arn, PolicyDocument=text, SetAsDefault=True)
-    for version in iam.list_policy_versions(PolicyArn=arn)["Versions"]:
-        if not version["IsDefaultVersion"]:
-            iam.delete_policy_version(PolicyArn=arn, VersionId=version["VersionId"])
 
 
 def _delete_page(iam: Any, tier: Tier, number: int) -> None:
