@@ -690,13 +690,10 @@ def _check_trust_size(tier: Tier, trust: list[Statement]) -> None:
         raise GrantError(exc.field, exc.problem) from exc
 
 
-def _full_error(tier: Tier, store: GuardStore) -> GrantError:
+def _full_error(tier: Tier, store: GuardStore, max_session_seconds: int) -> GrantError:
     oldest = store.oldest_relevance()
-    lapses = (
-        f"; the oldest can be pruned after {iso(oldest + timedelta(seconds=tier.max_session_seconds) + GUARD_PRUNE_MARGIN)}"
-        if oldest is not None
-        else ""
-    )
+    horizon = timedelta(seconds=max_session_seconds) + GUARD_PRUNE_MARGIN
+    lapses = f"; the oldest can be pruned after {iso(oldest + horizon)}" if oldest is not None else ""
     return GrantError(
         "guards",
         f"no room for this grant's guard on {tier.role_name}: {store.count()} live guards fill its "
@@ -831,7 +828,7 @@ def grant(
     if guard_added:
         number = new_store.place(guard)
         if number is None:
-            raise _full_error(tier, new_store)
+            raise _full_error(tier, new_store, max_session)
     else:
         number = location[0] if location else INLINE
 
