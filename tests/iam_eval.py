@@ -13,7 +13,9 @@ puts the ``collections.abc`` names back before importing it.
 
 Assuming a role is three authorizations in one call (``sts:AssumeRole`` plus
 ``sts:SetSourceIdentity`` when a source identity is set plus ``sts:TagSession`` when tags are
-passed); :func:`can_assume` checks each against the trust policy, as STS does.
+passed); :func:`can_assume` checks each against the trust policy, as STS does. Every AssumeRole
+call names its session (``RoleSessionName`` is a required parameter), so the context always
+carries ``sts:RoleSessionName``: the person's user id by default, as ``assume`` sends it.
 """
 
 from __future__ import annotations
@@ -64,9 +66,12 @@ def assume_context(
     mfa: bool | None = None,
     mfa_age_seconds: int | None = None,
     extra_tags: Mapping[str, str] | None = None,
+    role_session_name: str | None = None,
 ) -> dict[str, Any]:
-    """The request context of ``sts:AssumeRole`` as STS builds it (absent keys stay absent)."""
-    context: dict[str, Any] = {"aws:CurrentTime": iso(now)}
+    """The request context of ``sts:AssumeRole`` as STS builds it (absent keys stay absent).
+    ``role_session_name`` defaults to the source identity (what ``assume`` sends), else "session"."""
+    session_name = role_session_name or source_identity or "session"
+    context: dict[str, Any] = {"aws:CurrentTime": iso(now), "sts:RoleSessionName": session_name}
     if source_identity is not None:
         context["sts:SourceIdentity"] = source_identity
     tags = dict(extra_tags or {})

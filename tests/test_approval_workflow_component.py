@@ -104,7 +104,7 @@ def test_it_creates_one_function_per_task_plus_the_approval_page_and_the_access_
     assert access.inputs["reservedConcurrentExecutions"] == 1
 
 
-def test_only_the_access_function_may_edit_the_emergency_roles_and_only_their_trust_and_inline_policies(
+def test_only_the_access_function_may_edit_the_emergency_roles_and_only_their_trust_inline_policies_and_guard_pages(
     result: SynthResult,
 ) -> None:
     role_arns = {f"arn:aws:iam::{ACCOUNT}:role/breakglass-emergency-{t}" for t in ("halt", "operator")}
@@ -112,9 +112,30 @@ def test_only_the_access_function_may_edit_the_emergency_roles_and_only_their_tr
         statements = policy_of(result, function)
         iam = {a for a in actions(statements) if a.startswith("iam:")}
         if function == "access":
-            assert {"iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy"} <= iam
-            (grant,) = [s for s in statements if s.get("Sid") == "ManageEmergencyRoleGrants"]
-            assert set(grant["Resource"]) == role_arns
+            assert iam == {
+                "iam:GetRole",
+                "iam:UpdateAssumeRolePolicy",
+                "iam:ListRolePolicies",
+                "iam:GetRolePolicy",
+                "iam:PutRolePolicy",
+                "iam:DeleteRolePolicy",
+                "iam:ListAttachedRolePolicies",
+                # Guard pages (managed policies breakglass-emergency-<tier>-guards-<n>) only.
+                "iam:AttachRolePolicy",
+                "iam:DetachRolePolicy",
+                "iam:CreatePolicy",
+                "iam:TagPolicy",
+                "iam:GetPolicy",
+                "iam:GetPolicyVersion",
+                "iam:ListPolicyVersions",
+                "iam:CreatePolicyVersion",
+                "iam:DeletePolicyVersion",
+                "iam:DeletePolicy",
+            }
+            edits = [s for s in statements if any(a.startswith("iam:") for a in s["Action"])]
+            pages = {arn.replace(":role/", ":policy/") + "-guards-*" for arn in role_arns}
+            for statement in edits:
+                assert set(statement["Resource"]) in (role_arns, pages), statement
         else:
             assert iam == set(), function
 

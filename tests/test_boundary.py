@@ -318,3 +318,10 @@ def test_no_protected_function_can_be_invoked_by_a_session() -> None:
 def test_a_session_may_call_the_access_api_whose_routes_authorize_themselves() -> None:
     route = f"arn:aws:execute-api:us-east-1:{ACCOUNT}:abc123/$default/POST/halts"
     assert admin_session("execute-api:Invoke", route, tagged=True)
+
+
+def test_a_session_cannot_touch_a_grant_guard_page() -> None:
+    from breakglass.policies.emergency_role import guard_page_arn
+
+    for action in ("iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:DetachRolePolicy"):
+        assert not admin_session(action, guard_page_arn(ROLE, 1))

@@ -356,7 +356,11 @@ def quickstart() -> SynthResult:
 def test_the_quickstart_halt_and_resume_functions_hold_every_kms_right_they_need(
     quickstart: SynthResult,
 ) -> None:
-    needed = [r for r in required_kms_rights(quickstart.resources) if r.function in {"breakglass-ai-halt", "breakglass-ai-resume"}]
+    needed = [
+        r
+        for r in required_kms_rights(quickstart.resources)
+        if r.function in {"breakglass-ai-halt", "breakglass-ai-resume"}
+    ]
     assert {(r.function, r.service, r.action) for r in needed} == {
         ("breakglass-ai-halt", "s3", "kms:GenerateDataKey"),
         ("breakglass-ai-halt", "sns", "kms:GenerateDataKey"),
@@ -367,7 +371,9 @@ def test_the_quickstart_halt_and_resume_functions_hold_every_kms_right_they_need
         ("breakglass-ai-resume", "sns", "kms:Decrypt"),
     }
     assert [
-        f for f in missing_kms_rights(quickstart.resources) if f.function in {"breakglass-ai-halt", "breakglass-ai-resume"}
+        f
+        for f in missing_kms_rights(quickstart.resources)
+        if f.function in {"breakglass-ai-halt", "breakglass-ai-resume"}
     ] == []
 
 

@@ -477,6 +477,7 @@ def revoke(deps: WorkflowDeps, request_id: str, state: Mapping[str, Any]) -> dic
         starts_at = grants.parse_timestamp("requested_at", record.requested_at)
         expires_at = max(now, starts_at) + timedelta(seconds=record.duration_seconds)
     g = _grant_of(record, starts_at, expires_at)
+    # Recorded as expiry only when the clock has reached expires_at (the emulator fast-forwards it).
     result = grants.revoke(deps.iam, deps.audit, deps.tiers, g, early=failed, actor="system", now=now)
     if record.status in ("approved", "granted"):
         deps.store.set_status(
