@@ -43,6 +43,14 @@ class ApiError(CliError):
 
 def _message(body: Any, fallback: str) -> tuple[str, str | None]:
     if isinstance(body, Mapping):
+        error = body.get("error")
+        if isinstance(error, Mapping) and isinstance(error.get("message"), str):
+            # The access API's own refusals: {"error": {"code", "field", "message"}}.
+            field = error.get("field")
+            message = str(error["message"])
+            if isinstance(field, str) and field and not message.startswith(f"{field}:"):
+                message = f"{field}: {message}"
+            return message, None
         for key in ("error", "message", "detail"):
             value = body.get(key)
             if isinstance(value, str) and value:
@@ -69,6 +77,9 @@ class AccessApi:
 
     def post(self, path: str, body: Mapping[str, Any] | None = None) -> Any:
         return self.request("POST", path, body=body or {})
+
+    def delete(self, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        return self.request("DELETE", path, body=body)
 
     def signed(
         self,
