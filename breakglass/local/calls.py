@@ -24,6 +24,8 @@ class CallScope:
     account_id: str
     region: str
     enforce_iam: bool
+    # Whether a shortened Wait state moves the package's clock to the moment it waited for.
+    advance_clock: bool = True
 
 
 _LOCAL = threading.local()

@@ -158,7 +158,8 @@ class CloudTrailRecorder:
         observed = Observed(
             time=utc_now(),
             method=str(environ.get("REQUEST_METHOD", "GET")),
-            path=str(environ.get("PATH_INFO", "/")),
+            # As it arrived (S3 keys may hold encoded characters the decoded path loses).
+            path=str(environ.get("RAW_URI") or environ.get("PATH_INFO") or "/").split("?", 1)[0],
             query=str(environ.get("QUERY_STRING", "")),
             headers=headers,
             body=body,
@@ -340,20 +341,13 @@ def _camel(value: Any, shape: Any = None) -> Any:
 def parse_call(observed: Observed, service: str) -> tuple[Any, dict[str, Any]]:
     """(operation model, parameters) of a call, by moto's routers and request parsers."""
     from moto.core.parse import PROTOCOL_PARSERS
-    from moto.core.request import determine_request_protocol
+    from moto.core.request import Request, determine_request_protocol
     from moto.core.routing import get_service_router
     from moto.core.utils import get_service_model
-    from werkzeug.test import EnvironBuilder
-    from werkzeug.wrappers import Request
 
-    builder = EnvironBuilder(
-        method=observed.method,
-        path=observed.path,
-        query_string=observed.query,
-        headers=dict(observed.headers),
-        data=observed.body,
-    )
-    request = Request(builder.get_environ())
+    host = observed.headers.get("Host", "127.0.0.1")
+    url = f"http://{host}{observed.path}" + (f"?{observed.query}" if observed.query else "")
+    request = Request.from_primitives(observed.method, url, dict(observed.headers), observed.body)
     operation, uri_params = get_service_router(service).match(request)
     model = get_service_model(service)
     protocol = determine_request_protocol(model, request.content_type)

@@ -132,8 +132,15 @@ class EmulatorMocks(pulumi.runtime.Mocks):
                 "endpoint": f"ec2.{emulator.region}.amazonaws.com",
             }, []
         if args.token == PARTITION:
-            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "reverseDnsPrefix": "com.amazonaws", "id": "aws"}, []
-        raise DeployError(f"the emulator does not answer the function {args.token}: add it to EmulatorMocks.call")
+            return {
+                "partition": "aws",
+                "dnsSuffix": "amazonaws.com",
+                "reverseDnsPrefix": "com.amazonaws",
+                "id": "aws",
+            }, []
+        raise DeployError(
+            f"the emulator does not answer the function {args.token}: add it to EmulatorMocks.call"
+        )
 
 
 @dataclass(frozen=True)
@@ -193,7 +200,11 @@ class Deployment:
         if len(found) != 1:
             raise LookupError(
                 f"{len(found)} resources are named {name!r}"
-                + (f": {[r.type for r in found]}" if found else "; names start with: " + ", ".join(self._names()[:20]))
+                + (
+                    f": {[r.type for r in found]}"
+                    if found
+                    else "; names start with: " + ", ".join(self._names()[:20])
+                )
             )
         return found[0]
 
@@ -237,7 +248,13 @@ class Deployment:
 
 
 def _deployment(
-    emulator: Emulator, mocks: EmulatorMocks, recorded: list[SynthResource], exports: dict[str, Any], project: str, stack: str, seconds: float
+    emulator: Emulator,
+    mocks: EmulatorMocks,
+    recorded: list[SynthResource],
+    exports: dict[str, Any],
+    project: str,
+    stack: str,
+    seconds: float,
 ) -> Deployment:
     resources = []
     for r in recorded:
@@ -278,7 +295,9 @@ def deploy(
     mocks = EmulatorMocks(emulator, transform=transform)
     started = time.perf_counter()
     result = _run(lambda: synth(program, project=project, stack=stack, config=config, mocks=mocks))
-    return _deployment(emulator, mocks, result.resources, result.outputs, project, stack, time.perf_counter() - started)
+    return _deployment(
+        emulator, mocks, result.resources, result.outputs, project, stack, time.perf_counter() - started
+    )
 
 
 def deploy_directory(
@@ -294,7 +313,9 @@ def deploy_directory(
     started = time.perf_counter()
     result = _run(lambda: synth_directory(Path(program_dir), stack=stack, config=config, mocks=mocks))
     project = Path(program_dir).name
-    return _deployment(emulator, mocks, result.resources, result.outputs, project, stack, time.perf_counter() - started)
+    return _deployment(
+        emulator, mocks, result.resources, result.outputs, project, stack, time.perf_counter() - started
+    )
 
 
 def _run(run: Callable[[], Any]) -> Any:

@@ -162,14 +162,21 @@ class _Patches:
 
                 def short_wait(self_: Any, env: Any) -> None:
                     target = _wait_target(self_, env)
+                    account = str(getattr(getattr(env, "aws_execution_details", None), "account", ""))
+                    scope = calls.for_account(account)
+                    advances = scope.advance_clock if scope is not None else False
+                    # Without moving the clock, the Wait is only shortened: its end is relative.
+                    deadline = target if advances else datetime.now(UTC) + (target - utc_now())
+                    now = utc_now if advances else (lambda: datetime.now(UTC))
                     started = time.monotonic()
                     # In slices, re-reading the cap and the clock: a test may hold an execution in
                     # its Wait (large cap) and then let it go on (small cap, or fast_forward).
                     while env.is_running():
-                        if utc_now() >= target:
+                        if now() >= deadline:
                             return
                         if time.monotonic() - started >= patches.wait_cap():
-                            advance_clock(target)
+                            if advances:
+                                advance_clock(target)
                             return
                         if env.program_state_event.wait(0.02):
                             return  # the execution was stopped
@@ -209,8 +216,6 @@ class _Patches:
 
 
 _PATCHES = _Patches()
-_SFN_CLIENTS: dict[tuple[str, str, str], Any] = {}
-_SFN_CLIENTS_LOCK = threading.Lock()
 
 
 def _install_state_machine_credentials() -> list[tuple[types.ModuleType, Any]]:
@@ -222,6 +227,7 @@ def _install_state_machine_credentials() -> list[tuple[types.ModuleType, Any]]:
     """
     import importlib
 
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
     from moto.stepfunctions.parser.asl.utils import boto_client
 
     # Import the users of boto_client_for now, so each module's reference can be replaced.
@@ -237,28 +243,22 @@ def _install_state_machine_credentials() -> list[tuple[types.ModuleType, Any]]:
         credentials = iam_enforcement.service_credentials(
             str(role_arn), STATES_PRINCIPAL, session_name="StepFunctions", region=region
         )
-        key = (credentials.access_key_id, service, scope.endpoint_url)
-        with _SFN_CLIENTS_LOCK:
-            client = _SFN_CLIENTS.get(key)
-            if client is None:
-                # botocore sessions are not safe to create clients from concurrently; one session
-                # per client, made under the lock, and clients (thread-safe) reused.
-                client = boto3.session.Session().client(
-                    service,  # type: ignore[call-overload]
-                    region_name=region,
-                    endpoint_url=scope.endpoint_url,
-                    aws_access_key_id=credentials.access_key_id,
-                    aws_secret_access_key=credentials.secret_access_key,
-                    aws_session_token=credentials.session_token,
-                    config=Config(
-                        parameter_validation=False,
-                        retries={"max_attempts": 0, "total_max_attempts": 1},
-                        connect_timeout=99999,
-                        read_timeout=99999,
-                    ),
-                )
-                _SFN_CLIENTS[key] = client
-        return client
+        # A client per call, as moto makes them: a shared one would reuse kept-alive connections
+        # the server has closed, and the interpreter's Retry would run a Task twice.
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            region_name=region,
+            endpoint_url=scope.endpoint_url,
+            aws_access_key_id=credentials.access_key_id,
+            aws_secret_access_key=credentials.secret_access_key,
+            aws_session_token=credentials.session_token,
+            config=Config(
+                parameter_validation=False,
+                retries={"max_attempts": 0, "total_max_attempts": 1},
+                connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+                read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+            ),
+        )
 
     replaced = []
     for name, module in list(sys.modules.items()):
@@ -274,8 +274,6 @@ def _install_state_machine_credentials() -> list[tuple[types.ModuleType, Any]]:
 def _uninstall_state_machine_credentials(replaced: Iterable[tuple[types.ModuleType, Any]]) -> None:
     for module, original in replaced:
         module.boto_client_for = original  # type: ignore[attr-defined]
-    with _SFN_CLIENTS_LOCK:
-        _SFN_CLIENTS.clear()
 
 
 class _RequestMiddleware:
@@ -305,7 +303,9 @@ class _RequestMiddleware:
 
         with calls.working_for(self.emulator.scope):
             try:
-                iam_enforcement.request_started(str(environ.get("HTTP_AUTHORIZATION", "")), self.emulator.region)
+                iam_enforcement.request_started(
+                    str(environ.get("HTTP_AUTHORIZATION", "")), self.emulator.region
+                )
                 result = self.app(environ, capture)
                 try:
                     payload = b"".join(result)
@@ -328,7 +328,9 @@ class Emulator:
     ``max_wait_seconds``, retry back-offs at most ``max_retry_sleep_seconds`` (real time).
     ``enforce_iam=True`` checks every call against the caller's IAM policies, in an account of the
     emulator's own (``account_id`` to choose it); off, calls are not checked and land in moto's
-    default account, as the older ``deploy_workflow`` expects.
+    default account, as the older ``deploy_workflow`` expects. ``advance_clock`` (default: as
+    ``enforce_iam``) makes a shortened Wait move ``breakglass.contracts.CLOCK`` to the moment it
+    waited for; compute TOTP codes with ``utc_now()`` then, not the wall clock.
     """
 
     def __init__(
@@ -339,11 +341,15 @@ class Emulator:
         max_retry_sleep_seconds: float = 0.05,
         enforce_iam: bool = False,
         account_id: str | None = None,
+        advance_clock: bool | None = None,
     ) -> None:
         self.region = region
         self.max_wait_seconds = max_wait_seconds
         self.max_retry_sleep_seconds = max_retry_sleep_seconds
         self.enforce_iam = enforce_iam
+        # The older deploy_workflow tests compute TOTP codes with the real time: their emulator
+        # (no enforcement) keeps the clock real unless asked.
+        self.advance_clock = enforce_iam if advance_clock is None else advance_clock
         self.account_id = account_id or (
             f"{100_000_000_000 + next(_ACCOUNT_NUMBERS):012d}" if enforce_iam else ACCOUNT_ID
         )
@@ -367,6 +373,7 @@ class Emulator:
             account_id=self.account_id,
             region=self.region,
             enforce_iam=self.enforce_iam,
+            advance_clock=self.advance_clock,
         )
 
     @property

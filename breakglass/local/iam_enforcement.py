@@ -655,7 +655,9 @@ def _denied(iam_request: Any) -> None:
     iam_request._raise_access_denied()
 
 
-def _call_context(response: Any, action: str) -> tuple[Principal | None, dict[str, Any], dict[str, Any] | None]:
+def _call_context(
+    response: Any, action: str
+) -> tuple[Principal | None, dict[str, Any], dict[str, Any] | None]:
     """The caller (None when unsigned or unknown), the call's parameters, and AssumeRole's request."""
     match = re.search(r"Credential=([^/,\s]+)/", str(response.headers.get("Authorization") or ""))
     caller = principal_for(match.group(1)) if match else None
@@ -675,8 +677,10 @@ def _check(response: Any, iam_request_cls: type, moto_resource: str) -> None:
         account_id=response.current_account,
         method=response.method,
         path=_path_with_query(response),
-        data=response.data,
-        body=response.raw_body,
+        # The signed payload is the raw body; moto's parsed parameters (its default here) make
+        # the signature of a bodiless GET (Lambda's ListFunctions) come out wrong.
+        data={},
+        body=response.raw_body or b"",
         headers=headers,
         action=action,
     )
@@ -746,7 +750,8 @@ def _authenticate_and_authorize_action(self: Any, iam_request_cls: type, resourc
     action = self._get_action()
     caller, _, assume = _call_context(self, action)
     _EVALUATION.value = _Evaluation(
-        request_context(caller, region=str(self.region), assume_role=assume), known_key_for(assume is not None)
+        request_context(caller, region=str(self.region), assume_role=assume),
+        known_key_for(assume is not None),
     )
     if not scope.enforce_iam:
         return

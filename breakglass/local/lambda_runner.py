@@ -258,6 +258,22 @@ def runtime_environment(function: Any) -> dict[str, str]:
 
 
 _SESSION = threading.local()
+_SESSIONS: dict[tuple[str, str, str], Any] = {}
+
+
+def _session_for(environment: Mapping[str, str]) -> Any:
+    """A boto3 session reading this function's credentials, reused while they are (a new session
+    per invocation would load every service model from disk again)."""
+    key = (
+        environment.get("AWS_ACCESS_KEY_ID", ""),
+        environment.get("AWS_ENDPOINT_URL", ""),
+        environment.get("AWS_REGION", ""),
+    )
+    session = _SESSIONS.get(key)
+    if session is None:
+        # Made inside the function's environment view, so it reads that function's variables.
+        session = _SESSIONS[key] = boto3.session.Session()
+    return session
 
 
 def _thread_default_session() -> Any:
@@ -288,7 +304,7 @@ def invoke_in_process(function: Any, event: Any = None) -> tuple[str, bool, str]
             handler = load_handler(function)
             # boto3's default session caches the first credentials it reads; the handler's
             # boto3.client(...) calls must read this invocation's.
-            _SESSION.session = boto3.session.Session()
+            _SESSION.session = _session_for(environment or {})
             try:
                 result = handler({} if event is None else event, LambdaContext(function))
             finally:

@@ -80,7 +80,9 @@ class ResourceContext:
         if self.inputs.get(prefix_key):
             prefix = str(self.inputs[prefix_key])
             alphabet = string.ascii_lowercase + string.digits
-            suffix = "".join(secrets.choice(alphabet) for _ in range(max(1, min(26, max_length - len(prefix)))))
+            suffix = "".join(
+                secrets.choice(alphabet) for _ in range(max(1, min(26, max_length - len(prefix))))
+            )
             return prefix + suffix
         base = self.name.lower() if lower else self.name
         return f"{base[: max_length - 8]}-{secrets.token_hex(4)[:7]}"
@@ -209,13 +211,20 @@ def _role(ctx: ResourceContext) -> Created:
     role = iam.create_role(**params)["Role"]
     for inline in ctx.get("inlinePolicies", []):
         if inline.get("name") and inline.get("policy"):
-            iam.put_role_policy(RoleName=name, PolicyName=inline["name"], PolicyDocument=_json_text(inline["policy"]))
+            iam.put_role_policy(
+                RoleName=name, PolicyName=inline["name"], PolicyDocument=_json_text(inline["policy"])
+            )
     for arn in ctx.get("managedPolicyArns", []):
         ensure_aws_managed_policy(ctx.account_id, str(arn))
         iam.attach_role_policy(RoleName=name, PolicyArn=arn)
     return Created(
         name,
-        {"arn": role["Arn"], "name": name, "uniqueId": role["RoleId"], "createDate": _iso(role["CreateDate"])},
+        {
+            "arn": role["Arn"],
+            "name": name,
+            "uniqueId": role["RoleId"],
+            "createDate": _iso(role["CreateDate"]),
+        },
     )
 
 
@@ -284,7 +293,10 @@ def _function(ctx: ResourceContext) -> Created:
     if ctx.get("tags"):
         params["Tags"] = {str(k): str(v) for k, v in ctx.inputs["tags"].items()}
     created = client.create_function(**params)
-    if ctx.get("reservedConcurrentExecutions") is not None and int(ctx.inputs["reservedConcurrentExecutions"]) >= 0:
+    if (
+        ctx.get("reservedConcurrentExecutions") is not None
+        and int(ctx.inputs["reservedConcurrentExecutions"]) >= 0
+    ):
         client.put_function_concurrency(
             FunctionName=name, ReservedConcurrentExecutions=int(ctx.inputs["reservedConcurrentExecutions"])
         )
@@ -370,7 +382,9 @@ def _table(ctx: ResourceContext) -> Created:
     params: dict[str, Any] = {
         "TableName": name,
         "KeySchema": schema,
-        "AttributeDefinitions": [{"AttributeName": a["name"], "AttributeType": a["type"]} for a in ctx.get("attributes", [])],
+        "AttributeDefinitions": [
+            {"AttributeName": a["name"], "AttributeType": a["type"]} for a in ctx.get("attributes", [])
+        ],
         "BillingMode": ctx.get("billingMode", "PROVISIONED"),
     }
     if params["BillingMode"] == "PROVISIONED":
@@ -392,9 +406,14 @@ def _table(ctx: ResourceContext) -> Created:
             _drop_none(
                 IndexName=index["name"],
                 KeySchema=[{"AttributeName": index["hashKey"], "KeyType": "HASH"}]
-                + ([{"AttributeName": index["rangeKey"], "KeyType": "RANGE"}] if index.get("rangeKey") else []),
+                + (
+                    [{"AttributeName": index["rangeKey"], "KeyType": "RANGE"}]
+                    if index.get("rangeKey")
+                    else []
+                ),
                 Projection=_drop_none(
-                    ProjectionType=index.get("projectionType", "ALL"), NonKeyAttributes=index.get("nonKeyAttributes")
+                    ProjectionType=index.get("projectionType", "ALL"),
+                    NonKeyAttributes=index.get("nonKeyAttributes"),
                 ),
             )
             for index in ctx.inputs["globalSecondaryIndexes"]
@@ -449,7 +468,9 @@ def _alias(ctx: ResourceContext) -> Created:
 @handles("aws:kms/keyPolicy:KeyPolicy")
 def _key_policy(ctx: ResourceContext) -> Created:
     key_id = str(ctx.inputs["keyId"])
-    ctx.client("kms").put_key_policy(KeyId=key_id, PolicyName="default", Policy=_json_text(ctx.inputs["policy"]))
+    ctx.client("kms").put_key_policy(
+        KeyId=key_id, PolicyName="default", Policy=_json_text(ctx.inputs["policy"])
+    )
     return Created(key_id)
 
 
@@ -489,7 +510,9 @@ def _versioning(ctx: ResourceContext) -> Created:
     configuration = ctx.inputs["versioningConfiguration"]
     ctx.client("s3").put_bucket_versioning(
         Bucket=_bucket_name(ctx),
-        VersioningConfiguration=_drop_none(Status=configuration.get("status"), MFADelete=configuration.get("mfaDelete")),
+        VersioningConfiguration=_drop_none(
+            Status=configuration.get("status"), MFADelete=configuration.get("mfaDelete")
+        ),
     )
     return Created(_bucket_name(ctx))
 
@@ -503,9 +526,13 @@ def _object_lock(ctx: ResourceContext) -> Created:
     retention = (ctx.get("rule") or {}).get("defaultRetention")
     if retention:
         configuration["Rule"] = {
-            "DefaultRetention": _drop_none(Mode=retention.get("mode"), Days=retention.get("days"), Years=retention.get("years"))
+            "DefaultRetention": _drop_none(
+                Mode=retention.get("mode"), Days=retention.get("days"), Years=retention.get("years")
+            )
         }
-    ctx.client("s3").put_object_lock_configuration(Bucket=_bucket_name(ctx), ObjectLockConfiguration=configuration)
+    ctx.client("s3").put_object_lock_configuration(
+        Bucket=_bucket_name(ctx), ObjectLockConfiguration=configuration
+    )
     return Created(_bucket_name(ctx))
 
 
@@ -662,7 +689,9 @@ def _queue(ctx: ResourceContext) -> Created:
 @handles("aws:sqs/queuePolicy:QueuePolicy")
 def _queue_policy(ctx: ResourceContext) -> Created:
     url = str(ctx.inputs["queueUrl"])
-    ctx.client("sqs").set_queue_attributes(QueueUrl=url, Attributes={"Policy": _json_text(ctx.inputs["policy"])})
+    ctx.client("sqs").set_queue_attributes(
+        QueueUrl=url, Attributes={"Policy": _json_text(ctx.inputs["policy"])}
+    )
     return Created(url)
 
 
@@ -736,13 +765,17 @@ def _metric_alarm(ctx: ResourceContext) -> Created:
         Period=int(ctx.inputs["period"]) if ctx.get("period") is not None else None,
         Unit=ctx.get("unit"),
         EvaluationPeriods=int(ctx.inputs["evaluationPeriods"]),
-        DatapointsToAlarm=int(ctx.inputs["datapointsToAlarm"]) if ctx.get("datapointsToAlarm") is not None else None,
+        DatapointsToAlarm=int(ctx.inputs["datapointsToAlarm"])
+        if ctx.get("datapointsToAlarm") is not None
+        else None,
         Threshold=float(ctx.inputs["threshold"]) if ctx.get("threshold") is not None else None,
         ComparisonOperator=ctx.inputs["comparisonOperator"],
         TreatMissingData=ctx.get("treatMissingData"),
     )
     if ctx.get("dimensions"):
-        params["Dimensions"] = [{"Name": str(k), "Value": str(v)} for k, v in ctx.inputs["dimensions"].items()]
+        params["Dimensions"] = [
+            {"Name": str(k), "Value": str(v)} for k, v in ctx.inputs["dimensions"].items()
+        ]
     if ctx.tags():
         params["Tags"] = ctx.tags()
     client.put_metric_alarm(**params)
@@ -767,7 +800,9 @@ def _log_group(ctx: ResourceContext) -> Created:
 @handles("aws:cloudwatch/dashboard:Dashboard")
 def _dashboard(ctx: ResourceContext) -> Created:
     name = str(ctx.inputs["dashboardName"])
-    ctx.client("cloudwatch").put_dashboard(DashboardName=name, DashboardBody=_json_text(ctx.inputs["dashboardBody"]))
+    ctx.client("cloudwatch").put_dashboard(
+        DashboardName=name, DashboardBody=_json_text(ctx.inputs["dashboardBody"])
+    )
     arn = f"arn:aws:cloudwatch::{ctx.account_id}:dashboard/{name}"
     return Created(name, {"arn": arn, "dashboardArn": arn})
 
@@ -795,7 +830,9 @@ def _secret_version(ctx: ResourceContext) -> Created:
         VersionStages=ctx.get("versionStages"),
     )
     result = ctx.client("secretsmanager").put_secret_value(**params)
-    return Created(f"{secret_id}|{result['VersionId']}", {"arn": result["ARN"], "versionId": result["VersionId"]})
+    return Created(
+        f"{secret_id}|{result['VersionId']}", {"arn": result["ARN"], "versionId": result["VersionId"]}
+    )
 
 
 @handles("aws:ses/emailIdentity:EmailIdentity")
@@ -830,7 +867,9 @@ def _parameter(ctx: ResourceContext) -> Created:
     if ctx.tags():
         params["Tags"] = ctx.tags()
     version = ctx.client("ssm").put_parameter(**params)["Version"]
-    return Created(name, {"arn": ctx.arn("ssm", f"parameter/{name.lstrip('/')}"), "name": name, "version": version})
+    return Created(
+        name, {"arn": ctx.arn("ssm", f"parameter/{name.lstrip('/')}"), "name": name, "version": version}
+    )
 
 
 # -- API Gateway v2 -------------------------------------------------------------------------------
