@@ -322,9 +322,30 @@ def _run(run: Callable[[], Any]) -> Any:
     try:
         return run()
     except DeployError:
+        _quiet_reported_failures()
         raise
     except SynthError as exc:
+        _quiet_reported_failures()
         raise DeployError(f"the Pulumi program failed: {exc}") from exc
+
+
+def _quiet_reported_failures() -> None:
+    """The SDK keeps the failed registrations' futures; when they are collected asyncio would print
+    the error (already raised to the caller) once more, with a traceback, at exit."""
+    import asyncio
+
+    loop = asyncio.get_event_loop_policy().get_event_loop()
+    default = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if isinstance(context.get("exception"), SynthError):
+            return
+        if default is not None:
+            default(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
 
 
 __all__ = [

@@ -491,6 +491,19 @@ class Emulator:
 
         return list(ses_backends[self.account_id][self.region].sent_messages)
 
+    def copy_bucket(self, bucket: str, directory: Path) -> Path:
+        """Copy every object of ``bucket`` (latest versions) under ``directory``, keys as paths,
+        like ``aws s3 sync s3://BUCKET DIR``; read from moto directly, so it leaves no trace."""
+        from moto.s3.models import s3_backends
+
+        root = Path(directory)
+        stored = s3_backends[self.account_id]["aws"].get_bucket(bucket)
+        for key, item in list(stored.keys.items()):
+            target = root / key
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(item.value)
+        return root
+
     def event_deliveries(self) -> list[eventbridge.Delivery]:
         """Every EventBridge delivery to a rule target in this emulator's account, oldest first."""
         return eventbridge.deliveries(self.account_id)

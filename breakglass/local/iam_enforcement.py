@@ -597,7 +597,8 @@ def resources_of(response: Any, action: str, moto_resource: str) -> list[tuple[s
     moto's own resource wins where it names one; else the service's resolver; else the action
     alone decides (:data:`ANY_RESOURCE`).
     """
-    service = str(getattr(response, "service_name", "") or "")
+    # moto's names differ from boto3's for some services (awslambda); resolvers use boto3's.
+    service = str(getattr(response, "boto3_service_name", "") or getattr(response, "service_name", "") or "")
     prefix = _signing_prefix(response) or service
     default_action = f"{prefix}:{_IAM_ACTION_NAMES.get((service, action), action)}"
     if moto_resource != "*":
@@ -677,10 +678,10 @@ def _check(response: Any, iam_request_cls: type, moto_resource: str) -> None:
         account_id=response.current_account,
         method=response.method,
         path=_path_with_query(response),
-        # The signed payload is the raw body; moto's parsed parameters (its default here) make
-        # the signature of a bodiless GET (Lambda's ListFunctions) come out wrong.
-        data={},
-        body=response.raw_body or b"",
+        # moto signs the parsed form when the raw body was consumed; a GET has no payload, and its
+        # query parameters there would make the signature of e.g. Lambda's ListFunctions wrong.
+        data={} if response.method in ("GET", "HEAD") else response.data,
+        body=response.raw_body,
         headers=headers,
         action=action,
     )
