@@ -130,7 +130,8 @@ class CloudTrailRecorder:
         self.account_id = account_id
         self.region = region
         self._observed: list[Observed] = []
-        self._records: list[dict[str, Any]] = []
+        # (when, record): the exact moment orders calls within one second of eventTime.
+        self._records: list[tuple[datetime, dict[str, Any]]] = []
         self._delivered = 0
         self._trail_logs: dict[str, _TrailLog] = {}
         self._lock = threading.Lock()
@@ -177,7 +178,7 @@ class CloudTrailRecorder:
         """Every record so far (delivered or not), oldest first."""
         self._build()
         with self._lock:
-            return list(self._records)
+            return [record for _, record in self._records]
 
     def _build(self) -> None:
         with self._lock:
@@ -186,18 +187,17 @@ class CloudTrailRecorder:
         for observed in pending:
             record = build_record(observed, self.account_id)
             if record is not None:
-                built.append(record)
-                self._note_trail_switch(record)
+                built.append((observed.time, record))
+                self._note_trail_switch(observed.time, record)
         with self._lock:
             self._records.extend(built)
 
-    def _note_trail_switch(self, record: Mapping[str, Any]) -> None:
+    def _note_trail_switch(self, moment: datetime, record: Mapping[str, Any]) -> None:
         if record.get("eventSource") != "cloudtrail.amazonaws.com" or record.get("errorCode"):
             return
         name = str((record.get("requestParameters") or {}).get("name") or "")
         if record.get("eventName") in ("StartLogging", "StopLogging") and name:
             trail = name.rsplit("/", 1)[-1]
-            moment = datetime.strptime(record["eventTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
             self._trail_logs.setdefault(trail, _TrailLog()).switches.append(
                 (moment, record["eventName"] == "StartLogging")
             )
@@ -222,16 +222,15 @@ class CloudTrailRecorder:
         written: list[str] = []
         for trail in {t.arn: t for t in trails}.values():
             log = self._trail_logs.get(trail.trail_name, _TrailLog())
-            chosen = [r for r in fresh if _trail_takes(trail, r, log)]
+            chosen = [(when, r) for when, r in fresh if _trail_takes(trail, when, r, log)]
             written.extend(self._deliver(trail, chosen))
         return written
 
-    def _deliver(self, trail: Any, records: Iterable[Mapping[str, Any]]) -> list[str]:
+    def _deliver(self, trail: Any, records: Iterable[tuple[datetime, Mapping[str, Any]]]) -> list[str]:
         from moto.s3.models import s3_backends
 
         batches: dict[tuple[str, datetime], list[Mapping[str, Any]]] = {}
-        for record in records:
-            moment = datetime.strptime(record["eventTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        for moment, record in sorted(records, key=lambda item: item[0]):
             window = moment - timedelta(
                 minutes=moment.minute % 5, seconds=moment.second, microseconds=moment.microsecond
             )
@@ -261,9 +260,9 @@ def log_file_key(account_id: str, region: str, delivered: datetime, prefix: str 
     return f"{prefix.strip('/')}/{folder}/{name}" if prefix else f"{folder}/{name}"
 
 
-def _trail_takes(trail: Any, record: Mapping[str, Any], log: _TrailLog) -> bool:
-    """Whether ``trail`` records ``record``: logging then, in its regions, by its selectors."""
-    moment = datetime.strptime(record["eventTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+def _trail_takes(trail: Any, moment: datetime, record: Mapping[str, Any], log: _TrailLog) -> bool:
+    """Whether ``trail`` records ``record`` (made at ``moment``): logging then, in its regions, by
+    its selectors."""
     if not log.logging_at(moment, bool(trail.status.is_logging)):
         return False
     if not trail.is_multi_region and record["awsRegion"] != trail.region_name:
