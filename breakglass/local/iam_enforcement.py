@@ -483,9 +483,10 @@ def _sesv2(view: CallView) -> list[tuple[str, str]] | None:
 
 
 def _state_machine_of_token(view: CallView, token: str) -> str | None:
-    from moto.stepfunctions.models import stepfunctions_backends
+    # The emulator runs state machines on moto's interpreter, whose backend is its own.
+    from moto.stepfunctions.responses import get_backend
 
-    backend = stepfunctions_backends[view.account][view.region]
+    backend = get_backend(view.account, view.region)
     for machine in list(getattr(backend, "state_machines", [])):
         for execution in list(getattr(machine, "executions", [])):
             worker = getattr(execution, "exec_worker", None)
@@ -579,6 +580,9 @@ def call_params(response: Any) -> dict[str, Any]:
     for key, value in (getattr(response, "querystring", None) or {}).items():
         params[key] = value[0] if isinstance(value, list) and len(value) == 1 else value
     body = getattr(response, "body", None)
+    if isinstance(body, Mapping):  # some services (DynamoDB) keep the JSON body parsed
+        params.update(body)
+        return params
     if isinstance(body, bytes):
         body = body.decode("utf-8", errors="replace")
     if isinstance(body, str) and body.lstrip().startswith("{"):
@@ -678,9 +682,10 @@ def _check(response: Any, iam_request_cls: type, moto_resource: str) -> None:
         account_id=response.current_account,
         method=response.method,
         path=_path_with_query(response),
-        # moto signs the parsed form when the raw body was consumed; a GET has no payload, and its
-        # query parameters there would make the signature of e.g. Lambda's ListFunctions wrong.
-        data={} if response.method in ("GET", "HEAD") else response.data,
+        # The signed payload: the form moto parsed (its raw body is consumed by then) for query
+        # APIs, else the raw body; moto's parsed parameters of any other request would change the
+        # payload hash (Lambda's ListFunctions, an Invoke without payload).
+        data=response.data if _is_form(response) else {},
         body=response.raw_body,
         headers=headers,
         action=action,
@@ -720,6 +725,10 @@ def _check_session_actions(
         if decision is not Decision.ALLOW:
             iam_request._action = action
             _denied(iam_request)
+
+
+def _is_form(response: Any) -> bool:
+    return "x-www-form-urlencoded" in str(response.headers.get("Content-Type") or "")
 
 
 def _path_with_query(response: Any) -> str:
