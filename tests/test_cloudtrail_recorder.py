@@ -76,7 +76,9 @@ def session(emulator: Emulator, bucket: str) -> dict[str, Any]:
     iam.put_role_policy(
         RoleName=ROLE,
         PolicyName="work",
-        PolicyDocument=document({"Effect": "Allow", "Action": ["iam:GetRole", "sagemaker:ListEndpoints"], "Resource": "*"}),
+        PolicyDocument=document(
+            {"Effect": "Allow", "Action": ["iam:GetRole", "sagemaker:ListEndpoints"], "Resource": "*"}
+        ),
     )
     keys = {user: iam.create_access_key(UserName=user)["AccessKey"] for user in ("alice", "mallory")}
 
@@ -106,7 +108,9 @@ def delivered(emulator: Emulator, bucket: str, session: dict[str, Any]) -> list[
 
 
 @pytest.fixture(scope="module")
-def local_copy(emulator: Emulator, bucket: str, delivered: list[str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+def local_copy(
+    emulator: Emulator, bucket: str, delivered: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     return emulator.copy_bucket(bucket, tmp_path_factory.mktemp("audit-bucket"))
 
 
@@ -114,7 +118,9 @@ def records_in(emulator: Emulator, bucket: str, keys: list[str]) -> list[dict[st
     s3 = emulator.client("s3")
     found: list[dict[str, Any]] = []
     for key in keys:
-        found.extend(json.loads(gzip.decompress(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))["Records"])
+        found.extend(
+            json.loads(gzip.decompress(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))["Records"]
+        )
     return found
 
 
@@ -142,7 +148,12 @@ def test_the_sessions_records_name_its_role_source_identity_and_mfa(
         for r in records_in(emulator, bucket, delivered)
         if r["userIdentity"].get("arn") == f"arn:aws:sts::{account}:assumed-role/{ROLE}/alice"
     ]
-    assert {r["eventName"] for r in by_session} == {"GetCallerIdentity", "GetRole", "ListEndpoints", "CreateUser"}
+    assert {r["eventName"] for r in by_session} == {
+        "GetCallerIdentity",
+        "GetRole",
+        "ListEndpoints",
+        "CreateUser",
+    }
     record = next(r for r in by_session if r["eventName"] == "GetRole")
     identity = record["userIdentity"]
     assert identity["type"] == "AssumedRole"
@@ -162,14 +173,22 @@ def test_the_sessions_records_name_its_role_source_identity_and_mfa(
     assert record["eventSource"] == "iam.amazonaws.com" and record["awsRegion"] == "us-east-1"
     assert record["requestParameters"] == {"roleName": ROLE}
     assert record["eventVersion"] == "1.09" and record["eventType"] == "AwsApiCall"
-    assert (record["readOnly"], record["managementEvent"], record["recipientAccountId"]) == (True, True, account)
+    assert (record["readOnly"], record["managementEvent"], record["recipientAccountId"]) == (
+        True,
+        True,
+        account,
+    )
     assert record["sourceIPAddress"] == "127.0.0.1" and record["userAgent"].startswith("Boto3/")
     assert record["requestID"] and record["eventID"] and record["responseElements"] is None
 
 
-def test_a_refused_call_is_recorded_with_its_error(emulator: Emulator, bucket: str, delivered: list[str]) -> None:
+def test_a_refused_call_is_recorded_with_its_error(
+    emulator: Emulator, bucket: str, delivered: list[str]
+) -> None:
     (refused,) = [
-        r for r in records_in(emulator, bucket, delivered) if r["eventName"] == "CreateUser" and r.get("errorCode")
+        r
+        for r in records_in(emulator, bucket, delivered)
+        if r["eventName"] == "CreateUser" and r.get("errorCode")
     ]
     assert refused["errorCode"] == "AccessDenied"
     assert "iam:CreateUser" in refused["errorMessage"]
@@ -213,12 +232,23 @@ def test_session_actions_returns_what_the_session_did(local_copy: Path) -> None:
     result = run_named_query(
         "session_actions",
         local_copy,
-        {"start": iso(now - timedelta(hours=1)), "end": iso(now + timedelta(hours=1)), "source_identity": "alice"},
+        {
+            "start": iso(now - timedelta(hours=1)),
+            "end": iso(now + timedelta(hours=1)),
+            "source_identity": "alice",
+        },
     )
     rows = result.records()
     # Calls within one second come in eventID order, as in Athena: compared as a set.
-    assert sorted(r["event_name"] for r in rows) == ["CreateUser", "GetCallerIdentity", "GetRole", "ListEndpoints"]
-    assert {r["role_arn"] for r in rows} == {rows[0]["role_arn"]} and rows[0]["role_arn"].endswith(f":role/{ROLE}")
+    assert sorted(r["event_name"] for r in rows) == [
+        "CreateUser",
+        "GetCallerIdentity",
+        "GetRole",
+        "ListEndpoints",
+    ]
+    assert {r["role_arn"] for r in rows} == {rows[0]["role_arn"]} and rows[0]["role_arn"].endswith(
+        f":role/{ROLE}"
+    )
     assert [r["error_code"] for r in rows if r["event_name"] == "CreateUser"] == ["AccessDenied"]
 
 
@@ -226,7 +256,9 @@ def test_emergency_sessions_returns_the_assume_and_the_refused_attempt(
     local_copy: Path, session: dict[str, Any]
 ) -> None:
     rows = run_named_query("emergency_sessions", local_copy).records()
-    assert sorted((r["caller_arn"].rsplit("/", 1)[-1], r["source_identity"], r["error_code"]) for r in rows) == [
+    assert sorted(
+        (r["caller_arn"].rsplit("/", 1)[-1], r["source_identity"], r["error_code"]) for r in rows
+    ) == [
         ("alice", "alice", None),
         ("mallory", "mallory", "AccessDenied"),
     ]

@@ -39,7 +39,9 @@ def trust(service: str) -> str:
 def state_machine(emulator: Emulator, name: str, wait: dict[str, Any]) -> str:
     """Wait, then a Lambda task answering the time it sees."""
     iam = emulator.client("iam")
-    function_role = iam.create_role(RoleName=f"{name}-fn", AssumeRolePolicyDocument=trust("lambda.amazonaws.com"))
+    function_role = iam.create_role(
+        RoleName=f"{name}-fn", AssumeRolePolicyDocument=trust("lambda.amazonaws.com")
+    )
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zipped:
         zipped.writestr("now.py", NOW_HANDLER)
@@ -50,14 +52,18 @@ def state_machine(emulator: Emulator, name: str, wait: dict[str, Any]) -> str:
         Handler="now.handler",
         Code={"ZipFile": buffer.getvalue()},
     )["FunctionArn"]
-    machine_role = iam.create_role(RoleName=f"{name}-sm", AssumeRolePolicyDocument=trust("states.amazonaws.com"))
+    machine_role = iam.create_role(
+        RoleName=f"{name}-sm", AssumeRolePolicyDocument=trust("states.amazonaws.com")
+    )
     iam.put_role_policy(
         RoleName=f"{name}-sm",
         PolicyName="invoke",
         PolicyDocument=json.dumps(
             {
                 "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": function_arn}],
+                "Statement": [
+                    {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": function_arn}
+                ],
             }
         ),
     )
@@ -117,7 +123,10 @@ def test_fast_forward_lets_a_held_wait_end_and_never_moves_back() -> None:
         emulator.fast_forward(until - timedelta(hours=5))  # earlier: no effect
         assert utc_now() >= until
         deadline = time.monotonic() + 60
-        while sfn.describe_execution(executionArn=execution)["status"] == "RUNNING" and time.monotonic() < deadline:
+        while (
+            sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.02)
         assert sfn.describe_execution(executionArn=execution)["status"] == "SUCCEEDED"
     assert CLOCK.offset == timedelta(0)

@@ -151,7 +151,9 @@ def handler(event, context):
 """
 LAMBDA_TRUST = {
     "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ],
 }
 
 
@@ -165,7 +167,9 @@ def api_program() -> None:
     code = pulumi.AssetArchive({"probe.py": pulumi.StringAsset(PROBE)})
 
     def function(name: str) -> Any:
-        return aws.lambda_.Function(name, code=code, handler="probe.handler", runtime="python3.12", role=role.arn)
+        return aws.lambda_.Function(
+            name, code=code, handler="probe.handler", runtime="python3.12", role=role.arn
+        )
 
     probe, orphan = function("probe"), function("orphan")
     api = aws.apigatewayv2.Api("access", protocol_type="HTTP")
@@ -232,14 +236,27 @@ def gateway() -> Iterator[dict[str, Any]]:
                 {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": responder_role},
             ],
         )
-        nobody = user("mallory", [{"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": "arn:aws:execute-api:*:*:other/*"}])
+        nobody = user(
+            "mallory",
+            [
+                {
+                    "Effect": "Allow",
+                    "Action": "execute-api:Invoke",
+                    "Resource": "arn:aws:execute-api:*:*:other/*",
+                }
+            ],
+        )
         iam.create_role(
             RoleName="responder",
             AssumeRolePolicyDocument=json.dumps(
                 {
                     "Version": "2012-10-17",
                     "Statement": [
-                        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:user/alice"}, "Action": "sts:AssumeRole"}
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"AWS": f"arn:aws:iam::{account}:user/alice"},
+                            "Action": "sts:AssumeRole",
+                        }
                     ],
                 }
             ),
@@ -248,10 +265,15 @@ def gateway() -> Iterator[dict[str, Any]]:
             RoleName="responder",
             PolicyName="invoke",
             PolicyDocument=json.dumps(
-                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": invoke}]}
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": invoke}],
+                }
             ),
         )
-        session = emulator.client_as("sts", allowed).assume_role(RoleArn=responder_role, RoleSessionName="alice-oncall")
+        session = emulator.client_as("sts", allowed).assume_role(
+            RoleArn=responder_role, RoleSessionName="alice-oncall"
+        )
         yield {
             "emulator": emulator,
             "url": deployment.api_url("access"),
@@ -263,7 +285,12 @@ def gateway() -> Iterator[dict[str, Any]]:
 
 
 def signed_call(
-    url: str, credentials: dict[str, str], *, method: str = "POST", body: bytes = b"", sent_body: bytes | None = None
+    url: str,
+    credentials: dict[str, str],
+    *,
+    method: str = "POST",
+    body: bytes = b"",
+    sent_body: bytes | None = None,
 ) -> Any:
     """A request signed with SigV4 for execute-api, as botocore signs it (``sent_body`` tampers)."""
     from botocore.auth import SigV4Auth
@@ -271,10 +298,17 @@ def signed_call(
     from botocore.credentials import Credentials
 
     request = AWSRequest(method=method, url=url, data=body, headers={"content-type": "application/json"})
-    keys = Credentials(credentials["AccessKeyId"], credentials["SecretAccessKey"], credentials.get("SessionToken"))
+    keys = Credentials(
+        credentials["AccessKeyId"], credentials["SecretAccessKey"], credentials.get("SessionToken")
+    )
     SigV4Auth(keys, "execute-api", "us-east-1").add_auth(request)
     prepared = request.prepare()
-    return call(prepared.url, method=method, body=body if sent_body is None else sent_body, headers=dict(prepared.headers))
+    return call(
+        prepared.url,
+        method=method,
+        body=body if sent_body is None else sent_body,
+        headers=dict(prepared.headers),
+    )
 
 
 def test_a_signed_request_of_an_allowed_user_reaches_the_function_with_its_iam_identity(
@@ -335,7 +369,10 @@ def test_a_request_signed_with_a_wrong_secret_is_forbidden(gateway: dict[str, An
 
 def test_a_tampered_body_is_forbidden(gateway: dict[str, Any]) -> None:
     response = signed_call(
-        f"{gateway['url']}/requests", gateway["allowed"], body=b'{"tier": "halt"}', sent_body=b'{"tier": "root"}'
+        f"{gateway['url']}/requests",
+        gateway["allowed"],
+        body=b'{"tier": "halt"}',
+        sent_body=b'{"tier": "root"}',
     )
     assert (response.status, json.loads(response.read())) == (403, {"message": "Forbidden"})
 
@@ -347,7 +384,9 @@ def test_a_principal_without_execute_api_invoke_is_forbidden(gateway: dict[str, 
 
 def test_a_route_without_authorization_needs_no_signature(gateway: dict[str, Any]) -> None:
     event = json.loads(call(f"{gateway['url']}/public/docs/index.html").read())
-    assert event["routeKey"] == "GET /public/{proxy+}" and event["pathParameters"] == {"proxy": "docs/index.html"}
+    assert event["routeKey"] == "GET /public/{proxy+}" and event["pathParameters"] == {
+        "proxy": "docs/index.html"
+    }
     assert "authorizer" not in event["requestContext"]
 
 
@@ -368,7 +407,13 @@ def test_the_most_specific_route_wins() -> None:
 
     routes = [
         SimpleNamespace(route_key=key)
-        for key in ("ANY /requests/{id}", "GET /requests/{id}", "GET /requests/mine", "GET /{proxy+}", "$default")
+        for key in (
+            "ANY /requests/{id}",
+            "GET /requests/{id}",
+            "GET /requests/mine",
+            "GET /{proxy+}",
+            "$default",
+        )
     ]
     assert match_route(routes, "GET", "/requests/mine").route_key == "GET /requests/mine"
     assert match_route(routes, "GET", "/requests/r1").route_key == "GET /requests/{id}"

@@ -73,7 +73,9 @@ def test_missing_keys_follow_iam_null_negation_and_set_rules() -> None:
     assert holds("StringEqualsIfExists", "aws:SourceIdentity", "alice")
     assert holds("ForAllValues:StringEquals", "aws:TagKeys", ["team"])
     assert not holds("ForAnyValue:StringEquals", "aws:TagKeys", ["team"])
-    assert not holds("ForAllValues:StringEquals", "aws:TagKeys", ["team"], **{"aws:TagKeys": ["team", "extra"]})
+    assert not holds(
+        "ForAllValues:StringEquals", "aws:TagKeys", ["team"], **{"aws:TagKeys": ["team", "extra"]}
+    )
 
 
 def test_a_key_the_emulator_cannot_know_is_taken_to_hold_as_moto_takes_it() -> None:
@@ -145,7 +147,9 @@ def test_the_admin_can_call_every_protocol_with_signatures_intact(emulator: Emul
     emulator.client("lambda").list_functions()
     s3 = emulator.client("s3")
     s3.create_bucket(Bucket="signatures")
-    s3.put_object(Bucket="signatures", Key="a key/with spaces+plus.json", Body=b"{}", ChecksumAlgorithm="SHA256")
+    s3.put_object(
+        Bucket="signatures", Key="a key/with spaces+plus.json", Body=b"{}", ChecksumAlgorithm="SHA256"
+    )
     assert s3.get_object(Bucket="signatures", Key="a key/with spaces+plus.json")["Body"].read() == b"{}"
 
 
@@ -154,7 +158,9 @@ def test_an_unsigned_call_is_refused(emulator: Emulator) -> None:
     import urllib.request
 
     request = urllib.request.Request(
-        emulator.endpoint_url, data=b"Action=ListRoles&Version=2010-05-08", method="POST",
+        emulator.endpoint_url,
+        data=b"Action=ListRoles&Version=2010-05-08",
+        method="POST",
         headers={"content-type": "application/x-www-form-urlencoded", "host": "iam.amazonaws.com"},
     )
     with pytest.raises(urllib.error.HTTPError) as error:
@@ -186,7 +192,9 @@ def test_decrypt_is_checked_against_the_key_named_in_the_ciphertext(emulator: Em
     kms = emulator.client("kms")
     allowed_key = kms.create_key()["KeyMetadata"]
     other_key = kms.create_key()["KeyMetadata"]
-    keys = user(emulator, "decrypter", {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": allowed_key["Arn"]})
+    keys = user(
+        emulator, "decrypter", {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": allowed_key["Arn"]}
+    )
     client = emulator.client_as("kms", keys)
     mine = kms.encrypt(KeyId=allowed_key["KeyId"], Plaintext=b"secret")["CiphertextBlob"]
     theirs = kms.encrypt(KeyId=other_key["KeyId"], Plaintext=b"secret")["CiphertextBlob"]
@@ -202,11 +210,16 @@ def test_a_source_identity_needs_set_source_identity_in_the_trust(emulator: Emul
     carol = f"arn:aws:iam::{emulator.account_id}:user/carol"
     iam.create_role(
         RoleName="no-source-identity",
-        AssumeRolePolicyDocument=document({"Effect": "Allow", "Principal": {"AWS": carol}, "Action": "sts:AssumeRole"}),
+        AssumeRolePolicyDocument=document(
+            {"Effect": "Allow", "Principal": {"AWS": carol}, "Action": "sts:AssumeRole"}
+        ),
     )
     sts = emulator.client_as("sts", keys)
     sts.assume_role(RoleArn=role, RoleSessionName="carol")
-    assert refused(sts.assume_role, RoleArn=role, RoleSessionName="carol", SourceIdentity="carol") == "AccessDenied"
+    assert (
+        refused(sts.assume_role, RoleArn=role, RoleSessionName="carol", SourceIdentity="carol")
+        == "AccessDenied"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -260,9 +273,13 @@ def windowed(emulator: Emulator) -> dict[str, Any]:
     return {"role": role, "keys": keys, "expires": expires}
 
 
-def test_the_trust_admits_only_the_source_identity_it_names(emulator: Emulator, windowed: dict[str, Any]) -> None:
+def test_the_trust_admits_only_the_source_identity_it_names(
+    emulator: Emulator, windowed: dict[str, Any]
+) -> None:
     sts = emulator.client_as("sts", windowed["keys"])
-    code = refused(sts.assume_role, RoleArn=windowed["role"], RoleSessionName="dave", SourceIdentity="someone")
+    code = refused(
+        sts.assume_role, RoleArn=windowed["role"], RoleSessionName="dave", SourceIdentity="someone"
+    )
     assert code == "AccessDenied"
 
 
@@ -277,7 +294,10 @@ def test_a_session_works_inside_its_window_and_is_denied_once_the_clock_passes_i
     emulator.fast_forward(windowed["expires"] + timedelta(seconds=1))
     assert refused(iam.list_roles) == "AccessDenied"
     # And the trust's window has closed too.
-    assert refused(sts.assume_role, RoleArn=windowed["role"], RoleSessionName="dave", SourceIdentity="dave") == "AccessDenied"
+    assert (
+        refused(sts.assume_role, RoleArn=windowed["role"], RoleSessionName="dave", SourceIdentity="dave")
+        == "AccessDenied"
+    )
 
 
 def test_with_enforcement_off_any_signed_call_goes_through() -> None:
@@ -316,7 +336,9 @@ def test_a_task_token_answer_is_checked_against_the_state_machine_waiting_for_it
     }
     sfn = emulator.client("stepfunctions")
     machine = sfn.create_state_machine(
-        name="waits", definition=json.dumps(definition), roleArn=f"arn:aws:iam::{emulator.account_id}:role/waiter"
+        name="waits",
+        definition=json.dumps(definition),
+        roleArn=f"arn:aws:iam::{emulator.account_id}:role/waiter",
     )["stateMachineArn"]
     other = f"arn:aws:states:us-east-1:{emulator.account_id}:stateMachine:other"
     answer = {"Effect": "Allow", "Action": "states:SendTaskSuccess"}
@@ -331,6 +353,8 @@ def test_a_task_token_answer_is_checked_against_the_state_machine_waiting_for_it
     token = json.loads(messages[0]["Body"])["token"]
     assert refused(wrong.send_task_success, taskToken=token, output="{}") == "AccessDeniedException"
     right.send_task_success(taskToken=token, output="{}")
-    while sfn.describe_execution(executionArn=execution)["status"] == "RUNNING" and time.monotonic() < deadline:
+    while (
+        sfn.describe_execution(executionArn=execution)["status"] == "RUNNING" and time.monotonic() < deadline
+    ):
         time.sleep(0.02)
     assert sfn.describe_execution(executionArn=execution)["status"] == "SUCCEEDED"

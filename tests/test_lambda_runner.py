@@ -99,14 +99,18 @@ def test_the_components_archive_runs_from_the_installed_package() -> None:
 
 def test_a_zip_without_the_handlers_module_fails_as_an_import_error() -> None:
     code = zip_of({"breakglass/__init__.py": (PACKAGE / "__init__.py").read_bytes()})
-    with pytest.raises(LambdaCodeError, match=r"Unable to import module 'breakglass.lambdas.halt.handler'") as failed:
+    with pytest.raises(
+        LambdaCodeError, match=r"Unable to import module 'breakglass.lambdas.halt.handler'"
+    ) as failed:
         verify_code(fake_function(code, "breakglass.lambdas.halt.handler.halt_handler"))
     assert failed.value.error_type == "Runtime.ImportModuleError"
 
 
 def test_a_zip_that_ships_a_different_file_than_the_installed_one_is_refused() -> None:
     handler = PACKAGE / "lambdas" / "halt" / "handler.py"
-    code = zip_of({"breakglass/lambdas/halt/handler.py": handler.read_bytes() + b"\n# edited after the build\n"})
+    code = zip_of(
+        {"breakglass/lambdas/halt/handler.py": handler.read_bytes() + b"\n# edited after the build\n"}
+    )
     with pytest.raises(LambdaCodeError, match=r"breakglass/lambdas/halt/handler.py") as failed:
         verify_code(fake_function(code, "breakglass.lambdas.halt.handler.halt_handler"))
     assert failed.value.error_type == "Emulator.CodeMismatch"
@@ -123,7 +127,9 @@ def handler(event, context):
 """
 TRUST = {
     "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ],
 }
 
 
@@ -131,7 +137,9 @@ def test_a_function_runs_with_its_own_roles_credentials_and_its_environment() ->
     from breakglass.local.emulator import Emulator
 
     with Emulator(enforce_iam=True) as emulator:
-        role = emulator.client("iam").create_role(RoleName="whoami-role", AssumeRolePolicyDocument=json.dumps(TRUST))
+        role = emulator.client("iam").create_role(
+            RoleName="whoami-role", AssumeRolePolicyDocument=json.dumps(TRUST)
+        )
         client = emulator.client("lambda")
         client.create_function(
             FunctionName="whoami",
@@ -153,7 +161,9 @@ def test_a_function_whose_role_does_not_trust_lambda_fails_to_run() -> None:
 
     ec2_trust = json.loads(json.dumps(TRUST).replace("lambda.amazonaws.com", "ec2.amazonaws.com"))
     with Emulator(enforce_iam=True) as emulator:
-        role = emulator.client("iam").create_role(RoleName="ec2-role", AssumeRolePolicyDocument=json.dumps(ec2_trust))
+        role = emulator.client("iam").create_role(
+            RoleName="ec2-role", AssumeRolePolicyDocument=json.dumps(ec2_trust)
+        )
         client = emulator.client("lambda")
         client.create_function(
             FunctionName="misconfigured",
@@ -165,4 +175,7 @@ def test_a_function_whose_role_does_not_trust_lambda_fails_to_run() -> None:
         response = client.invoke(FunctionName="misconfigured")
         error = json.loads(response["Payload"].read())
     assert response["FunctionError"]
-    assert error["errorType"] == "ServiceRoleError" and "does not trust lambda.amazonaws.com" in error["errorMessage"]
+    assert (
+        error["errorType"] == "ServiceRoleError"
+        and "does not trust lambda.amazonaws.com" in error["errorMessage"]
+    )

@@ -33,7 +33,11 @@ def seed_chat_endpoint(emulator: Emulator) -> None:
     trust = {
         "Version": "2012-10-17",
         "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "sagemaker.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
         ],
     }
     role = iam.create_role(RoleName="chat-api", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
@@ -135,7 +139,9 @@ def test_the_trail_delivers_to_the_deployed_audit_bucket(emulator: Emulator, dep
 
 def test_the_stack_exports_are_the_deployed_values(deployment: Deployment) -> None:
     roles = deployment.output("emergency_roles")
-    assert roles == [deployment.one("aws:iam/role:Role", f"{tier}-role").arn for tier in ("halt", "operator", "admin")]
+    assert roles == [
+        deployment.one("aws:iam/role:Role", f"{tier}-role").arn for tier in ("halt", "operator", "admin")
+    ]
     assert deployment.output("halt_function") == "ai-halt"
     assert deployment.output("approval_url").startswith("http://127.0.0.1:")
     with pytest.raises(KeyError, match="exports no 'nope'"):
@@ -172,13 +178,18 @@ def test_a_tripwire_alarm_halts_the_endpoint_through_the_deployed_rule(
     trip(emulator, deployment)
     (delivery,) = halt_deliveries(emulator, deployment)
     assert delivery.outcome == "delivered", delivery.response
-    assert delivery.rule_arn == deployment.one("aws:cloudwatch/eventRule:EventRule", f"{TRIPWIRE_ALARM}-rule").arn
+    assert (
+        delivery.rule_arn
+        == deployment.one("aws:cloudwatch/eventRule:EventRule", f"{TRIPWIRE_ALARM}-rule").arn
+    )
     # Exactly what the rule sends: the configured targets and mode, and the whole alarm event.
     assert delivery.input["source"] == "breakglass.tripwire" and delivery.input["mode"] == "deny-invoke"
     alarm_event = delivery.input["alarm"]
     assert alarm_event["detail-type"] == "CloudWatch Alarm State Change"
     assert alarm_event["detail"]["state"]["value"] == "ALARM"
-    assert alarm_event["resources"] == [deployment.one("aws:cloudwatch/metricAlarm:MetricAlarm", TRIPWIRE_ALARM).arn]
+    assert alarm_event["resources"] == [
+        deployment.one("aws:cloudwatch/metricAlarm:MetricAlarm", TRIPWIRE_ALARM).arn
+    ]
     assert delivery.response["status"] == "ok"
 
     iam = emulator.client("iam")
@@ -186,16 +197,16 @@ def test_a_tripwire_alarm_halts_the_endpoint_through_the_deployed_rule(
     document = iam.get_role_policy(RoleName="chat-api", PolicyName=policy_name)["PolicyDocument"]
     statements = document["Statement"] if isinstance(document, dict) else json.loads(document)["Statement"]
     assert any(
-        s["Effect"] == "Deny" and "sagemaker:InvokeEndpoint*" in s["Action"] and "endpoint/chat-prod" in str(s["Resource"])
+        s["Effect"] == "Deny"
+        and "sagemaker:InvokeEndpoint*" in s["Action"]
+        and "endpoint/chat-prod" in str(s["Resource"])
         for s in statements
     )
 
     s3 = emulator.client("s3")
     bucket = deployment.output("audit_bucket")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="breakglass-events/")["Contents"]]
-    halts = [
-        json.loads(s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in keys if "-halt-" in k
-    ]
+    halts = [json.loads(s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in keys if "-halt-" in k]
     assert [(h["event_type"], h["actor"], h["target"]) for h in halts] == [
         ("halt", f"tripwire:{TRIPWIRE_ALARM}", "chat")
     ]
@@ -221,7 +232,9 @@ def test_enforcement_is_real_a_halt_function_without_put_role_policy_is_refused(
         if type_token == "aws:iam/rolePolicy:RolePolicy" and name == "ai-halt-policy":
             document = json.loads(inputs["policy"])
             for statement in document["Statement"]:
-                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                actions = (
+                    statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                )
                 statement["Action"] = [a for a in actions if a != "iam:PutRolePolicy"]
             inputs = {**inputs, "policy": json.dumps(document)}
         return inputs
@@ -249,7 +262,9 @@ def test_step_functions_invokes_the_task_functions_with_the_state_machine_role(
 ) -> None:
     sfn = emulator.client("stepfunctions")
     execution = sfn.start_execution(
-        stateMachineArn=deployment.output("state_machine_arn"), name="incomplete", input=json.dumps({"tier": "halt"})
+        stateMachineArn=deployment.output("state_machine_arn"),
+        name="incomplete",
+        input=json.dumps({"tier": "halt"}),
     )["executionArn"]
     described = wait_for_end(emulator, execution)
     # The validate function ran (and refused the incomplete request): the invocation was allowed.
@@ -260,9 +275,9 @@ def test_step_functions_invokes_the_task_functions_with_the_state_machine_role(
         if r["eventName"] == "Invoke" and r["eventSource"] == "lambda.amazonaws.com"
     ]
     machine_role = deployment.one("aws:iam/role:Role", "approvals-states-role").output("name")
-    assert invokes and {r["userIdentity"]["sessionContext"]["sessionIssuer"]["userName"] for r in invokes} == {
-        machine_role
-    }
+    assert invokes and {
+        r["userIdentity"]["sessionContext"]["sessionIssuer"]["userName"] for r in invokes
+    } == {machine_role}
     assert {r["sourceIPAddress"] for r in invokes} == {"states.amazonaws.com"}
 
 
@@ -293,7 +308,11 @@ def test_the_coming_resource_types_deploy(emulator: Emulator) -> None:
                 {
                     "Version": "2012-10-17",
                     "Statement": [
-                        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
                     ],
                 }
             ),
@@ -301,12 +320,17 @@ def test_the_coming_resource_types_deploy(emulator: Emulator) -> None:
         policy = aws.iam.Policy(
             "reader",
             policy=json.dumps(
-                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": "*"}]}
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": "*"}],
+                }
             ),
         )
         aws.iam.RolePolicyAttachment("reader-attached", role=role.name, policy_arn=policy.arn)
         api = aws.apigatewayv2.Api("access", protocol_type="HTTP")
-        aws.apigatewayv2.Route("access-requests", api_id=api.id, route_key="POST /requests", authorization_type="AWS_IAM")
+        aws.apigatewayv2.Route(
+            "access-requests", api_id=api.id, route_key="POST /requests", authorization_type="AWS_IAM"
+        )
         aws.cloudwatch.EventRule("nightly", schedule_expression="rate(1 day)")
         pulumi.export("policy_arn", policy.arn)
 
@@ -316,7 +340,9 @@ def test_the_coming_resource_types_deploy(emulator: Emulator) -> None:
     role = deployed.one("aws:iam/role:Role", "worker").output("name")
     attached = iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
     assert [a["PolicyArn"] for a in attached] == [deployed.output("policy_arn")]
-    assert emulator.client("ssm").get_parameter(Name="/breakglass/demo/version")["Parameter"]["Value"] == "0.1.0"
+    assert (
+        emulator.client("ssm").get_parameter(Name="/breakglass/demo/version")["Parameter"]["Value"] == "0.1.0"
+    )
     assert emulator.client("cloudwatch").get_dashboard(DashboardName="breakglass-demo")["DashboardName"]
     api_id = deployed.one("aws:apigatewayv2/api:Api").id
     (route,) = emulator.client("apigatewayv2").get_routes(ApiId=api_id)["Items"]
@@ -332,7 +358,9 @@ def test_a_type_moto_cannot_emulate_is_recorded_with_its_inputs_and_the_reason(e
             name="chat-guardrail",
             blocked_input_messaging="blocked",
             blocked_outputs_messaging="blocked",
-            content_policy_config={"filters_configs": [{"type": "HATE", "input_strength": "HIGH", "output_strength": "HIGH"}]},
+            content_policy_config={
+                "filters_configs": [{"type": "HATE", "input_strength": "HIGH", "output_strength": "HIGH"}]
+            },
         )
 
     deployed = deploy(program, emulator, project="gaps")

@@ -182,7 +182,7 @@ class _Patches:
                             return  # the execution was stopped
 
                 real_sleep = time.sleep
-                wait_function.WaitFunction._eval_body = short_wait  # type: ignore[method-assign]
+                wait_function.WaitFunction._eval_body = short_wait  # type: ignore[method-assign,assignment]
                 retrier_decl.time = types.SimpleNamespace(  # type: ignore[assignment]
                     sleep=lambda seconds: real_sleep(min(float(seconds), patches.retry_cap()))
                 )

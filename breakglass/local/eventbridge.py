@@ -79,7 +79,7 @@ def aws_event(event: Mapping[str, Any]) -> dict[str, Any]:
 def _json_path(document: Any, path: str) -> Any:
     from jsonpath_ng.ext import parse
 
-    matches = parse(path).find(document)  # type: ignore[no-untyped-call]
+    matches = parse(path).find(document)
     return matches[0].value if matches else None
 
 

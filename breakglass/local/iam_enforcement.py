@@ -154,7 +154,7 @@ def find_user(access_key_id: str) -> Any | None:
         for backend in list(account.values()):
             key = backend.access_keys.get(access_key_id)
             if key is not None and getattr(key, "user_name", None):
-                return backend.get_user(key.user_name)
+                return backend.get_user(str(key.user_name))
     return None
 
 
@@ -179,6 +179,13 @@ class Principal:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
+def _tag_values(tags: Any) -> dict[str, str]:
+    """moto keeps IAM tags as {key: {"Key", "Value"}} (or a list of such); as a plain mapping."""
+    if isinstance(tags, Mapping):
+        return {str(k): str(v.get("Value") if isinstance(v, Mapping) else v) for k, v in tags.items()}
+    return {str(t["Key"]): str(t["Value"]) for t in tags or []}
+
+
 def principal_for(access_key_id: str) -> Principal | None:
     """The IAM user or STS session owning ``access_key_id`` (None for a key nobody issued)."""
     from moto.iam.models import iam_backends
@@ -191,7 +198,7 @@ def principal_for(access_key_id: str) -> Principal | None:
         backend = iam_backends[session.account_id][session.partition]
         try:
             role = backend.get_role_by_arn(session.role_arn)
-            role_tags = {str(k): str(v["Value"]) for k, v in (role.tags or {}).items()}
+            role_tags = _tag_values(role.tags)
         except Exception:  # the role was deleted; the session's own facts still stand
             pass
         facts = session_facts(session)
@@ -210,7 +217,7 @@ def principal_for(access_key_id: str) -> Principal | None:
         )
     user = find_user(access_key_id)
     if user is not None:
-        tags = {str(k): str(v["Value"]) for k, v in (getattr(user, "tags", None) or {}).items()}
+        tags = _tag_values(getattr(user, "tags", None))
         return Principal(
             type="IAMUser",
             arn=user.arn,
@@ -443,6 +450,7 @@ def _secretsmanager(view: CallView) -> list[tuple[str, str]] | None:
     secret_id = view.params.get("SecretId")
     if not secret_id:
         return None
+    arn: str | None
     try:
         secret = secretsmanager_backends[view.account][view.region].secrets[str(secret_id)]
         arn = str(secret.arn)
@@ -980,9 +988,10 @@ def service_credentials(role_arn: str, service: str, *, session_name: str, regio
             region_name=region,
             role_session_name=session_name,
             role_arn=role_arn,
-            policy=None,
+            # moto's own STS passes None for absent parameters; its annotations say str.
+            policy=None,  # type: ignore[arg-type]
             duration=SERVICE_SESSION_SECONDS,
-            external_id=None,
+            external_id=None,  # type: ignore[arg-type]
         )
         now = utc_now()
         _set_facts(assumed, SessionFacts(issued_at=now, caller_arn=service))
