@@ -265,3 +265,16 @@ def test_emergency_sessions_returns_the_assume_and_the_refused_attempt(
     assert {r["role_arn"] for r in rows} == {session["role_arn"]}
     (alice,) = [r for r in rows if r["error_code"] is None]
     assert alice["role_session_name"] == "alice" and alice["mfa"] is False
+
+
+def test_stopping_the_trail_is_the_last_call_it_delivers() -> None:
+    with Emulator(enforce_iam=True) as emulator:
+        emulator.client("s3").create_bucket(Bucket="stopped-trail")
+        cloudtrail = emulator.client("cloudtrail")
+        cloudtrail.create_trail(Name="stopped", S3BucketName="stopped-trail")
+        cloudtrail.start_logging(Name="stopped")
+        emulator.client("iam").list_users()
+        cloudtrail.stop_logging(Name="stopped")
+        emulator.client("iam").list_roles()
+        names = [r["eventName"] for r in records_in(emulator, "stopped-trail", emulator.cloudtrail.flush())]
+    assert sorted(names) == ["ListUsers", "StartLogging", "StopLogging"]

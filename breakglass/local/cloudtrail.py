@@ -115,7 +115,9 @@ class _TrailLog:
     def logging_at(self, moment: datetime, logging_now: bool) -> bool:
         state: bool | None = None
         for when, on in self.switches:
-            if when <= moment:
+            # StartLogging is the first call logged and StopLogging the last (it is the tampering
+            # an auditor looks for): a switch off takes effect only after its own call.
+            if when < moment or (on and when == moment):
                 state = on
         if state is None:
             # Before the first switch seen: on only if no switch was seen and it logs now.
