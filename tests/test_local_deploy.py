@@ -106,6 +106,25 @@ def test_the_quickstart_deploys_every_resource_with_its_real_arn(deployment: Dep
     assert role.arn in listing
 
 
+def test_each_resource_is_created_after_the_resources_whose_outputs_it_uses(deployment: Deployment) -> None:
+    created = deployment.created
+    # Each ARN belongs to the first resource reporting it (a secret version reports its secret's,
+    # a topic policy takes its topic's as an input). The trail's ARN is computed from its fixed
+    # name before it exists (the key and bucket policies name it): no sign of a dependency.
+    owners: dict[str, int] = {}
+    for index, resource in enumerate(created):
+        if resource.arn and resource.type != "aws:cloudtrail/trail:Trail":
+            owners.setdefault(resource.arn, index)
+    for index, resource in enumerate(created):
+        text = json.dumps(resource.inputs, default=str)
+        for arn, owner in owners.items():
+            if owner != index and arn in text:
+                assert owner < index, (created[owner].name, resource.name)
+    order = [r.name for r in created]
+    # depends_on without a data dependency: the bucket policy comes after the lock it protects.
+    assert order.index("audit-object-lock") < order.index("audit-bucket-policy") < order.index("audit-trail")
+
+
 def test_the_state_machine_definition_references_the_deployed_functions(
     emulator: Emulator, deployment: Deployment
 ) -> None:
