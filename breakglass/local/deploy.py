@@ -86,6 +86,9 @@ class EmulatorMocks(pulumi.runtime.Mocks):
             return args.name, dict(args.inputs)  # components exist only in the program
         if args.typ.startswith("pulumi:providers:"):
             return f"{args.name}-provider", dict(args.inputs)
+        if args.resource_id:
+            # A read (Resource.get) or an import names a resource that exists already: nothing to create.
+            return args.resource_id, dict(args.inputs)
         inputs = _plain(dict(args.inputs))
         if self.transform is not None:
             inputs = self.transform(args.typ, args.name, inputs)
