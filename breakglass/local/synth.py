@@ -43,6 +43,7 @@ class SynthResource:
     urn: str
     custom: bool
     outputs: dict[str, Any] = field(default_factory=dict)
+    id: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {"type": self.type, "name": self.name, "parent": self.parent, "inputs": to_plain(self.inputs)}
@@ -148,6 +149,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 urn=response.urn,
                 custom=bool(request.custom),
                 outputs=dict(registration.state) if registration else {},
+                id=registration.id if registration else None,
             )
         )
         return response
@@ -202,9 +204,14 @@ def synth(
     project: str = "breakglass",
     stack: str = "dev",
     config: Mapping[str, str] | None = None,
+    mocks: pulumi.runtime.Mocks | None = None,
 ) -> SynthResult:
-    """Run ``program`` under mocks and return every resource it registered, in order."""
-    monitor = RecordingMonitor(RecordingMocks())
+    """Run ``program`` under mocks and return every resource it registered, in order.
+
+    ``mocks`` answers the registrations (default :class:`RecordingMocks`, which echoes inputs;
+    the emulator's deploy passes mocks that create each resource).
+    """
+    monitor = RecordingMonitor(mocks or RecordingMocks())
     stack_outputs: dict[str, Any] = {}
     with _quiet_deprecations(), _pulumi_config(config or {}, project):
         pulumi.runtime.settings.reset_options()
@@ -228,10 +235,8 @@ def synth(
 def _resolve_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:
     resolved: dict[str, Any] = {}
     for key, value in outputs.items():
-        if isinstance(value, pulumi.Output):
-            resolved[key] = _sync_await(value.future())
-        else:
-            resolved[key] = value
+        # from_input resolves Outputs nested in lists and dicts too (e.g. a list of role ARNs).
+        resolved[key] = _sync_await(pulumi.Output.from_input(value).future())
     return resolved
 
 
@@ -253,7 +258,11 @@ def program_entry(program_dir: Path) -> Path:
 
 
 def synth_directory(
-    program_dir: Path, *, stack: str = "dev", config: Mapping[str, str] | None = None
+    program_dir: Path,
+    *,
+    stack: str = "dev",
+    config: Mapping[str, str] | None = None,
+    mocks: pulumi.runtime.Mocks | None = None,
 ) -> SynthResult:
     """Synthesize the Pulumi Python program in ``program_dir`` as ``pulumi up`` would run it."""
     entry = program_entry(program_dir)
@@ -265,6 +274,7 @@ def synth_directory(
             project=project,
             stack=stack,
             config=config,
+            mocks=mocks,
         )
     finally:
         sys.path.remove(str(entry.parent))
