@@ -24,7 +24,7 @@ from breakglass.local.emulator import Emulator
 from breakglass.local.resources import HANDLERS, NOT_EMULATED
 
 QUICKSTART = Path(__file__).parent.parent / "examples" / "quickstart"
-TRIPWIRE_ALARM = "ai-trip-chat-5xx"
+TRIPWIRE_ALARM = "breakglass-ai-trip-chat-5xx"
 
 
 def seed_chat_endpoint(emulator: Emulator) -> None:
@@ -82,7 +82,7 @@ def trip(emulator: Emulator, deployment: Deployment) -> None:
 
 
 def halt_deliveries(emulator: Emulator, deployment: Deployment) -> list[Any]:
-    halt_arn = deployment.function_arn("ai-halt")
+    halt_arn = deployment.function_arn("breakglass-ai-halt")
     return [d for d in emulator.event_deliveries() if d.target_arn == halt_arn]
 
 
@@ -101,7 +101,7 @@ def test_the_quickstart_deploys_every_resource_with_its_real_arn(deployment: Dep
         if resource.arn:
             # In this emulator's account (S3 and API Gateway ARNs name none).
             assert resource.arn.startswith("arn:aws:") and resource.arn.split(":")[4] in (account, "")
-    role = deployment.one("aws:iam/role:Role", "halt-role")
+    role = deployment.one("aws:iam/role:Role", "breakglass-halt-role")
     assert role.arn == f"arn:aws:iam::{account}:role/breakglass-emergency-halt"
     assert role.arn in listing
 
@@ -112,8 +112,10 @@ def test_each_resource_is_created_after_the_resources_whose_outputs_it_uses(depl
     # a topic policy takes its topic's as an input). The trail's ARN is computed from its fixed
     # name before it exists (the key and bucket policies name it): no sign of a dependency.
     owners: dict[str, int] = {}
+    # Alarms likewise: the halt function's policy names its tripwire alarms by their computed ARN.
+    computed = ("aws:cloudtrail/trail:Trail", "aws:cloudwatch/metricAlarm:MetricAlarm")
     for index, resource in enumerate(created):
-        if resource.arn and resource.type != "aws:cloudtrail/trail:Trail":
+        if resource.arn and resource.type not in computed:
             owners.setdefault(resource.arn, index)
     for index, resource in enumerate(created):
         text = json.dumps(resource.inputs, default=str)
@@ -122,7 +124,11 @@ def test_each_resource_is_created_after_the_resources_whose_outputs_it_uses(depl
                 assert owner < index, (created[owner].name, resource.name)
     order = [r.name for r in created]
     # depends_on without a data dependency: the bucket policy comes after the lock it protects.
-    assert order.index("audit-object-lock") < order.index("audit-bucket-policy") < order.index("audit-trail")
+    assert (
+        order.index("breakglass-audit-object-lock")
+        < order.index("breakglass-audit-bucket-policy")
+        < order.index("breakglass-audit-trail")
+    )
 
 
 def test_the_state_machine_definition_references_the_deployed_functions(
@@ -145,7 +151,7 @@ def test_a_functions_environment_holds_the_deployed_table_bucket_and_approval_ur
     variables = configuration["Environment"]["Variables"]
     assert variables["BREAKGLASS_TABLE"] == table
     assert variables["BREAKGLASS_AUDIT_BUCKET"] == deployment.output("audit_bucket")
-    assert variables["BREAKGLASS_APPROVAL_URL"] == deployment.api_url("approvals-api")
+    assert variables["BREAKGLASS_APPROVAL_URL"] == deployment.api_url("breakglass-approvals-api")
     emulator.client("dynamodb").describe_table(TableName=table)
 
 
@@ -157,11 +163,13 @@ def test_the_trail_delivers_to_the_deployed_audit_bucket(emulator: Emulator, dep
 
 
 def test_the_stack_exports_are_the_deployed_values(deployment: Deployment) -> None:
-    roles = deployment.output("emergency_roles")
-    assert roles == [
-        deployment.one("aws:iam/role:Role", f"{tier}-role").arn for tier in ("halt", "operator", "admin")
-    ]
-    assert deployment.output("halt_function") == "ai-halt"
+    roles = deployment.output("role_arns")
+    assert roles == {
+        tier: deployment.one("aws:iam/role:Role", f"breakglass-{tier}-role").arn
+        for tier in ("halt", "operator", "admin")
+    }
+    assert deployment.output("halt_function") == "breakglass-ai-halt"
+    assert deployment.output("access_api_url").startswith("http://127.0.0.1:")
     assert deployment.output("approval_url").startswith("http://127.0.0.1:")
     with pytest.raises(KeyError, match="exports no 'nope'"):
         deployment.output("nope")
@@ -171,7 +179,7 @@ def test_the_approval_api_is_served_on_its_local_url(deployment: Deployment) -> 
     import urllib.error
     import urllib.request
 
-    url = deployment.api_url("approvals-api")
+    url = deployment.api_url("breakglass-approvals-api")
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"{url}/nowhere", timeout=10)
     assert refused.value.code == 404
@@ -227,12 +235,12 @@ def test_a_tripwire_alarm_halts_the_endpoint_through_the_deployed_rule(
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="breakglass-events/")["Contents"]]
     halts = [json.loads(s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in keys if "-halt-" in k]
     assert [(h["event_type"], h["actor"], h["target"]) for h in halts] == [
-        ("halt", f"tripwire:{TRIPWIRE_ALARM}", "chat")
+        ("halt", "tripwire:chat-5xx", "chat")  # the configured name, never one from the event
     ]
 
 
 def test_the_halt_function_ran_under_its_own_role(emulator: Emulator, deployment: Deployment) -> None:
-    role_name = deployment.one("aws:iam/role:Role", "ai-halt-role").output("name")
+    role_name = deployment.one("aws:iam/role:Role", "breakglass-ai-halt-role").output("name")
     put = [
         r
         for r in emulator.cloudtrail.records()
@@ -241,14 +249,16 @@ def test_the_halt_function_ran_under_its_own_role(emulator: Emulator, deployment
     assert put, "the halt did not run yet"
     identity = put[0]["userIdentity"]
     assert identity["type"] == "AssumedRole"
-    assert identity["arn"] == f"arn:aws:sts::{emulator.account_id}:assumed-role/{role_name}/ai-halt"
+    assert (
+        identity["arn"] == f"arn:aws:sts::{emulator.account_id}:assumed-role/{role_name}/breakglass-ai-halt"
+    )
 
 
 def test_enforcement_is_real_a_halt_function_without_put_role_policy_is_refused() -> None:
     """The same program, the halt function's generated policy minus one action: its run fails."""
 
     def without_put_role_policy(type_token: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
-        if type_token == "aws:iam/rolePolicy:RolePolicy" and name == "ai-halt-policy":
+        if type_token == "aws:iam/rolePolicy:RolePolicy" and name == "breakglass-ai-halt-policy":
             document = json.loads(inputs["policy"])
             for statement in document["Statement"]:
                 actions = (
@@ -286,14 +296,15 @@ def test_step_functions_invokes_the_task_functions_with_the_state_machine_role(
         input=json.dumps({"tier": "halt"}),
     )["executionArn"]
     described = wait_for_end(emulator, execution)
-    # The validate function ran (and refused the incomplete request): the invocation was allowed.
+    # The validate function ran (and refused a request the access API never admitted): the
+    # invocation was allowed.
     assert (described["status"], described["error"]) == ("FAILED", "RequestRejected")
     invokes = [
         r
         for r in emulator.cloudtrail.records()
         if r["eventName"] == "Invoke" and r["eventSource"] == "lambda.amazonaws.com"
     ]
-    machine_role = deployment.one("aws:iam/role:Role", "approvals-states-role").output("name")
+    machine_role = deployment.one("aws:iam/role:Role", "breakglass-approvals-states-role").output("name")
     assert invokes and {
         r["userIdentity"]["sessionContext"]["sessionIssuer"]["userName"] for r in invokes
     } == {machine_role}

@@ -239,8 +239,16 @@ def _events(view: CallView) -> list[tuple[str, str]] | None:
 
 @_resolver("cloudwatch")
 def _cloudwatch(view: CallView) -> list[tuple[str, str]] | None:
-    name = view.params.get("AlarmName")
-    return _one(view, _action(view, "cloudwatch"), view.arn("cloudwatch", f"alarm:{name}") if name else None)
+    # One alarm (AlarmName), or several (DescribeAlarms' AlarmNames, a list or query members).
+    names = [view.params["AlarmName"]] if view.params.get("AlarmName") else []
+    listed = view.params.get("AlarmNames")
+    if isinstance(listed, list):
+        names += [str(n) for n in listed]
+    names += [str(v) for k, v in sorted(view.params.items()) if k.startswith("AlarmNames.member.")]
+    if not names:
+        return None
+    action = _action(view, "cloudwatch")
+    return [(action, view.arn("cloudwatch", f"alarm:{name}")) for name in names]
 
 
 @_resolver("ssm")
