@@ -181,7 +181,7 @@ def test_a_request_is_made_in_the_verified_caller_s_name_with_a_minted_id(world:
     status, answer = ask(world, "rita")
     assert status == 201, answer
     assert answer["requester"] == "rita" and answer["status"] == "pending"
-    assert re.fullmatch(REQUEST_ID, answer["request_id"]) and answer["request_id"].startswith("r20261130")
+    assert re.fullmatch(REQUEST_ID, answer["request_id"]) and answer["request_id"].startswith("r261130021300")
     (call,) = [c for c in world.sfn.calls if c[0] == "start_execution"]
     # The execution carries nothing but the id: the workflow reloads everything from the table.
     assert call[1]["name"] == answer["request_id"] and json.loads(call[1]["input"]) == {
@@ -502,3 +502,14 @@ def test_every_declared_persona_route_is_served() -> None:
     declared = {r for routes in access_api.PERSONA_ROUTES.values() for r in routes}
     declared |= {access_api.HALT_ROUTE, access_api.RESUME_ROUTE, *access_api.EMERGENCY_ROUTES}
     assert declared <= served
+
+
+def test_a_role_with_a_path_is_matched_by_its_name_as_its_sessions_show_it(world: World) -> None:
+    # IAM Identity Center roles live under a path; their session ARNs name the role without it.
+    sso = f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_Oncall_0123"
+    store = world.deps.store
+    enroll(store, "una", sso, "una@example.com", ["responder"])
+    status, answer = world.call(session_arn("AWSReservedSSO_Oncall_0123", "una"), "GET", "/whoami")
+    assert status == 200 and answer["user"] == "una"
+    other_account = "arn:aws:sts::210987654321:assumed-role/AWSReservedSSO_Oncall_0123/una"
+    assert world.call(other_account, "GET", "/whoami")[1].get("enrolled") is False

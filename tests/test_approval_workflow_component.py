@@ -301,8 +301,11 @@ def test_people_get_managed_policies_for_exactly_their_routes(result: SynthResul
     def routes(persona: str) -> set[str]:
         policy = result.one("aws:iam/policy:Policy", f"wf-{persona}-policy")
         assert policy.inputs["name"] == f"breakglass-{persona}"
-        (statement,) = json.loads(policy.inputs["policy"])["Statement"]
-        return {arn.split("/*/", 1)[1] for arn in statement["Resource"]}
+        statements = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
+        assert statements["FindDeployments"]["Resource"].endswith(":parameter/breakglass/*")
+        assumes = "AssumeGrantedEmergencyRoles" in statements
+        assert assumes is (persona == "responder")
+        return {arn.split("/*/", 1)[1] for arn in statements["CallAccessApi"]["Resource"]}
 
     assert "POST/requests" in routes("responder") and "POST/requests/*/votes" not in routes("responder")
     assert "POST/requests/*/votes" in routes("approver") and "POST/requests" not in routes("approver")

@@ -66,7 +66,7 @@ def _request_id(value: str) -> str:
     if not re.fullmatch(REQUEST_ID, value):
         raise BadInput(
             f"{value!r} is not a request id",
-            hint="use the id break-glass printed, e.g. r20261130021300ab12cd34ef56",
+            hint="use the id break-glass printed, e.g. r2611300213004f1c9a2b7e",
         )
     return value
 
@@ -214,9 +214,9 @@ def status_command(
 
     [bold]Examples[/]
 
-      $ breakglass status r20261130021300ab12cd34ef56
+      $ breakglass status r2611300213004f1c9a2b7e
 
-      $ breakglass status r20261130021300ab12cd34ef56 --json
+      $ breakglass status r2611300213004f1c9a2b7e --json
     """
     out = Output.of(output_format, as_json, wide)
     answer = _api(get_context(ctx)).get(f"/requests/{_request_id(request_id)}")
@@ -321,9 +321,9 @@ def assume_command(
 
     [bold]Examples[/]
 
-      $ breakglass assume r20261130021300ab12cd34ef56
+      $ breakglass assume r2611300213004f1c9a2b7e
 
-      $ breakglass assume r20261130021300ab12cd34ef56 --format credential-process
+      $ breakglass assume r2611300213004f1c9a2b7e --format credential-process
     """
     cli = get_context(ctx)
     chosen = CredentialFormat.json if as_json else credential_format
@@ -366,9 +366,9 @@ def configure_profile_command(
 
     [bold]Examples[/]
 
-      $ breakglass configure-profile r20261130021300ab12cd34ef56
+      $ breakglass configure-profile r2611300213004f1c9a2b7e
 
-      $ breakglass configure-profile r20261130021300ab12cd34ef56 --profile-name incident
+      $ breakglass configure-profile r2611300213004f1c9a2b7e --profile-name incident
     """
     import configparser
 
@@ -416,9 +416,9 @@ def revoke_command(
 
     [bold]Examples[/]
 
-      $ breakglass revoke r20261130021300ab12cd34ef56
+      $ breakglass revoke r2611300213004f1c9a2b7e
 
-      $ breakglass revoke r20261130021300ab12cd34ef56 --reason "incident closed" --json
+      $ breakglass revoke r2611300213004f1c9a2b7e --reason "incident closed" --json
     """
     cli = get_context(ctx)
     rid = _request_id(request_id)
@@ -606,7 +606,8 @@ def _vote(ctx: typer.Context, request_id: str, decision: str, totp: str | None, 
     if as_json:
         Output(Format.json).json(answer)
         return
-    typer.echo(f"{decision}d: request {rid} is {answer.get('status')} ({_row(answer)['approvals_text']})")
+    done = "approved" if decision == "approve" else "denied"
+    typer.echo(f"{done}: request {rid} is {answer.get('status')} ({_row(answer)['approvals_text']})")
     if answer.get("note"):
         note(str(answer["note"]))
 
@@ -621,9 +622,9 @@ def approve_command(
 
     [bold]Examples[/]
 
-      $ breakglass approve r20261130021300ab12cd34ef56
+      $ breakglass approve r2611300213004f1c9a2b7e
 
-      $ breakglass approve r20261130021300ab12cd34ef56 --json
+      $ breakglass approve r2611300213004f1c9a2b7e --json
     """
     _vote(ctx, request_id, "approve", totp, as_json)
 
@@ -638,9 +639,9 @@ def deny_command(
 
     [bold]Examples[/]
 
-      $ breakglass deny r20261130021300ab12cd34ef56
+      $ breakglass deny r2611300213004f1c9a2b7e
 
-      $ breakglass deny r20261130021300ab12cd34ef56 --json
+      $ breakglass deny r2611300213004f1c9a2b7e --json
     """
     _vote(ctx, request_id, "deny", totp, as_json)
 
@@ -755,9 +756,9 @@ def review_command(
 
     [bold]Examples[/]
 
-      $ breakglass audit review r20261130021300ab12cd34ef56 --verdict accepted
+      $ breakglass audit review r2611300213004f1c9a2b7e --verdict accepted
 
-      $ breakglass audit review r20261130021300ab12cd34ef56 --verdict flagged --notes "calls outside the ticket's scope"
+      $ breakglass audit review r2611300213004f1c9a2b7e --verdict flagged --notes "calls outside the ticket's scope"
     """
     if verdict not in ("accepted", "flagged"):
         raise BadInput("--verdict must be accepted or flagged")

@@ -54,6 +54,7 @@ from breakglass.contracts import (
     ENV_TABLE,
     ENV_TIERS,
     EVENTS_PREFIX,
+    SSM_ROOT,
 )
 from breakglass.lambdas.approvals import access_api, store
 from breakglass.lambdas.approvals.requests import TierApproval, parse_policy, policy_to_json
@@ -61,7 +62,12 @@ from breakglass.lambdas.approvals.workflow import FUNCTION_HANDLERS, TASK_FUNCTI
 from breakglass.policies import state_machine as sm
 from breakglass.policies.audit_trail import audit_writer_statements
 from breakglass.policies.emergency_role import grant_function_statements
-from breakglass.policies.naming import PROTECTED_TAG, emergency_role_name, system_role_name
+from breakglass.policies.naming import (
+    EMERGENCY_ROLE_PREFIX,
+    PROTECTED_TAG,
+    emergency_role_name,
+    system_role_name,
+)
 from breakglass.validation import (
     EMAIL,
     EMAIL_HINT,
@@ -829,13 +835,25 @@ class ApprovalWorkflow(pulumi.ComponentResource):
             )
 
     def _create_persona_policies(self) -> None:
-        """Managed policies a cloud team attaches to responders', approvers' and security's principals."""
+        """Managed policies a cloud team attaches to responders', approvers' and security's principals.
+
+        Each allows exactly the access API routes of that persona, reading the deployment's
+        published settings, and for responders assuming the emergency roles (their trust still
+        admits nobody without a grant: this only lets the call be made).
+        """
+        where = self._where
+
+        def document(keys: Sequence[str], assume: bool) -> pulumi.Output[str]:
+            return pulumi.Output.all(self._route_arns(keys), where.partition).apply(
+                lambda p: _persona_policy(p[0], partition=p[1], assume=assume)
+            )
+
         self.persona_policies = {
             persona: aws.iam.Policy(
                 f"{self._name}-{persona}-policy",
                 name=f"{self.config.name_prefix}-{persona}",
                 description=f"Break-glass {persona}: the access API routes a {persona} uses",
-                policy=self._route_arns(keys).apply(_invoke_policy),
+                policy=document(keys, persona == "responder"),
                 tags=self._tags,
                 opts=self._child,
             )
@@ -887,6 +905,28 @@ def route_arn(execution_arn: str, route_key: str) -> str:
     """The execute-api ARN of a route on any stage (path parameters become ``*``)."""
     method, path = route_key.split(" ", 1)
     return f"{execution_arn}/*/{method}{_PATH_PARAMETER.sub('*', path)}"
+
+
+def _persona_policy(route_arns: list[str], *, partition: str, assume: bool) -> str:
+    statements: list[dict[str, Any]] = [
+        {"Sid": "CallAccessApi", "Effect": "Allow", "Action": "execute-api:Invoke", "Resource": route_arns},
+        {
+            "Sid": "FindDeployments",
+            "Effect": "Allow",
+            "Action": ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
+            "Resource": f"arn:{partition}:ssm:*:*:parameter{SSM_ROOT}/*",
+        },
+    ]
+    if assume:
+        statements.append(
+            {
+                "Sid": "AssumeGrantedEmergencyRoles",
+                "Effect": "Allow",
+                "Action": ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
+                "Resource": f"arn:{partition}:iam::*:role/{EMERGENCY_ROLE_PREFIX}*",
+            }
+        )
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
 def _invoke_policy(arns: list[str]) -> str:

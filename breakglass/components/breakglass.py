@@ -431,17 +431,18 @@ class BreakGlass(pulumi.ComponentResource):
     def _publish_settings(self) -> None:
         """What the command needs, under /breakglass/<deployment>/ (one String parameter each)."""
         region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
+        # The settings as the workflow reads them (its defaults included), so the command and the
+        # access API never disagree about what a tier may do.
+        effective = self.workflow.config.tiers
         tiers = pulumi.Output.all(**{t: r.tier for t, r in self.roles.items()}).apply(
             lambda found: json.dumps(
                 {
                     tier: {
                         **settings,
-                        "quorum": _quorum(self.config.tiers[tier].approval["approval"]),
-                        "may_halt": bool(self.config.tiers[tier].approval.get("may_halt", True)),
-                        "may_resume": bool(self.config.tiers[tier].approval.get("may_resume", False)),
-                        "ticket_required": bool(
-                            self.config.tiers[tier].approval.get("ticket_required", False)
-                        ),
+                        "quorum": effective[tier].quorum,
+                        "may_halt": effective[tier].may_halt,
+                        "may_resume": effective[tier].may_resume,
+                        "ticket_required": effective[tier].ticket_required,
                     }
                     for tier, settings in found.items()
                 },
@@ -507,10 +508,6 @@ class BreakGlass(pulumi.ComponentResource):
             dashboard_body=body,
             opts=self._child,
         )
-
-
-def _quorum(approval: Any) -> int:
-    return 0 if approval == "auto" else int(approval)
 
 
 def dashboard_body(

@@ -7,7 +7,7 @@ chooses, an EventBridge rule on the alarm entering ALARM, and the halt Lambda as
 configured targets and mode (the alarm also notifies the alert topic).
 
 Who invokes the functions: the access API's function (``POST /halts``, ``POST /resumes``, with the
-verified caller as actor) and the tripwire rules. They are protected but not responder-invocable:
+verified caller as actor) and the tripwire rules. They are protected and invoked by nobody else:
 an emergency session cannot invoke them with a payload of its choosing. The component exposes
 their ARNs and names (``halt_function_arn`` ... ``resume_function_name``) for the access API's role
 and environment. The halt function gets ``{alarm ARN: tripwire name}`` of its tripwires and may
@@ -314,7 +314,7 @@ class HaltActions(pulumi.ComponentResource):
     def __init__(self, name: str, args: HaltActionsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         config = HaltActionsConfig.from_args(name, args)
         # Every taggable child (functions, roles, log groups, alarms, rules) is protected: the
-        # emergency roles' boundary lets a session only read it. None is responder-invocable: the
+        # emergency roles' boundary lets a session only read it. No session invokes them: the
         # access API invokes halt and resume for a verified caller, the tripwire rules invoke halt.
         tagging = pulumi.ResourceOptions(transformations=[protect_children()])
         super().__init__(TYPE_TOKEN, name, None, pulumi.ResourceOptions.merge(opts, tagging))

@@ -20,9 +20,6 @@ SYSTEM_ROLE_PREFIX: Final = f"{SYSTEM_NAME_PREFIX}system-"
 EMERGENCY_ROLE_TAG: Final = "breakglass:emergency-tier"
 # Tag on every resource the break-glass system itself consists of; emergency roles may not touch them.
 PROTECTED_TAG: Final = "breakglass:protected"
-# On the few protected functions responders are meant to call (the halt and resume Lambdas);
-# emergency sessions may invoke nothing else that is protected.
-RESPONDER_INVOCABLE_TAG: Final = "breakglass:responder-invocable"
 # Session tag carrying the request id on every emergency session.
 REQUEST_ID_SESSION_TAG: Final = "breakglass-request-id"
 

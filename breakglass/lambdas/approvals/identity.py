@@ -31,6 +31,7 @@ from breakglass.validation import USER_ID
 _USER_ARN: Final = re.compile(
     r"arn:(?P<partition>aws[a-z-]*):iam::(?P<account>\d{12}):user/(?:[\w+=,.@-]+/)*(?P<name>[\w+=,.@-]+)"
 )
+_ROLE_ARN: Final = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}):role/(?:[\w+=,.@-]+/)*([\w+=,.@-]+)")
 _SESSION_ARN: Final = re.compile(
     r"arn:(?P<partition>aws[a-z-]*):sts::(?P<account>\d{12}):assumed-role/(?P<role>[\w+=,.@-]+)/(?P<session>[\w+=,.@-]+)"
 )
@@ -103,12 +104,26 @@ def person_of(store: EnrollmentLookup, caller: Caller) -> Enrollment:
             f"{caller.name!r} is not enrolled: ask security to enroll you (your user id must be your "
             f"{'role session name' if caller.session else 'IAM user name'})"
         )
-    if enrollment.principal_arn not in (caller.principal_arn, caller.arn):
+    if not _same_principal(enrollment.principal_arn, caller):
         raise UnknownCaller(
             f"{caller.name!r} is enrolled with principal {enrollment.principal_arn}, "
             f"but this request was signed by {caller.arn}"
         )
     return enrollment
+
+
+def _same_principal(enrolled: str, caller: Caller) -> bool:
+    """Whether the enrolled principal is the caller's. A session's ARN names its role without
+    the role's path (IAM Identity Center roles live under ``aws-reserved/sso.amazonaws.com/``),
+    so a role is matched by account and name, which IAM keeps unique within an account."""
+    if enrolled in (caller.principal_arn, caller.arn):
+        return True
+    if not caller.session:
+        return False
+    m = _ROLE_ARN.fullmatch(enrolled)
+    if m is None:
+        return False
+    return m.group(1) == caller.account and m.group(2) == caller.principal_arn.rsplit("/", 1)[-1]
 
 
 def emergency_person(caller: Caller) -> tuple[str, str]:

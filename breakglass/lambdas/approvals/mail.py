@@ -163,7 +163,7 @@ def auto_approve_notice(record: RequestRecord) -> Notice:
         f"{record.requester} received emergency access to tier {record.tier} without approval "
         "(the tier is configured for automatic approval).",
         _request_facts(record),
-        ["If this looks wrong, revoke it early (breakglass revoke) and tell your security team."],
+        ["If this looks wrong, revoke it early (breakglass revoke REQUEST_ID) and tell your security team."],
     )
 
 
@@ -195,9 +195,9 @@ def grant_notice(record: RequestRecord, granted: Mapping[str, Any]) -> Notice:
         f"Your request {record.request_id} was approved: you may assume {role_arn} until {expires_at}.",
         [("Role", role_arn), ("Until", expires_at), *_request_facts(record)],
         [
-            f"Run: breakglass assume --request {record.request_id}",
+            f"Run: breakglass assume {record.request_id}",
             "Sessions end at the expiry whatever their duration. Revoke early when you are done: "
-            f"breakglass revoke --request {record.request_id}",
+            f"breakglass revoke {record.request_id}",
         ],
     )
 
