@@ -223,7 +223,9 @@ def test_execution_data_is_logged_only_on_explicit_opt_in() -> None:
 
 def test_failed_timed_out_and_aborted_executions_alarm_to_the_alert_topic(result: SynthResult) -> None:
     alarms = {
-        a.inputs["metricName"]: a.inputs for a in result.by_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+        a.inputs["metricName"]: a.inputs
+        for a in result.by_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+        if a.inputs["namespace"] == "AWS/States"
     }
     # Aborted too: an emergency session or operator stopping an execution is a security event.
     assert set(alarms) == {"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"}
@@ -415,3 +417,21 @@ def test_user_tags_reach_the_functions_too_and_cannot_unprotect_them() -> None:
     found = synth(lambda: program(tags={"team": "ml", PROTECTED_TAG: "false"}))
     for resource in found.by_type("aws:lambda/function:Function"):
         assert resource.inputs["tags"] == {"team": "ml", PROTECTED_TAG: "true"}
+
+
+def test_refusal_floods_on_the_approval_page_and_lost_alerts_alarm(result: SynthResult) -> None:
+    alarms = [
+        a.inputs
+        for a in result.by_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+        if a.inputs["namespace"] == "Breakglass"
+    ]
+    page = {
+        a["metricName"]: a
+        for a in alarms
+        if a["dimensions"]["FunctionName"] == "breakglass-approval-api"
+        and a["metricName"] != "AlertPublishFailures"
+    }
+    assert page["UnauthenticatedRefusals"]["threshold"] == 300 and page["LinkRefusals"]["threshold"] == 20
+    lost = {a["dimensions"]["FunctionName"] for a in alarms if a["metricName"] == "AlertPublishFailures"}
+    assert lost == {f"breakglass-{f}" for f in FUNCTIONS}
+    assert all(a["alarmActions"] == [TOPIC_ARN] and a["treatMissingData"] == "notBreaching" for a in alarms)

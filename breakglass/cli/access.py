@@ -50,6 +50,18 @@ RESULT_COLUMNS: Final = (
     Column("seconds", wide=True),
 )
 
+MfaSerialOption = Annotated[
+    str | None,
+    typer.Option(
+        "--mfa-serial", help="Your MFA device ARN, for tiers requiring MFA (else the profile's mfa_serial)."
+    ),
+]
+MfaCodeOption = Annotated[
+    str | None, typer.Option("--mfa-code", help="The MFA device's current code (asked for if absent).")
+]
+# How long the halt tier is asked for when `halt` has to ask: room for a session of AWS's
+# shortest length (15 minutes) and the time to get it.
+AUTO_HALT_SECONDS: Final = 30 * 60
 TotpOption = Annotated[
     str | None,
     typer.Option("--totp", metavar="CODE", help="Your 6-digit TOTP code (asked for without echo if absent)."),
@@ -283,6 +295,15 @@ class CredentialFormat(StrEnum):
     credential_process = "credential-process"
 
 
+def _profile_mfa_serial(cli: CliContext) -> str | None:
+    """``mfa_serial`` of the AWS profile in use, as the AWS CLI reads it."""
+    try:
+        value = cli.session()._session.get_scoped_config().get("mfa_serial")
+    except Exception:
+        return None
+    return str(value) if value else None
+
+
 def _granted_credentials(
     cli: CliContext, request_id: str, *, mfa_serial: str | None, mfa_code: str | None, fresh: bool = False
 ) -> sessions.Credentials:
@@ -294,8 +315,11 @@ def _granted_credentials(
             return cached
     request = _api(cli).get(f"/requests/{request_id}")
     tier = deployment.tier(str(request.get("tier")))
+    serial = mfa_serial or _profile_mfa_serial(cli)
+    if tier.require_mfa and serial and not mfa_code:
+        mfa_code = str(typer.prompt(f"MFA code ({serial})", hide_input=True))
     credentials = sessions.assume(
-        cli.client("sts"), request=request, tier=tier, now=now, mfa_serial=mfa_serial, mfa_code=mfa_code
+        cli.client("sts"), request=request, tier=tier, now=now, mfa_serial=serial, mfa_code=mfa_code
     )
     sessions.save(deployment.name, credentials)
     return credentials
@@ -308,10 +332,8 @@ def assume_command(
         CredentialFormat, typer.Option("--format", help="env (export lines), json, or credential-process.")
     ] = CredentialFormat.env,
     as_json: JsonOption = False,
-    mfa_serial: Annotated[
-        str | None, typer.Option("--mfa-serial", help="Your MFA device ARN (tiers requiring MFA).")
-    ] = None,
-    mfa_code: Annotated[str | None, typer.Option("--mfa-code", help="The MFA device's current code.")] = None,
+    mfa_serial: MfaSerialOption = None,
+    mfa_code: MfaCodeOption = None,
 ) -> None:
     """Get credentials of the emergency role for your granted request.
 
@@ -463,6 +485,8 @@ def _halt_or_resume(
     halting: bool,
     tier: str | None,
     totp: str | None,
+    mfa_serial: str | None,
+    mfa_code: str | None,
     output_format: Format | None,
     as_json: bool,
     wide: bool,
@@ -484,7 +508,12 @@ def _halt_or_resume(
             )
         note(f"no active grant may halt: requesting tier {auto} (auto-approved)")
         api = _api(cli)
-        made = api.post("/requests", {"tier": auto, "reason": reason, "duration": "15m", "totp": _totp(totp)})
+        # At least AWS's shortest session plus the time to get it, at most the tier's window.
+        window = deployment.tier(auto).max_window_seconds or AUTO_HALT_SECONDS
+        duration = f"{min(AUTO_HALT_SECONDS, window)}s"
+        made = api.post(
+            "/requests", {"tier": auto, "reason": reason, "duration": duration, "totp": _totp(totp)}
+        )
         grant = wait_for_decision(api, made["request_id"], 120, 1.0)
         if grant.get("status") != "granted":
             raise CliError(f"request {made['request_id']} is {grant.get('status')}")
@@ -493,7 +522,9 @@ def _halt_or_resume(
             "no active grant of a tier that may resume",
             hint="resuming is a decision: breakglass request --tier operator --reason ...",
         )
-    credentials = _granted_credentials(cli, str(grant["request_id"]), mfa_serial=None, mfa_code=None)
+    credentials = _granted_credentials(
+        cli, str(grant["request_id"]), mfa_serial=mfa_serial, mfa_code=mfa_code
+    )
     session_api = AccessApi(
         credentials.session(cli.region), deployment.need("access_api_url"), cli.region or ""
     )
@@ -538,6 +569,8 @@ def halt_command(
     mode: ModeOption = "deny-invoke",
     tier: Annotated[str | None, typer.Option("--tier", help="Use your grant of this tier.")] = None,
     totp: TotpOption = None,
+    mfa_serial: MfaSerialOption = None,
+    mfa_code: MfaCodeOption = None,
     output_format: FormatOption = None,
     as_json: JsonOption = False,
     wide: WideOption = False,
@@ -558,6 +591,8 @@ def halt_command(
         halting=True,
         tier=tier,
         totp=totp,
+        mfa_serial=mfa_serial,
+        mfa_code=mfa_code,
         output_format=output_format,
         as_json=as_json,
         wide=wide,
@@ -570,6 +605,8 @@ def resume_command(
     reason: Annotated[str, typer.Option("--reason", "-r", help="Why it is safe again.")],
     mode: ModeOption = "deny-invoke",
     tier: Annotated[str | None, typer.Option("--tier", help="Use your grant of this tier.")] = None,
+    mfa_serial: MfaSerialOption = None,
+    mfa_code: MfaCodeOption = None,
     output_format: FormatOption = None,
     as_json: JsonOption = False,
     wide: WideOption = False,
@@ -590,6 +627,8 @@ def resume_command(
         halting=False,
         tier=tier,
         totp=None,
+        mfa_serial=mfa_serial,
+        mfa_code=mfa_code,
         output_format=output_format,
         as_json=as_json,
         wide=wide,

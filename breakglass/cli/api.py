@@ -145,11 +145,17 @@ def _error(status: int, body: Any, method: str, path: str) -> ApiError:
     if status in (400, 422):
         return ApiError(message, status=status, body=body, hint=hint, code=BadInput.exit_code)
     if status in (401, 403):
+        error = body.get("error") if isinstance(body, Mapping) else None
+        code = error.get("code") if isinstance(error, Mapping) else None
+        # API Gateway's own refusals ({"message": "Forbidden"}) and an unknown caller are about
+        # identity; any other refusal (a wrong code, a self-approval) its message explains.
+        about_identity = code in (None, "not-authenticated", "unknown-caller")
         return ApiError(
             message,
             status=status,
             body=body,
-            hint=hint or "the access API did not accept your identity for this; check --profile",
+            hint=hint
+            or ("AWS did not accept your identity for this; check --profile" if about_identity else None),
         )
     if status == 429:
         return ApiError(

@@ -59,6 +59,13 @@ from breakglass.contracts import (
 from breakglass.lambdas.approvals import access_api, store
 from breakglass.lambdas.approvals.requests import TierApproval, parse_policy, policy_to_json
 from breakglass.lambdas.approvals.workflow import FUNCTION_HANDLERS, TASK_FUNCTIONS
+from breakglass.lambdas.runtime import (
+    DIMENSION_FUNCTION,
+    METRIC_ALERT_PUBLISH_FAILURES,
+    METRIC_LINK_REFUSALS,
+    METRIC_UNAUTHENTICATED_REFUSALS,
+    METRICS_NAMESPACE,
+)
 from breakglass.policies import state_machine as sm
 from breakglass.policies.audit_trail import audit_writer_statements
 from breakglass.policies.emergency_role import grant_function_statements
@@ -95,6 +102,11 @@ _PATH_PARAMETER: Final = re.compile(r"\{[^}]+\}")
 # the IAM-authorized access API, which no anonymous caller reaches.
 PAGE_ROUTE_THROTTLE: Final = {"GET": (20, 10.0), "POST": (10, 5.0)}
 ACCESS_API_THROTTLE: Final = (50, 25.0)
+# Refusals counted on the approval page (metric, threshold per 5 minutes, what it means).
+PAGE_REFUSAL_ALARMS: Final = (
+    (METRIC_UNAUTHENTICATED_REFUSALS, 300, "hundreds of requests without a genuine link"),
+    (METRIC_LINK_REFUSALS, 20, "many attempts with genuine links (wrong codes, reuse, self-approval)"),
+)
 # Workflow execution metrics that mean a request did not end normally.
 EXECUTION_ALARMS: Final = (
     ("ExecutionsFailed", "failed"),
@@ -863,26 +875,83 @@ class ApprovalWorkflow(pulumi.ComponentResource):
     # -- alarms -------------------------------------------------------------------------------------------
 
     def _create_alarms(self) -> None:
+        """Alarms to the alert topic: executions that did not end normally, floods of refusals on
+        the approval page (counted, never stored one by one), and alerts that could not be sent."""
         self.alarms = [
-            aws.cloudwatch.MetricAlarm(
+            self._alarm(
                 f"{self._name}-{metric.lower()}",
-                name=f"{self.config.name_prefix}-workflow-{metric}",
-                alarm_description=f"A break-glass workflow execution ended {what}: read its audit events",
+                f"{self.config.name_prefix}-workflow-{metric}",
+                f"A break-glass workflow execution ended {what}: read its audit events",
                 namespace="AWS/States",
-                metric_name=metric,
+                metric=metric,
                 dimensions={"StateMachineArn": self.state_machine.arn},
-                statistic="Sum",
-                period=60,
-                evaluation_periods=1,
                 threshold=1,
-                comparison_operator="GreaterThanOrEqualToThreshold",
-                treat_missing_data="notBreaching",
-                alarm_actions=[self.config.alert_topic_arn],
-                tags=self._tags,
-                opts=self._child,
+                period=60,
             )
             for metric, what in EXECUTION_ALARMS
         ]
+        page = self.approval_function.function.name
+        for metric, threshold, what in PAGE_REFUSAL_ALARMS:
+            self.alarms.append(
+                self._alarm(
+                    f"{self._name}-{metric.lower()}",
+                    f"{self.config.name_prefix}-approval-page-{metric}",
+                    f"The approval page refused {what}: someone may be probing it (see its logs)",
+                    namespace=METRICS_NAMESPACE,
+                    metric=metric,
+                    dimensions={DIMENSION_FUNCTION: page},
+                    threshold=threshold,
+                    period=300,
+                )
+            )
+        writers = [
+            *(f.function.name for f in self.functions.values()),
+            page,
+            self.access_api_function.function.name,
+        ]
+        for i, function in enumerate(writers):
+            self.alarms.append(
+                self._alarm(
+                    f"{self._name}-alert-failures-{i}",
+                    function.apply(lambda n: f"{n}-{METRIC_ALERT_PUBLISH_FAILURES}"),
+                    "An audit event was stored but its alert could not be sent: alerts may be missing",
+                    namespace=METRICS_NAMESPACE,
+                    metric=METRIC_ALERT_PUBLISH_FAILURES,
+                    dimensions={DIMENSION_FUNCTION: function},
+                    threshold=1,
+                    period=300,
+                )
+            )
+
+    def _alarm(
+        self,
+        resource_name: str,
+        alarm_name: pulumi.Input[str],
+        description: str,
+        *,
+        namespace: str,
+        metric: str,
+        dimensions: Mapping[str, pulumi.Input[str]],
+        threshold: float,
+        period: int,
+    ) -> aws.cloudwatch.MetricAlarm:
+        return aws.cloudwatch.MetricAlarm(
+            resource_name,
+            name=alarm_name,
+            alarm_description=description,
+            namespace=namespace,
+            metric_name=metric,
+            dimensions=dict(dimensions),
+            statistic="Sum",
+            period=period,
+            evaluation_periods=1,
+            threshold=threshold,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            treat_missing_data="notBreaching",
+            alarm_actions=[self.config.alert_topic_arn],
+            tags=self._tags,
+            opts=self._child,
+        )
 
 
 @dataclass(frozen=True)

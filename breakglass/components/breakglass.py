@@ -538,13 +538,14 @@ def dashboard_body(
     logs = "SOURCE '{}' | ".format
     widgets = [
         widget(
-            "Active grants (granted, not yet revoked or expired)",
+            "Grants, revokes and expiries (latest first)",
             0,
             0,
             {
                 "query": logs(access_log_group)
-                + "filter message in ['grant', 'revoked early', 'reconciled'] or event_type in ['grant','revoke','expiry']"
-                " | stats count(*) by message, bin(1h)",
+                + "fields @timestamp, message, request_id, tier, requester, expires_at"
+                " | filter message in ['grant', 'revoke', 'expiry', 'revoked early', 'reconciled']"
+                " | sort @timestamp desc | limit 50",
                 "view": "table",
             },
             "log",

@@ -526,6 +526,14 @@ def _halt(deps: AccessDeps, request: ApiRequest, *, halting: bool) -> tuple[int,
         },
     )
     if not ok:
+        if _error_type(result) == "HaltAuditError":
+            # Every target was acted on but a record could not be written: say what happened to each.
+            try:
+                detail = json.loads(str(result.get("errorMessage", "")))
+            except ValueError:
+                detail = {}
+            error = {"code": f"{action}-not-recorded", "field": None, "message": _error_text(result)}
+            return 502, {**(detail if isinstance(detail, dict) else {}), "error": error}
         raise ApiError(
             400 if _error_type(result) == "ConfigError" else 502, f"{action}-failed", _error_text(result)
         )
@@ -684,6 +692,14 @@ def handle(deps: AccessDeps, event: Mapping[str, Any]) -> dict[str, Any]:
         log.warning("unauthenticated call", extra=log_fields(problem=str(exc)))
         return _error(ApiError(401, "not-authenticated", str(exc)))
     except ApiError as exc:
+        # Every refusal is a log line (Logs Insights, the dashboard); refusals of a verified
+        # person are also audit events where the route writes them.
+        log.warning(
+            "access api refused",
+            extra=log_fields(
+                status=exc.status, code=exc.code, field=exc.field, path=str(event.get("rawPath", ""))[:200]
+            ),
+        )
         return _error(exc)
     except (AdmissionRefused, ConfigError) as exc:
         return _error(ApiError(400, "bad-input", str(exc), getattr(exc, "field", None)))

@@ -376,6 +376,15 @@ def grant(deps: WorkflowDeps, request_id: str) -> dict[str, Any]:
     g = _grant_of(record, starts_at, expires_at)
     result = grants.grant(deps.iam, deps.audit, deps.tiers, g, now=now, actor="system")
     deps.store.set_grant_window(request_id, result["starts_at"], result["expires_at"])
+    log.info(
+        "grant",
+        extra=log_fields(
+            request_id=request_id,
+            tier=record.tier,
+            requester=record.requester,
+            expires_at=result["expires_at"],
+        ),
+    )
     if record.status == "approved":
         deps.store.set_status(request_id, "granted", expected="approved")
     return {
@@ -483,6 +492,12 @@ def revoke(deps: WorkflowDeps, request_id: str, state: Mapping[str, Any]) -> dic
         deps.store.set_status(
             request_id, "revoked" if failed or result["event_type"] != "expiry" else "expired"
         )
+    log.info(
+        result["event_type"],
+        extra=log_fields(
+            request_id=request_id, tier=record.tier, outcome=result["outcome"], after_failure=failed
+        ),
+    )
     if failed:
         failure = state["failure"]
         deps.audit.write(
