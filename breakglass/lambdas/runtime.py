@@ -17,9 +17,11 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 import boto3
 
@@ -48,11 +50,43 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str, sort_keys=True)
 
 
+_LOG_STREAM = threading.local()
+
+
+def log_stream() -> TextIO:
+    """Where this thread's log lines go: stdout (Lambda sends it to the function's log group), or
+    the stream :func:`logs_to` set (the emulator keeps each invocation's lines with its function)."""
+    stream: TextIO | None = getattr(_LOG_STREAM, "stream", None)
+    return stream if stream is not None else sys.stdout
+
+
+@contextmanager
+def logs_to(stream: TextIO) -> Iterator[None]:
+    previous = getattr(_LOG_STREAM, "stream", None)
+    _LOG_STREAM.stream = stream
+    try:
+        yield
+    finally:
+        _LOG_STREAM.stream = previous
+
+
+class _ThreadStreamHandler(logging.StreamHandler):
+    """A stream handler that finds its stream at each line (see :func:`log_stream`)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return log_stream()
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass  # always the current thread's stream
+
+
 def get_logger(name: str) -> logging.Logger:
     """A logger that writes one JSON object per line (CloudWatch Logs Insights reads the fields)."""
     logger = logging.getLogger(name)
     if not any(isinstance(h.formatter, _JsonFormatter) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stdout)
+        handler = _ThreadStreamHandler()
         handler.setFormatter(_JsonFormatter())
         logger.addHandler(handler)
         logger.propagate = False

@@ -9,35 +9,30 @@ retry back-offs are shortened so a whole request, approval, grant and expiry run
 shortened Wait moves the package's clock (``breakglass.contracts.CLOCK``) to the moment it was
 waiting for, so the Lambdas see the time the workflow expects.
 
-With ``enforce_iam=True`` moto's IAM enforcement is on for this emulator
-(:mod:`breakglass.local.iam_enforcement`): the emulator gets an account of its own, an admin IAM
-user whose keys :meth:`Emulator.client` uses, and every call is checked against the caller's
-policies. :mod:`breakglass.local.deploy` deploys a Pulumi program into it.
-
-:meth:`Emulator.deploy_workflow` (the older, hand-written copy of the approval workflow) creates
-what the workflow needs and returns a :class:`WorkflowDeployment`; it runs with enforcement off.
+IAM enforcement is on by default (:mod:`breakglass.local.iam_enforcement`): the emulator gets an
+account of its own, an admin IAM user whose keys :meth:`Emulator.client` uses, and every call is
+checked against the caller's policies. :mod:`breakglass.local.deploy` deploys a Pulumi program
+into it (the components are the only deployment; nothing is wired by hand), and
+:mod:`breakglass.local.world` adds the people and the AI system around it.
 
 Not for production: nothing here is secured; it exists for tests, the drill and benchmarks.
 """
 
 from __future__ import annotations
 
-import base64
 import io
 import itertools
 import json
 import logging
 import os
-import secrets
 import socket
 import sys
 import threading
 import time
 import types
-import uuid
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -46,31 +41,17 @@ import boto3
 from botocore.config import Config
 
 import breakglass
-from breakglass import contracts
 from breakglass.contracts import (
     CLOCK,
-    ENV_ALERT_TOPIC,
-    ENV_APPROVAL_POLICY,
-    ENV_AUDIT_BUCKET,
-    ENV_AUDIT_KMS_KEY,
-    ENV_AUDIT_PREFIX,
-    EVENTS_PREFIX,
     utc_now,
 )
 from breakglass.lambdas import archive
-from breakglass.lambdas.approvals import store
-from breakglass.lambdas.approvals.requests import TierApproval, policy_to_json
-from breakglass.lambdas.approvals.store import RequestRecord, Store
-from breakglass.lambdas.audit.events import AuditEvent, parse_record
 from breakglass.local import calls, eventbridge, iam_enforcement, lambda_runner
 from breakglass.local.cloudtrail import CloudTrailRecorder
 from breakglass.local.http_api import HttpApiGateway
-from breakglass.policies.emergency_role import locked_trust_policy
-from breakglass.policies.naming import emergency_role_name
-from breakglass.policies.state_machine import TASK_NAMES, RetryPolicy, WorkflowFunctions, definition
 
 if TYPE_CHECKING:
-    from breakglass.lambdas.access.grants import Tier
+    pass
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -326,10 +307,9 @@ class Emulator:
 
     Use as a context manager (or call :meth:`start` / :meth:`stop`). Waits last at most
     ``max_wait_seconds``, retry back-offs at most ``max_retry_sleep_seconds`` (real time).
-    ``enforce_iam=True`` checks every call against the caller's IAM policies, in an account of the
-    emulator's own (``account_id`` to choose it); off, calls are not checked and land in moto's
-    default account, as the older ``deploy_workflow`` expects. ``advance_clock`` (default: as
-    ``enforce_iam``) makes a shortened Wait move ``breakglass.contracts.CLOCK`` to the moment it
+    ``enforce_iam`` (default true) checks every call against the caller's IAM policies, in an
+    account of the emulator's own (``account_id`` to choose it); off, calls are not checked and
+    land in moto's default account. ``advance_clock`` (default: as ``enforce_iam``) makes a shortened Wait move ``breakglass.contracts.CLOCK`` to the moment it
     waited for; compute TOTP codes with ``utc_now()`` then, not the wall clock.
     """
 
@@ -339,7 +319,7 @@ class Emulator:
         region: str = REGION,
         max_wait_seconds: float = 0.2,
         max_retry_sleep_seconds: float = 0.05,
-        enforce_iam: bool = False,
+        enforce_iam: bool = True,
         account_id: str | None = None,
         advance_clock: bool | None = None,
     ) -> None:
@@ -347,8 +327,7 @@ class Emulator:
         self.max_wait_seconds = max_wait_seconds
         self.max_retry_sleep_seconds = max_retry_sleep_seconds
         self.enforce_iam = enforce_iam
-        # The older deploy_workflow tests compute TOTP codes with the real time: their emulator
-        # (no enforcement) keeps the clock real unless asked.
+        # Without enforcement (a bare moto), the clock stays real unless asked.
         self.advance_clock = enforce_iam if advance_clock is None else advance_clock
         self.account_id = account_id or (
             f"{100_000_000_000 + next(_ACCOUNT_NUMBERS):012d}" if enforce_iam else ACCOUNT_ID
@@ -517,328 +496,4 @@ class EmulatorSession:
         return self.emulator.client(service)
 
 
-# -- the approval workflow ----------------------------------------------------------------------
-
-APPROVAL_API_HANDLER = "breakglass.lambdas.approvals.api.handler"
-
-
-@dataclass(frozen=True)
-class TierSpec:
-    """One tier as the emulator deploys it: the emergency role and its approval policy."""
-
-    name: str
-    approval: TierApproval
-    allowed_requesters: tuple[str, ...] = ()
-    max_session_seconds: int = 3600
-    max_window_seconds: int = 3600
-    require_mfa: bool = False
-    trust_policy_max_chars: int = 2048  # AWS's default quota; accounts may raise it to 4096
-
-
-@dataclass
-class WorkflowDeployment:
-    """Everything a test or the drill needs to drive the deployed workflow."""
-
-    emulator: Emulator
-    name: str
-    state_machine_arn: str
-    functions: dict[str, str]
-    approval_function: str
-    bucket: str
-    prefix: str
-    kms_key_id: str
-    topic_arn: str
-    table: str
-    secret_arn: str
-    sender: str
-    approval_url: str
-    tiers: dict[str, Tier]
-    environment: dict[str, str] = field(default_factory=dict)
-
-    def store(self) -> Store:
-        e = self.emulator
-        return Store(e.client("dynamodb"), self.table, e.client("kms"), self.kms_key_id)
-
-    def start_request(self, request: Mapping[str, Any], *, request_id: str | None = None) -> str:
-        """Start an execution named after the request id; return the execution ARN."""
-        name = request_id or f"req-{uuid.uuid4().hex[:20]}"
-        response = self.emulator.client("stepfunctions").start_execution(
-            stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(dict(request))
-        )
-        return str(response["executionArn"])
-
-    def describe(self, execution_arn: str) -> dict[str, Any]:
-        return dict(self.emulator.client("stepfunctions").describe_execution(executionArn=execution_arn))
-
-    def wait_for(
-        self,
-        execution_arn: str,
-        *,
-        until: Callable[[dict[str, Any]], bool] | None = None,
-        timeout: float = 30.0,
-        poll: float = 0.02,
-    ) -> dict[str, Any]:
-        """Poll until the execution ends (or ``until(description)`` holds); return the description."""
-        deadline = time.monotonic() + timeout
-        while True:
-            description = self.describe(execution_arn)
-            done = until(description) if until else description["status"] != "RUNNING"
-            if done:
-                return description
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{execution_arn} still {description['status']} after {timeout}s")
-            time.sleep(poll)
-
-    def wait_for_status(self, request_id: str, status: str, *, timeout: float = 30.0) -> RequestRecord:
-        """Poll the table until the request has ``status`` (and a task token when pending)."""
-        deadline = time.monotonic() + timeout
-        table = self.store()
-        while True:
-            record = table.get_request(request_id)
-            if record is not None and record.status == status and (status != "pending" or record.task_token):
-                return record
-            if time.monotonic() > deadline:
-                seen = record.status if record else "missing"
-                raise TimeoutError(f"request {request_id} is {seen}, not {status}, after {timeout}s")
-            time.sleep(0.02)
-
-    def history(self, execution_arn: str) -> list[dict[str, Any]]:
-        client = self.emulator.client("stepfunctions")
-        return list(client.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"])
-
-    def call_approval_api(self, event: Mapping[str, Any]) -> dict[str, Any]:
-        """Send an API Gateway (payload v2) event to the deployed approval function."""
-        response = self.emulator.client("lambda").invoke(
-            FunctionName=self.approval_function, Payload=json.dumps(dict(event)).encode()
-        )
-        payload = json.loads(response["Payload"].read())
-        if response.get("FunctionError"):
-            raise RuntimeError(f"approval function failed: {payload}")
-        return dict(payload)
-
-    def link_key(self) -> bytes:
-        """The HMAC key approval links are signed with (tests forge and expire links with it)."""
-        secret = self.emulator.client("secretsmanager").get_secret_value(SecretId=self.secret_arn)
-        return str(secret["SecretString"]).encode()
-
-    def early_revoke(self, request_id: str, actor: str, totp: str) -> dict[str, Any]:
-        """Invoke the access function's early revoke; return its payload (``errorType`` on refusal)."""
-        response = self.emulator.client("lambda").invoke(
-            FunctionName=self.functions["revoke"],
-            Payload=json.dumps(
-                {"action": "early_revoke", "request_id": request_id, "actor": actor, "totp": totp}
-            ).encode(),
-        )
-        return dict(json.loads(response["Payload"].read()))
-
-    def audit_events(self, request_id: str | None = None) -> list[AuditEvent]:
-        """The audit events in the locked bucket in the order they were written (of one request)."""
-        from moto.s3.models import s3_backends
-
-        # Event times have one-second precision, so they cannot order a fast workflow; moto's
-        # bucket keeps its keys in write order.
-        bucket = s3_backends[self.emulator.account_id]["aws"].get_bucket(self.bucket)
-        events = []
-        for key in list(bucket.keys.keys()):
-            if key.startswith(f"{self.prefix}/"):
-                event = parse_record(json.loads(bucket.keys[key].value))
-                if request_id is None or event.request_id == request_id:
-                    events.append(event)
-        return events
-
-
-def read_audit_events(
-    s3: Any, bucket: str, prefix: str, *, request_id: str | None = None
-) -> list[AuditEvent]:
-    """Events in write order: by event time (seconds), then by when the object was stored."""
-    found: list[tuple[str, Any, AuditEvent]] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/"):
-        for item in page.get("Contents", []):
-            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-            event = parse_record(json.loads(body))
-            if request_id is None or event.request_id == request_id:
-                found.append((event.event_time, item["LastModified"], event))
-    return [event for _, _, event in sorted(found, key=lambda f: (f[0], f[1]))]
-
-
-def _service_trust(service: str) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
-        }
-    )
-
-
-def deploy_workflow(
-    emulator: Emulator,
-    tiers: Sequence[TierSpec],
-    *,
-    name: str = "breakglass",
-    sender: str = "breakglass@example.com",
-    approval_url: str = "https://approvals.example.com/approve",
-    grant_retry: RetryPolicy | None = None,
-    revoke_retry: RetryPolicy | None = None,
-    extra_environment: Mapping[str, str] | None = None,
-) -> WorkflowDeployment:
-    """Create the workflow's resources in ``emulator`` (names prefixed with ``name``)."""
-    # Imported here so the bare emulator does not need the workflow's modules.
-    from breakglass.contracts import ENV_TIERS
-    from breakglass.lambdas.access.grants import Tier
-    from breakglass.lambdas.approvals.workflow import TASK_HANDLERS
-
-    if not tiers:
-        raise ValueError("tiers: the workflow needs at least one tier")
-    kms = emulator.client("kms")
-    s3 = emulator.client("s3")
-    iam = emulator.client("iam")
-    key_id = str(kms.create_key(Description=f"{name} audit and table key")["KeyMetadata"]["KeyId"])
-
-    bucket = f"{name}-audit-{uuid.uuid4().hex[:8]}"
-    s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
-    s3.put_object_lock_configuration(
-        Bucket=bucket,
-        ObjectLockConfiguration={
-            "ObjectLockEnabled": "Enabled",
-            "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 1}},
-        },
-    )
-    topic_arn = str(emulator.client("sns").create_topic(Name=f"{name}-alerts")["TopicArn"])
-
-    table = f"{name}-state"
-    dynamodb = emulator.client("dynamodb")
-    dynamodb.create_table(
-        TableName=table,
-        KeySchema=list(store.TABLE_KEY_SCHEMA),
-        AttributeDefinitions=list(store.TABLE_ATTRIBUTE_DEFINITIONS),
-        BillingMode="PAY_PER_REQUEST",
-        SSESpecification={"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": key_id},
-    )
-    dynamodb.update_time_to_live(
-        TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": store.TTL_ATTRIBUTE}
-    )
-    secret_arn = str(
-        emulator.client("secretsmanager").create_secret(
-            Name=f"{name}-link-key",
-            KmsKeyId=key_id,
-            SecretString=base64.b64encode(secrets.token_bytes(32)).decode(),
-        )["ARN"]
-    )
-    emulator.client("ses").verify_email_identity(EmailAddress=sender)
-
-    deployed_tiers: dict[str, Tier] = {}
-    for spec in tiers:
-        role_name = emergency_role_name(spec.name)
-        role_arn = str(
-            iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(locked_trust_policy()))[
-                "Role"
-            ]["Arn"]
-        )
-        deployed_tiers[spec.name] = Tier(
-            name=spec.name,
-            role_name=role_name,
-            role_arn=role_arn,
-            max_session_seconds=spec.max_session_seconds,
-            max_window_seconds=spec.max_window_seconds,
-            require_mfa=spec.require_mfa,
-            allowed_requesters=tuple(spec.allowed_requesters),
-            trust_policy_max_chars=spec.trust_policy_max_chars,
-        )
-
-    lambda_role = str(
-        iam.create_role(
-            RoleName=f"{name}-lambda", AssumeRolePolicyDocument=_service_trust("lambda.amazonaws.com")
-        )["Role"]["Arn"]
-    )
-    environment = {
-        ENV_AUDIT_BUCKET: bucket,
-        ENV_AUDIT_PREFIX: EVENTS_PREFIX,
-        ENV_AUDIT_KMS_KEY: key_id,
-        ENV_ALERT_TOPIC: topic_arn,
-        contracts.ENV_TABLE: table,
-        contracts.ENV_KMS_KEY: key_id,
-        contracts.ENV_LINK_SECRET_ARN: secret_arn,
-        contracts.ENV_APPROVAL_URL: approval_url,
-        contracts.ENV_SENDER: sender,
-        ENV_TIERS: json.dumps({name: t.to_dict() for name, t in deployed_tiers.items()}),
-        ENV_APPROVAL_POLICY: policy_to_json({spec.name: spec.approval for spec in tiers}),
-        **(extra_environment or {}),
-    }
-    code = lambda_zip()
-    lambda_client = emulator.client("lambda")
-
-    def create_function(function_name: str, handler: str) -> str:
-        response = lambda_client.create_function(
-            FunctionName=function_name,
-            Runtime="python3.12",
-            Role=lambda_role,
-            Handler=handler,
-            Code={"ZipFile": code},
-            Timeout=60,
-            Environment={"Variables": environment},
-        )
-        return str(response["FunctionArn"])
-
-    # Tasks that share a handler share a function (grant and revoke: the one "access" function).
-    by_handler: dict[str, str] = {}
-    for task in TASK_NAMES:
-        handler = TASK_HANDLERS[task]
-        if handler not in by_handler:
-            label = "access" if handler.endswith(".access_handler") else task.replace("_", "-")
-            by_handler[handler] = create_function(f"{name}-{label}", handler)
-    functions = {task: by_handler[TASK_HANDLERS[task]] for task in TASK_NAMES}
-    approval_function = f"{name}-approval-api"
-    create_function(approval_function, APPROVAL_API_HANDLER)
-
-    sfn_role = str(
-        iam.create_role(
-            RoleName=f"{name}-states", AssumeRolePolicyDocument=_service_trust("states.amazonaws.com")
-        )["Role"]["Arn"]
-    )
-    document = definition(
-        WorkflowFunctions(**functions),
-        **{
-            k: v
-            for k, v in {"grant_retry": grant_retry, "revoke_retry": revoke_retry}.items()
-            if v is not None
-        },
-    )
-    # A deployment has one state machine; the name keeps several deployments apart.
-    state_machine_arn = str(
-        emulator.client("stepfunctions").create_state_machine(
-            name=f"{name}-workflow", definition=json.dumps(document), roleArn=sfn_role, type="STANDARD"
-        )["stateMachineArn"]
-    )
-    return WorkflowDeployment(
-        emulator=emulator,
-        name=name,
-        state_machine_arn=state_machine_arn,
-        functions=functions,
-        approval_function=approval_function,
-        bucket=bucket,
-        prefix=EVENTS_PREFIX,
-        kms_key_id=key_id,
-        topic_arn=topic_arn,
-        table=table,
-        secret_arn=secret_arn,
-        sender=sender,
-        approval_url=approval_url,
-        tiers=deployed_tiers,
-        environment=environment,
-    )
-
-
-def iter_executions(client: Any, state_machine_arn: str) -> Iterator[dict[str, Any]]:
-    for page in client.get_paginator("list_executions").paginate(stateMachineArn=state_machine_arn):
-        yield from page["executions"]
-
-
-__all__ = [
-    "APPROVAL_API_HANDLER",
-    "Emulator",
-    "TierSpec",
-    "WorkflowDeployment",
-    "deploy_workflow",
-    "lambda_zip",
-    "read_audit_events",
-]
+__all__ = ["Emulator", "EmulatorSession", "advance_clock", "lambda_zip"]

@@ -23,9 +23,10 @@ Functions executions run on background threads), while other threads read ``os.e
 A handler's thread therefore reads a private copy of the environment with its function's
 variables in it (:func:`function_environment`); the shared environment is never written. boto3's
 default session is per invocation for the same reason (it caches the credentials it first read).
-Invocations are also serialized, as before, so handlers never run in parallel, which the
-emulator does not need. A handler must not invoke another function synchronously (it would wait
-forever for the lock); none of this package's handlers do.
+Invocations run concurrently, as in Lambda, except that a function with a reserved concurrency of
+one runs one invocation at a time (the access function: IAM has no conditional writes, so edits
+of one role must never interleave); Lambda would throttle the second call and its caller retry,
+here it waits. A handler may invoke another function synchronously.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ import boto3
 from moto.awslambda.models import LambdaFunction
 
 import breakglass
+from breakglass.lambdas import runtime
 from breakglass.local import calls
 from breakglass.local.iam_enforcement import service_credentials
 
@@ -114,20 +116,22 @@ def _install_thread_environ() -> None:
 def function_environment(variables: Mapping[str, str]) -> Iterator[None]:
     """Make ``variables`` part of ``os.environ`` for this thread only, for the duration.
 
-    Calls are also serialized with each other (one handler at a time), as the emulator runs
-    them; other threads never see the function's variables.
+    Other threads never see the function's variables.
     """
     _install_thread_environ()
     environ: Any = os.environ
     with _ENV_LOCK:
         overlay = dict(environ.__dict__["_data"])
-        for name, value in variables.items():
-            overlay[environ.encodekey(name)] = environ.encodevalue(str(value))
-        _OVERLAY.data = overlay
-        try:
-            yield
-        finally:
-            _OVERLAY.data = None
+    for name, value in variables.items():
+        overlay[environ.encodekey(name)] = environ.encodevalue(str(value))
+    # A handler may invoke another function synchronously (the access API invokes the access
+    # and halt functions): the previous overlay comes back when the inner call ends.
+    previous = getattr(_OVERLAY, "data", None)
+    _OVERLAY.data = overlay
+    try:
+        yield
+    finally:
+        _OVERLAY.data = previous
 
 
 def _module_from_zip(code_bytes: bytes, code_sha: str, module_name: str) -> types.ModuleType:
@@ -285,6 +289,21 @@ def _thread_default_session() -> Any:
     return _ORIGINAL_DEFAULT_SESSION()
 
 
+_FUNCTION_LOCKS: dict[str, threading.Lock] = {}
+
+
+@contextmanager
+def _one_at_a_time(function: Any) -> Iterator[None]:
+    """Serialize the invocations of a function whose reserved concurrency is one."""
+    if str(getattr(function, "reserved_concurrency", "") or "") != "1":
+        yield
+        return
+    with _ENV_LOCK:
+        lock = _FUNCTION_LOCKS.setdefault(str(function.function_arn), threading.Lock())
+    with lock:
+        yield
+
+
 def invoke_in_process(function: Any, event: Any = None) -> tuple[str, bool, str]:
     """Call the function's handler here; return moto's ``(payload, errored, logs)``."""
     function.logs_backend.ensure_log_group(function.logs_group_name)
@@ -297,7 +316,10 @@ def invoke_in_process(function: Any, event: Any = None) -> tuple[str, bool, str]
         failure: Exception | None = exc
     else:
         failure = None
-    with function_environment(environment or {}):
+    lines = io.StringIO()
+    # The handler's JSON log lines go to the function's log (as Lambda sends stdout to the log
+    # group), not to whatever this process's stdout is at the moment.
+    with _one_at_a_time(function), function_environment(environment or {}), runtime.logs_to(lines):
         try:
             if failure is not None:
                 raise failure
@@ -316,7 +338,8 @@ def invoke_in_process(function: Any, event: Any = None) -> tuple[str, bool, str]
             payload = json.dumps(error)
             # The handlers' own JSON logs go to stdout; the failure is what moto keeps.
             logs = json.dumps({"level": "ERROR", "message": "handler failed", **error})
-    function.save_logs(f"{logs}\n{payload}" if logs else payload)
+    logged = lines.getvalue()
+    function.save_logs(f"{logged}{logs}\n{payload}" if logs else f"{logged}{payload}")
     return payload, errored, logs
 
 

@@ -46,6 +46,7 @@ PEOPLE: Final[Mapping[str, tuple[str, ...]]] = {
     "cat": ("approver",),
     "sec": ("security",),
 }
+HOLD_WAITS_SECONDS: Final = 3600.0
 _LINK: Final = re.compile(r"(https?://[^\s\"<>]+/requests/[a-z0-9]+\?token=[^\s\"<>&]+)")
 
 
@@ -190,6 +191,16 @@ class World:
                 )
             time.sleep(0.05)
 
+    def end_window(self, request_id: str) -> dict[str, Any]:
+        """Let time reach the request's expiry (the emulator's clock jumps there); the workflow's
+        Wait ends and it revokes at expiry. Returns the request once it has ended."""
+        from breakglass.contracts import parse_iso
+
+        current = self.wait_for(request_id, ["granted", "revoked", "expired", "denied"])
+        if current.get("expires_at"):
+            self.emulator.fast_forward(parse_iso(str(current["expires_at"])) + timedelta(seconds=1))
+        return self.wait_for(request_id, ["expired", "revoked", "denied"])
+
     # -- the AI system ------------------------------------------------------------------------------
 
     def seed_ai_system(self, endpoint: str = "chat-prod", invoker_role: str = "chat-api") -> None:
@@ -326,10 +337,15 @@ def open_world(
     enroll: bool = True,
     transform: Any = None,
 ) -> Iterator[World]:
-    """Deploy ``program`` into a fresh emulator (IAM enforced) with ``people`` around it."""
+    """Deploy ``program`` into a fresh emulator (IAM enforced) with ``people`` around it.
+
+    Wait states hold (in real time, up to an hour) until the emulator's clock is moved past
+    them: a window ends when the world says so (:meth:`World.end_window`), never while a
+    responder is still acting in it.
+    """
     with (
         tempfile.TemporaryDirectory(prefix="breakglass-world-") as tmp,
-        Emulator(enforce_iam=True) as emulator,
+        Emulator(enforce_iam=True, max_wait_seconds=HOLD_WAITS_SECONDS) as emulator,
     ):
         home = Path(tmp)
         users = _create_users(emulator, people)

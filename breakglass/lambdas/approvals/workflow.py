@@ -372,7 +372,10 @@ def grant(deps: WorkflowDeps, request_id: str) -> dict[str, Any]:
     now = deps.clock()
     tier = deps.tiers.get(record.tier)
     window = grants.granted_window(deps.iam, tier, request_id) if tier is not None else None
-    starts_at, expires_at = window or (now, now + timedelta(seconds=record.duration_seconds))
+    # The window opens a second before now (whole seconds, as IAM's conditions read them), so an
+    # assume in the very second of the grant is inside it; it lasts exactly the asked duration.
+    opens = now.replace(microsecond=0) - timedelta(seconds=1)
+    starts_at, expires_at = window or (opens, opens + timedelta(seconds=record.duration_seconds))
     g = _grant_of(record, starts_at, expires_at)
     result = grants.grant(deps.iam, deps.audit, deps.tiers, g, now=now, actor="system")
     deps.store.set_grant_window(request_id, result["starts_at"], result["expires_at"])
