@@ -367,6 +367,14 @@ def assume_command(
         note(f"session of {credentials.role_arn} until {credentials.expiration:%Y-%m-%d %H:%M:%S} UTC")
 
 
+def _breakglass_executable() -> str:
+    """This installation's ``breakglass`` script, so the AWS CLI runs the same version."""
+    import shutil
+
+    beside = Path(sys.executable).parent / "breakglass"
+    return str(beside) if beside.exists() else shutil.which("breakglass") or "breakglass"
+
+
 def _aws_config_file() -> Path:
     import os
 
@@ -398,7 +406,7 @@ def configure_profile_command(
     rid = _request_id(request_id)
     deployment = cli.deployment()
     name = profile_name or f"breakglass-{rid}"
-    command = [sys.argv[0] if sys.argv and sys.argv[0].endswith("breakglass") else "breakglass"]
+    command = [_breakglass_executable()]
     command += ["--deployment", deployment.name]
     if cli.settings.endpoint_url.value:
         command += ["--endpoint-url", cli.settings.endpoint_url.value]

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 import breakglass
-from breakglass.cli import access, audit, config, deployments, synth
+from breakglass.cli import access, audit, config, deployments, drill, synth
 from breakglass.cli.context import CliContext
 from breakglass.cli.errors import BreakglassGroup
 
@@ -102,6 +102,7 @@ def root(
 
 app.command("synth")(synth.synth_command)
 app.command("deployments")(deployments.deployments_command)
+app.command("drill")(drill.drill_command)
 access.register(app)
 audit.app.command("review")(access.review_command)
 app.add_typer(audit.app, name="audit")

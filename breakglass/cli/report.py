@@ -342,11 +342,20 @@ def _add_cloudtrail(bucket: LocalBucket, incident: Incident, events: Sequence[Ma
             source_ip=a.get("source_ip"),
             event_id=a["event_id"],
             principal_arn=a.get("principal_arn"),
-            outside_window=a["event_id"] in outside,
+            outside_window=a["event_id"] in outside or _after_the_window(incident, a["event_time"]),
         )
         for a in actions
     ]
     incident.calls = sorted(calls, key=lambda c: (parse_time(c.at), c.event_id))
+
+
+def _after_the_window(incident: Incident, at: str) -> bool:
+    """A call outside this incident's window, refused or not: access_outside_grants lists only
+    the calls that got through; an attempt after the end belongs in the report too."""
+    if not incident.window_start or not incident.window_end:
+        return False
+    moment = parse_time(at)
+    return moment < parse_time(incident.window_start) or moment >= parse_time(incident.window_end)
 
 
 def _findings(incident: Incident, unreviewed: Sequence[Mapping[str, Any]]) -> list[Finding]:

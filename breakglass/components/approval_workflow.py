@@ -849,15 +849,23 @@ class ApprovalWorkflow(pulumi.ComponentResource):
     def _create_persona_policies(self) -> None:
         """Managed policies a cloud team attaches to responders', approvers' and security's principals.
 
-        Each allows exactly the access API routes of that persona, reading the deployment's
-        published settings, and for responders assuming the emergency roles (their trust still
-        admits nobody without a grant: this only lets the call be made).
+        Each allows exactly the access API routes of that persona and reading the deployment's
+        published settings; responders may also call AssumeRole on the emergency roles (their trust
+        still admits nobody without a grant: this only lets the call be made); security may also
+        read the audit bucket (``breakglass audit sync`` / ``report``).
         """
         where = self._where
 
-        def document(keys: Sequence[str], assume: bool) -> pulumi.Output[str]:
-            return pulumi.Output.all(self._route_arns(keys), where.partition).apply(
-                lambda p: _persona_policy(p[0], partition=p[1], assume=assume)
+        audit = pulumi.Output.all(self.config.audit_bucket_arn, self.config.audit_kms_key_arn)
+
+        def document(keys: Sequence[str], persona: str) -> pulumi.Output[str]:
+            return pulumi.Output.all(self._route_arns(keys), where.partition, audit).apply(
+                lambda p: _persona_policy(
+                    p[0],
+                    partition=p[1],
+                    assume=persona == "responder",
+                    audit=(p[2][0], p[2][1]) if persona == "security" else None,
+                )
             )
 
         self.persona_policies = {
@@ -865,7 +873,7 @@ class ApprovalWorkflow(pulumi.ComponentResource):
                 f"{self._name}-{persona}-policy",
                 name=f"{self.config.name_prefix}-{persona}",
                 description=f"Break-glass {persona}: the access API routes a {persona} uses",
-                policy=document(keys, persona == "responder"),
+                policy=document(keys, persona),
                 tags=self._tags,
                 opts=self._child,
             )
@@ -976,7 +984,9 @@ def route_arn(execution_arn: str, route_key: str) -> str:
     return f"{execution_arn}/*/{method}{_PATH_PARAMETER.sub('*', path)}"
 
 
-def _persona_policy(route_arns: list[str], *, partition: str, assume: bool) -> str:
+def _persona_policy(
+    route_arns: list[str], *, partition: str, assume: bool, audit: tuple[str, str] | None = None
+) -> str:
     statements: list[dict[str, Any]] = [
         {"Sid": "CallAccessApi", "Effect": "Allow", "Action": "execute-api:Invoke", "Resource": route_arns},
         {
@@ -995,6 +1005,17 @@ def _persona_policy(route_arns: list[str], *, partition: str, assume: bool) -> s
                 "Resource": f"arn:{partition}:iam::*:role/{EMERGENCY_ROLE_PREFIX}*",
             }
         )
+    if audit is not None:
+        bucket, key = audit
+        statements += [
+            {
+                "Sid": "ReadAuditTrail",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket", "s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectAttributes"],
+                "Resource": [bucket, f"{bucket}/*"],
+            },
+            {"Sid": "DecryptAuditTrail", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": key},
+        ]
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 

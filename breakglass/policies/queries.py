@@ -329,6 +329,16 @@ _SOURCE = QueryParam("source_identity", "the responder's source identity", "sour
 _AUDIT_BUCKET = QueryParam("audit_bucket", "name of the audit bucket", "bucket")
 
 _ROLE_LIKE = sql_literal(EMERGENCY_ROLE_PREFIX + "%")
+# The error codes of a call IAM refused: the call reached nothing, so it is not access.
+_REFUSED_CODES = ", ".join(
+    sql_literal(code)
+    for code in (
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnauthorizedOperation",
+        "Client.UnauthorizedOperation",
+    )
+)
 _ASSUMED_ROLE_ARN = "json_extract_scalar(requestparameters, '$.roleArn')"
 
 EMERGENCY_SESSIONS = NamedQuery(
@@ -443,7 +453,8 @@ ACCESS_OUTSIDE_GRANTS = NamedQuery(
     description=(
         "API calls made with an emergency role outside every granted window (grant window_start "
         "until expires_at, cut short by the first revoke or expiry of the request), matched on "
-        "the session's source identity. Should return no rows."
+        "the session's source identity. Calls IAM refused are not access (session_actions lists "
+        "them). Should return no rows."
     ),
     sql=f"""\
 WITH grants AS (
@@ -497,7 +508,8 @@ SELECT
   c.errorcode AS error_code,
   c.eventid AS event_id
 FROM emergency_calls AS c
-WHERE NOT EXISTS (
+WHERE (c.errorcode IS NULL OR c.errorcode NOT IN ({_REFUSED_CODES}))
+  AND NOT EXISTS (
   SELECT 1
   FROM windows AS w
   WHERE w.requester = c.source_identity
