@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.demo-installed
 
 .PHONY: env demo test lint unit browser bench clean
 
@@ -23,8 +24,17 @@ browser:
 	  if [ "$$(id -u)" = "0" ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
 
-demo: env
-	$(BIN)/breakglass synth examples/quickstart
+# The drill needs the runtime and the emulator only (no test toolchain); an environment that
+# already has the dev tools has it all.
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	@if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then touch $@; else \
+	  echo "Installing breakglass, the embedded AWS emulator and the AWS CLI into $(VENV) (first run only)..."; \
+	  $(BIN)/pip install --upgrade pip --progress-bar on && \
+	  $(BIN)/pip install --progress-bar on -e '.[drill]' && touch $@; fi
+
+# The full break-glass drill on the embedded emulator: deploy, incident, audit, every step checked.
+demo: $(DEMO_STAMP)
+	$(BIN)/breakglass drill
 
 lint: env
 	$(BIN)/ruff check breakglass tests examples benchmarks
