@@ -15,6 +15,10 @@ from breakglass.cli.output import Format, JsonOption, Output
 QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart"
 
 
+def _approvers(quorum: int) -> str:
+    return f"{quorum} approver{'s' if quorum != 1 else ''}"
+
+
 def drill_command(
     program: Annotated[
         Path,
@@ -60,7 +64,7 @@ def drill_command(
             return
         kinds = ", ".join(f"{n} {k}" for k, n in list(summary["by_kind"].items())[:8])
         tiers = ", ".join(
-            f"{name} ({'auto' if t['approval'] == 'auto' else str(t['approval']) + ' approvers'}"
+            f"{name} ({'auto' if t['approval'] == 'auto' else _approvers(int(t['approval']))}"
             f"{', may resume' if t['may_resume'] else ''})"
             for name, t in summary["tiers"].items()
         )

@@ -452,7 +452,7 @@ class Drill:
             check("audit", reviewed.exit_code == 0, "the review recorded", reviewed.stderr.strip())
             note["detail"] = (
                 f"{len(names)} calls of {RESPONDER}'s session in session_actions, access_outside_grants empty, "
-                f"report {report}, review accepted"
+                f"report {report.name if report else None}, review accepted"
             )
 
 
