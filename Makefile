@@ -40,6 +40,7 @@ lint: env
 	$(BIN)/ruff check breakglass tests examples benchmarks
 	$(BIN)/ruff format --check breakglass tests examples benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 unit: env
 	$(BIN)/pytest
