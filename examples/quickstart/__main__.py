@@ -26,7 +26,9 @@ breakglass = BreakGlass(
         # Who may ask (their own everyday principals) and who approves (enrolled user ids).
         "requesters": (config.get("responders") or f"arn:aws:iam::{account}:role/oncall-ml").split(","),
         "approvers": (config.get("approvers") or "ann,bob,cat").split(","),
-        "security_admins": (config.get("securityAdmins") or f"arn:aws:iam::{account}:role/cloud-admin").split(","),
+        "security_admins": (config.get("securityAdmins") or f"arn:aws:iam::{account}:role/cloud-admin").split(
+            ","
+        ),
         "sender_email": config.get("senderEmail") or "breakglass@example.com",
         "alert_emails": [config.get("alertEmail") or "security@example.com"],
         # The kill switch: stop the model by hand, or when its 5xx rate trips the alarm.
