@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -46,7 +45,6 @@ from typing import Any, Final, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
-from botocore.exceptions import ClientError
 
 from breakglass.contracts import ENV_APPROVAL_URL, iso, utc_now
 from breakglass.lambdas.approvals.links import LinkClaims, LinkRejected, link_key_from_env, verify_link
@@ -54,6 +52,7 @@ from breakglass.lambdas.approvals.mail import APPROVING_ROLES, expiry_text, huma
 from breakglass.lambdas.approvals.store import RequestRecord, SpentLink, Store, VoteRefused, same_person
 from breakglass.lambdas.approvals.templates import Markup, render, style_hash, stylesheet
 from breakglass.lambdas.approvals.totp import TotpRejected, verify_totp
+from breakglass.lambdas.approvals.votes import resume_workflow, vote_event
 from breakglass.lambdas.audit.events import AuditEvent, AuditWriteError
 from breakglass.lambdas.runtime import (
     METRIC_LINK_REFUSALS,
@@ -587,50 +586,11 @@ class ApprovalApi:
             )
 
     def _audit_vote(self, updated: RequestRecord, approver: str, decision: str) -> None:
-        self.deps.audit.write(
-            AuditEvent(
-                event_type="approval" if decision == "approve" else "denial",
-                actor=approver,
-                outcome="succeeded",
-                request_id=updated.request_id,
-                requester=updated.requester,
-                tier=updated.tier,
-                reason=updated.reason,
-                ticket=updated.ticket,
-                details={
-                    "decision": decision,
-                    "approvals": list(updated.approvals),
-                    "denials": list(updated.denials),
-                    "quorum": updated.quorum,
-                    "status": updated.status,
-                },
-            )
-        )
+        self.deps.audit.write(vote_event(updated, approver, decision, channel="approval-page"))
 
     def _resume_workflow(self, record: RequestRecord) -> bool:
         """Hand the decision to the waiting workflow; False if its approval round already closed."""
-        if not record.task_token:
-            raise RuntimeError(
-                f"request {record.request_id} is {record.status} but no workflow task is waiting for it"
-            )
-        try:
-            self.deps.sfn.send_task_success(
-                taskToken=record.task_token,
-                output=json.dumps(
-                    {
-                        "decision": record.status,
-                        "approvals": list(record.approvals),
-                        "denials": list(record.denials),
-                    }
-                ),
-            )
-        except ClientError as exc:
-            # The round's deadline passed between the vote and this call: the workflow moved on
-            # (backup round or denial, which fails closed). Any other error is a real failure.
-            if exc.response.get("Error", {}).get("Code") in _CLOSED_TASK_ERRORS:
-                return False
-            raise
-        return True
+        return resume_workflow(self.deps.sfn, record)
 
     @staticmethod
     def _result_page(record: RequestRecord, decision: str) -> dict[str, Any]:
@@ -650,9 +610,6 @@ class ApprovalApi:
             "message.html", kind="ok", message=message, advice="You can close this page.", details=""
         )
         return page(200, title, content)
-
-
-_CLOSED_TASK_ERRORS = frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"})
 
 
 def deps_from_env(environ: Mapping[str, str] | None = None, *, session: Any = None) -> ApprovalDeps:

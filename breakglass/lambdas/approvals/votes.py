@@ -64,7 +64,7 @@ def resume_workflow(sfn: Any, record: RequestRecord) -> bool:
     """Hand a decided request to the waiting workflow; False if its round already closed."""
     if not record.task_token:
         raise RuntimeError(
-            f"request {record.request_id} is {record.status} but no workflow task waits for it"
+            f"request {record.request_id} is {record.status} but no workflow task is waiting for it"
         )
     try:
         sfn.send_task_success(
