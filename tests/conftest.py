@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import threading
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 # pulumi_aws.s3 emits many DeprecationWarnings at import; importing it once here keeps them out.
 with warnings.catch_warnings():
@@ -49,3 +51,28 @@ def atomic_dynamodb_writes(monkeypatch: pytest.MonkeyPatch) -> None:
                 return __original(self, *args, **kwargs)
 
         monkeypatch.setattr(DynamoDBBackend, name, atomic)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's headless Chromium (``make browser``): the browser tests fail, never skip, without it."""
+    assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing: run `make browser` (CI installs it)"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=list(CHROMIUM_ARGS), headless=True
+        )
+        yield launched
+        launched.close()
