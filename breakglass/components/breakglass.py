@@ -31,6 +31,7 @@ from breakglass.components.audit_trail import AuditTrail
 from breakglass.components.emergency_role import EmergencyRole, EmergencyRoleArgs
 from breakglass.components.halt_actions import HaltActions, HaltActionsArgs
 from breakglass.contracts import DEPLOYMENT_NAME, EVENTS_PREFIX, SSM_KEYS, ssm_parameter_name
+from breakglass.lambdas.approvals.requests import TIER_APPROVAL_KEYS
 from breakglass.validation import (
     EMAIL,
     EMAIL_HINT,
@@ -85,19 +86,6 @@ ROLE_KEYS: Final = (
     "max_mfa_age_seconds",
     "trust_policy_max_chars",
     "role_chaining_opt_in",
-)
-APPROVAL_KEYS: Final = (
-    "approval",
-    "approvers",
-    "backup_approvers",
-    "ticket_required",
-    "ticket_pattern",
-    "approval_timeout_seconds",
-    "may_halt",
-    "may_resume",
-    "resume_without_quorum_opt_in",
-    "max_requests_per_person_per_hour",
-    "max_requests_per_hour",
 )
 
 
@@ -259,14 +247,14 @@ def _tiers(
         if tier in changes and changes[tier] is None:
             continue  # a default tier removed on purpose
         change = dict(require_mapping(f"tiers.{tier}", changes.get(tier, {})))
-        reject_unknown_keys(f"tiers.{tier}", change, (*ROLE_KEYS, *APPROVAL_KEYS))
+        reject_unknown_keys(f"tiers.{tier}", change, (*ROLE_KEYS, *TIER_APPROVAL_KEYS))
         role_defaults, approval_defaults = DEFAULT_TIERS.get(tier, ({}, {}))
         role = {**role_defaults, **{k: v for k, v in change.items() if k in ROLE_KEYS}}
         approval = {
             "approvers": list(approvers),
             "backup_approvers": list(backups),
             **approval_defaults,
-            **{k: v for k, v in change.items() if k in APPROVAL_KEYS},
+            **{k: v for k, v in change.items() if k in TIER_APPROVAL_KEYS},
         }
         if "approval" not in approval:
             raise ConfigError(f"tiers.{tier}.approval", 'a new tier needs "auto" or a quorum')

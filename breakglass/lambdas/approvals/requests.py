@@ -42,6 +42,21 @@ from breakglass.validation import (
 REASON_MIN: Final = 10
 REASON_MAX: Final = 1000
 TICKET_MAX: Final = 128
+# The settings a tier's approval policy accepts (BreakGlass tiers mix them with role settings).
+TIER_APPROVAL_KEYS: Final = (
+    "approval",
+    "approvers",
+    "backup_approvers",
+    "ticket_required",
+    "ticket_pattern",
+    "approval_timeout_seconds",
+    "may_halt",
+    "may_resume",
+    "resume_without_quorum_opt_in",
+    "max_requests_per_person_per_hour",
+    "max_requests_per_hour",
+)
+
 # IAM will not issue a session shorter than 15 minutes, so a shorter window is useless.
 MIN_DURATION_SECONDS: Final = 900
 MIN_APPROVAL_TIMEOUT: Final = 1
@@ -113,20 +128,7 @@ class TierApproval:
     def from_dict(cls, field: str, data: Any) -> TierApproval:
         """Parse one tier's settings; :class:`ConfigError` names ``field.<setting>``."""
         values = require_mapping(field, data)
-        known = (
-            "approval",
-            "approvers",
-            "backup_approvers",
-            "ticket_required",
-            "ticket_pattern",
-            "approval_timeout_seconds",
-            "may_halt",
-            "may_resume",
-            "resume_without_quorum_opt_in",
-            "max_requests_per_person_per_hour",
-            "max_requests_per_hour",
-        )
-        reject_unknown_keys(field, values, known)
+        reject_unknown_keys(field, values, TIER_APPROVAL_KEYS)
         if "approval" not in values:
             raise ConfigError(f"{field}.approval", 'required: "auto" or the number of approvers needed')
         approval = values["approval"]
