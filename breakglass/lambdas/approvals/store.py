@@ -362,22 +362,12 @@ class Store:
 
     # -- approval links ------------------------------------------------------------------------
 
-    def claim_link(self, jti: str, ttl: int) -> bool:
-        """Atomically spend link ``jti``; True the first time only.
-
-        ``ttl`` is the epoch second after which DynamoDB may delete the marker: pass a moment
-        at or after the link's own expiry, when the link is refused as expired anyway.
-        """
-        if not jti:
-            raise ValueError("jti: must not be empty")
+    def _claim_once(self, key: dict[str, Any], ttl: int, *, stamp: str) -> bool:
+        """Put the marker ``key`` unless it exists unreleased; True only for the one writer that does."""
         try:
             self.dynamodb.put_item(
                 TableName=self.table,
-                Item={
-                    **_token_key(jti),
-                    TTL_ATTRIBUTE: {"N": str(int(ttl))},
-                    "used_at": {"N": str(int(time.time()))},
-                },
+                Item={**key, TTL_ATTRIBUTE: {"N": str(int(ttl))}, stamp: {"N": str(int(time.time()))}},
                 ConditionExpression=_CLAIMABLE,
                 ExpressionAttributeValues={":yes": {"BOOL": True}},
             )
@@ -386,6 +376,16 @@ class Store:
                 return False
             raise
         return True
+
+    def claim_link(self, jti: str, ttl: int) -> bool:
+        """Atomically spend link ``jti``; True the first time only.
+
+        ``ttl`` is the epoch second after which DynamoDB may delete the marker: pass a moment
+        at or after the link's own expiry, when the link is refused as expired anyway.
+        """
+        if not jti:
+            raise ValueError("jti: must not be empty")
+        return self._claim_once(_token_key(jti), ttl, stamp="used_at")
 
     def release_link(self, jti: str) -> None:
         """Make a spent link usable again: only when the vote it carried was taken back.
@@ -412,22 +412,7 @@ class Store:
         audited. ``reason`` is the package's own vocabulary, never text from a request."""
         if not jti or not reason:
             raise ValueError("jti and reason: must not be empty")
-        try:
-            self.dynamodb.put_item(
-                TableName=self.table,
-                Item={
-                    **_refusal_key(jti, reason),
-                    TTL_ATTRIBUTE: {"N": str(int(ttl))},
-                    "refused_at": {"N": str(int(time.time()))},
-                },
-                ConditionExpression=_CLAIMABLE,
-                ExpressionAttributeValues={":yes": {"BOOL": True}},
-            )
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        return True
+        return self._claim_once(_refusal_key(jti, reason), ttl, stamp="refused_at")
 
     def release_refusal_record(self, jti: str, reason: str) -> None:
         """Let the refusal be audited again: its audit write failed, so it is not on record."""
