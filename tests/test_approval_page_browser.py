@@ -52,13 +52,9 @@ def ask(world: World, tier: str, *extra: str) -> str:
 
 
 def link(world: World, user: str, request_id: str) -> str:
-    import time
-
-    deadline = time.monotonic() + 20
-    while not world.approval_links(user, request_id):
-        assert time.monotonic() < deadline, f"no approval email for {user}"
-        time.sleep(0.05)
-    return world.approval_links(user, request_id)[0]
+    links = world.approval_links(user, request_id, wait=20)
+    assert links, f"no approval email for {user}"
+    return links[0]
 
 
 def approve_in_browser(page: Page, world: World, user: str, url: str, request_id: str) -> None:

@@ -248,7 +248,7 @@ class Drill:
             rid = self.request_id
             decided = []
             for approver in APPROVERS:
-                links = self._links(approver, rid)
+                links = self.world.approval_links(approver, rid, wait=20)
                 status, page = self.world.open_link(links[0])
                 check(
                     "approve",
@@ -261,7 +261,7 @@ class Drill:
                 decided.append(approver)
             check(
                 "approve",
-                self._links(RESPONDER, rid, wait=False) == [],
+                self.world.approval_links(RESPONDER, rid) == [],
                 "no link for the requester",
                 "a link",
             )
@@ -270,14 +270,6 @@ class Drill:
             note["detail"] = (
                 f"{' and '.join(decided)} approved on the page -> granted until {granted['expires_at']}"
             )
-
-    def _links(self, user: str, request_id: str, *, wait: bool = True) -> list[str]:
-        deadline = time.monotonic() + (20 if wait else 0)
-        while True:
-            links = self.world.approval_links(user, request_id)
-            if links or time.monotonic() >= deadline:
-                return links
-            time.sleep(0.02)
 
     def investigate(self) -> None:
         with self.step("investigate", "the AWS CLI works as the emergency role (credential_process)") as note:

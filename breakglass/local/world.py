@@ -136,10 +136,21 @@ class World:
             if address in getattr(m, "destinations", {}).get("ToAddresses", [])
         ]
 
-    def approval_links(self, user: str, request_id: str) -> list[str]:
+    def emails_about(self, user: str, request_id: str, *, wait: float = 0.0) -> list[str]:
+        """The bodies of ``user``'s emails that name ``request_id``; waits up to ``wait`` seconds
+        for the first (the workflow mails asynchronously)."""
+        deadline = time.monotonic() + wait
+        while True:
+            bodies = [str(getattr(m, "body", "")) for m in self.emails_to(user)]
+            found = [body for body in bodies if request_id in body]
+            if found or time.monotonic() >= deadline:
+                return found
+            time.sleep(0.02)
+
+    def approval_links(self, user: str, request_id: str, *, wait: float = 0.0) -> list[str]:
+        """The approval links ``user`` was mailed for ``request_id`` (waiting as :meth:`emails_about`)."""
         found: list[str] = []
-        for message in self.emails_to(user):
-            body = str(getattr(message, "body", ""))
+        for body in self.emails_about(user, request_id, wait=wait):
             found += [link for link in _LINK.findall(body) if f"/requests/{request_id}?" in link]
         return list(dict.fromkeys(found))
 

@@ -101,6 +101,8 @@ def approval_text(record: RequestRecord, url: str, link_expires: str) -> str:
             "Review and decide (approve or deny with your authenticator code):",
             url,
             "",
+            f"Or from a terminal: breakglass approve {record.request_id} (or breakglass deny {record.request_id})",
+            "",
             f"Opening the link decides nothing. It is yours alone, works once and expires at {link_expires}.",
             "If you did not expect this email, do not act on it and tell your security team.",
         ]
@@ -163,7 +165,10 @@ def auto_approve_notice(record: RequestRecord) -> Notice:
         f"{record.requester} received emergency access to tier {record.tier} without approval "
         "(the tier is configured for automatic approval).",
         _request_facts(record),
-        ["If this looks wrong, revoke it early (breakglass revoke REQUEST_ID) and tell your security team."],
+        [
+            f"If this looks wrong, revoke it early (breakglass revoke {record.request_id}) "
+            "and tell your security team."
+        ],
     )
 
 
