@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from playwright.sync_api import Browser
 from typer.testing import CliRunner
 
 from breakglass.cli.main import app
@@ -13,7 +14,7 @@ from breakglass.local.drill import DrillFailed, check
 STEPS = ["seed", "tripwire", "request", "approve", "investigate", "resume", "expire", "audit"]
 
 
-def test_the_drill_plays_the_whole_incident_and_every_step_passes(tmp_path: Path) -> None:
+def test_the_drill_plays_the_whole_incident_and_every_step_passes(tmp_path: Path, browser: Browser) -> None:
     result = CliRunner().invoke(app, ["drill", "--report", str(tmp_path), "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.stderr
     document = json.loads(result.stdout)
@@ -31,6 +32,26 @@ def test_the_drill_plays_the_whole_incident_and_every_step_passes(tmp_path: Path
     report = Path(document["report"])
     assert report.parent == tmp_path and report.read_text().startswith("<!DOCTYPE html>")
     assert (tmp_path / "audit-copy").is_dir()
+    assert_report_renders(browser, report, tmp_path / "drill-report.png")
+
+
+def assert_report_renders(browser: Browser, report: Path, shot: Path) -> None:
+    """The drill's incident report in Chromium: its timeline holds the responder's calls."""
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        response = page.goto(report.as_uri())
+        assert response is not None and response.ok
+        assert page.title().startswith("Break-glass incident r")
+        assert page.locator("svg#timeline").is_visible()
+        assert page.locator("svg#timeline g.mark.call").count() >= 1
+        assert page.locator("svg#timeline rect.window").count() == 1
+        # Written for the auditor to read before signing off: the review is open, not yet decided.
+        assert "opened" in page.locator("section#reviews").inner_text()
+        page.screenshot(path=str(shot), full_page=True)
+    finally:
+        context.close()
+    assert shot.stat().st_size > 50_000
 
 
 def test_a_failed_check_names_the_step_what_was_expected_and_what_happened() -> None:

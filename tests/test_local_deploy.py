@@ -23,7 +23,8 @@ from breakglass.local.deploy import DeployError, Deployment, deploy, deploy_dire
 from breakglass.local.emulator import Emulator
 from breakglass.local.resources import HANDLERS, NOT_EMULATED
 
-QUICKSTART = Path(__file__).parent.parent / "examples" / "quickstart"
+EXAMPLES = Path(__file__).parent.parent / "examples"
+QUICKSTART = EXAMPLES / "quickstart"
 TRIPWIRE_ALARM = "breakglass-ai-trip-chat-5xx"
 
 
@@ -104,6 +105,17 @@ def test_the_quickstart_deploys_every_resource_with_its_real_arn(deployment: Dep
     role = deployment.one("aws:iam/role:Role", "breakglass-halt-role")
     assert role.arn == f"arn:aws:iam::{account}:role/breakglass-emergency-halt"
     assert role.arn in listing
+
+
+@pytest.mark.parametrize("program", sorted(p.parent.name for p in EXAMPLES.glob("*/__main__.py")))
+def test_every_example_program_deploys_with_iam_enforced(program: str) -> None:
+    with Emulator(enforce_iam=True) as own:
+        deployed = deploy_directory(EXAMPLES / program, own)
+        assert deployed.created and deployed.not_emulated == []
+        functions = own.client("lambda").list_functions()["Functions"]
+        roles = {r["Arn"] for r in own.client("iam").list_roles()["Roles"]}
+        assert functions and all(f["Role"] in roles for f in functions)
+        assert deployed.exports
 
 
 def test_each_resource_is_created_after_the_resources_whose_outputs_it_uses(deployment: Deployment) -> None:
