@@ -106,6 +106,10 @@ STATUSES: Final = tuple(s.value for s in RequestStatus)
 # -- tier bounds (EmergencyRole's settings and the Lambdas' Tier check the same numbers) ---------
 
 MIN_SESSION_SECONDS: Final = 900  # AWS's shortest role session
+# The default tier `breakglass drill --against` rehearses with (it may only call sts:GetCallerIdentity).
+DRILL_TIER: Final = "drill"
+# Its window: room for one session of AWS's shortest length (sessions end by the window's expiry).
+DRILL_WINDOW_SECONDS: Final = 2 * MIN_SESSION_SECONDS
 MAX_SESSION_SECONDS: Final = 43200  # AWS's longest role session
 MAX_WINDOW_SECONDS: Final = 7 * 24 * 3600
 MAX_MFA_AGE_SECONDS: Final = 129600

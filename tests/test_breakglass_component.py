@@ -46,9 +46,9 @@ def tiers(result: SynthResult) -> dict[str, Any]:
     return dict(json.loads(access.inputs["environment"]["variables"]["BREAKGLASS_TIERS"]))
 
 
-def test_the_default_tiers_are_halt_operator_and_admin_with_safe_approvals(result: SynthResult) -> None:
+def test_the_default_tiers_are_halt_operator_admin_and_drill_with_safe_approvals(result: SynthResult) -> None:
     policy = approval_policy(result)
-    assert sorted(policy) == ["admin", "halt", "operator"]
+    assert sorted(policy) == ["admin", "drill", "halt", "operator"]
     assert (policy["halt"]["approval"], policy["halt"]["may_halt"], policy["halt"]["may_resume"]) == (
         "auto",
         True,
@@ -56,8 +56,13 @@ def test_the_default_tiers_are_halt_operator_and_admin_with_safe_approvals(resul
     )
     assert (policy["operator"]["approval"], policy["operator"]["may_resume"]) == (1, True)
     assert (policy["admin"]["approval"], policy["admin"]["ticket_required"]) == (2, True)
+    assert (policy["drill"]["approval"], policy["drill"]["may_halt"], policy["drill"]["may_resume"]) == (
+        "auto",
+        False,
+        False,
+    )
     windows = {t: v["max_window_seconds"] for t, v in tiers(result).items()}
-    assert windows == {"halt": 3600, "operator": 7200, "admin": 3600}
+    assert windows == {"halt": 3600, "operator": 7200, "admin": 3600, "drill": 1800}
     assert tiers(result)["admin"]["max_mfa_age_seconds"] == 900
 
 
@@ -69,6 +74,7 @@ def test_every_tier_role_is_locked_and_bounded(result: SynthResult) -> None:
     }
     assert sorted(roles) == [
         "breakglass-emergency-admin",
+        "breakglass-emergency-drill",
         "breakglass-emergency-halt",
         "breakglass-emergency-operator",
     ]
@@ -150,6 +156,7 @@ def test_a_default_tier_can_be_removed_and_a_new_one_added() -> None:
         lambda: program(
             tiers={
                 "admin": None,
+                "drill": None,
                 "readonly": {
                     "approval": 1,
                     "managed_policy_arns": ["arn:aws:iam::aws:policy/ReadOnlyAccess"],

@@ -27,7 +27,7 @@ def test_the_drill_plays_the_whole_incident_and_every_step_passes(tmp_path: Path
     assert "AccessDenied" in details["expire"]
     assert "access_outside_grants empty" in details["audit"]
     summary = document["deployment"]
-    assert summary["resources"] > 100 and set(summary["tiers"]) == {"halt", "operator", "admin"}
+    assert summary["resources"] > 100 and set(summary["tiers"]) == {"halt", "operator", "admin", "drill"}
     assert summary["tiers"]["halt"]["approval"] == "auto" and summary["tiers"]["admin"]["approval"] == 2
     report = Path(document["report"])
     assert report.parent == tmp_path and report.read_text().startswith("<!DOCTYPE html>")

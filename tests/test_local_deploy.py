@@ -178,7 +178,7 @@ def test_the_stack_exports_are_the_deployed_values(deployment: Deployment) -> No
     roles = deployment.output("role_arns")
     assert roles == {
         tier: deployment.one("aws:iam/role:Role", f"breakglass-{tier}-role").arn
-        for tier in ("halt", "operator", "admin")
+        for tier in ("halt", "operator", "admin", "drill")
     }
     assert deployment.output("halt_function") == "breakglass-ai-halt"
     assert deployment.output("access_api_url").startswith("http://127.0.0.1:")

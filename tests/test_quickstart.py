@@ -25,10 +25,11 @@ def test_the_root_project_file_points_at_the_quickstart() -> None:
 
 
 def test_every_emergency_role_is_created_locked() -> None:
-    tiers = {f"breakglass-{t}" for t in ("halt", "operator", "admin")}
+    tiers = {f"breakglass-{t}" for t in ("halt", "operator", "admin", "drill")}
     roles = [r for r in quickstart().by_type("aws:iam/role:Role") if r.parent in tiers]
     assert sorted(r.inputs["name"] for r in roles) == [
         "breakglass-emergency-admin",
+        "breakglass-emergency-drill",
         "breakglass-emergency-halt",
         "breakglass-emergency-operator",
     ]
@@ -72,7 +73,7 @@ def test_the_approval_workflow_serves_every_emergency_tier() -> None:
         f for f in result.by_type("aws:lambda/function:Function") if "BREAKGLASS_TIERS" in str(f.inputs)
     )
     tiers = json.loads(access.inputs["environment"]["variables"]["BREAKGLASS_TIERS"])
-    assert sorted(tiers) == ["admin", "halt", "operator"]
+    assert sorted(tiers) == ["admin", "drill", "halt", "operator"]
 
 
 def test_the_readme_first_stack_synthesizes(tmp_path: Path) -> None:

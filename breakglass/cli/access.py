@@ -83,9 +83,9 @@ def _request_id(value: str) -> str:
     return value
 
 
-def _totp(code: str | None, who: str = "your") -> str:
+def read_totp(code: str | None, who: str = "your") -> str:
     if code is None:
-        code = str(typer.prompt(f"TOTP code ({who} authenticator)", hide_input=True))
+        code = str(typer.prompt(f"TOTP code ({who} authenticator)", hide_input=True, err=True))
     code = code.replace(" ", "")
     if not (len(code) == 6 and code.isascii() and code.isdigit()):
         raise BadInput(
@@ -174,7 +174,7 @@ def request_command(
         raise BadInput(str(exc)) from exc
     cli = get_context(ctx)
     api = _api(cli)
-    body: dict[str, Any] = {"tier": tier, "reason": reason, "duration": duration, "totp": _totp(totp)}
+    body: dict[str, Any] = {"tier": tier, "reason": reason, "duration": duration, "totp": read_totp(totp)}
     if ticket:
         body["ticket"] = ticket
     made = api.post("/requests", body)
@@ -304,7 +304,7 @@ def _profile_mfa_serial(cli: CliContext) -> str | None:
     return str(value) if value else None
 
 
-def _granted_credentials(
+def granted_credentials(
     cli: CliContext, request_id: str, *, mfa_serial: str | None, mfa_code: str | None, fresh: bool = False
 ) -> sessions.Credentials:
     deployment = cli.deployment()
@@ -317,7 +317,7 @@ def _granted_credentials(
     tier = deployment.tier(str(request.get("tier")))
     serial = mfa_serial or _profile_mfa_serial(cli)
     if tier.require_mfa and serial and not mfa_code:
-        mfa_code = str(typer.prompt(f"MFA code ({serial})", hide_input=True))
+        mfa_code = str(typer.prompt(f"MFA code ({serial})", hide_input=True, err=True))
     credentials = sessions.assume(
         cli.client("sts"), request=request, tier=tier, now=now, mfa_serial=serial, mfa_code=mfa_code
     )
@@ -350,7 +350,7 @@ def assume_command(
     cli = get_context(ctx)
     chosen = CredentialFormat.json if as_json else credential_format
     rid = _request_id(request_id)
-    credentials = _granted_credentials(
+    credentials = granted_credentials(
         cli,
         rid,
         mfa_serial=mfa_serial,
@@ -452,7 +452,7 @@ def revoke_command(
     """
     cli = get_context(ctx)
     rid = _request_id(request_id)
-    body: dict[str, Any] = {"totp": _totp(totp)}
+    body: dict[str, Any] = {"totp": read_totp(totp)}
     if reason:
         body["reason"] = reason
     answer = _api(cli).post(f"/requests/{rid}/revoke", body)
@@ -520,7 +520,7 @@ def _halt_or_resume(
         window = deployment.tier(auto).max_window_seconds or AUTO_HALT_SECONDS
         duration = f"{min(AUTO_HALT_SECONDS, window)}s"
         made = api.post(
-            "/requests", {"tier": auto, "reason": reason, "duration": duration, "totp": _totp(totp)}
+            "/requests", {"tier": auto, "reason": reason, "duration": duration, "totp": read_totp(totp)}
         )
         grant = wait_for_decision(api, made["request_id"], 120, 1.0)
         if grant.get("status") != "granted":
@@ -530,9 +530,7 @@ def _halt_or_resume(
             "no active grant of a tier that may resume",
             hint="resuming is a decision: breakglass request --tier operator --reason ...",
         )
-    credentials = _granted_credentials(
-        cli, str(grant["request_id"]), mfa_serial=mfa_serial, mfa_code=mfa_code
-    )
+    credentials = granted_credentials(cli, str(grant["request_id"]), mfa_serial=mfa_serial, mfa_code=mfa_code)
     session_api = AccessApi(
         credentials.session(cli.region), deployment.need("access_api_url"), cli.region or ""
     )
@@ -649,7 +647,7 @@ def resume_command(
 def _vote(ctx: typer.Context, request_id: str, decision: str, totp: str | None, as_json: bool) -> None:
     cli = get_context(ctx)
     rid = _request_id(request_id)
-    answer = _api(cli).post(f"/requests/{rid}/votes", {"decision": decision, "totp": _totp(totp)})
+    answer = _api(cli).post(f"/requests/{rid}/votes", {"decision": decision, "totp": read_totp(totp)})
     if as_json:
         Output(Format.json).json(answer)
         return
@@ -738,7 +736,7 @@ def enroll_command(
         "roles": [r.value for r in role],
     }
     if "security" in (me.get("roles") or []):
-        body["totp"] = _totp(totp)
+        body["totp"] = read_totp(totp)
     answer = api.post("/enrollments", body)
     uri = str(answer["otpauth_uri"])
     if png is not None:
@@ -783,7 +781,7 @@ def unenroll_command(
     cli = get_context(ctx)
     api = _api(cli)
     me = api.get("/whoami")
-    body = {"totp": _totp(totp)} if "security" in (me.get("roles") or []) else None
+    body = {"totp": read_totp(totp)} if "security" in (me.get("roles") or []) else None
     answer = api.delete(f"/enrollments/{user}", body)
     if as_json:
         Output(Format.json).json(answer)
@@ -812,7 +810,7 @@ def review_command(
     cli = get_context(ctx)
     rid = _request_id(request_id)
     answer = _api(cli).post(
-        f"/requests/{rid}/review", {"verdict": verdict, "notes": notes, "totp": _totp(totp)}
+        f"/requests/{rid}/review", {"verdict": verdict, "notes": notes, "totp": read_totp(totp)}
     )
     if as_json:
         Output(Format.json).json(answer)

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from breakglass.cli.athena import AthenaResult, run_in_athena
-from breakglass.cli.context import get_context
+from breakglass.cli.context import CliContext, get_context
 from breakglass.cli.errors import BadInput, CliError
 from breakglass.cli.output import Column, Format, FormatOption, JsonOption, Output, WideOption, note, stderr
 from breakglass.cli.report import REQUEST_ID_PATTERN, build_incident, parse_time
@@ -356,7 +356,10 @@ def run_sync(
     *,
     keep: Any = None,
     workers: int = 8,
+    quiet: bool = False,
 ) -> SyncResult:
+    if quiet:
+        return sync_bucket(s3, bucket, directory, prefixes, keep=keep, workers=workers)
     progress = _SyncProgress()
     try:
         return sync_bucket(
@@ -397,11 +400,17 @@ def report_sync(result: SyncResult, out: Output) -> None:
         )
         if failures:
             out.rows(failures, [Column("key", max_width=70), Column("reason")], title="files not copied")
+    sync_must_be_complete(result)
+
+
+def sync_must_be_complete(result: SyncResult) -> None:
+    """Raise CliError (exit 1) when a file of the copy did not arrive."""
+    failures = _failure_rows(result)
     if failures:
         what = "interrupted" if result.interrupted else "incomplete"
         raise CliError(
             f"copy {what}: {len(failures)} of {len(result.files) + len(result.not_attempted)} file(s) not copied",
-            hint="the files above are missing from the copy; rerun the same command to resume",
+            hint="the files listed are missing from the copy; rerun the same command to resume",
         )
 
 
@@ -483,16 +492,29 @@ def _cache_dir(deployment: str) -> Path:
     return Path(base) / "breakglass" / deployment / "bucket"
 
 
-def _copy_incident(ctx: typer.Context, request_id: str, cache: Path | None) -> tuple[Path, str]:
-    """Copy the events, then the CloudTrail days of ``request_id``, from the deployment's bucket."""
-    cli = get_context(ctx)
+def copy_incident(
+    cli: CliContext, request_id: str, cache: Path | None, *, quiet: bool = False
+) -> tuple[Path, str]:
+    """Copy the events, then the CloudTrail days of ``request_id``, from the deployment's bucket.
+
+    Into ``cache`` (default: the deployment's cache folder); resumable, so calling it again fetches
+    only what arrived since. ``quiet`` prints nothing but still fails on a file not copied.
+    """
     deployment = cli.deployment()
     bucket = deployment.need("audit_bucket")
     events_prefix = (deployment.audit_events_prefix or EVENTS_PREFIX).strip("/")
     directory = cache or _cache_dir(deployment.name)
     s3 = cli.client("s3")
     out = Output(Format.table)
-    report_sync(run_sync(s3, bucket, directory, [f"{events_prefix}/"]), out)
+
+    def copy(prefixes: list[str]) -> None:
+        result = run_sync(s3, bucket, directory, prefixes, quiet=quiet)
+        if quiet:
+            sync_must_be_complete(result)
+        else:
+            report_sync(result, out)
+
+    copy([f"{events_prefix}/"])
     local = LocalBucket(directory, events_prefix=events_prefix)
     rows = local.run_sql(
         "SELECT min(event_time), max(event_time), max(expires_at) FROM breakglass_events "
@@ -507,7 +529,7 @@ def _copy_incident(ctx: typer.Context, request_id: str, cache: Path | None) -> t
     until = (last + timedelta(days=2)).date()
     prefixes = cloudtrail_day_prefixes(s3, bucket, "AWSLogs/", first.date(), until)
     if prefixes:
-        report_sync(run_sync(s3, bucket, directory, prefixes), out)
+        copy(prefixes)
     return directory, f"s3://{bucket} (copied to {directory})"
 
 
@@ -553,7 +575,8 @@ def report_command(
     """
     if not re.fullmatch(REQUEST_ID_PATTERN, request_id):
         raise BadInput(
-            f"{request_id!r} is not a request id", hint="use the id break-glass printed, e.g. 7f3k2m9q"
+            f"{request_id!r} is not a request id",
+            hint="use the id break-glass printed, e.g. r2611300213004f1c9a2b7e",
         )
     if out_dir.exists() and not out_dir.is_dir():
         raise BadInput(f"--out {out_dir}: not a directory")
@@ -562,7 +585,7 @@ def report_command(
         source = f"the local copy {directory}"
         prefix = events_prefix
     else:
-        directory, source = _copy_incident(ctx, request_id, cache)
+        directory, source = copy_incident(get_context(ctx), request_id, cache)
         prefix = (get_context(ctx).deployment().audit_events_prefix or EVENTS_PREFIX).strip("/")
     try:
         incident = build_incident(LocalBucket(directory, events_prefix=prefix), request_id)

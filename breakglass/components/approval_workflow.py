@@ -852,7 +852,7 @@ class ApprovalWorkflow(pulumi.ComponentResource):
         Each allows exactly the access API routes of that persona and reading the deployment's
         published settings; responders may also call AssumeRole on the emergency roles (their trust
         still admits nobody without a grant: this only lets the call be made); security may also
-        read the audit bucket (``breakglass audit sync`` / ``report``).
+        read the audit bucket (``breakglass audit sync`` / ``report``) and the emergency roles' trust.
         """
         where = self._where
 
@@ -1015,6 +1015,14 @@ def _persona_policy(
                 "Resource": [bucket, f"{bucket}/*"],
             },
             {"Sid": "DecryptAuditTrail", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": key},
+            {
+                # Read-only: which grants a role's trust holds (`breakglass drill --against` checks
+                # that a revoke removed them).
+                "Sid": "InspectEmergencyRoles",
+                "Effect": "Allow",
+                "Action": "iam:GetRole",
+                "Resource": f"arn:{partition}:iam::*:role/{EMERGENCY_ROLE_PREFIX}*",
+            },
         ]
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 

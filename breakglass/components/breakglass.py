@@ -13,6 +13,9 @@ whose name says so):
 - ``operator``: one approver; may halt and resume; SageMaker full access; 2 h windows.
 - ``admin``: two approvers and a ticket; AdministratorAccess within the boundary; at most 1 h;
   MFA no older than 15 minutes.
+- ``drill``: approved automatically, may call ``sts:GetCallerIdentity`` and nothing else, 30-minute
+  windows: ``breakglass drill --against NAME`` rehearses the whole path (request, grant, assume,
+  revoke, audit events, CloudTrail) on the real deployment without touching anything.
 """
 
 # No `from __future__ import annotations`: Pulumi's schema analyzer reads the real annotations.
@@ -30,7 +33,14 @@ from breakglass.components.audit_queries import AuditQueries
 from breakglass.components.audit_trail import AuditTrail
 from breakglass.components.emergency_role import EmergencyRole, EmergencyRoleArgs
 from breakglass.components.halt_actions import HaltActions, HaltActionsArgs
-from breakglass.contracts import DEPLOYMENT_NAME, EVENTS_PREFIX, SSM_KEYS, ssm_parameter_name
+from breakglass.contracts import (
+    DEPLOYMENT_NAME,
+    DRILL_TIER,
+    DRILL_WINDOW_SECONDS,
+    EVENTS_PREFIX,
+    SSM_KEYS,
+    ssm_parameter_name,
+)
 from breakglass.lambdas.approvals.requests import TIER_APPROVAL_KEYS
 from breakglass.validation import (
     EMAIL,
@@ -75,6 +85,25 @@ DEFAULT_TIERS: Final[Mapping[str, tuple[Mapping[str, Any], Mapping[str, Any]]]] 
         },
         {"approval": ADMIN_MIN_QUORUM, "ticket_required": True, "may_halt": True, "may_resume": True},
     ),
+    DRILL_TIER: (
+        {
+            "inline_policies": {
+                "drill-identity-only": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "WhoAmI",
+                            "Effect": "Allow",
+                            "Action": "sts:GetCallerIdentity",
+                            "Resource": "*",
+                        }
+                    ],
+                }
+            },
+            "max_window_seconds": DRILL_WINDOW_SECONDS,
+        },
+        {"approval": "auto", "may_halt": False, "may_resume": False},
+    ),
 }
 # Which keys of a tier's settings go to its EmergencyRole, which to its approval policy.
 ROLE_KEYS: Final = (
@@ -116,7 +145,7 @@ class BreakGlassArgs(TypedDict, total=False):
     """Addresses subscribed to the alert topic (every assume, tampering, workflow failure)."""
 
     tiers: dict[str, dict[str, Any]]
-    """Per tier: changes to a default tier (``halt``, ``operator``, ``admin``) or a new tier. Keys:
+    """Per tier: changes to a default tier (``halt``, ``operator``, ``admin``, ``drill``) or a new tier. Keys:
     EmergencyRole settings (``managed_policy_arns``, ``inline_policies``, ``max_session_duration``,
     ``max_window_seconds``, ``require_mfa``, ``max_mfa_age_seconds``, ``trust_policy_max_chars``,
     ``role_chaining_opt_in``) and approval settings (``approval``, ``approvers``,

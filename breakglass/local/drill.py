@@ -27,14 +27,13 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
-from breakglass.contracts import parse_iso, utc_now
+from breakglass.cli.steps import DrillFailed, DrillResult, Step, Timeline, check
+from breakglass.contracts import parse_iso
 from breakglass.local.world import QUICKSTART, World, open_world
 
 REASON: Final = "the chat model answers with other customers' data; rotate its guardrail and keys"
@@ -52,109 +51,19 @@ PEOPLE: Final[Mapping[str, tuple[str, ...]]] = {
 MFA_SERIAL: Final = "arn:aws:iam::{account}:mfa/rita"
 
 
-class DrillFailed(Exception):
-    """A step did not do what it should: which, what was expected, what happened."""
-
-    def __init__(self, step: str, expected: str, observed: str) -> None:
-        self.step = step
-        self.expected = expected
-        self.observed = observed
-        super().__init__(f"{step}: expected {expected}; observed {observed}")
-
-
-@dataclass
-class Step:
-    name: str
-    title: str
-    ok: bool
-    detail: str
-    started: float  # seconds since the drill began
-    seconds: float
-    expected: str | None = None
-    observed: str | None = None
-
-
-@dataclass
-class DrillResult:
-    ok: bool
-    seconds: float
-    deployment: dict[str, Any]
-    steps: list[Step] = field(default_factory=list)
-    report: str | None = None
-    request_id: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["steps"] = [asdict(s) for s in self.steps]
-        return data
-
-
-def check(step: str, condition: bool, expected: str, observed: Any) -> None:
-    if not condition:
-        raise DrillFailed(step, expected, str(observed)[:500])
-
-
-class Drill:
+class Drill(Timeline):
     """One run: the world, the timeline, the checks."""
 
     def __init__(
         self, world: World, *, report_dir: Path, on_step: Callable[[Step], None], pause: float
     ) -> None:
+        super().__init__(on_step=on_step, pause=pause)
         self.world = world
         self.report_dir = report_dir
-        self.on_step = on_step
-        self.pause = pause
-        self.began = time.perf_counter()
-        self.steps: list[Step] = []
         self.request_id = ""
         self.session: dict[str, str] = {}
         self.profile = ""
         self.report: str | None = None
-
-    @contextmanager
-    def step(self, name: str, title: str) -> Iterator[dict[str, str]]:
-        started = time.perf_counter()
-        note: dict[str, str] = {"detail": ""}
-        try:
-            yield note
-        except DrillFailed as failed:
-            self._record(
-                Step(
-                    name,
-                    title,
-                    False,
-                    failed.observed,
-                    started - self.began,
-                    time.perf_counter() - started,
-                    failed.expected,
-                    failed.observed,
-                )
-            )
-            raise
-        except Exception as exc:
-            observed = f"{type(exc).__name__}: {exc}"
-            self._record(
-                Step(
-                    name,
-                    title,
-                    False,
-                    observed,
-                    started - self.began,
-                    time.perf_counter() - started,
-                    "no error",
-                    observed,
-                )
-            )
-            raise DrillFailed(name, "no error", observed) from exc
-        self._record(
-            Step(name, title, True, note["detail"], started - self.began, time.perf_counter() - started)
-        )
-        if self.pause:
-            time.sleep(self.pause)
-
-    def _record(self, step: Step) -> None:
-        self.steps.append(step)
-        self.on_step(step)
 
     def cli(self, person: str, *args: str) -> Any:
         return self.world.cli(person, *args)
@@ -514,4 +423,4 @@ def run_drill(
             logging.disable(logging.NOTSET)
 
 
-__all__ = ["DrillFailed", "DrillResult", "Step", "run_drill", "utc_now"]
+__all__ = ["DrillFailed", "DrillResult", "Step", "check", "run_drill"]

@@ -172,6 +172,27 @@ class World:
         }
         return _http("POST", target, form, headers)
 
+    @contextmanager
+    def cloudtrail_delivery(self, every: float = 0.2) -> Iterator[None]:
+        """Deliver CloudTrail's log files every ``every`` seconds while inside, as CloudTrail does
+        every few minutes (otherwise they are written only when :meth:`flush` is called)."""
+        import threading
+
+        stop = threading.Event()
+
+        def deliver() -> None:
+            while not stop.wait(every):
+                self.emulator.cloudtrail.flush()
+
+        worker = threading.Thread(target=deliver, name="cloudtrail-delivery", daemon=True)
+        worker.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            worker.join()
+            self.emulator.cloudtrail.flush()
+
     # -- what was recorded ----------------------------------------------------------------------
 
     def audit_events(self, request_id: str | None = None) -> list[AuditEvent]:
