@@ -416,15 +416,26 @@ def test_the_auto_approved_tier_may_halt_but_not_resume(world: World) -> None:
     assert world.lam.calls == []
 
 
-def test_a_quorum_tier_may_resume(world: World) -> None:
-    granted(world, "rita", "operator")
+def test_a_quorum_tier_resumes_as_the_person_its_grant_names_whatever_the_body_says(world: World) -> None:
+    request_id = granted(world, "rita", "operator")
+    status, _ = world.call(
+        session_arn("breakglass-emergency-operator", "rita"),
+        "POST",
+        "/resumes",
+        {"targets": ["chat"], "mode": "deny-invoke", "reason": "fixed", "actor": "ann"},
+    )
+    assert status == 400  # an actor in the body is refused, never believed
+    assert world.lam.calls == []
     status, _ = world.call(
         session_arn("breakglass-emergency-operator", "rita"),
         "POST",
         "/resumes",
         {"targets": ["chat"], "mode": "deny-invoke", "reason": "fixed"},
     )
-    assert status == 200 and world.lam.calls[0][1]["FunctionName"] == "ai-resume"
+    assert status == 200
+    (call,) = [c for c in world.lam.calls if c[0] == "invoke"]
+    assert call[1]["FunctionName"] == "ai-resume"
+    assert call[1]["Payload"]["actor"] == "rita" and call[1]["Payload"]["request_id"] == request_id
 
 
 @pytest.mark.parametrize(
