@@ -32,19 +32,7 @@ def world() -> Iterator[World]:
 
 
 def ask(world: World, tier: str, *extra: str) -> str:
-    run = world.cli(
-        "rita",
-        "request",
-        "--tier",
-        tier,
-        "--reason",
-        REASON,
-        "--totp",
-        world.code("rita"),
-        "--no-wait",
-        "--json",
-        *extra,
-    )
+    run = world.request("rita", tier, REASON, "--no-wait", *extra)
     assert run.exit_code == 0, run.stderr
     request_id = str(run.json()["request_id"])
     world.wait_for(request_id, ["pending"])

@@ -113,18 +113,7 @@ def run_as_told(world: World, person: str, argv: list[str]) -> None:
 
 
 def request(world: World, tier: str) -> str:
-    run = world.cli(
-        "rita",
-        "request",
-        "--tier",
-        tier,
-        "--reason",
-        REASON,
-        "--totp",
-        world.code("rita"),
-        "--no-wait",
-        "--json",
-    )
+    run = world.request("rita", tier, REASON, "--no-wait")
     assert run.exit_code == 0, run.stderr
     return str(run.json()["request_id"])
 

@@ -43,20 +43,7 @@ def world() -> Iterator[World]:
 
 
 def request(world: World, user: str, tier: str, *extra: str) -> dict[str, Any]:
-    run = world.cli(
-        user,
-        "request",
-        "--tier",
-        tier,
-        "--reason",
-        REASON,
-        "--totp",
-        world.code(user),
-        "--json",
-        "--poll-seconds",
-        "0.05",
-        *extra,
-    )
+    run = world.request(user, tier, REASON, *extra)
     assert run.exit_code in (0, 1), run.stderr
     return dict(run.json()) if run.stdout.strip() else {"stderr": run.stderr, "exit": run.exit_code}
 

@@ -128,21 +128,8 @@ class Drill(Timeline):
         with self.step(
             "request", f"{RESPONDER} asks for admin with a justification, a ticket and TOTP"
         ) as note:
-            run = self.cli(
-                RESPONDER,
-                "request",
-                "--tier",
-                "admin",
-                "--reason",
-                REASON,
-                "--ticket",
-                TICKET,
-                "--duration",
-                "1h",
-                "--totp",
-                self.world.code(RESPONDER),
-                "--no-wait",
-                "--json",
+            run = self.world.request(
+                RESPONDER, "admin", REASON, "--ticket", TICKET, "--duration", "1h", "--no-wait"
             )
             check("request", run.exit_code == 0, "exit 0", run.stderr.strip())
             made = run.json()

@@ -126,6 +126,12 @@ class World:
     def code(self, person: str) -> str:
         return self.people[person].code(self)
 
+    def request(self, person: str, tier: str, reason: str, *extra: str) -> CliRun:
+        """``breakglass request --tier TIER --reason REASON --totp <their code> --json [EXTRA...]``
+        as ``person``; it waits for the decision (polling fast) unless ``--no-wait`` is in EXTRA."""
+        args = ["request", "--tier", tier, "--reason", reason, "--totp", self.code(person), "--json"]
+        return self.cli(person, *args, "--poll-seconds", "0.05", *extra)
+
     # -- email and the approval page ------------------------------------------------------------
 
     def emails_to(self, user: str) -> list[Any]:
