@@ -524,3 +524,57 @@ def test_a_role_with_a_path_is_matched_by_its_name_as_its_sessions_show_it(world
     assert status == 200 and answer["user"] == "una"
     other_account = "arn:aws:sts::210987654321:assumed-role/AWSReservedSSO_Oncall_0123/una"
     assert world.call(other_account, "GET", "/whoami")[1].get("enrolled") is False
+
+
+# -- malformed events: always an answer, never an exception ------------------------------------------
+
+
+def _signed(body: Any, *, base64_flag: bool = False, http: Any = None) -> dict[str, Any]:
+    return {
+        "rawPath": "/requests",
+        "requestContext": {
+            "http": {"method": "POST", "path": "/requests"} if http is None else http,
+            "authorizer": {"iam": {"userArn": user_arn("rita"), "accountId": ACCOUNT}},
+        },
+        "body": body,
+        "isBase64Encoded": base64_flag,
+    }
+
+
+@pytest.mark.parametrize(
+    ("event", "status"),
+    [
+        (_signed("gA==", base64_flag=True), 400),  # base64 of bytes that are not UTF-8
+        (_signed("0", base64_flag=True), 400),  # not base64
+        (_signed("\x80", base64_flag=True), 400),  # not even ASCII
+        (_signed("[" * 1000 + "1" + "]" * 1000), 400),  # deeper than Python's recursion limit
+        (_signed({"tier": "halt"}), 400),  # a body that is not text
+        (_signed(12), 400),
+        (_signed("x" * 40_000, base64_flag=True), 413),  # refused before decoding
+        (_signed("{}", http="POST /requests"), 200),  # no method given: a read (GET /requests)
+        (None, 400),
+        (["not", "an", "event"], 400),
+    ],
+    ids=[
+        "not-utf8",
+        "not-base64",
+        "not-ascii",
+        "deep-json",
+        "dict-body",
+        "int-body",
+        "huge",
+        "bad-http",
+        "none",
+        "list",
+    ],
+)
+def test_a_malformed_event_is_answered_never_raised(world: World, event: Any, status: int) -> None:
+    response = handle(world.deps, event)
+    assert response["statusCode"] == status
+    if status >= 400:
+        assert set(json.loads(response["body"])["error"]) == {"code", "field", "message"}
+
+
+def test_whoami_from_a_session_whose_name_is_not_a_person_is_refused_not_raised(world: World) -> None:
+    status, answer = world.call(session_arn("breakglass-emergency-halt", "a"), "GET", "/whoami")
+    assert status == 403 and answer["error"]["code"] == "not-emergency-session"

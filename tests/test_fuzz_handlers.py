@@ -1,4 +1,4 @@
-"""Hostile input never crashes a handler's parsing or the approval API (review finding 12).
+"""Hostile input never crashes a handler's parsing, the approval API or the access API (review finding 12).
 
 Property-based: each target's strategy (``fuzz_harness``) generates inputs, deterministic in this
 fast profile (a few hundred examples in all); ``benchmarks/fuzz_handlers.py`` runs the long profile
@@ -16,12 +16,13 @@ from breakglass.lambdas.approvals import requests
 from breakglass.validation import ConfigError
 
 API = "approval API (make_handler)"
+ACCESS = "access API (handle)"
 # Examples per target in `make test` (the long profile runs 10,000+ per target).
 FAST_EXAMPLES = 100
 FAST_API_EXAMPLES = 150
 
 
-@pytest.mark.parametrize("name", sorted(set(TARGETS) - {API}))
+@pytest.mark.parametrize("name", sorted(set(TARGETS) - {API, ACCESS}))
 def test_no_generated_event_makes_a_parser_raise_anything_but_its_refusal(name: str) -> None:
     tally = run(TARGETS[name], examples=FAST_EXAMPLES)
     assert tally.examples > 0 and sum(tally.outcomes.values()) == tally.examples
@@ -36,6 +37,30 @@ def test_no_generated_request_crashes_the_approval_api_grants_anything_or_loses_
     # The run reached the deep paths, not only the front door.
     reasons = {kind for kind in tally.outcomes if kind.startswith("LinkRefusals:")}
     assert {"LinkRefusals:self-approval", "LinkRefusals:cross-request"} <= reasons
+
+
+# Everything that needs a correct TOTP code; the generator never sends one.
+NEEDS_A_CODE = (
+    "requests stored besides the seeded ones",
+    "requests whose status changed",
+    "votes counted",
+    "workflow executions started",
+    "grants (workflow resumed with approved)",
+    "early revokes invoked",
+    "review verdicts recorded",
+    "enrollments by a person (each needs a code)",
+)
+
+
+def test_no_generated_request_crashes_the_access_api_acts_without_a_code_or_loses_a_record() -> None:
+    tally = run(TARGETS[ACCESS], examples=FAST_API_EXAMPLES)
+    assert {name: tally.invariants[name] for name in NEEDS_A_CODE} == dict.fromkeys(NEEDS_A_CODE, 0)
+    assert tally.invariants["audit records lost"] == 0
+    assert tally.invariants["audited refusals without their record"] == 0
+    # The run reached the deep paths: the code check, the vote rules, a halt by a live grant.
+    assert {"401 not-authenticated", "403 unknown-caller", "403 totp-wrong", "200 POST /halts"} <= set(
+        tally.outcomes
+    )
 
 
 ABSURD_DURATIONS = {

@@ -317,7 +317,10 @@ def whoami(deps: AccessDeps, request: ApiRequest, params: Mapping[str, str]) -> 
     caller = request.caller
     answer: dict[str, Any] = {"arn": caller.arn, "account": caller.account, "version": __version__}
     if caller.emergency_tier is not None:
-        tier, user = emergency_person(caller)
+        try:
+            tier, user = emergency_person(caller)
+        except UnknownCaller as exc:
+            raise ApiError(403, "not-emergency-session", str(exc)) from exc
         answer["emergency"] = {"tier": tier, "user": user}
         return 200, answer
     try:
@@ -642,22 +645,34 @@ def _error(exc: ApiError) -> dict[str, Any]:
     return _response(exc.status, {"error": {"code": exc.code, "field": exc.field, "message": str(exc)}})
 
 
-def _parse(event: Mapping[str, Any]) -> ApiRequest:
-    http = (
-        event.get("requestContext", {}).get("http", {})
-        if isinstance(event.get("requestContext"), Mapping)
-        else {}
-    )
-    raw = event.get("body") or ""
-    if isinstance(raw, str) and event.get("isBase64Encoded"):
-        raw = base64.b64decode(raw).decode("utf-8")
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8")
+def _parse(event: Any) -> ApiRequest:
+    """The request in an API Gateway (HTTP API, payload 2.0) event; ApiError for anything else."""
+    if not isinstance(event, Mapping):
+        raise ApiError(400, "bad-event", "not an API Gateway HTTP API event")
+    context = event.get("requestContext")
+    http = context.get("http") if isinstance(context, Mapping) else None
+    if not isinstance(http, Mapping):
+        http = {}
+    raw = event.get("body")
+    if raw is None:
+        raw = ""
+    if not isinstance(raw, str | bytes):
+        raise ApiError(400, "bad-input", "the body must be JSON text")
+    # Base64 is a third longer than what it encodes: refuse early what cannot fit once decoded.
+    if len(raw) > MAX_BODY_BYTES * 4 // 3 + 4:
+        raise ApiError(413, "too-large", f"the body may be at most {MAX_BODY_BYTES} bytes")
+    try:
+        if isinstance(raw, str) and event.get("isBase64Encoded") is True:
+            raw = base64.b64decode(raw.encode("ascii"), validate=True)
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8")
+    except ValueError as exc:  # binascii.Error, UnicodeError
+        raise ApiError(400, "bad-input", "the body must be UTF-8 JSON") from exc
     if len(raw) > MAX_BODY_BYTES:
         raise ApiError(413, "too-large", f"the body may be at most {MAX_BODY_BYTES} bytes")
     try:
         body = json.loads(raw) if raw.strip() else None
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than Python's stack
         raise ApiError(400, "bad-input", "the body must be JSON") from exc
     query = event.get("queryStringParameters") or {}
     return ApiRequest(
@@ -669,7 +684,7 @@ def _parse(event: Mapping[str, Any]) -> ApiRequest:
     )
 
 
-def handle(deps: AccessDeps, event: Mapping[str, Any]) -> dict[str, Any]:
+def handle(deps: AccessDeps, event: Any) -> dict[str, Any]:
     try:
         request = _parse(event)
         path = request.path
@@ -697,7 +712,10 @@ def handle(deps: AccessDeps, event: Mapping[str, Any]) -> dict[str, Any]:
         log.warning(
             "access api refused",
             extra=log_fields(
-                status=exc.status, code=exc.code, field=exc.field, path=str(event.get("rawPath", ""))[:200]
+                status=exc.status,
+                code=exc.code,
+                field=exc.field,
+                path=str(event.get("rawPath", ""))[:200] if isinstance(event, Mapping) else "",
             ),
         )
         return _error(exc)
