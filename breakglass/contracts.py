@@ -59,6 +59,7 @@ EVENT_TYPES: Final = (
     "expiry",
     "review",
     "enrollment",
+    "waiver",
     "error",
 )
 # The outcome of one audited event (not of a halt target: see breakglass.lambdas.halt.service).

@@ -772,7 +772,12 @@ def _tier(name: str) -> grants.Tier:
 ACCESS_POLICY = requests.parse_policy(
     {
         "halt": {"approval": "auto", "approvers": ["ann"], "max_requests_per_person_per_hour": 3},
-        "operator": {"approval": 1, "approvers": ["ann", "bob"], "max_requests_per_hour": 20},
+        "operator": {
+            "approval": 1,
+            "approvers": ["ann", "bob"],
+            "max_requests_per_hour": 20,
+            "review_gate": True,
+        },
     }
 )
 
@@ -942,6 +947,7 @@ AUDITED_REFUSALS: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
     ),
     "POST /requests/{id}/revoke": (frozenset({"totp", "forbidden"}), ("revoke",)),
     "POST /requests/{id}/review": (frozenset({"forbidden"}), ("review",)),
+    "POST /waivers": (frozenset({"forbidden"}), ("waiver",)),
     "POST /enrollments": (frozenset({"forbidden"}), ("enrollment",)),
     "DELETE /enrollments/{user}": (frozenset({"forbidden"}), ("enrollment",)),
 }
@@ -967,9 +973,7 @@ def access_api_session(tally: Tally) -> Iterator[Callable[[Any], str]]:
         admission = Admission(ddb, "bg")
         for record in SEEDED:
             store.put_request(record)
-            admission.claim_live(
-                record.tier, record.requester, record.request_id, current_status=lambda _: None
-            )
+            admission.claim_live(record.tier, record.requester, record.request_id, lookup=lambda _: None)
             admission.index(
                 IndexEntry(record.request_id, record.requested_at, record.requester, record.tier), now=NOW
             )
@@ -1017,6 +1021,7 @@ def access_api_session(tally: Tally) -> Iterator[Callable[[Any], str]]:
             for _, written in writer.written[audited:]:
                 assert name is not None and written.actor in (name, f"admin:{name}"), written
                 assert written.event_type != "review" or written.outcome == "failed"
+                assert written.event_type != "waiver" or written.outcome == "failed"
                 assert written.event_type != "enrollment" or (
                     written.outcome == "failed" or written.actor.startswith("admin:")
                 )
@@ -1115,6 +1120,10 @@ ACCESS_BODIES: dict[str, list[dict[str, Any]]] = {
     "POST /requests/{id}/review": [
         {"verdict": "accepted", "notes": "", "totp": "000000"},
         {"verdict": "flagged", "notes": "the session listed buckets", "totp": "000000"},
+    ],
+    "POST /waivers": [
+        {"user": "rita", "tier": "operator", "reason": "second incident, review booked", "totp": "000000"},
+        {"user": "sec", "tier": "operator", "reason": "my own gate, please", "totp": "000000"},
     ],
     "POST /halts": [{"targets": ["chat"], "mode": "deny-invoke", "reason": "leaking data"}],
     "POST /resumes": [{"targets": "all", "mode": "deny-invoke", "reason": "fixed"}],
@@ -1430,6 +1439,7 @@ ROUTE_CALLERS: dict[str, list[str]] = {
         _user_arn("mallory"),
     ],
     "POST /requests/{id}/review": [_user_arn("sec"), _user_arn("ann"), _user_arn("rita")],
+    "POST /waivers": [_user_arn("sec"), _user_arn("ann"), _user_arn("rita")],
     "POST /halts": [
         _session_arn("breakglass-emergency-halt", "rita"),
         _session_arn("breakglass-emergency-operator", "ann"),
@@ -1523,6 +1533,9 @@ ACCESS_EXAMPLES = (
     _access_request("POST /requests/{id}/votes", _user_arn("rita")),
     _access_request("POST /requests/{id}/revoke", _user_arn("rita"), "granted1"),
     _access_request("POST /requests/{id}/review", _user_arn("sec"), "granted1"),
+    _access_request("POST /waivers", _user_arn("sec")),
+    _access_request("POST /waivers", _user_arn("sec"), n=1),
+    _access_request("POST /waivers", _user_arn("ann")),
     _access_request("POST /halts", _session_arn("breakglass-emergency-halt", "rita")),
     _access_request("POST /resumes", _session_arn("breakglass-emergency-operator", "ann")),
     _access_request("POST /resumes", _session_arn("breakglass-emergency-halt", "rita")),

@@ -24,6 +24,7 @@ def test_every_event_type_of_the_design_is_in_the_schema() -> None:
         "expiry",
         "review",
         "enrollment",
+        "waiver",
         "error",
     }
 

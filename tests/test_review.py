@@ -27,8 +27,14 @@ RECORD = RequestRecord(
 
 
 class Requests:
+    def __init__(self) -> None:
+        self.verdicts: list[tuple[str, str]] = []
+
     def get_request(self, request_id: str) -> RequestRecord | None:
         return RECORD if request_id == RECORD.request_id else None
+
+    def record_review(self, request_id: str, verdict: str) -> None:
+        self.verdicts.append((request_id, verdict))
 
 
 class Writer:
@@ -48,9 +54,10 @@ def test_the_requester_cannot_review_their_own_access_whatever_the_case(auditor:
     assert writer.events == []
 
 
-def test_a_verdict_is_written_as_a_review_event() -> None:
-    writer = Writer()
-    record_verdict(writer, "req9", "sec", "flagged", "ticket does not match", store=Requests())  # type: ignore[arg-type]
+def test_a_verdict_is_written_as_a_review_event_then_noted_on_the_request() -> None:
+    writer, requests = Writer(), Requests()
+    record_verdict(writer, "req9", "sec", "flagged", "ticket does not match", store=requests)  # type: ignore[arg-type]
+    assert requests.verdicts == [("req9", "flagged")]
     [event] = writer.events
     assert (event.event_type, event.outcome, event.actor, event.requester) == (
         "review",
@@ -69,7 +76,18 @@ def test_a_verdict_is_written_as_a_review_event() -> None:
     ],
 )
 def test_bad_verdicts_are_refused_naming_the_field(args: tuple[Any, ...], field: str) -> None:
-    writer = Writer()
+    writer, requests = Writer(), Requests()
     with pytest.raises(ConfigError, match=f"^{field}:"):
-        record_verdict(writer, *args, store=Requests())  # type: ignore[arg-type]
-    assert writer.events == []
+        record_verdict(writer, *args, store=requests)  # type: ignore[arg-type]
+    assert writer.events == [] and requests.verdicts == []
+
+
+def test_a_verdict_whose_event_was_not_stored_is_not_noted_on_the_request() -> None:
+    class Failing(Writer):
+        def write(self, event: AuditEvent) -> str:
+            raise RuntimeError("bucket unreachable")
+
+    requests = Requests()
+    with pytest.raises(RuntimeError):
+        record_verdict(Failing(), "req9", "sec", "accepted", "", store=requests)  # type: ignore[arg-type]
+    assert requests.verdicts == []

@@ -818,6 +818,38 @@ def review_command(
         typer.echo(f"review of {rid} recorded: {verdict}")
 
 
+def waive_command(
+    ctx: typer.Context,
+    person: Annotated[str, typer.Option("--person", help="Whose next request may pass (their user id).")],
+    tier: Annotated[str, typer.Option("--tier", help="The review-gated tier (e.g. admin).")],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why this cannot wait for the review, in at least 10 characters.")
+    ],
+    totp: TotpOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Let a person's next request of a review-gated tier through while their last grant awaits
+    its review (security; never for yourself). One request, within 24 hours, on the record.
+
+    [bold]Examples[/]
+
+      $ breakglass audit waive --person rita --tier admin --reason "second incident, INC-4243, review of the first is booked"
+
+      $ breakglass audit waive --person rita --tier admin --reason "database outage, on call alone" --json
+    """
+    cli = get_context(ctx)
+    answer = _api(cli).post(
+        "/waivers", {"user": person, "tier": tier, "reason": reason, "totp": read_totp(totp)}
+    )
+    if as_json:
+        Output(Format.json).json(answer)
+    else:
+        typer.echo(
+            f"{answer.get('user')} may make one request of tier {answer.get('tier')} until "
+            f"{answer.get('expires_at')} (request {answer.get('unreviewed_request')} still awaits its review)"
+        )
+
+
 def register(app: typer.Typer) -> None:
     """Add the access-API commands to the root command."""
     for name, command in (
@@ -839,4 +871,4 @@ def register(app: typer.Typer) -> None:
         app.command(name)(command)
 
 
-__all__ = ["ApiError", "register", "review_command"]
+__all__ = ["ApiError", "register", "review_command", "waive_command"]

@@ -105,6 +105,7 @@ app.command("deployments")(deployments.deployments_command)
 app.command("drill")(drill.drill_command)
 access.register(app)
 audit.app.command("review")(access.review_command)
+audit.app.command("waive")(access.waive_command)
 app.add_typer(audit.app, name="audit")
 
 

@@ -12,7 +12,8 @@ whose name says so):
   SageMaker; 1 h windows.
 - ``operator``: one approver; may halt and resume; SageMaker full access; 2 h windows.
 - ``admin``: two approvers and a ticket; AdministratorAccess within the boundary; at most 1 h;
-  MFA no older than 15 minutes.
+  MFA no older than 15 minutes; review-gated: a requester whose last admin grant has no review
+  verdict cannot ask again until security records one or waives the gate for one request.
 - ``drill``: approved automatically, may call ``sts:GetCallerIdentity`` and nothing else, 30-minute
   windows: ``breakglass drill --against NAME`` rehearses the whole path (request, grant, assume,
   revoke, audit events, CloudTrail) on the real deployment without touching anything.
@@ -83,7 +84,13 @@ DEFAULT_TIERS: Final[Mapping[str, tuple[Mapping[str, Any], Mapping[str, Any]]]] 
             "max_window_seconds": ADMIN_MAX_WINDOW_SECONDS,
             "max_mfa_age_seconds": 900,
         },
-        {"approval": ADMIN_MIN_QUORUM, "ticket_required": True, "may_halt": True, "may_resume": True},
+        {
+            "approval": ADMIN_MIN_QUORUM,
+            "ticket_required": True,
+            "may_halt": True,
+            "may_resume": True,
+            "review_gate": True,
+        },
     ),
     DRILL_TIER: (
         {
@@ -151,13 +158,19 @@ class BreakGlassArgs(TypedDict, total=False):
     ``role_chaining_opt_in``) and approval settings (``approval``, ``approvers``,
     ``backup_approvers``, ``ticket_required``, ``ticket_pattern``, ``approval_timeout_seconds``,
     ``may_halt``, ``may_resume``, ``resume_without_quorum_opt_in``,
-    ``max_requests_per_person_per_hour``, ``max_requests_per_hour``). ``None`` removes a default tier."""
+    ``max_requests_per_person_per_hour``, ``max_requests_per_hour``, ``review_gate``: refuse a
+    person's request while their last grant of the tier has no review verdict, default on for
+    ``admin`` only, never on an auto-approved tier that may halt). ``None`` removes a default tier."""
 
     admin_long_window_opt_in: bool
     """Allow the ``admin`` tier windows over one hour (weaker; default false)."""
 
     admin_single_approver_opt_in: bool
     """Allow the ``admin`` tier fewer than two approvers (weaker; default false)."""
+
+    admin_without_review_gate_opt_in: bool
+    """Allow ``tiers={"admin": {"review_gate": False}}``: admin access again before the last admin
+    grant was reviewed (weaker; default false)."""
 
     halt_targets: list[dict[str, Any]]
     """The AI systems the kill switch can stop (see HaltActions' targets). Optional."""
@@ -220,6 +233,9 @@ class BreakGlassConfig:
             single_admin=require_bool(
                 "admin_single_approver_opt_in", values.get("admin_single_approver_opt_in", False)
             ),
+            ungated_admin=require_bool(
+                "admin_without_review_gate_opt_in", values.get("admin_without_review_gate_opt_in", False)
+            ),
         )
         sequences = {}
         for name in ("halt_targets", "tripwires"):
@@ -267,7 +283,13 @@ class BreakGlassConfig:
 
 
 def _tiers(
-    raw: Any, *, approvers: Sequence[str], backups: Sequence[str], long_admin: bool, single_admin: bool
+    raw: Any,
+    *,
+    approvers: Sequence[str],
+    backups: Sequence[str],
+    long_admin: bool,
+    single_admin: bool,
+    ungated_admin: bool = False,
 ) -> dict[str, TierSettings]:
     changes = require_mapping("tiers", raw)
     merged: dict[str, TierSettings] = {}
@@ -304,6 +326,12 @@ def _tiers(
                     "tiers.admin.approval",
                     f"admin needs at least {ADMIN_MIN_QUORUM} approvers; set admin_single_approver_opt_in "
                     "to accept fewer",
+                )
+            if approval.get("review_gate") is False and not ungated_admin:
+                raise ConfigError(
+                    "tiers.admin.review_gate",
+                    "admin is review-gated; set admin_without_review_gate_opt_in to allow admin access "
+                    "again before the last admin grant is reviewed",
                 )
         merged[tier] = TierSettings(role=role, approval=approval)
     if not merged:
@@ -460,6 +488,7 @@ class BreakGlass(pulumi.ComponentResource):
                         "may_halt": effective[tier].may_halt,
                         "may_resume": effective[tier].may_resume,
                         "ticket_required": effective[tier].ticket_required,
+                        "review_gate": effective[tier].review_gate,
                     }
                     for tier, settings in found.items()
                 },

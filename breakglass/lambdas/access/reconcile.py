@@ -64,8 +64,7 @@ def _execution_status(sfn: Any, record: RequestRecord) -> str:
 
 
 def _needs_repair(record: RequestRecord) -> bool:
-    granted_once = record.starts_at is not None
-    return record.status in LIVE or (granted_once and not record.review_opened)
+    return record.status in LIVE or (record.granted_once and not record.review_opened)
 
 
 def reconcile(deps: ReconcileDeps, *, now: datetime) -> dict[str, Any]:

@@ -12,6 +12,7 @@ their TOTP code. Routes (JSON in, JSON out)::
     POST   /requests/{id}/votes          approve or deny from a terminal (approvers)
     POST   /requests/{id}/revoke         end access early (requester, its approvers, security)
     POST   /requests/{id}/review         the post-event review verdict (security)
+    POST   /waivers                      let a person's next request past a tier's review gate (security)
     POST   /halts  |  POST /resumes      as an emergency session of a tier that may
     POST   /enrollments                  enroll a person (security, or a bootstrap admin)
     DELETE /enrollments/{user}           remove one (security)
@@ -58,7 +59,7 @@ from breakglass.lambdas.approvals.identity import (
     person_of,
 )
 from breakglass.lambdas.approvals.intake import IntakeDeps, submit_request
-from breakglass.lambdas.approvals.requests import RequestRejected, TierApproval, load_policy
+from breakglass.lambdas.approvals.requests import RequestRejected, TierApproval, check_reason, load_policy
 from breakglass.lambdas.approvals.store import Enrollment, RequestRecord, Store, VoteRefused, same_person
 from breakglass.lambdas.approvals.totp import TotpRejected, verify_totp
 from breakglass.lambdas.approvals.votes import cast_vote
@@ -98,6 +99,7 @@ _VISIBLE: Final = (
     "starts_at",
     "expires_at",
     "review_opened",
+    "review_verdict",
 )
 _VOTE_STATUS: Final = {
     "self-approval": 403,
@@ -211,6 +213,7 @@ PERSONA_ROUTES: Final[Mapping[str, tuple[str, ...]]] = {
         "POST /requests/{id}/votes",
         "POST /requests/{id}/revoke",
         "POST /requests/{id}/review",
+        "POST /waivers",
         "POST /enrollments",
         "DELETE /enrollments/{user}",
     ),
@@ -482,6 +485,82 @@ def review(deps: AccessDeps, request: ApiRequest, params: Mapping[str, str]) -> 
         "request_id": request_id,
         "verdict": body.get("verdict"),
         "reviewer": person.user,
+        "audit_key": key,
+    }
+
+
+@route("POST", "/waivers")
+def waive(deps: AccessDeps, request: ApiRequest, params: Mapping[str, str]) -> tuple[int, Any]:
+    """Security lets one person's next request of a tier past its review gate, with a reason."""
+    person = _person(deps, request)
+    body = _body(request, ("user", "tier", "reason", "totp"))
+    user, tier, reason = _text(body, "user"), _text(body, "tier"), _text(body, "reason").strip()
+    approval = deps.policy.get(tier)
+    target = user if re.fullmatch(USER_ID, user) else None
+    known_tier = tier if approval is not None else None
+
+    def refuse(status: int, code: str, message: str, field: str | None = None) -> ApiError:
+        deps.audit.write(
+            AuditEvent(
+                event_type="waiver",
+                actor=person.user,
+                outcome="failed",
+                requester=target,
+                tier=known_tier,
+                details={"refused": message[:500], "channel": "access-api"},
+            )
+        )
+        return ApiError(status, code, message, field)
+
+    if not _is_security(person):
+        raise refuse(403, "forbidden", "only people enrolled with the security role waive the review gate")
+    if target is not None and same_person(person.user, target):
+        raise refuse(403, "forbidden", "nobody waives their own review gate: ask another security person")
+    if target is None:
+        raise ApiError(400, "bad-input", "user: the person's user id, as enrolled", "user")
+    if approval is None:
+        known = ", ".join(sorted(deps.policy))
+        raise ApiError(400, "bad-input", f"tier: unknown tier {tier!r}; known tiers: {known}", "tier")
+    if not approval.review_gate:
+        raise ApiError(400, "bad-input", f"tier: tier {tier!r} is not review-gated: nothing to waive", "tier")
+    try:
+        check_reason(reason)
+    except ConfigError as exc:
+        raise ApiError(400, "bad-input", str(exc), exc.field) from exc
+    _totp(deps, person, body.get("totp"))
+    now = deps.clock()
+    try:
+        waiver = deps.admission.waive(
+            tier, target, by=person.user, reason=reason, lookup=deps.store.get_request, now=now
+        )
+    except AdmissionRefused as exc:
+        raise ApiError(409, "nothing-to-waive", exc.problem, exc.field) from exc
+    try:
+        key = deps.audit.write(
+            AuditEvent(
+                event_type="waiver",
+                actor=person.user,
+                outcome="succeeded",
+                request_id=waiver.blocks,
+                requester=target,
+                tier=tier,
+                reason=reason,
+                expires_at=waiver.expires_at,
+                details={"waiver_id": waiver.waiver_id, "channel": "access-api"},
+            )
+        )
+    except Exception:
+        # A waiver that is not on record must not let anyone through.
+        deps.admission.withdraw_waiver(tier, target, waiver)
+        raise
+    return 201, {
+        "waiver_id": waiver.waiver_id,
+        "user": target,
+        "tier": tier,
+        "unreviewed_request": waiver.blocks,
+        "reason": reason,
+        "waived_by": person.user,
+        "expires_at": waiver.expires_at,
         "audit_key": key,
     }
 

@@ -9,26 +9,35 @@ Kept in the workflow's table beside the requests, each as its own item kind so e
 - ``LIVE#<tier>#<user>`` / ``LIVE``: the person's current request on the tier. A new request is
   admitted only when that one is final (denied, revoked, expired) or gone, so a person holds at
   most one grant per tier, and a halt or resume by an emergency session finds its request here.
+  The same item keeps the person's most recent *granted* request of the tier (``last_granted``)
+  and at most one review waiver: on a review-gated tier a new request is refused while that
+  grant has no review verdict, unless security waived the gate for it (one request, consumed by
+  a conditional write, so two requests at once cannot both pass on it). The item is found by
+  the verified caller's user id and the tier asked for: nothing else the requester sends.
 - ``INDEX#requests`` / ``<requested_at>#<request id>``: every request by time, for listing and for
   the reconciler (which looks for grants whose execution ended without revoke or review).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import secrets
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
-from breakglass.contracts import RequestStatus, iso
+from breakglass.contracts import RequestStatus, iso, parse_iso
+from breakglass.lambdas.approvals.store import RequestRecord
 from breakglass.validation import ConfigError
 
 FINAL_STATUSES: Final = frozenset({RequestStatus.DENIED, RequestStatus.REVOKED, RequestStatus.EXPIRED})
 INDEX_PK: Final = "INDEX#requests"
 # How long an index entry is kept (listing and reconciling look back at most this far).
 INDEX_RETENTION: Final = timedelta(days=400)
+# How long a review waiver lets its person's next request of the tier past the gate.
+WAIVER_LIFETIME: Final = timedelta(hours=24)
 
 
 class AdmissionRefused(ConfigError):
@@ -45,6 +54,35 @@ class IndexEntry:
     requested_at: str
     requester: str
     tier: str
+
+
+@dataclass(frozen=True)
+class Waiver:
+    """Security's leave for one request past the review gate of one unreviewed grant."""
+
+    waiver_id: str
+    blocks: str  # the unreviewed grant it lets one request past
+    by: str
+    reason: str
+    expires_at: str  # ISO Z
+
+    def details(self) -> dict[str, str]:
+        return {
+            "waiver_id": self.waiver_id,
+            "unreviewed_request": self.blocks,
+            "waived_by": self.by,
+            "waiver_reason": self.reason,
+            "waiver_expires_at": self.expires_at,
+        }
+
+
+@dataclass(frozen=True)
+class Slot:
+    """The person's admission state on one tier (the ``LIVE`` item)."""
+
+    request_id: str | None = None
+    last_granted: str | None = None
+    waiver: Waiver | None = None
 
 
 @dataclass(frozen=True)
@@ -111,45 +149,160 @@ class Admission:
     # -- one live request per person and tier -------------------------------------------------------
 
     def live_request(self, tier: str, user: str) -> str | None:
+        return self.slot(tier, user).request_id
+
+    def slot(self, tier: str, user: str) -> Slot:
         item = self.dynamodb.get_item(
             TableName=self.table, Key=_live_key(tier, user), ConsistentRead=True
         ).get("Item")
-        return str(item["request_id"]["S"]) if item else None
+        return _slot(item or {})
 
-    def claim_live(self, tier: str, user: str, request_id: str, *, current_status: Any) -> None:
+    def claim_live(
+        self,
+        tier: str,
+        user: str,
+        request_id: str,
+        *,
+        lookup: Callable[[str], RequestRecord | None],
+        review_gate: bool = False,
+        now: datetime | None = None,
+    ) -> Waiver | None:
         """Make ``request_id`` the person's live request on ``tier``.
 
-        ``current_status(request_id)`` returns the status of the request the slot names (None if
-        it does not exist). A slot whose request is final or missing is taken over; otherwise the
-        new request is refused, naming the live one.
+        ``lookup(request_id)`` returns a stored request (None if it does not exist). A slot whose
+        request is final or missing is taken over; otherwise the new request is refused, naming
+        the live one. With ``review_gate``, it is also refused while the person's last grant of
+        the tier has no verdict, unless a waiver of that grant is in force: then the waiver is
+        returned, and the request must :meth:`consume_waiver` it before it goes further.
         """
         for _ in range(4):
-            held = self.live_request(tier, user)
-            if held is not None:
-                status = current_status(held)
-                if status is not None and status not in FINAL_STATUSES:
-                    raise AdmissionRefused(
-                        "tier",
-                        f"you already have request {held} for tier {tier!r} ({status}); "
-                        f"revoke it (breakglass revoke {held}) or wait for it to end",
-                    )
-            condition = "attribute_not_exists(pk)" if held is None else "request_id = :held"
+            slot = self.slot(tier, user)
+            held = lookup(slot.request_id) if slot.request_id else None
+            if held is not None and held.status not in FINAL_STATUSES:
+                raise AdmissionRefused(
+                    "tier",
+                    f"you already have request {held.request_id} for tier {tier!r} ({held.status}); "
+                    f"revoke it (breakglass revoke {held.request_id}) or wait for it to end",
+                )
+            last = held.request_id if held is not None and held.granted_once else slot.last_granted
+            waiver = None
+            if review_gate:
+                blocking = _unreviewed(last, held, lookup)
+                waiver = _waiver_for(slot, blocking, now)
+                if blocking is not None and waiver is None:
+                    raise AdmissionRefused("tier", _gate_refusal(tier, user, blocking))
+            condition = (
+                "attribute_not_exists(request_id)" if slot.request_id is None else "request_id = :held"
+            )
             values = {":id": {"S": request_id}}
-            if held is not None:
-                values[":held"] = {"S": held}
+            if slot.request_id is not None:
+                values[":held"] = {"S": slot.request_id}
+            update = "SET request_id = :id"
+            if last is not None:
+                update += ", last_granted = :last"
+                values[":last"] = {"S": last}
             try:
                 self.dynamodb.update_item(
                     TableName=self.table,
                     Key=_live_key(tier, user),
-                    UpdateExpression="SET request_id = :id",
+                    UpdateExpression=update,
                     ConditionExpression=condition,
                     ExpressionAttributeValues=values,
                 )
-                return
+                return waiver
             except ClientError as exc:
                 if not _conditional_failed(exc):
                     raise
         raise AdmissionRefused("tier", "another request of yours for this tier is being admitted; try again")
+
+    # -- the review gate's waiver -------------------------------------------------------------------
+
+    def waive(
+        self,
+        tier: str,
+        user: str,
+        *,
+        by: str,
+        reason: str,
+        lookup: Callable[[str], RequestRecord | None],
+        now: datetime,
+    ) -> Waiver:
+        """Let ``user``'s next request of ``tier`` past the gate of their unreviewed last grant.
+
+        Refused (:class:`AdmissionRefused`) when no grant of theirs waits for a verdict. A new
+        waiver replaces one not yet used. The slot is rewritten only if nobody changed it since it
+        was read, so the waiver always names the grant that gates the person's next request.
+        """
+        for _ in range(4):
+            slot = self.slot(tier, user)
+            held = lookup(slot.request_id) if slot.request_id else None
+            last = held.request_id if held is not None and held.granted_once else slot.last_granted
+            blocking = _unreviewed(last, held, lookup)
+            if blocking is None or slot.request_id is None:
+                raise AdmissionRefused(
+                    "user",
+                    f"{user} has no grant of tier {tier!r} waiting for a review: there is nothing to waive",
+                )
+            waiver = Waiver(
+                waiver_id=f"w{now.strftime('%y%m%d%H%M%S')}{secrets.token_hex(5)}",
+                blocks=blocking,
+                by=by,
+                reason=reason,
+                expires_at=iso(now + WAIVER_LIFETIME),
+            )
+            try:
+                self.dynamodb.update_item(
+                    TableName=self.table,
+                    Key=_live_key(tier, user),
+                    UpdateExpression=(
+                        "SET waiver_id = :w, waiver_blocks = :blocks, waiver_by = :by, "
+                        "waiver_reason = :reason, waiver_expires = :expires"
+                    ),
+                    ConditionExpression="request_id = :held",
+                    ExpressionAttributeValues={
+                        ":w": {"S": waiver.waiver_id},
+                        ":blocks": {"S": waiver.blocks},
+                        ":by": {"S": waiver.by},
+                        ":reason": {"S": waiver.reason},
+                        ":expires": {"S": waiver.expires_at},
+                        ":held": {"S": slot.request_id},
+                    },
+                )
+                return waiver
+            except ClientError as exc:
+                if not _conditional_failed(exc):
+                    raise
+        raise AdmissionRefused("user", "the person's requests changed while waiving; try again")
+
+    def consume_waiver(self, tier: str, user: str, waiver: Waiver, *, request_id: str, now: datetime) -> bool:
+        """Spend ``waiver`` on ``request_id``: True for the one request that does, while the slot
+        still names it and the waiver has not expired; False otherwise (nothing was changed)."""
+        if parse_iso(waiver.expires_at) <= now:
+            return False
+        return self._remove_waiver(
+            tier, user, waiver, condition="request_id = :mine", values={":mine": {"S": request_id}}
+        )
+
+    def withdraw_waiver(self, tier: str, user: str, waiver: Waiver) -> bool:
+        """Take back a waiver not yet used (its audit record could not be written)."""
+        return self._remove_waiver(tier, user, waiver, condition=None, values={})
+
+    def _remove_waiver(
+        self, tier: str, user: str, waiver: Waiver, *, condition: str | None, values: dict[str, Any]
+    ) -> bool:
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key=_live_key(tier, user),
+                UpdateExpression="REMOVE waiver_id, waiver_blocks, waiver_by, waiver_reason, waiver_expires",
+                ConditionExpression="waiver_id = :w" + (f" AND {condition}" if condition else ""),
+                ExpressionAttributeValues={":w": {"S": waiver.waiver_id}, **values},
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
 
     # -- the index -------------------------------------------------------------------------------------
 
@@ -190,6 +343,56 @@ class Admission:
 
 def _live_key(tier: str, user: str) -> dict[str, Any]:
     return {"pk": {"S": f"LIVE#{tier}#{user.casefold()}"}, "sk": {"S": "LIVE"}}
+
+
+def _slot(item: Mapping[str, Any]) -> Slot:
+    def text(name: str) -> str | None:
+        value = item.get(name)
+        return str(value["S"]) if value else None
+
+    waiver_id, blocks, expires = text("waiver_id"), text("waiver_blocks"), text("waiver_expires")
+    waiver = (
+        Waiver(
+            waiver_id=waiver_id,
+            blocks=blocks,
+            by=text("waiver_by") or "",
+            reason=text("waiver_reason") or "",
+            expires_at=expires,
+        )
+        if waiver_id and blocks and expires
+        else None
+    )
+    return Slot(request_id=text("request_id"), last_granted=text("last_granted"), waiver=waiver)
+
+
+def _unreviewed(
+    last: str | None, held: RequestRecord | None, lookup: Callable[[str], RequestRecord | None]
+) -> str | None:
+    """The id of the person's last grant of the tier if it has no review verdict, else None."""
+    if last is None:
+        return None
+    record = held if held is not None and held.request_id == last else lookup(last)
+    if record is None or not record.granted_once or record.review_verdict is not None:
+        return None
+    return record.request_id
+
+
+def _waiver_for(slot: Slot, blocking: str | None, now: datetime | None) -> Waiver | None:
+    waiver = slot.waiver
+    if blocking is None or waiver is None or waiver.blocks != blocking:
+        return None
+    if now is None or parse_iso(waiver.expires_at) <= now:
+        return None
+    return waiver
+
+
+def _gate_refusal(tier: str, user: str, blocking: str) -> str:
+    return (
+        f"your last grant of tier {tier!r}, request {blocking}, has no review verdict yet and tier "
+        f"{tier!r} is review-gated; ask security to review it (breakglass audit review {blocking} "
+        f"--verdict accepted) or to let one request of yours through (breakglass audit waive "
+        f'--person {user} --tier {tier} --reason "..."). To stop a model now: breakglass halt'
+    )
 
 
 def _entry(item: Mapping[str, Any]) -> IndexEntry:

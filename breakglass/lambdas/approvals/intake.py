@@ -18,7 +18,7 @@ from typing import Any
 
 from breakglass.contracts import RequestStatus
 from breakglass.lambdas.access.grants import Tier
-from breakglass.lambdas.approvals.admission import Admission, AdmissionRefused, IndexEntry
+from breakglass.lambdas.approvals.admission import Admission, AdmissionRefused, IndexEntry, Waiver
 from breakglass.lambdas.approvals.requests import (
     AccessRequest,
     RequestRejected,
@@ -51,11 +51,19 @@ def submit_request(deps: IntakeDeps, requester: Enrollment, body: Any) -> Reques
     """Admit, store and start ``requester``'s request; :class:`RequestRejected` names the field."""
     now = deps.clock()
     request_id = mint_request_id(now)
+    waivers: list[Waiver] = []
 
     def admit(request: AccessRequest, approval: TierApproval) -> None:
-        deps.admission.claim_live(
-            request.tier, request.requester, request_id, current_status=_status_of(deps.store)
+        waiver = deps.admission.claim_live(
+            request.tier,
+            request.requester,
+            request_id,
+            lookup=deps.store.get_request,
+            review_gate=approval.review_gate,
+            now=now,
         )
+        if waiver is not None:
+            waivers.append(waiver)
         deps.admission.take_rate(
             request.tier,
             request.requester.casefold(),
@@ -75,6 +83,9 @@ def submit_request(deps: IntakeDeps, requester: Enrollment, body: Any) -> Reques
             now=now,
             before_totp=admit,
         )
+        # Spent only now, after the TOTP code: a typo does not cost the person security's waiver.
+        for waiver in waivers:
+            _consume(deps, validated.record, waiver, now)
     except RequestRejected as exc:
         _audit_rejection(deps, requester, body, request_id, exc)
         raise
@@ -104,6 +115,7 @@ def submit_request(deps: IntakeDeps, requester: Enrollment, body: Any) -> Reques
                 "quorum": record.quorum,
                 "approvers": list(record.approvers),
                 "requester_arn": record.requester_arn,
+                **({"review_waiver": waivers[0].details()} if waivers else {}),
             },
         )
     )
@@ -132,12 +144,16 @@ def submit_request(deps: IntakeDeps, requester: Enrollment, body: Any) -> Reques
     return record
 
 
-def _status_of(store: Store) -> Callable[[str], str | None]:
-    def status(request_id: str) -> str | None:
-        record = store.get_request(request_id)
-        return record.status if record else None
-
-    return status
+def _consume(deps: IntakeDeps, record: RequestRecord, waiver: Waiver, now: datetime) -> None:
+    if not deps.admission.consume_waiver(
+        record.tier, record.requester, waiver, request_id=record.request_id, now=now
+    ):
+        refused = AdmissionRefused(
+            "tier",
+            f"security's waiver of the review of request {waiver.blocks} was used by another request "
+            "or has expired; ask security again",
+        )
+        raise RequestRejected(refused.field or "tier", refused.problem) from refused
 
 
 def _store(deps: IntakeDeps, record: RequestRecord) -> None:

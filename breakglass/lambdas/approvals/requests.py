@@ -55,6 +55,7 @@ TIER_APPROVAL_KEYS: Final = (
     "resume_without_quorum_opt_in",
     "max_requests_per_person_per_hour",
     "max_requests_per_hour",
+    "review_gate",
 )
 
 # IAM will not issue a session shorter than 15 minutes, so a shorter window is useless.
@@ -119,6 +120,9 @@ class TierApproval:
     # Request rate limits (per rolling clock hour): a flood of requests cannot exhaust a tier.
     max_requests_per_person_per_hour: int = DEFAULT_REQUESTS_PER_PERSON_PER_HOUR
     max_requests_per_hour: int = DEFAULT_REQUESTS_PER_HOUR
+    # A requester whose last grant of the tier has no review verdict cannot ask for it again
+    # (security may waive that for one request); see breakglass.lambdas.approvals.admission.
+    review_gate: bool = False
 
     @property
     def auto(self) -> bool:
@@ -197,6 +201,14 @@ class TierApproval:
             minimum=per_person,
             maximum=MAX_REQUESTS_PER_HOUR,
         )
+        may_halt = require_bool(f"{field}.may_halt", values.get("may_halt", True))
+        review_gate = require_bool(f"{field}.review_gate", values.get("review_gate", False))
+        if review_gate and may_halt and quorum == 0:
+            raise ConfigError(
+                f"{field}.review_gate",
+                "an auto-approved tier that may halt is how a model is stopped at once: it is never "
+                "gated on reviews; gate the tiers approved by people instead",
+            )
         return cls(
             quorum=quorum,
             approvers=approvers,
@@ -204,10 +216,11 @@ class TierApproval:
             ticket_required=ticket_required,
             ticket_pattern=pattern,
             approval_timeout_seconds=timeout,
-            may_halt=require_bool(f"{field}.may_halt", values.get("may_halt", True)),
+            may_halt=may_halt,
             may_resume=may_resume,
             max_requests_per_person_per_hour=per_person,
             max_requests_per_hour=per_tier,
+            review_gate=review_gate,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -221,6 +234,7 @@ class TierApproval:
             "may_resume": self.may_resume,
             "max_requests_per_person_per_hour": self.max_requests_per_person_per_hour,
             "max_requests_per_hour": self.max_requests_per_hour,
+            "review_gate": self.review_gate,
         }
         if self.may_resume and self.auto:
             data["resume_without_quorum_opt_in"] = True
@@ -233,7 +247,15 @@ def parse_policy(data: Any, field: str = "tiers") -> dict[str, TierApproval]:
     values = require_mapping(field, data)
     if not values:
         raise ConfigError(field, "must name at least one tier")
-    return {str(tier): TierApproval.from_dict(f"{field}.{tier}", spec) for tier, spec in values.items()}
+    policy = {str(tier): TierApproval.from_dict(f"{field}.{tier}", spec) for tier, spec in values.items()}
+    halting = [tier for tier, approval in policy.items() if approval.may_halt]
+    if halting and all(policy[tier].review_gate for tier in halting):
+        # Stopping a model must never wait for a review of someone's last access.
+        raise ConfigError(
+            f"{field}.{halting[0]}.review_gate",
+            "every tier that may halt is review-gated; leave one ungated (the auto-approved halt tier)",
+        )
+    return policy
 
 
 def policy_to_json(policy: Mapping[str, TierApproval]) -> str:
@@ -371,7 +393,7 @@ def validate_request(
     try:
         request = AccessRequest.from_input(data, request_id=request_id, requester=requester.user)
         tier, approval = _tier_of(request.tier, tiers, policy)
-        _check_reason(request.reason)
+        check_reason(request.reason)
         _check_ticket(request, approval)
         if request.duration_seconds > tier.max_window_seconds:
             raise ConfigError(
@@ -440,7 +462,9 @@ def _tier_of(
     return tiers[name], policy[name]
 
 
-def _check_reason(reason: str) -> None:
+def check_reason(reason: str) -> None:
+    """A justification (of a request, a waiver): plain text of REASON_MIN to REASON_MAX
+    characters; :class:`ConfigError` on ``reason`` otherwise."""
     if _CONTROL.search(reason):
         raise ConfigError("reason", "must be plain text: remove control or direction-changing characters")
     if len(reason) < REASON_MIN:

@@ -120,7 +120,13 @@ class RequestRecord:
     starts_at: str | None = None  # the granted window (ISO Z), once granted
     expires_at: str | None = None
     review_opened: bool = False  # the post-event review was opened (the reconciler checks)
+    review_verdict: str | None = None  # security's verdict, once recorded (the review gate reads it)
     version: int = field(default=0, compare=False)  # optimistic-concurrency counter
+
+    @property
+    def granted_once(self) -> bool:
+        """Whether a grant was ever issued for it (the window is recorded at grant time)."""
+        return self.starts_at is not None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (lists instead of tuples), e.g. for a Step Functions state."""
@@ -696,6 +702,14 @@ class Store:
     def mark_review_opened(self, request_id: str) -> None:
         if not self._update_request(
             request_id, "SET review_opened = :yes", {":yes": {"BOOL": True}}, "attribute_exists(pk)"
+        ):
+            raise RequestNotFound(f"request {request_id!r} not found")
+
+    def record_review(self, request_id: str, verdict: str) -> None:
+        """Note security's verdict on the request (its audit event is the record; this is what
+        the review gate reads). A later verdict replaces an earlier one."""
+        if not self._update_request(
+            request_id, "SET review_verdict = :verdict", {":verdict": {"S": verdict}}, "attribute_exists(pk)"
         ):
             raise RequestNotFound(f"request {request_id!r} not found")
 

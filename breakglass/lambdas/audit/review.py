@@ -3,7 +3,8 @@
 The workflow ends by writing a ``review`` event with outcome ``opened``; the ``unreviewed_events``
 query lists the request until a ``review`` event with outcome ``accepted`` or ``flagged`` exists.
 The verdict is itself an audit event in the locked bucket, so it cannot be changed afterwards,
-only followed by another verdict.
+only followed by another verdict. Once it is stored, the request's record notes it too: that is
+what a tier's review gate reads before it admits the requester's next request of the tier.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ class EventWriter(Protocol):
 class RequestLookup(Protocol):
     def get_request(self, request_id: str) -> Any: ...
 
+    def record_review(self, request_id: str, verdict: str) -> None: ...
+
 
 def record_verdict(
     writer: EventWriter,
@@ -37,8 +40,9 @@ def record_verdict(
 ) -> str:
     """Write the auditor's verdict (``accepted`` or ``flagged``); return the event's key.
 
-    A flagged verdict needs a note saying what is wrong. With ``store``, the request must exist
-    and its requester cannot review their own access.
+    A flagged verdict needs a note saying what is wrong. With ``store``, the request must exist,
+    its requester cannot review their own access, and the verdict is noted on the request once
+    its audit event is stored (never before: a verdict that opens the review gate is on record).
     """
     require_str("request_id", request_id, pattern=REQUEST_ID)
     require_str("auditor", auditor, pattern=USER_ID, hint="use the auditor's user id")
@@ -57,7 +61,7 @@ def record_verdict(
         if same_person(record.requester, auditor):
             raise ConfigError("auditor", "the requester cannot review their own access")
         requester, tier = record.requester, record.tier
-    return writer.write(
+    key = writer.write(
         AuditEvent(
             event_type="review",
             actor=auditor,
@@ -68,3 +72,6 @@ def record_verdict(
             details={"note": note.strip()},
         )
     )
+    if store is not None:
+        store.record_review(request_id, verdict)
+    return key
