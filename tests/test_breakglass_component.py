@@ -122,6 +122,11 @@ def test_the_halt_actions_are_wired_to_the_access_api(result: SynthResult) -> No
         ),
         ({"tiers": {"admin": {"approval": 1}}}, "tiers.admin.approval: admin needs at least 2 approvers"),
         ({"tiers": {"halt": {"may_resume": True}}}, "may_resume: an auto-approved tier may not resume"),
+        ({"tiers": {"admin": {"review_gate": False}}}, "tiers.admin.review_gate: admin is review-gated"),
+        (
+            {"tiers": {"halt": {"review_gate": True}}},
+            "tiers.halt.review_gate: an auto-approved tier that may halt",
+        ),
         (
             {"tiers": {"ops2": {"approval": 1}}},
             "tiers.ops2.managed_policy_arns: a new tier needs its permissions",
@@ -143,12 +148,22 @@ def test_weaker_settings_need_a_named_opt_in_and_bad_ones_name_the_field(
 def test_named_opt_ins_allow_the_weaker_admin_settings() -> None:
     found = synth(
         lambda: program(
-            tiers={"admin": {"max_window_seconds": 4 * 3600, "approval": 1}},
+            tiers={"admin": {"max_window_seconds": 4 * 3600, "approval": 1, "review_gate": False}},
             admin_long_window_opt_in=True,
             admin_single_approver_opt_in=True,
+            admin_without_review_gate_opt_in=True,
         )
     )
     assert approval_policy(found)["admin"]["approval"] == 1
+    assert approval_policy(found)["admin"]["review_gate"] is False
+
+
+def test_only_admin_is_review_gated_by_default_and_the_command_is_told(result: SynthResult) -> None:
+    gated = {tier: settings["review_gate"] for tier, settings in approval_policy(result).items()}
+    assert gated == {"halt": False, "operator": False, "admin": True, "drill": False}
+    parameters = {p.inputs["name"]: p.inputs for p in result.by_type("aws:ssm/parameter:Parameter")}
+    published = json.loads(parameters[ssm_parameter_name("prod", "tiers")]["insecureValue"])
+    assert published["admin"]["review_gate"] is True and published["operator"]["review_gate"] is False
 
 
 def test_a_default_tier_can_be_removed_and_a_new_one_added() -> None:
