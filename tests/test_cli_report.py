@@ -287,3 +287,25 @@ def test_the_committed_sample_report_is_what_the_fixtures_produce(local_copy: Pa
     assert SAMPLE.read_text() == page, (
         "docs/sample-report.html is stale: BREAKGLASS_WRITE_SAMPLE=1 .venv/bin/pytest tests/test_cli_report.py"
     )
+
+
+def test_a_waiver_of_the_incident_s_review_gate_is_on_its_timeline(tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    write_cloudtrail(copy)
+    waiver = AuditEvent(
+        "waiver",
+        "alice",
+        request_id="req-0003",
+        requester="erin",
+        tier="ops",
+        reason="second incident INC-9 before the review",
+        expires_at="2025-03-16T16:00:00Z",
+        details={"waiver_id": "w250315160000aaaaaaaaaa"},
+        event_time="2025-03-15T16:00:00Z",
+        event_id="00000000-0000-4000-8000-000000000901",
+    )
+    write_events(copy, (*EVENTS, waiver))
+    result, text = report(copy, "req-0003", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert any(m.split()[-1] == "waiver" for m in Page(text).marks)
+    assert "review gate waived by alice" in text

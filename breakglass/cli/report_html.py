@@ -158,6 +158,9 @@ def _marks(incident: Incident) -> list[_Mark]:
             label = "expired"
         elif kind == "review":
             label = f"review {event.get('outcome')}" + (f": {actor}" if actor != "system" else "")
+        elif kind == "waiver" and event.get("outcome") == "succeeded":
+            # Security let the requester's next request past this grant's review gate.
+            label = f"review gate waived by {actor}"
         else:
             continue  # halts/resumes have their own lane; assume and errors show as CloudTrail calls
         colour = COLOURS.get(kind, COLOURS["call"])
