@@ -527,11 +527,13 @@ def waive(deps: AccessDeps, request: ApiRequest, params: Mapping[str, str]) -> t
         check_reason(reason)
     except ConfigError as exc:
         raise ApiError(400, "bad-input", str(exc), exc.field) from exc
-    _totp(deps, person, body.get("totp"))
-    now = deps.clock()
+    lookup = deps.store.get_request
     try:
+        # Checked before the code too, so a waiver that is not needed does not spend it.
+        deps.admission.unreviewed_grant(tier, target, lookup=lookup)
+        _totp(deps, person, body.get("totp"))
         waiver = deps.admission.waive(
-            tier, target, by=person.user, reason=reason, lookup=deps.store.get_request, now=now
+            tier, target, by=person.user, reason=reason, lookup=lookup, now=deps.clock()
         )
     except AdmissionRefused as exc:
         raise ApiError(409, "nothing-to-waive", exc.problem, exc.field) from exc

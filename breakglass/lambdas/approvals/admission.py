@@ -177,17 +177,15 @@ class Admission:
         """
         for _ in range(4):
             slot = self.slot(tier, user)
-            held = lookup(slot.request_id) if slot.request_id else None
+            held, last, blocking = _gate_of(slot, lookup)
             if held is not None and held.status not in FINAL_STATUSES:
                 raise AdmissionRefused(
                     "tier",
                     f"you already have request {held.request_id} for tier {tier!r} ({held.status}); "
                     f"revoke it (breakglass revoke {held.request_id}) or wait for it to end",
                 )
-            last = held.request_id if held is not None and held.granted_once else slot.last_granted
             waiver = None
             if review_gate:
-                blocking = _unreviewed(last, held, lookup)
                 waiver = _waiver_for(slot, blocking, now)
                 if blocking is not None and waiver is None:
                     raise AdmissionRefused("tier", _gate_refusal(tier, user, blocking))
@@ -217,6 +215,11 @@ class Admission:
 
     # -- the review gate's waiver -------------------------------------------------------------------
 
+    def unreviewed_grant(self, tier: str, user: str, *, lookup: Callable[[str], RequestRecord | None]) -> str:
+        """The person's last grant of ``tier``, which has no review verdict (what gates them);
+        :class:`AdmissionRefused` when there is none: then there is nothing to waive."""
+        return _waivable(tier, user, self.slot(tier, user), lookup)
+
     def waive(
         self,
         tier: str,
@@ -235,14 +238,7 @@ class Admission:
         """
         for _ in range(4):
             slot = self.slot(tier, user)
-            held = lookup(slot.request_id) if slot.request_id else None
-            last = held.request_id if held is not None and held.granted_once else slot.last_granted
-            blocking = _unreviewed(last, held, lookup)
-            if blocking is None or slot.request_id is None:
-                raise AdmissionRefused(
-                    "user",
-                    f"{user} has no grant of tier {tier!r} waiting for a review: there is nothing to waive",
-                )
+            blocking = _waivable(tier, user, slot, lookup)
             waiver = Waiver(
                 waiver_id=f"w{now.strftime('%y%m%d%H%M%S')}{secrets.token_hex(5)}",
                 blocks=blocking,
@@ -265,7 +261,7 @@ class Admission:
                         ":by": {"S": waiver.by},
                         ":reason": {"S": waiver.reason},
                         ":expires": {"S": waiver.expires_at},
-                        ":held": {"S": slot.request_id},
+                        ":held": {"S": str(slot.request_id)},
                     },
                 )
                 return waiver
@@ -365,16 +361,32 @@ def _slot(item: Mapping[str, Any]) -> Slot:
     return Slot(request_id=text("request_id"), last_granted=text("last_granted"), waiver=waiver)
 
 
-def _unreviewed(
-    last: str | None, held: RequestRecord | None, lookup: Callable[[str], RequestRecord | None]
-) -> str | None:
-    """The id of the person's last grant of the tier if it has no review verdict, else None."""
+def _gate_of(
+    slot: Slot, lookup: Callable[[str], RequestRecord | None]
+) -> tuple[RequestRecord | None, str | None, str | None]:
+    """What the slot says about the person on the tier: the request it holds (None if missing),
+    their most recent granted request's id, and that id again if it has no review verdict.
+
+    The held request counts when it was granted; a denied or never-granted one (or one never
+    stored) passes the earlier grant on, so a request in between cannot hide an unreviewed grant.
+    """
+    held = lookup(slot.request_id) if slot.request_id else None
+    last = held.request_id if held is not None and held.granted_once else slot.last_granted
     if last is None:
-        return None
+        return held, None, None
     record = held if held is not None and held.request_id == last else lookup(last)
     if record is None or not record.granted_once or record.review_verdict is not None:
-        return None
-    return record.request_id
+        return held, last, None
+    return held, last, record.request_id
+
+
+def _waivable(tier: str, user: str, slot: Slot, lookup: Callable[[str], RequestRecord | None]) -> str:
+    blocking = _gate_of(slot, lookup)[2]
+    if blocking is None:
+        raise AdmissionRefused(
+            "user", f"{user} has no grant of tier {tier!r} waiting for a review: there is nothing to waive"
+        )
+    return blocking
 
 
 def _waiver_for(slot: Slot, blocking: str | None, now: datetime | None) -> Waiver | None:
