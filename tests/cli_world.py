@@ -39,6 +39,7 @@ TIERS: dict[str, Any] = {
         "max_window_seconds": 3600,
         "require_mfa": True,
         "quorum": 2,
+        "review_gate": True,
         "boundary": "arn:aws:iam::111122223333:policy/breakglass-boundary",
     },
 }

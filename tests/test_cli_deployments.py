@@ -60,6 +60,7 @@ def test_one_deployment_shows_its_settings_and_tiers(ssm: Any) -> None:
     tier_lines = {line.split()[1]: line for line in result.stdout.splitlines() if line.startswith("│ ")}
     assert "auto" in tier_lines["halt"] and "15 min" in tier_lines["halt"]
     assert "2 approvers" in tier_lines["admin"] and "1 h" in tier_lines["admin"]
+    assert "review-gated" in tier_lines["admin"] and "review-gated" not in tier_lines["ops"]
     assert "endpoint/fraud-model" in result.stdout
 
 

@@ -69,7 +69,8 @@ def deployments_command(
         tiers = [
             {
                 "name": t.name,
-                "approval": t.approval,
+                # A review-gated tier refuses a person until their last grant of it is reviewed.
+                "approval": t.approval + (", review-gated" if t.extra.get("review_gate") else ""),
                 "max_session": _duration(t.max_session_seconds),
                 "max_window": _duration(t.max_window_seconds),
                 "require_mfa": t.require_mfa,
