@@ -322,7 +322,7 @@ def test_an_expired_waiver_lets_nothing_through(world: World) -> None:
     assert status == 409 and "review-gated" in answer["error"]["message"]
 
 
-def test_a_waiver_of_a_later_grant_does_not_apply_to_an_earlier_one(world: World) -> None:
+def test_a_waiver_of_one_grant_does_not_let_a_request_past_a_later_one(world: World) -> None:
     first = granted_and_ended(world, "rita")
     assert waive(world, "sec", "rita")[0] == 201
     assert review(world, first)[0] == 201
