@@ -973,7 +973,9 @@ def access_api_session(tally: Tally) -> Iterator[Callable[[Any], str]]:
         admission = Admission(ddb, "bg")
         for record in SEEDED:
             store.put_request(record)
-            admission.claim_live(record.tier, record.requester, record.request_id, lookup=lambda _: None)
+            admission.claim_live(
+                record.tier, record.requester, record.request_id, lookup=lambda _: None, now=NOW
+            )
             admission.index(
                 IndexEntry(record.request_id, record.requested_at, record.requester, record.tier), now=NOW
             )

@@ -23,7 +23,7 @@ from breakglass.contracts import iso
 from breakglass.lambdas.access.grants import Tier
 from breakglass.lambdas.approvals import access_api
 from breakglass.lambdas.approvals.access_api import AccessDeps, handle
-from breakglass.lambdas.approvals.admission import Admission
+from breakglass.lambdas.approvals.admission import ADMISSION_GRACE, Admission
 from breakglass.lambdas.approvals.enrollment import enroll
 from breakglass.lambdas.approvals.requests import parse_policy
 from breakglass.lambdas.approvals.store import Store, create_table
@@ -244,6 +244,30 @@ def test_one_person_holds_at_most_one_live_request_per_tier(world: World) -> Non
     assert status == 409 and first["request_id"] in answer["error"]["message"]
     world.deps.store.set_status(first["request_id"], "denied")
     world.tick()
+    assert ask(world, "rita")[0] == 201
+
+
+def test_a_request_being_admitted_cannot_be_overtaken_by_a_second_one_of_the_same_person(
+    world: World,
+) -> None:
+    # Another invocation has claimed rita's halt slot and is still checking her code: its
+    # request is not stored yet. A second request must not take the slot over, or rita would
+    # end up with two live grants of one tier.
+    admission = world.deps.admission
+    admission.claim_live(
+        "halt", "rita", "r261130021300aaaaaaaaaa", lookup=world.deps.store.get_request, now=NOW
+    )
+    status, answer = ask(world, "rita")
+    assert status == 409 and "being admitted" in answer["error"]["message"]
+    # An invocation that died before storing its request holds the slot only for a while.
+    world.clock[0] = NOW + ADMISSION_GRACE + timedelta(seconds=1)
+    assert ask(world, "rita")[0] == 201
+
+
+def test_a_refused_request_frees_the_person_s_slot_at_once(world: World) -> None:
+    status, answer = ask(world, "rita", totp="000000")
+    assert status == 403 and answer["error"]["field"] == "totp"
+    assert world.deps.admission.live_request("halt", "rita") is None
     assert ask(world, "rita")[0] == 201
 
 

@@ -23,7 +23,12 @@ from test_access_api import ACCOUNT, NOW, Recorder, World, user_arn
 from breakglass.contracts import iso
 from breakglass.lambdas.access.grants import Tier
 from breakglass.lambdas.approvals.access_api import AccessDeps
-from breakglass.lambdas.approvals.admission import WAIVER_LIFETIME, Admission
+from breakglass.lambdas.approvals.admission import (
+    ADMISSION_GRACE,
+    WAIVER_LIFETIME,
+    Admission,
+    AdmissionRefused,
+)
 from breakglass.lambdas.approvals.enrollment import enroll
 from breakglass.lambdas.approvals.requests import parse_policy
 from breakglass.lambdas.approvals.store import RequestRecord, Store, create_table
@@ -238,16 +243,33 @@ def test_a_mistyped_code_does_not_spend_the_waiver(world: World) -> None:
     assert ask(world, "rita")[0] == 201
 
 
+def test_security_can_waive_again_after_a_refused_try_gave_the_slot_back(world: World) -> None:
+    granted_and_ended(world, "rita")
+    assert waive(world, "sec", "rita")[0] == 201
+    assert ask(world, "rita", totp="000000")[0] == 403
+    assert world.deps.admission.live_request("admin", "rita") is None
+    world.tick()
+    assert waive(world, "sec", "rita")[0] == 201
+    assert ask(world, "rita")[0] == 201
+
+
 def test_two_requests_admitted_at_once_spend_one_waiver_once(world: World) -> None:
     granted_and_ended(world, "rita")
     assert waive(world, "sec", "rita")[0] == 201
     admission, store, now = world.deps.admission, world.deps.store, world.clock[0]
-    # Both pass the gate before either spends the waiver (the race a conditional write settles).
     one = admission.claim_live(
         "admin", "rita", "r261130030000aaaaaaaaaa", lookup=store.get_request, review_gate=True, now=now
     )
+    # While the first is being admitted, a second is refused outright ...
+    with pytest.raises(AdmissionRefused, match="being admitted"):
+        admission.claim_live(
+            "admin", "rita", "r261130030000bbbbbbbbbb", lookup=store.get_request, review_gate=True, now=now
+        )
+    # ... but an admission slower than the grace loses its slot: both then pass the gate before
+    # either spends the waiver, the race the conditional write settles.
+    later = now + ADMISSION_GRACE + timedelta(seconds=1)
     two = admission.claim_live(
-        "admin", "rita", "r261130030000bbbbbbbbbb", lookup=store.get_request, review_gate=True, now=now
+        "admin", "rita", "r261130030000bbbbbbbbbb", lookup=store.get_request, review_gate=True, now=later
     )
     assert one is not None and one == two
     spent = [

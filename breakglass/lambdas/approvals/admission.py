@@ -38,6 +38,10 @@ INDEX_PK: Final = "INDEX#requests"
 INDEX_RETENTION: Final = timedelta(days=400)
 # How long a review waiver lets its person's next request of the tier past the gate.
 WAIVER_LIFETIME: Final = timedelta(hours=24)
+# A slot naming a request that is not stored yet belongs to an admission still running in another
+# invocation (it checks the TOTP code between claiming the slot and storing the request). It is
+# held that long, longer than the access function may run (60 s), then counts as abandoned.
+ADMISSION_GRACE: Final = timedelta(seconds=90)
 
 
 class AdmissionRefused(ConfigError):
@@ -81,6 +85,7 @@ class Slot:
     """The person's admission state on one tier (the ``LIVE`` item)."""
 
     request_id: str | None = None
+    claimed_at: str | None = None  # ISO Z; when request_id took the slot
     last_granted: str | None = None
     waiver: Waiver | None = None
 
@@ -164,14 +169,16 @@ class Admission:
         request_id: str,
         *,
         lookup: Callable[[str], RequestRecord | None],
+        now: datetime,
         review_gate: bool = False,
-        now: datetime | None = None,
     ) -> Waiver | None:
         """Make ``request_id`` the person's live request on ``tier``.
 
         ``lookup(request_id)`` returns a stored request (None if it does not exist). A slot whose
-        request is final or missing is taken over; otherwise the new request is refused, naming
-        the live one. With ``review_gate``, it is also refused while the person's last grant of
+        request is final is taken over, and so is one whose request was never stored once
+        :data:`ADMISSION_GRACE` has passed (before that, its admission may still be running);
+        otherwise the new request is refused, naming the live one. A refused admission gives the
+        slot back with :meth:`release_live`. With ``review_gate``, it is also refused while the person's last grant of
         the tier has no verdict, unless a waiver of that grant is in force: then the waiver is
         returned, and the request must :meth:`consume_waiver` it before it goes further.
         """
@@ -184,6 +191,12 @@ class Admission:
                     f"you already have request {held.request_id} for tier {tier!r} ({held.status}); "
                     f"revoke it (breakglass revoke {held.request_id}) or wait for it to end",
                 )
+            if held is None and _being_admitted(slot, now):
+                raise AdmissionRefused(
+                    "tier",
+                    f"another request of yours for tier {tier!r} is being admitted; wait for its answer "
+                    "(breakglass list) or try again in a minute",
+                )
             waiver = None
             if review_gate:
                 waiver = _waiver_for(slot, blocking, now)
@@ -192,10 +205,10 @@ class Admission:
             condition = (
                 "attribute_not_exists(request_id)" if slot.request_id is None else "request_id = :held"
             )
-            values = {":id": {"S": request_id}}
+            values = {":id": {"S": request_id}, ":at": {"S": iso(now)}}
             if slot.request_id is not None:
                 values[":held"] = {"S": slot.request_id}
-            update = "SET request_id = :id"
+            update = "SET request_id = :id, claimed_at = :at"
             if last is not None:
                 update += ", last_granted = :last"
                 values[":last"] = {"S": last}
@@ -212,6 +225,21 @@ class Admission:
                 if not _conditional_failed(exc):
                     raise
         raise AdmissionRefused("tier", "another request of yours for this tier is being admitted; try again")
+
+    def release_live(self, tier: str, user: str, request_id: str) -> None:
+        """Give back the slot ``request_id`` claimed and was then refused (it was never stored),
+        so the person's next try is not held up; a slot another request holds is left alone."""
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key=_live_key(tier, user),
+                UpdateExpression="REMOVE request_id, claimed_at",
+                ConditionExpression="request_id = :mine",
+                ExpressionAttributeValues={":mine": {"S": request_id}},
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
 
     # -- the review gate's waiver -------------------------------------------------------------------
 
@@ -254,14 +282,19 @@ class Admission:
                         "SET waiver_id = :w, waiver_blocks = :blocks, waiver_by = :by, "
                         "waiver_reason = :reason, waiver_expires = :expires"
                     ),
-                    ConditionExpression="request_id = :held",
+                    # A slot given back by a refused request names none (its grant is kept).
+                    ConditionExpression=(
+                        "attribute_not_exists(request_id)"
+                        if slot.request_id is None
+                        else "request_id = :held"
+                    ),
                     ExpressionAttributeValues={
                         ":w": {"S": waiver.waiver_id},
                         ":blocks": {"S": waiver.blocks},
                         ":by": {"S": waiver.by},
                         ":reason": {"S": waiver.reason},
                         ":expires": {"S": waiver.expires_at},
-                        ":held": {"S": str(slot.request_id)},
+                        **({":held": {"S": slot.request_id}} if slot.request_id is not None else {}),
                     },
                 )
                 return waiver
@@ -358,7 +391,19 @@ def _slot(item: Mapping[str, Any]) -> Slot:
         if waiver_id and blocks and expires
         else None
     )
-    return Slot(request_id=text("request_id"), last_granted=text("last_granted"), waiver=waiver)
+    return Slot(
+        request_id=text("request_id"),
+        claimed_at=text("claimed_at"),
+        last_granted=text("last_granted"),
+        waiver=waiver,
+    )
+
+
+def _being_admitted(slot: Slot, now: datetime) -> bool:
+    """Whether the slot's request, not stored, may still be in the middle of its admission."""
+    if slot.request_id is None or slot.claimed_at is None:
+        return False
+    return now - parse_iso(slot.claimed_at) < ADMISSION_GRACE
 
 
 def _gate_of(

@@ -59,8 +59,8 @@ def submit_request(deps: IntakeDeps, requester: Enrollment, body: Any) -> Reques
             request.requester,
             request_id,
             lookup=deps.store.get_request,
-            review_gate=approval.review_gate,
             now=now,
+            review_gate=approval.review_gate,
         )
         if waiver is not None:
             waivers.append(waiver)
@@ -87,10 +87,15 @@ def submit_request(deps: IntakeDeps, requester: Enrollment, body: Any) -> Reques
         for waiver in waivers:
             _consume(deps, validated.record, waiver, now)
     except RequestRejected as exc:
+        _release(deps, body, requester, request_id)
         _audit_rejection(deps, requester, body, request_id, exc)
         raise
     record = validated.record
-    _store(deps, record)
+    try:
+        _store(deps, record)
+    except RequestRejected:
+        _release(deps, body, requester, request_id)
+        raise
     deps.admission.index(
         IndexEntry(
             request_id=record.request_id,
@@ -154,6 +159,13 @@ def _consume(deps: IntakeDeps, record: RequestRecord, waiver: Waiver, now: datet
             "or has expired; ask security again",
         )
         raise RequestRejected(refused.field or "tier", refused.problem) from refused
+
+
+def _release(deps: IntakeDeps, body: Any, requester: Enrollment, request_id: str) -> None:
+    """Give back the tier slot a refused request may have claimed (it is held until released)."""
+    tier = body.get("tier") if isinstance(body, Mapping) else None
+    if isinstance(tier, str) and tier in deps.policy:
+        deps.admission.release_live(tier, requester.user, request_id)
 
 
 def _store(deps: IntakeDeps, record: RequestRecord) -> None:
