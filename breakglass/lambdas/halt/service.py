@@ -12,8 +12,11 @@ bad write never leaves other models running), which carries the full result.
 
 Modes (see ``breakglass.policies.halt``):
 
-- ``deny-invoke``: put the inline policy ``breakglass-halt-<id>`` on each invoker role; resume
-  deletes exactly that policy.
+- ``deny-invoke``: batched per invoker role: one halt reads the role's ``breakglass-halt-*``
+  pages once and adds the targets not yet denied there in as few pages as fit (see
+  :func:`breakglass.policies.halt.deny_pages`), one PutRolePolicy per page, roles concurrently.
+  Each statement's Sid names its target, so resume removes exactly the resumed targets' statements
+  (rewriting a page still-halted targets share, deleting a page left empty).
 - ``delete-endpoint``: snapshot the endpoint into the audit bucket, then DeleteEndpoint; resume
   recreates it from the latest snapshot and waits until it is InService.
 - ``scp``: create (once) the SCP ``breakglass-halt-<id>`` and attach it to the declared accounts /
@@ -24,21 +27,26 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from botocore.exceptions import ClientError
 
 from breakglass.lambdas.audit.events import AuditEvent, AuditWriteError, AuditWriter
 from breakglass.lambdas.runtime import get_logger, log_fields
 from breakglass.policies.halt import (
+    HALT_POLICY_PREFIX,
     HALT_TAG_KEY,
+    RESOURCE_NAME,
     HaltTarget,
-    deny_invoke_policy,
+    deny_invoke_statements,
+    deny_pages,
+    deny_sid_owner,
     scp_document,
     snapshot_prefix,
 )
@@ -242,54 +250,202 @@ def _explain(exc: BaseException) -> str:
 # ----- deny-invoke ----------------------------------------------------------------------------
 
 
-def _deny_invoke(ctx: _Context, target: HaltTarget, step: _Step, *, halting: bool) -> None:
-    c = ctx.clients
-    name = target.policy_name
-    document = deny_invoke_policy(target, partition=c.partition, region=c.region, account=c.account_id)
-    for role in target.invoker_roles:
+@dataclass
+class _RoleDone:
+    """What one invoker role's batch did, by target id: its actions, and its error if any."""
+
+    actions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _statements(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    found = document.get("Statement", [])
+    return [dict(found)] if isinstance(found, Mapping) else [dict(s) for s in found]
+
+
+def _owner(statement: Mapping[str, Any], page: str) -> str | None:
+    """The target a statement of page ``page`` denies. A page written before batching holds one
+    target, ``breakglass-halt-<id>``, with Sids that name none: its statements are that target's."""
+    owner = deny_sid_owner(statement.get("Sid"))
+    legacy = page[len(HALT_POLICY_PREFIX) :]
+    if owner is None and re.fullmatch(RESOURCE_NAME, legacy):
+        return legacy
+    return owner
+
+
+def _read_pages(ctx: _Context, role: str) -> dict[str, list[dict[str, Any]]]:
+    """The statements of every ``breakglass-halt-*`` inline policy of ``role``, by policy name.
+
+    Raises :class:`TargetMissing` when the role does not exist (ListRolePolicies says so without
+    ambiguity, unlike GetRolePolicy's NoSuchEntity)."""
+    iam = ctx.clients.iam
+    names: list[str] = []
+    marker: str | None = None
+    while True:
+        params: dict[str, Any] = {"RoleName": role}
+        if marker:
+            params["Marker"] = marker
         try:
-            if halting:
-                try:
-                    current = ctx.retry.call(c.iam.get_role_policy, RoleName=role, PolicyName=name)
-                    existing = current.get("PolicyDocument")
-                    if isinstance(existing, str):
-                        existing = json.loads(existing)
-                except ClientError as exc:
-                    if _code(exc) != "NoSuchEntity" or _role_missing(ctx, role):
-                        raise
-                    existing = None
-                if existing == document:
-                    step.did("put-deny", role=role, policy=name, changed=False)
-                    continue
-                ctx.retry.call(
-                    c.iam.put_role_policy, RoleName=role, PolicyName=name, PolicyDocument=json.dumps(document)
-                )
-                step.did("put-deny", role=role, policy=name, changed=True)
-            else:
-                try:
-                    ctx.retry.call(c.iam.delete_role_policy, RoleName=role, PolicyName=name)
-                    step.did("delete-deny", role=role, policy=name, changed=True)
-                except ClientError as exc:
-                    if _code(exc) != "NoSuchEntity" or _role_missing(ctx, role):
-                        raise
-                    step.did("delete-deny", role=role, policy=name, changed=False)
+            listed = ctx.retry.call(iam.list_role_policies, **params)
         except ClientError as exc:
-            # Keep going: every other invoker role must still be denied (or released).
             if _code(exc) == "NoSuchEntity":
-                step.failed(f"invoker role {role} does not exist")
-            else:
-                step.failed(f"{role}: {_code(exc)}: {_message(exc)}")
+                raise TargetMissing(f"invoker role {role} does not exist") from exc
+            raise
+        names.extend(n for n in listed.get("PolicyNames", []) if n.startswith(HALT_POLICY_PREFIX))
+        marker = listed.get("Marker")
+        if not listed.get("IsTruncated") or not marker:
+            break
+    pages: dict[str, list[dict[str, Any]]] = {}
+    for name in sorted(names):
+        try:
+            document = ctx.retry.call(iam.get_role_policy, RoleName=role, PolicyName=name)["PolicyDocument"]
+        except ClientError as exc:
+            if _code(exc) == "NoSuchEntity":
+                continue  # removed since the list (a concurrent resume): nothing of it is left
+            raise
+        pages[name] = _statements(json.loads(document) if isinstance(document, str) else document)
+    return pages
 
 
-def _role_missing(ctx: _Context, role: str) -> bool:
-    """NoSuchEntity means either "no such policy" or "no such role"; tell them apart."""
+def _deny_role(
+    ctx: _Context, role: str, targets: Sequence[HaltTarget], *, halting: bool, started: float
+) -> _RoleDone:
+    """One invoker role's share of a deny-invoke halt or resume, for all its targets at once."""
+    done = _RoleDone()
     try:
-        ctx.retry.call(ctx.clients.iam.get_role, RoleName=role)
+        pages = _read_pages(ctx, role)
+        (_halt_role if halting else _resume_role)(ctx, role, targets, pages, done)
+    except TargetMissing as exc:
+        for target in targets:
+            done.errors[target.id] = str(exc)
     except ClientError as exc:
-        if _code(exc) == "NoSuchEntity":
-            return True
-        raise
-    return False
+        for target in targets:
+            done.errors.setdefault(target.id, f"{role}: {_code(exc)}: {_message(exc)}")
+    except Exception as exc:
+        logger.exception("deny-invoke on a role failed", extra=log_fields(role=role))
+        for target in targets:
+            done.errors.setdefault(target.id, f"{role}: {type(exc).__name__}: {exc}")
+    done.seconds = time.perf_counter() - started
+    return done
+
+
+def _halt_role(
+    ctx: _Context,
+    role: str,
+    targets: Sequence[HaltTarget],
+    pages: Mapping[str, list[dict[str, Any]]],
+    done: _RoleDone,
+) -> None:
+    c = ctx.clients
+    where = {"partition": c.partition, "region": c.region, "account": c.account_id}
+    wanted = {t.id: deny_invoke_statements(t, **where) for t in targets}
+    holding: dict[str, str] = {}  # statement (as JSON) -> the page that holds it
+    for name, statements in pages.items():
+        for statement in statements:
+            holding.setdefault(json.dumps(statement, sort_keys=True), name)
+    missing: list[str] = []
+    for target_id in sorted(wanted):
+        keys = [json.dumps(s, sort_keys=True) for s in wanted[target_id]]
+        if all(k in holding for k in keys):
+            # Already denied, exactly as declared: a retried halt writes nothing.
+            done.actions[target_id] = [
+                {"action": "put-deny", "role": role, "policy": holding[keys[0]], "changed": False}
+            ]
+        else:
+            missing.append(target_id)
+    # Only new pages are written, never a page that holds other targets: two halts racing on one
+    # role cannot drop each other's denies (a page's name is a function of the targets it holds).
+    for page in deny_pages([(t, wanted[t]) for t in missing]):
+        try:
+            ctx.retry.call(
+                c.iam.put_role_policy,
+                RoleName=role,
+                PolicyName=page.name,
+                PolicyDocument=json.dumps(page.document, separators=(",", ":")),
+            )
+        except ClientError as exc:
+            # Keep going: the role's other pages (and every other role) must still be written.
+            for target_id in page.target_ids:
+                done.errors[target_id] = f"{role}: {_code(exc)}: {_message(exc)}"
+            continue
+        for target_id in page.target_ids:
+            done.actions[target_id] = [
+                {"action": "put-deny", "role": role, "policy": page.name, "changed": True}
+            ]
+
+
+def _resume_role(
+    ctx: _Context,
+    role: str,
+    targets: Sequence[HaltTarget],
+    pages: Mapping[str, list[dict[str, Any]]],
+    done: _RoleDone,
+) -> None:
+    iam = ctx.clients.iam
+    resuming = {t.id for t in targets}
+    for name, statements in pages.items():
+        keep = [s for s in statements if _owner(s, name) not in resuming]
+        released = sorted({owner for s in statements if (owner := _owner(s, name)) in resuming})
+        if not released:
+            continue
+        try:
+            if keep:
+                # Still-halted targets share this page: rewrite it without the resumed ones.
+                ctx.retry.call(
+                    iam.put_role_policy,
+                    RoleName=role,
+                    PolicyName=name,
+                    PolicyDocument=json.dumps(
+                        {"Version": "2012-10-17", "Statement": keep}, separators=(",", ":")
+                    ),
+                )
+            else:
+                try:
+                    ctx.retry.call(iam.delete_role_policy, RoleName=role, PolicyName=name)
+                except ClientError as exc:
+                    if _code(exc) != "NoSuchEntity":
+                        raise
+        except ClientError as exc:
+            for target_id in released:
+                done.errors[target_id] = f"{role}: {_code(exc)}: {_message(exc)}"
+            continue
+        for target_id in released:
+            done.actions.setdefault(target_id, []).append(
+                {"action": "delete-deny", "role": role, "policy": name, "changed": True}
+            )
+    for target_id in resuming:
+        if target_id not in done.actions and target_id not in done.errors:
+            done.actions[target_id] = [{"action": "delete-deny", "role": role, "changed": False}]
+
+
+def _deny_invoke_all(
+    ctx: _Context, targets: Sequence[HaltTarget], *, halting: bool, workers: int
+) -> dict[str, tuple[_Step, float]]:
+    """deny-invoke for every target: one batch per invoker role, the roles concurrently, then each
+    target's step assembled in the order of its invoker roles."""
+    started = time.perf_counter()
+    by_role: dict[str, list[HaltTarget]] = {}
+    for target in targets:
+        for role in target.invoker_roles:
+            by_role.setdefault(role, []).append(target)
+    roles = sorted(by_role)
+    finished = _map(
+        lambda role: _deny_role(ctx, role, by_role[role], halting=halting, started=started), roles, workers
+    )
+    outcome = dict(zip(roles, finished, strict=True))
+    steps: dict[str, tuple[_Step, float]] = {}
+    for target in targets:
+        step = _Step()
+        for role in target.invoker_roles:
+            done = outcome[role]
+            for action in done.actions.get(target.id, []):
+                step.did(**action)
+            if target.id in done.errors:
+                step.failed(done.errors[target.id])
+        seconds = max((outcome[r].seconds for r in target.invoker_roles), default=0.0)
+        steps[target.id] = (step, seconds)
+    return steps
 
 
 # ----- delete-endpoint ------------------------------------------------------------------------
@@ -622,22 +778,34 @@ def _scp_mode(ctx: _Context, target: HaltTarget, step: _Step, *, halting: bool) 
 # ----- fan-out --------------------------------------------------------------------------------
 
 _MODES: dict[str, Callable[..., None]] = {
-    "deny-invoke": _deny_invoke,
     "delete-endpoint": _delete_endpoint_mode,
     "scp": _scp_mode,
 }
 
+_Item = TypeVar("_Item")
+_Out = TypeVar("_Out")
 
-def _run_one(
-    ctx: _Context, target: HaltTarget, mode: str, *, halting: bool
-) -> tuple[TargetResult, Exception | None]:
+
+def _map(fn: Callable[[_Item], _Out], items: Sequence[_Item], workers: int) -> list[_Out]:
+    """``fn`` over ``items`` in order, on a bounded pool (in this thread when one worker will do)."""
+    workers = min(workers, len(items))
+    if workers <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="breakglass-halt") as pool:
+        return list(pool.map(fn, items))
+
+
+def _not_allowed(target: HaltTarget, mode: str) -> str:
+    return f"mode {mode} is not allowed for target {target.id} (allowed: {list(target.modes)})"
+
+
+def _act(ctx: _Context, target: HaltTarget, mode: str, *, halting: bool) -> tuple[_Step, float]:
+    """One target in a per-target mode (delete-endpoint, scp)."""
     started = time.perf_counter()
     step = _Step()
     try:
         if mode not in target.modes:
-            raise RuntimeError(
-                f"mode {mode} is not allowed for target {target.id} (allowed: {list(target.modes)})"
-            )
+            raise RuntimeError(_not_allowed(target, mode))
         _MODES[mode](ctx, target, step, halting=halting)
     except TargetMissing as exc:
         step.failed(str(exc))
@@ -648,6 +816,13 @@ def _run_one(
         # its traceback so it is never lost.
         logger.exception("halt step failed", extra=log_fields(target=target.id, mode=mode))
         step.failed(f"{type(exc).__name__}: {exc}")
+    return step, time.perf_counter() - started
+
+
+def _record(
+    ctx: _Context, target: HaltTarget, mode: str, step: _Step, seconds: float, *, halting: bool
+) -> tuple[TargetResult, Exception | None]:
+    """The target's result and its one audit event of this halt (or resume)."""
     outcome = step.outcome("halted" if halting else "resumed")
     error = "; ".join(step.errors) or None
     result = TargetResult(
@@ -655,7 +830,7 @@ def _run_one(
         mode=mode,
         outcome=outcome,
         error=error,
-        seconds=time.perf_counter() - started,
+        seconds=seconds,
         details={"actions": step.actions},
         changed=step.changed,
     )
@@ -695,6 +870,14 @@ def _run_one(
     return result, None
 
 
+def _distinct(targets: Iterable[HaltTarget]) -> list[HaltTarget]:
+    """The targets once each, in order: a target named twice is acted on and recorded once."""
+    seen: dict[str, HaltTarget] = {}
+    for target in targets:
+        seen.setdefault(target.id, target)
+    return list(seen.values())
+
+
 def _fan_out(
     ctx: _Context, targets: Sequence[HaltTarget], mode: str, *, halting: bool, max_workers: int
 ) -> dict[str, Any]:
@@ -703,12 +886,21 @@ def _fan_out(
     if max_workers < 1:
         raise ValueError("max_workers: must be at least 1")
     started = time.perf_counter()
-    workers = min(max_workers, len(targets))
-    if workers == 1:
-        pairs = [_run_one(ctx, t, mode, halting=halting) for t in targets]
+    chosen = _distinct(targets)
+    steps: dict[str, tuple[_Step, float]]
+    if mode == "deny-invoke":
+        allowed = [t for t in chosen if mode in t.modes]
+        steps = _deny_invoke_all(ctx, allowed, halting=halting, workers=max_workers)
+        for target in chosen:
+            if target.id not in steps:
+                refused = _Step()
+                refused.failed(_not_allowed(target, mode))
+                steps[target.id] = (refused, 0.0)
     else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="breakglass-halt") as pool:
-            pairs = list(pool.map(lambda t: _run_one(ctx, t, mode, halting=halting), targets))
+        acted = _map(lambda t: _act(ctx, t, mode, halting=halting), chosen, max_workers)
+        steps = {t.id: done for t, done in zip(chosen, acted, strict=True)}
+    # Every target's record, one each, written concurrently once every role has been acted on.
+    pairs = _map(lambda t: _record(ctx, t, mode, *steps[t.id], halting=halting), chosen, max_workers)
     results = [r for r, _ in pairs]
     report = {
         "action": "halt" if halting else "resume",
