@@ -436,3 +436,155 @@ def test_halt_and_resume_touch_no_inline_policy_of_the_role_but_their_pages(worl
         "breakglass-halted",
     ]
     assert world.iam.get_role_policy(RoleName="app", PolicyName="breakglass-halted")["PolicyDocument"] == own
+
+
+# ----- scp: one SCP per set of accounts, one attach per account ---------------------------------
+
+
+class Counting:
+    """A client that counts its calls by operation."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.calls: dict[str, int] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+
+        def counted(**kwargs: Any) -> Any:
+            self.calls[name] = self.calls.get(name, 0) + 1
+            return method(**kwargs)
+
+        return counted
+
+    def writes(self) -> dict[str, int]:
+        kinds = ("create_policy", "update_policy", "attach_policy", "detach_policy")
+        return {k: v for k, v in self.calls.items() if k in kinds}
+
+
+@dataclass
+class Org:
+    world: World
+    client: Counting
+    clients: HaltClients
+    ou: str
+    account: str
+
+    def attached(self, where: str) -> dict[str, list[str]]:
+        """The halt SCPs attached to ``where``: their names and the targets their Sids name."""
+        found: dict[str, list[str]] = {}
+        listed = self.client._client.list_policies_for_target(TargetId=where, Filter="SERVICE_CONTROL_POLICY")
+        for summary in listed["Policies"]:
+            if summary["Name"].startswith(HALT_POLICY_PREFIX):
+                content = json.loads(
+                    self.client._client.describe_policy(PolicyId=summary["Id"])["Policy"]["Content"]
+                )
+                found[summary["Name"]] = sorted(
+                    o for s in content["Statement"] if (o := deny_sid_owner(s["Sid"])) is not None
+                )
+        return found
+
+
+@pytest.fixture
+def org(world: World) -> Org:
+    raw = boto3.client("organizations", region_name=REGION)
+    raw.create_organization(FeatureSet="ALL")
+    root = raw.list_roots()["Roots"][0]["Id"]
+    ou = raw.create_organizational_unit(ParentId=root, Name="ai")["OrganizationalUnit"]["Id"]
+    account = raw.create_account(AccountName="ml", Email="ml@example.com")["CreateAccountStatus"]["AccountId"]
+    client = Counting(raw)
+    clients = HaltClients(
+        iam=world.iam, sagemaker=None, s3=world.s3, account_id=ACCOUNT, region=REGION, organizations=client
+    )
+    return Org(world, client, clients, ou, account)
+
+
+def scp_targets(prefix: str, count: int, *where: str) -> list[HaltTarget]:
+    return [
+        HaltTarget.parse(
+            "t",
+            {
+                "id": f"{prefix}-{i}",
+                "bedrock_arns": [f"arn:aws:bedrock:us-east-1::foundation-model/vendor.{prefix}-{i}"],
+                "modes": ["scp"],
+                "scp_target_ids": list(where),
+            },
+        )
+        for i in range(count)
+    ]
+
+
+def scp(org: Org, action: Callable[..., dict[str, Any]], targets: list[HaltTarget]) -> dict[str, Any]:
+    return action(org.clients, org.world.writer, targets, "scp", actor="sec", reason="r")
+
+
+def test_scp_targets_of_the_same_accounts_share_one_scp_attached_once_per_account(org: Org) -> None:
+    targets = scp_targets("m", 6, org.ou, org.account)
+
+    result = scp(org, halt, targets)
+
+    assert set(outcomes(result).values()) == {"halted"}
+    assert org.client.writes() == {"create_policy": 1, "attach_policy": 2}
+    name = deny_page_name([t.id for t in targets])
+    assert org.attached(org.ou) == org.attached(org.account) == {name: [t.id for t in targets]}
+    for target in result["results"]:
+        assert [a["action"] for a in target["details"]["actions"]] == [
+            "create-scp",
+            "attach-scp",
+            "attach-scp",
+        ]
+
+
+def test_scp_targets_of_other_accounts_get_their_own_scp(org: Org) -> None:
+    both = scp_targets("both", 2, org.ou, org.account)
+    ou_only = scp_targets("ou", 2, org.ou)
+
+    scp(org, halt, [*both, *ou_only])
+
+    assert org.client.writes() == {"create_policy": 2, "attach_policy": 3}
+    assert sorted(o for owners in org.attached(org.ou).values() for o in owners) == sorted(
+        t.id for t in [*both, *ou_only]
+    )
+    assert [o for owners in org.attached(org.account).values() for o in owners] == [t.id for t in both]
+
+
+def test_a_retried_scp_halt_writes_nothing(org: Org) -> None:
+    targets = scp_targets("m", 3, org.ou, org.account)
+    scp(org, halt, targets)
+    before = org.client.writes()
+
+    again = scp(org, halt, targets)
+
+    assert org.client.writes() == before
+    assert outcomes(again) == {t.id: "noop" for t in targets}
+
+
+def test_resuming_some_scp_targets_rewrites_their_scp_and_the_rest_stay_denied(org: Org) -> None:
+    targets = scp_targets("m", 4, org.ou, org.account)
+    scp(org, halt, targets)
+    name = deny_page_name([t.id for t in targets])
+
+    back = scp(org, resume, targets[:1])
+
+    assert outcomes(back) == {targets[0].id: "resumed"}
+    assert org.attached(org.ou) == {name: [t.id for t in targets[1:]]}
+
+    rest = scp(org, resume, targets)
+    assert outcomes(rest) == {targets[0].id: "noop", **{t.id: "resumed" for t in targets[1:]}}
+    assert org.attached(org.ou) == org.attached(org.account) == {}
+
+
+def test_a_resumed_scp_is_reattached_only_when_every_target_it_holds_is_halted_again(org: Org) -> None:
+    targets = scp_targets("m", 2, org.ou)
+    scp(org, halt, targets)
+    scp(org, resume, targets)
+
+    scp(org, halt, targets[:1])  # the old SCP still holds both: a new one, for this target only
+
+    assert org.attached(org.ou) == {f"breakglass-halt-{targets[0].id}": [targets[0].id]}
+    scp(org, halt, targets)
+    assert sorted(o for owners in org.attached(org.ou).values() for o in owners) == [
+        targets[0].id,
+        targets[0].id,
+        targets[1].id,
+    ]

@@ -46,6 +46,8 @@ DENY_PAGE_MAX_CHARS: Final = 4096
 # Between a target id and the "Of" of its statement ids; ids are lower case, so an upper-case
 # letter cannot appear in them and the Sid reads back to exactly one id.
 _SID_DASH: Final = "X"
+# scp mode batches the same way into SCPs, whose content AWS caps at 5,120 characters.
+SCP_PAGE_MAX_CHARS: Final = 5120
 _SID_OWNER = re.compile(r"(BreakGlassHalt[A-Za-z]+?)Of([a-z][a-z0-9X]{0,39})")
 # The tag scp mode puts on its SCPs (value: the target id). The Lambdas' Organizations rights are
 # conditioned on it: an SCP's id is only known once created, and "any SCP" would let them rewrite,
@@ -408,7 +410,11 @@ def scp_document(target: HaltTarget, *, partition: str) -> dict[str, Any]:
     if target.endpoint_tags:
         # An SCP's tag condition is evaluated in the member account: any endpoint with the tags.
         statements[0]["Resource"] = "*"
-    return {"Version": "2012-10-17", "Statement": statements}
+    return {
+        "Version": "2012-10-17",
+        # Marked like deny-invoke's: one SCP carries several targets, resume removes exactly its own.
+        "Statement": [{**s, "Sid": deny_sid(s["Sid"], target.id)} for s in statements],
+    }
 
 
 # ----- the Lambdas' own least-privilege policies ---------------------------------------------
@@ -627,8 +633,13 @@ def _function_statements(
             {
                 "Sid": "ManageHaltScps",
                 "Effect": "Allow",
-                "Action": ["organizations:ListTargetsForPolicy"]
-                + ([] if resume else ["organizations:DescribePolicy", "organizations:UpdatePolicy"]),
+                # Resume rewrites an SCP that still-halted targets share, so it reads and
+                # updates these SCPs too.
+                "Action": [
+                    "organizations:ListTargetsForPolicy",
+                    "organizations:DescribePolicy",
+                    "organizations:UpdatePolicy",
+                ],
                 "Resource": policy_arns,
                 "Condition": {"StringEquals": {f"aws:ResourceTag/{HALT_TAG_KEY}": ids}},
             }

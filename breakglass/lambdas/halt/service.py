@@ -43,6 +43,7 @@ from breakglass.policies.halt import (
     HALT_POLICY_PREFIX,
     HALT_TAG_KEY,
     RESOURCE_NAME,
+    SCP_PAGE_MAX_CHARS,
     HaltTarget,
     deny_invoke_statements,
     deny_pages,
@@ -690,8 +691,10 @@ def _delete_endpoint_mode(ctx: _Context, target: HaltTarget, step: _Step, *, hal
 # ----- scp ------------------------------------------------------------------------------------
 
 
-def _find_scp(ctx: _Context, name: str) -> str | None:
+def _halt_scp_ids(ctx: _Context) -> dict[str, str]:
+    """Every ``breakglass-halt-*`` SCP of the organization, ``{name: id}``: one listing per halt."""
     org = ctx.clients.organizations
+    found: dict[str, str] = {}
     token: str | None = None
     while True:
         params: dict[str, Any] = {"Filter": SCP_TYPE}
@@ -699,11 +702,11 @@ def _find_scp(ctx: _Context, name: str) -> str | None:
             params["NextToken"] = token
         page = ctx.retry.call(org.list_policies, **params)
         for summary in page.get("Policies", []):
-            if summary["Name"] == name:
-                return str(summary["Id"])
+            if str(summary["Name"]).startswith(HALT_POLICY_PREFIX):
+                found[str(summary["Name"])] = str(summary["Id"])
         token = page.get("NextToken")
         if not token:
-            return None
+            return found
 
 
 def _scp_attachments(ctx: _Context, policy_id: str) -> set[str]:
@@ -727,59 +730,184 @@ _MISSING_ORG_TARGET = {
 }
 
 
-def _scp_mode(ctx: _Context, target: HaltTarget, step: _Step, *, halting: bool) -> None:
+_Steps = dict[str, _Step]
+
+
+@dataclass
+class _Scp:
+    """A halt SCP as read: its statements, the targets they deny and where it is attached."""
+
+    name: str
+    policy_id: str
+    statements: list[dict[str, Any]]
+    attached: set[str]
+
+    def owners(self) -> set[str]:
+        return {o for s in self.statements if (o := _owner(s, self.name)) is not None}
+
+
+def _read_scp(ctx: _Context, name: str, policy_id: str) -> _Scp | None:
     org = ctx.clients.organizations
-    if org is None:
-        raise RuntimeError("scp mode needs an Organizations client (run it in the management account)")
-    name = target.policy_name
-    document = scp_document(target, partition=ctx.clients.partition)
-    policy_id = _find_scp(ctx, name)
-    if halting:
-        content = json.dumps(document, separators=(",", ":"), sort_keys=True)
-        if policy_id is None:
-            created = ctx.retry.call(
-                org.create_policy,
-                Content=content,
-                Description=f"break-glass halt of {target.id}: deny AI invoke actions"[:512],
-                Name=name,
-                Type=SCP_TYPE,
-                # The Lambdas may only read, change, attach or detach SCPs carrying this tag.
-                Tags=[{"Key": HALT_TAG_KEY, "Value": target.id}],
-            )
-            policy_id = str(created["Policy"]["PolicySummary"]["Id"])
-            step.did("create-scp", policy=name, policy_id=policy_id, changed=True)
-        else:
-            current = ctx.retry.call(org.describe_policy, PolicyId=policy_id)["Policy"]["Content"]
-            if json.loads(current) != document:
-                ctx.retry.call(org.update_policy, PolicyId=policy_id, Content=content)
-                step.did("update-scp", policy=name, policy_id=policy_id, changed=True)
-    elif policy_id is None:
-        step.did("detach-scp", policy=name, changed=False, note="never created")
-        return
-    attached = _scp_attachments(ctx, policy_id)
-    for target_id in target.scp_target_ids:
+    try:
+        content = ctx.retry.call(org.describe_policy, PolicyId=policy_id)["Policy"]["Content"]
+        attached = _scp_attachments(ctx, policy_id)
+    except ClientError as exc:
+        # The functions may read only SCPs tagged with one of their targets: another kill
+        # switch's SCP in the same organization is not ours to count or change.
+        if _code(exc) in ("AccessDeniedException", "AccessDenied", "PolicyNotFoundException"):
+            return None
+        raise
+    return _Scp(name, policy_id, _statements(json.loads(content)), attached)
+
+
+def _scp_error(target_id: str, exc: ClientError) -> str:
+    if _code(exc) in _MISSING_ORG_TARGET:
+        return f"organization target {target_id} does not exist"
+    return f"{target_id}: {_code(exc)}: {_message(exc)}"
+
+
+def _attach_all(
+    ctx: _Context, scp: _Scp, wanted: Sequence[str], owners: Sequence[str], steps: _Steps
+) -> None:
+    """Attach ``scp`` to each of ``wanted`` it is not attached to: one call per account / OU / root."""
+    for target_id in wanted:
+        changed = target_id not in scp.attached
         try:
-            if halting and target_id not in attached:
-                ctx.retry.call(org.attach_policy, PolicyId=policy_id, TargetId=target_id)
-                step.did("attach-scp", policy_id=policy_id, target_id=target_id, changed=True)
-            elif not halting and target_id in attached:
-                ctx.retry.call(org.detach_policy, PolicyId=policy_id, TargetId=target_id)
-                step.did("detach-scp", policy_id=policy_id, target_id=target_id, changed=True)
-            else:
-                action = "attach-scp" if halting else "detach-scp"
-                step.did(action, policy_id=policy_id, target_id=target_id, changed=False)
+            if changed:
+                ctx.retry.call(
+                    ctx.clients.organizations.attach_policy, PolicyId=scp.policy_id, TargetId=target_id
+                )
+                scp.attached.add(target_id)
         except ClientError as exc:
-            if _code(exc) in _MISSING_ORG_TARGET:
-                step.failed(f"organization target {target_id} does not exist")
-            else:
-                step.failed(f"{target_id}: {_code(exc)}: {_message(exc)}")
+            for owner in owners:
+                steps[owner].failed(_scp_error(target_id, exc))
+            continue
+        for owner in owners:
+            steps[owner].did("attach-scp", policy_id=scp.policy_id, target_id=target_id, changed=changed)
+
+
+def _scp_halt(ctx: _Context, targets: Sequence[HaltTarget], scps: list[_Scp], steps: _Steps) -> None:
+    org = ctx.clients.organizations
+    wanted = {t.id: scp_document(t, partition=ctx.clients.partition)["Statement"] for t in targets}
+    chosen = set(wanted)
+    missing: dict[tuple[str, ...], list[str]] = {}
+    for target in targets:
+        keys = [json.dumps(s, sort_keys=True) for s in wanted[target.id]]
+        holders = [p for p in scps if set(keys) <= {json.dumps(s, sort_keys=True) for s in p.statements}]
+        # An SCP that already holds the target is reused (attached where it is missing) only when
+        # every target it holds is being halted now: a resumed SCP keeps its content, detached.
+        usable = [p for p in holders if p.attached or p.owners() <= chosen]
+        if usable:
+            scp = max(usable, key=lambda p: len(p.attached & set(target.scp_target_ids)))
+            _attach_all(ctx, scp, target.scp_target_ids, [target.id], steps)
+        else:
+            missing.setdefault(tuple(sorted(target.scp_target_ids)), []).append(target.id)
+    existing = {p.name: p for p in scps}
+    for where, ids in sorted(missing.items()):
+        for page in deny_pages([(i, wanted[i]) for i in sorted(ids)], max_chars=SCP_PAGE_MAX_CHARS):
+            content = json.dumps(page.document, separators=(",", ":"), sort_keys=True)
+            try:
+                found = existing.get(page.name)
+                if found is None:
+                    created = ctx.retry.call(
+                        org.create_policy,
+                        Content=content,
+                        Description=f"break-glass halt of {', '.join(page.target_ids)}: deny AI invoke actions"[
+                            :512
+                        ],
+                        Name=page.name,
+                        Type=SCP_TYPE,
+                        # The Lambdas may only read, change, attach or detach SCPs carrying this tag
+                        # (its value: a declared target, the page's first).
+                        Tags=[{"Key": HALT_TAG_KEY, "Value": page.target_ids[0]}],
+                    )
+                    scp = _Scp(page.name, str(created["Policy"]["PolicySummary"]["Id"]), [], set())
+                    action = "create-scp"
+                else:
+                    # This page's SCP, from an earlier halt of these targets: bring it up to date.
+                    scp = found
+                    ctx.retry.call(org.update_policy, PolicyId=scp.policy_id, Content=content)
+                    action = "update-scp"
+            except ClientError as exc:
+                for target_id in page.target_ids:
+                    steps[target_id].failed(f"{_code(exc)}: {_message(exc)}")
+                continue
+            for target_id in page.target_ids:
+                steps[target_id].did(action, policy=page.name, policy_id=scp.policy_id, changed=True)
+            _attach_all(ctx, scp, where, page.target_ids, steps)
+
+
+def _scp_resume(ctx: _Context, targets: Sequence[HaltTarget], scps: list[_Scp], steps: _Steps) -> None:
+    org = ctx.clients.organizations
+    resuming = {t.id for t in targets}
+    for scp in scps:
+        keep = [s for s in scp.statements if _owner(s, scp.name) not in resuming]
+        released = sorted(scp.owners() & resuming)
+        if not released:
+            continue
+        if keep:
+            # Still-halted targets share this SCP: it stays attached, without the resumed ones.
+            content = json.dumps(
+                {"Version": "2012-10-17", "Statement": keep}, separators=(",", ":"), sort_keys=True
+            )
+            try:
+                ctx.retry.call(org.update_policy, PolicyId=scp.policy_id, Content=content)
+            except ClientError as exc:
+                for target_id in released:
+                    steps[target_id].failed(f"{_code(exc)}: {_message(exc)}")
+                continue
+            for target_id in released:
+                steps[target_id].did("update-scp", policy=scp.name, policy_id=scp.policy_id, changed=True)
+            continue
+        for where in sorted(scp.attached):
+            try:
+                ctx.retry.call(org.detach_policy, PolicyId=scp.policy_id, TargetId=where)
+            except ClientError as exc:
+                for target_id in released:
+                    steps[target_id].failed(_scp_error(where, exc))
+                continue
+            for target_id in released:
+                steps[target_id].did("detach-scp", policy_id=scp.policy_id, target_id=where, changed=True)
+    for target in targets:
+        if not steps[target.id].actions and not steps[target.id].errors:
+            steps[target.id].did("detach-scp", policy=target.policy_name, changed=False, note="not attached")
+
+
+def _scp_all(
+    ctx: _Context, targets: Sequence[HaltTarget], *, halting: bool, workers: int
+) -> dict[str, tuple[_Step, float]]:
+    """scp for every target at once: the organization's halt SCPs are listed and read once, the
+    targets that share their accounts / OUs go into one SCP (as few as fit), and each SCP is
+    attached with one call per account / OU / root."""
+    started = time.perf_counter()
+    steps: _Steps = {t.id: _Step() for t in targets}
+    try:
+        if ctx.clients.organizations is None:
+            raise RuntimeError("scp mode needs an Organizations client (run it in the management account)")
+        ids = _halt_scp_ids(ctx)
+        read = _map(lambda item: _read_scp(ctx, *item), sorted(ids.items()), workers)
+        scps = [p for p in read if p is not None]
+        (_scp_halt if halting else _scp_resume)(ctx, targets, scps, steps)
+    except ClientError as exc:
+        for step in steps.values():
+            step.failed(f"{_code(exc)}: {_message(exc)}")
+    except Exception as exc:
+        logger.exception("scp halt failed")
+        for step in steps.values():
+            step.failed(f"{type(exc).__name__}: {exc}")
+    seconds = time.perf_counter() - started
+    return {target_id: (step, seconds) for target_id, step in steps.items()}
 
 
 # ----- fan-out --------------------------------------------------------------------------------
 
 _MODES: dict[str, Callable[..., None]] = {
     "delete-endpoint": _delete_endpoint_mode,
-    "scp": _scp_mode,
+}
+# Modes batched across targets (one call covers many): each acts on all its targets at once.
+_BATCHED: dict[str, Callable[..., dict[str, tuple[_Step, float]]]] = {
+    "deny-invoke": _deny_invoke_all,
+    "scp": _scp_all,
 }
 
 _Item = TypeVar("_Item")
@@ -800,7 +928,7 @@ def _not_allowed(target: HaltTarget, mode: str) -> str:
 
 
 def _act(ctx: _Context, target: HaltTarget, mode: str, *, halting: bool) -> tuple[_Step, float]:
-    """One target in a per-target mode (delete-endpoint, scp)."""
+    """One target in a per-target mode (delete-endpoint)."""
     started = time.perf_counter()
     step = _Step()
     try:
@@ -888,9 +1016,9 @@ def _fan_out(
     started = time.perf_counter()
     chosen = _distinct(targets)
     steps: dict[str, tuple[_Step, float]]
-    if mode == "deny-invoke":
+    if mode in _BATCHED:
         allowed = [t for t in chosen if mode in t.modes]
-        steps = _deny_invoke_all(ctx, allowed, halting=halting, workers=max_workers)
+        steps = _BATCHED[mode](ctx, allowed, halting=halting, workers=max_workers) if allowed else {}
         for target in chosen:
             if target.id not in steps:
                 refused = _Step()
