@@ -19,8 +19,12 @@ Modes (see ``breakglass.policies.halt``):
   (rewriting a page still-halted targets share, deleting a page left empty).
 - ``delete-endpoint``: snapshot the endpoint into the audit bucket, then DeleteEndpoint; resume
   recreates it from the latest snapshot and waits until it is InService.
-- ``scp``: create (once) the SCP ``breakglass-halt-<id>`` and attach it to the declared accounts /
-  OUs / roots; resume detaches it.
+- ``scp``: batched too: the organization's ``breakglass-halt-*`` SCPs are listed and read once;
+  targets sharing the same accounts / OUs / roots go into one SCP (as few as fit), attached with
+  one call per account; resume rewrites an SCP still-halted targets share and detaches an emptied
+  one. A target already denied everywhere is ``noop`` and nothing is written for it.
+
+Every target named is acted on once and gets one result and one audit event, whatever the mode.
 """
 
 from __future__ import annotations
