@@ -588,3 +588,17 @@ def test_a_resumed_scp_is_reattached_only_when_every_target_it_holds_is_halted_a
         targets[0].id,
         targets[1].id,
     ]
+
+
+def test_an_scp_shared_with_another_target_is_never_attached_where_that_target_was_not_declared(
+    org: Org,
+) -> None:
+    first, other = scp_targets("m", 2, org.ou)
+    scp(org, halt, [first, other])
+    # The stack now declares the first target for the account too (a redeploy between halts).
+    (wider,) = [HaltTarget.parse("t", {**first.to_spec(), "scp_target_ids": [org.ou, org.account]})]
+
+    result = scp(org, halt, [wider])
+
+    assert outcomes(result) == {first.id: "halted"}
+    assert org.attached(org.account) == {f"breakglass-halt-{first.id}": [first.id]}  # not the other

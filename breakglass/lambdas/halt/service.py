@@ -793,17 +793,31 @@ def _attach_all(
 def _scp_halt(ctx: _Context, targets: Sequence[HaltTarget], scps: list[_Scp], steps: _Steps) -> None:
     org = ctx.clients.organizations
     wanted = {t.id: scp_document(t, partition=ctx.clients.partition)["Statement"] for t in targets}
-    chosen = set(wanted)
+    where_of = {t.id: set(t.scp_target_ids) for t in targets}
     missing: dict[tuple[str, ...], list[str]] = {}
+    handled: set[str] = set()
     for target in targets:
-        keys = [json.dumps(s, sort_keys=True) for s in wanted[target.id]]
-        holders = [p for p in scps if set(keys) <= {json.dumps(s, sort_keys=True) for s in p.statements}]
-        # An SCP that already holds the target is reused (attached where it is missing) only when
-        # every target it holds is being halted now: a resumed SCP keeps its content, detached.
-        usable = [p for p in holders if p.attached or p.owners() <= chosen]
-        if usable:
-            scp = max(usable, key=lambda p: len(p.attached & set(target.scp_target_ids)))
+        if target.id in handled:
+            continue
+        handled.add(target.id)
+        keys = {json.dumps(s, sort_keys=True) for s in wanted[target.id]}
+        holders = [p for p in scps if keys <= {json.dumps(s, sort_keys=True) for s in p.statements}]
+        covered = set().union(*(p.attached for p in holders))
+        if where_of[target.id] <= covered:
+            # Denied everywhere it should be, exactly as declared: a retried halt writes nothing.
+            scp = max(holders, key=lambda p: len(p.attached & where_of[target.id]))
             _attach_all(ctx, scp, target.scp_target_ids, [target.id], steps)
+            continue
+        # Attaching an SCP extends every target it holds to the new place, so one is reused only
+        # if each of its targets is being halted now for exactly the same places (a resumed SCP
+        # keeps its content, detached, until a halt of all its targets attaches it again).
+        reusable = [p for p in holders if all(where_of.get(o) == where_of[target.id] for o in p.owners())]
+        if reusable:
+            scp = max(reusable, key=lambda p: len(p.attached))
+            # Its other targets not yet seen are halted by the same attachments: reported for each.
+            along = sorted(o for o in scp.owners() if o in where_of and o not in handled)
+            handled.update(along)
+            _attach_all(ctx, scp, target.scp_target_ids, [target.id, *along], steps)
         else:
             missing.setdefault(tuple(sorted(target.scp_target_ids)), []).append(target.id)
     existing = {p.name: p for p in scps}
