@@ -2,8 +2,8 @@
 
 Three ways to halt the same targets, side by side against one emulator:
 
-- ``sequential``: the per-target deny-invoke that batching replaced (one GetRolePolicy and one
-  PutRolePolicy per target per invoker role, then its audit event), one target at a time;
+- ``sequential``: the per-target deny-invoke that batching replaced (a GetRolePolicy, a GetRole and
+  a PutRolePolicy per target per invoker role, then its audit event), one target at a time;
 - ``per-target``: the same code on its concurrent pool (16 workers), the figure the issue quotes;
 - ``batched``: today's service: per invoker role one ListRolePolicies and one PutRolePolicy per
   page of targets, the roles concurrently, then one audit event per target, concurrently.
