@@ -123,7 +123,13 @@ def test_the_resume_policy_holds_only_the_inverse_actions() -> None:
         "organizations:DetachPolicy",
         "s3:GetObject",
     } <= actions
-    assert not actions & {"iam:PutRolePolicy", "sagemaker:DeleteEndpoint", "organizations:AttachPolicy"}
+    assert not actions & {"sagemaker:DeleteEndpoint", "organizations:AttachPolicy"}
+    # Resume rewrites a deny page that still-halted targets share, so it may put an inline
+    # policy, but only on the declared invoker roles (as the halt role may).
+    putting = [s for s in statements if "iam:PutRolePolicy" in s["Action"]]
+    assert [s["Resource"] for s in putting] == [
+        [f"arn:aws:iam::{ACCOUNT}:role/agent-invoker", f"arn:aws:iam::{ACCOUNT}:role/chat-invoker"]
+    ]
     tagged = next(s for s in statements if s["Sid"] == "HaltTaggedEndpoints0")
     assert tagged["Condition"] == {"StringEquals": {"aws:RequestTag/fleet": "blue"}}
 
@@ -141,7 +147,7 @@ def test_the_sagemaker_deny_uses_the_lower_case_endpoint_arn() -> None:
     document = deny_invoke_policy(BY_ID["chat"], **WHERE)
     assert document["Statement"] == [
         {
-            "Sid": "BreakGlassHaltSageMakerEndpoint",
+            "Sid": "BreakGlassHaltSageMakerEndpointOfchat",  # the Sid names the target it denies
             "Effect": "Deny",
             "Action": ["sagemaker:InvokeEndpoint*"],
             "Resource": f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:endpoint/chat-endpoint",

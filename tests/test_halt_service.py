@@ -184,7 +184,7 @@ def test_deny_invoke_puts_a_named_deny_on_every_sagemaker_invoker_and_resume_rem
         deny = world.iam.get_role_policy(RoleName=role, PolicyName="breakglass-halt-chat")["PolicyDocument"]
         assert deny["Statement"] == [
             {
-                "Sid": "BreakGlassHaltSageMakerEndpoint",
+                "Sid": "BreakGlassHaltSageMakerEndpointOfchat",
                 "Effect": "Deny",
                 "Action": ["sagemaker:InvokeEndpoint*"],
                 "Resource": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/chat-endpoint",
@@ -214,10 +214,11 @@ def test_deny_invoke_blocks_bedrock_models_profiles_and_agent_aliases(world: Wor
         "PolicyDocument"
     ]
     by_sid = {s["Sid"]: s for s in deny["Statement"]}
-    assert by_sid["BreakGlassHaltBedrockModels"]["Action"] == ["bedrock:InvokeModel*", "bedrock:Converse*"]
-    assert by_sid["BreakGlassHaltBedrockModels"]["Resource"] == [CLAUDE, PROFILE]
-    assert by_sid["BreakGlassHaltBedrockAgents"] == {
-        "Sid": "BreakGlassHaltBedrockAgents",
+    models = by_sid["BreakGlassHaltBedrockModelsOfclaude"]
+    assert models["Action"] == ["bedrock:InvokeModel*", "bedrock:Converse*"]
+    assert models["Resource"] == [CLAUDE, PROFILE]
+    assert by_sid["BreakGlassHaltBedrockAgentsOfclaude"] == {
+        "Sid": "BreakGlassHaltBedrockAgentsOfclaude",
         "Effect": "Deny",
         "Action": ["bedrock:InvokeAgent"],
         "Resource": [f"arn:aws:bedrock:us-east-1:{ACCOUNT}:agent-alias/AGENT12345/*"],

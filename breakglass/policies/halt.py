@@ -12,6 +12,7 @@ Everything returns plain dicts; ``json.dumps`` happens at the resource or API bo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from breakglass.policies.audit_trail import audit_writer_statements
+from breakglass.policies.documents import policy_size
 from breakglass.validation import (
     RESOURCE_NAME,
     RESOURCE_NAME_HINT,
@@ -32,9 +34,21 @@ from breakglass.validation import (
 )
 
 MODES: Final = ("deny-invoke", "delete-endpoint", "scp")
-# Inline policies on invoker roles and SCPs are named after the target, so resume removes exactly
-# what halt added and nothing else.
+# Inline policies on invoker roles and SCPs are named with this prefix and the target ids they
+# hold; each deny statement's Sid names its target, so resume removes exactly what halt added.
 HALT_POLICY_PREFIX: Final = "breakglass-halt-"
+# deny-invoke batches the targets of one invoker role into "pages" (inline policies) of at most
+# this many characters. IAM caps a role's inline policies at 10,240 characters together, and a
+# PutRolePolicy is all or nothing for the targets it carries: pages let the first targets of a role
+# near its quota be halted even when the last ones no longer fit, and keep one refused write from
+# taking more than about twenty targets with it.
+DENY_PAGE_MAX_CHARS: Final = 4096
+# Between a target id and the "Of" of its statement ids; ids are lower case, so an upper-case
+# letter cannot appear in them and the Sid reads back to exactly one id.
+_SID_DASH: Final = "X"
+# scp mode batches the same way into SCPs, whose content AWS caps at 5,120 characters.
+SCP_PAGE_MAX_CHARS: Final = 5120
+_SID_OWNER = re.compile(r"(BreakGlassHalt[A-Za-z]+?)Of([a-z][a-z0-9X]{0,39})")
 # The tag scp mode puts on its SCPs (value: the target id). The Lambdas' Organizations rights are
 # conditioned on it: an SCP's id is only known once created, and "any SCP" would let them rewrite,
 # attach or detach every policy of the organization.
@@ -308,11 +322,82 @@ def invoke_deny_statements(
 
 
 def deny_invoke_policy(target: HaltTarget, *, partition: str, region: str, account: str) -> dict[str, Any]:
-    """The inline policy ``breakglass-halt-<id>`` put on each invoker role by deny-invoke."""
+    """The deny of one target alone: the page ``breakglass-halt-<id>`` deny-invoke writes when a
+    halt puts only this target on an invoker role (see :func:`deny_pages`)."""
     return {
         "Version": "2012-10-17",
-        "Statement": invoke_deny_statements(target, partition=partition, region=region, account=account),
+        "Statement": deny_invoke_statements(target, partition=partition, region=region, account=account),
     }
+
+
+def deny_sid(base: str, target_id: str) -> str:
+    """``<base>Of<id>``: the Sid of one of ``target_id``'s deny statements (its ownership marker)."""
+    if not re.fullmatch(RESOURCE_NAME, target_id):
+        raise ValueError(f"target id {target_id!r} is not {RESOURCE_NAME_HINT}")
+    return f"{base}Of{target_id.replace('-', _SID_DASH)}"
+
+
+def deny_sid_owner(sid: Any) -> str | None:
+    """The target id a deny statement's Sid names, or None for any other statement."""
+    match = _SID_OWNER.fullmatch(sid) if isinstance(sid, str) else None
+    return match.group(2).replace(_SID_DASH, "-") if match else None
+
+
+def deny_invoke_statements(
+    target: HaltTarget, *, partition: str, region: str, account: str
+) -> list[dict[str, Any]]:
+    """The target's deny statements as deny-invoke writes them: each Sid names the target, so
+    several targets share one page and resume removes exactly one target's statements."""
+    return [
+        {**s, "Sid": deny_sid(s["Sid"], target.id)}
+        for s in invoke_deny_statements(target, partition=partition, region=region, account=account)
+    ]
+
+
+def deny_page_name(target_ids: Sequence[str]) -> str:
+    """A page's name, from the ids it holds (never from caller text): ``breakglass-halt-<id>`` for
+    one target (the name a single halt always had), else ``breakglass-halt-<first id>.<digest>``.
+
+    The name is a function of the ids, so two concurrent halts that write the same name write the
+    same targets (a halt never rewrites another halt's page with fewer targets), and ``.`` cannot
+    occur in an id, so a shared page's name is never a single target's."""
+    if len(target_ids) == 1:
+        return halt_policy_name(target_ids[0])
+    digest = hashlib.sha256(",".join(target_ids).encode()).hexdigest()[:8]
+    return f"{halt_policy_name(target_ids[0])}.{digest}"
+
+
+@dataclass(frozen=True)
+class DenyPage:
+    """One inline policy deny-invoke puts on an invoker role: the targets it holds, in order."""
+
+    name: str
+    target_ids: tuple[str, ...]
+    document: dict[str, Any]
+
+
+def deny_pages(
+    statements: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], *, max_chars: int = DENY_PAGE_MAX_CHARS
+) -> list[DenyPage]:
+    """Pack ``(target id, its deny statements)`` into named pages, in the order given.
+
+    A target's statements always share a page; a page takes targets while it stays within
+    ``max_chars`` (a single target larger than that gets a page of its own, IAM has the last word).
+    Deterministic: the same targets in the same order give the same pages and names."""
+    pages: list[tuple[list[str], list[dict[str, Any]]]] = []
+    for target_id, owned in statements:
+        if pages:
+            ids, current = pages[-1]
+            if policy_size(_page_document([*current, *owned])) <= max_chars:
+                ids.append(target_id)
+                current.extend(dict(s) for s in owned)
+                continue
+        pages.append(([target_id], [dict(s) for s in owned]))
+    return [DenyPage(deny_page_name(ids), tuple(ids), _page_document(found)) for ids, found in pages]
+
+
+def _page_document(statements: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": [dict(s) for s in statements]}
 
 
 def scp_document(target: HaltTarget, *, partition: str) -> dict[str, Any]:
@@ -325,7 +410,11 @@ def scp_document(target: HaltTarget, *, partition: str) -> dict[str, Any]:
     if target.endpoint_tags:
         # An SCP's tag condition is evaluated in the member account: any endpoint with the tags.
         statements[0]["Resource"] = "*"
-    return {"Version": "2012-10-17", "Statement": statements}
+    return {
+        "Version": "2012-10-17",
+        # Marked like deny-invoke's: one SCP carries several targets, resume removes exactly its own.
+        "Statement": [{**s, "Sid": deny_sid(s["Sid"], target.id)} for s in statements],
+    }
 
 
 # ----- the Lambdas' own least-privilege policies ---------------------------------------------
@@ -410,11 +499,14 @@ def _function_statements(
             {
                 "Sid": "ManageHaltDenyOnInvokerRoles",
                 "Effect": "Allow",
-                # GetRole tells "no such role" from "no such policy" (both are NoSuchEntity).
+                # Both list and read the role's breakglass-halt-* pages (a missing role is a
+                # NoSuchEntity on the list). Halt only adds pages. Resume must rewrite a page it
+                # shares with still-halted targets, so it too may put, which the halt role could
+                # already: these roles are protected and their functions write only the pages.
                 "Action": (
-                    ["iam:GetRole", "iam:DeleteRolePolicy"]
+                    ["iam:ListRolePolicies", "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy"]
                     if resume
-                    else ["iam:GetRole", "iam:GetRolePolicy", "iam:PutRolePolicy"]
+                    else ["iam:ListRolePolicies", "iam:GetRolePolicy", "iam:PutRolePolicy"]
                 ),
                 "Resource": [f"arn:{partition}:iam::{account}:role/{r}" for r in roles],
             }
@@ -541,8 +633,13 @@ def _function_statements(
             {
                 "Sid": "ManageHaltScps",
                 "Effect": "Allow",
-                "Action": ["organizations:ListTargetsForPolicy"]
-                + ([] if resume else ["organizations:DescribePolicy", "organizations:UpdatePolicy"]),
+                # Resume rewrites an SCP that still-halted targets share, so it reads and
+                # updates these SCPs too.
+                "Action": [
+                    "organizations:ListTargetsForPolicy",
+                    "organizations:DescribePolicy",
+                    "organizations:UpdatePolicy",
+                ],
                 "Resource": policy_arns,
                 "Condition": {"StringEquals": {f"aws:ResourceTag/{HALT_TAG_KEY}": ids}},
             }

@@ -12,33 +12,46 @@ bad write never leaves other models running), which carries the full result.
 
 Modes (see ``breakglass.policies.halt``):
 
-- ``deny-invoke``: put the inline policy ``breakglass-halt-<id>`` on each invoker role; resume
-  deletes exactly that policy.
+- ``deny-invoke``: batched per invoker role: one halt reads the role's ``breakglass-halt-*``
+  pages once and adds the targets not yet denied there in as few pages as fit (see
+  :func:`breakglass.policies.halt.deny_pages`), one PutRolePolicy per page, roles concurrently.
+  Each statement's Sid names its target, so resume removes exactly the resumed targets' statements
+  (rewriting a page still-halted targets share, deleting a page left empty).
 - ``delete-endpoint``: snapshot the endpoint into the audit bucket, then DeleteEndpoint; resume
   recreates it from the latest snapshot and waits until it is InService.
-- ``scp``: create (once) the SCP ``breakglass-halt-<id>`` and attach it to the declared accounts /
-  OUs / roots; resume detaches it.
+- ``scp``: batched too: the organization's ``breakglass-halt-*`` SCPs are listed and read once;
+  targets sharing the same accounts / OUs / roots go into one SCP (as few as fit), attached with
+  one call per account; resume rewrites an SCP still-halted targets share and detaches an emptied
+  one. A target already denied everywhere is ``noop`` and nothing is written for it.
+
+Every target named is acted on once and gets one result and one audit event, whatever the mode.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from botocore.exceptions import ClientError
 
 from breakglass.lambdas.audit.events import AuditEvent, AuditWriteError, AuditWriter
 from breakglass.lambdas.runtime import get_logger, log_fields
 from breakglass.policies.halt import (
+    HALT_POLICY_PREFIX,
     HALT_TAG_KEY,
+    RESOURCE_NAME,
+    SCP_PAGE_MAX_CHARS,
     HaltTarget,
-    deny_invoke_policy,
+    deny_invoke_statements,
+    deny_pages,
+    deny_sid_owner,
     scp_document,
     snapshot_prefix,
 )
@@ -242,54 +255,202 @@ def _explain(exc: BaseException) -> str:
 # ----- deny-invoke ----------------------------------------------------------------------------
 
 
-def _deny_invoke(ctx: _Context, target: HaltTarget, step: _Step, *, halting: bool) -> None:
-    c = ctx.clients
-    name = target.policy_name
-    document = deny_invoke_policy(target, partition=c.partition, region=c.region, account=c.account_id)
-    for role in target.invoker_roles:
+@dataclass
+class _RoleDone:
+    """What one invoker role's batch did, by target id: its actions, and its error if any."""
+
+    actions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _statements(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    found = document.get("Statement", [])
+    return [dict(found)] if isinstance(found, Mapping) else [dict(s) for s in found]
+
+
+def _owner(statement: Mapping[str, Any], page: str) -> str | None:
+    """The target a statement of page ``page`` denies. A page written before batching holds one
+    target, ``breakglass-halt-<id>``, with Sids that name none: its statements are that target's."""
+    owner = deny_sid_owner(statement.get("Sid"))
+    legacy = page[len(HALT_POLICY_PREFIX) :]
+    if owner is None and re.fullmatch(RESOURCE_NAME, legacy):
+        return legacy
+    return owner
+
+
+def _read_pages(ctx: _Context, role: str) -> dict[str, list[dict[str, Any]]]:
+    """The statements of every ``breakglass-halt-*`` inline policy of ``role``, by policy name.
+
+    Raises :class:`TargetMissing` when the role does not exist (ListRolePolicies says so without
+    ambiguity, unlike GetRolePolicy's NoSuchEntity)."""
+    iam = ctx.clients.iam
+    names: list[str] = []
+    marker: str | None = None
+    while True:
+        params: dict[str, Any] = {"RoleName": role}
+        if marker:
+            params["Marker"] = marker
         try:
-            if halting:
-                try:
-                    current = ctx.retry.call(c.iam.get_role_policy, RoleName=role, PolicyName=name)
-                    existing = current.get("PolicyDocument")
-                    if isinstance(existing, str):
-                        existing = json.loads(existing)
-                except ClientError as exc:
-                    if _code(exc) != "NoSuchEntity" or _role_missing(ctx, role):
-                        raise
-                    existing = None
-                if existing == document:
-                    step.did("put-deny", role=role, policy=name, changed=False)
-                    continue
-                ctx.retry.call(
-                    c.iam.put_role_policy, RoleName=role, PolicyName=name, PolicyDocument=json.dumps(document)
-                )
-                step.did("put-deny", role=role, policy=name, changed=True)
-            else:
-                try:
-                    ctx.retry.call(c.iam.delete_role_policy, RoleName=role, PolicyName=name)
-                    step.did("delete-deny", role=role, policy=name, changed=True)
-                except ClientError as exc:
-                    if _code(exc) != "NoSuchEntity" or _role_missing(ctx, role):
-                        raise
-                    step.did("delete-deny", role=role, policy=name, changed=False)
+            listed = ctx.retry.call(iam.list_role_policies, **params)
         except ClientError as exc:
-            # Keep going: every other invoker role must still be denied (or released).
             if _code(exc) == "NoSuchEntity":
-                step.failed(f"invoker role {role} does not exist")
-            else:
-                step.failed(f"{role}: {_code(exc)}: {_message(exc)}")
+                raise TargetMissing(f"invoker role {role} does not exist") from exc
+            raise
+        names.extend(n for n in listed.get("PolicyNames", []) if n.startswith(HALT_POLICY_PREFIX))
+        marker = listed.get("Marker")
+        if not listed.get("IsTruncated") or not marker:
+            break
+    pages: dict[str, list[dict[str, Any]]] = {}
+    for name in sorted(names):
+        try:
+            document = ctx.retry.call(iam.get_role_policy, RoleName=role, PolicyName=name)["PolicyDocument"]
+        except ClientError as exc:
+            if _code(exc) == "NoSuchEntity":
+                continue  # removed since the list (a concurrent resume): nothing of it is left
+            raise
+        pages[name] = _statements(json.loads(document) if isinstance(document, str) else document)
+    return pages
 
 
-def _role_missing(ctx: _Context, role: str) -> bool:
-    """NoSuchEntity means either "no such policy" or "no such role"; tell them apart."""
+def _deny_role(
+    ctx: _Context, role: str, targets: Sequence[HaltTarget], *, halting: bool, started: float
+) -> _RoleDone:
+    """One invoker role's share of a deny-invoke halt or resume, for all its targets at once."""
+    done = _RoleDone()
     try:
-        ctx.retry.call(ctx.clients.iam.get_role, RoleName=role)
+        pages = _read_pages(ctx, role)
+        (_halt_role if halting else _resume_role)(ctx, role, targets, pages, done)
+    except TargetMissing as exc:
+        for target in targets:
+            done.errors[target.id] = str(exc)
     except ClientError as exc:
-        if _code(exc) == "NoSuchEntity":
-            return True
-        raise
-    return False
+        for target in targets:
+            done.errors.setdefault(target.id, f"{role}: {_code(exc)}: {_message(exc)}")
+    except Exception as exc:
+        logger.exception("deny-invoke on a role failed", extra=log_fields(role=role))
+        for target in targets:
+            done.errors.setdefault(target.id, f"{role}: {type(exc).__name__}: {exc}")
+    done.seconds = time.perf_counter() - started
+    return done
+
+
+def _halt_role(
+    ctx: _Context,
+    role: str,
+    targets: Sequence[HaltTarget],
+    pages: Mapping[str, list[dict[str, Any]]],
+    done: _RoleDone,
+) -> None:
+    c = ctx.clients
+    where = {"partition": c.partition, "region": c.region, "account": c.account_id}
+    wanted = {t.id: deny_invoke_statements(t, **where) for t in targets}
+    holding: dict[str, str] = {}  # statement (as JSON) -> the page that holds it
+    for name, statements in pages.items():
+        for statement in statements:
+            holding.setdefault(json.dumps(statement, sort_keys=True), name)
+    missing: list[str] = []
+    for target_id in sorted(wanted):
+        keys = [json.dumps(s, sort_keys=True) for s in wanted[target_id]]
+        if all(k in holding for k in keys):
+            # Already denied, exactly as declared: a retried halt writes nothing.
+            done.actions[target_id] = [
+                {"action": "put-deny", "role": role, "policy": holding[keys[0]], "changed": False}
+            ]
+        else:
+            missing.append(target_id)
+    # Only new pages are written, never a page that holds other targets: two halts racing on one
+    # role cannot drop each other's denies (a page's name is a function of the targets it holds).
+    for page in deny_pages([(t, wanted[t]) for t in missing]):
+        try:
+            ctx.retry.call(
+                c.iam.put_role_policy,
+                RoleName=role,
+                PolicyName=page.name,
+                PolicyDocument=json.dumps(page.document, separators=(",", ":")),
+            )
+        except ClientError as exc:
+            # Keep going: the role's other pages (and every other role) must still be written.
+            for target_id in page.target_ids:
+                done.errors[target_id] = f"{role}: {_code(exc)}: {_message(exc)}"
+            continue
+        for target_id in page.target_ids:
+            done.actions[target_id] = [
+                {"action": "put-deny", "role": role, "policy": page.name, "changed": True}
+            ]
+
+
+def _resume_role(
+    ctx: _Context,
+    role: str,
+    targets: Sequence[HaltTarget],
+    pages: Mapping[str, list[dict[str, Any]]],
+    done: _RoleDone,
+) -> None:
+    iam = ctx.clients.iam
+    resuming = {t.id for t in targets}
+    for name, statements in pages.items():
+        keep = [s for s in statements if _owner(s, name) not in resuming]
+        released = sorted({owner for s in statements if (owner := _owner(s, name)) in resuming})
+        if not released:
+            continue
+        try:
+            if keep:
+                # Still-halted targets share this page: rewrite it without the resumed ones.
+                ctx.retry.call(
+                    iam.put_role_policy,
+                    RoleName=role,
+                    PolicyName=name,
+                    PolicyDocument=json.dumps(
+                        {"Version": "2012-10-17", "Statement": keep}, separators=(",", ":")
+                    ),
+                )
+            else:
+                try:
+                    ctx.retry.call(iam.delete_role_policy, RoleName=role, PolicyName=name)
+                except ClientError as exc:
+                    if _code(exc) != "NoSuchEntity":
+                        raise
+        except ClientError as exc:
+            for target_id in released:
+                done.errors[target_id] = f"{role}: {_code(exc)}: {_message(exc)}"
+            continue
+        for target_id in released:
+            done.actions.setdefault(target_id, []).append(
+                {"action": "delete-deny", "role": role, "policy": name, "changed": True}
+            )
+    for target_id in resuming:
+        if target_id not in done.actions and target_id not in done.errors:
+            done.actions[target_id] = [{"action": "delete-deny", "role": role, "changed": False}]
+
+
+def _deny_invoke_all(
+    ctx: _Context, targets: Sequence[HaltTarget], *, halting: bool, workers: int
+) -> dict[str, tuple[_Step, float]]:
+    """deny-invoke for every target: one batch per invoker role, the roles concurrently, then each
+    target's step assembled in the order of its invoker roles."""
+    started = time.perf_counter()
+    by_role: dict[str, list[HaltTarget]] = {}
+    for target in targets:
+        for role in target.invoker_roles:
+            by_role.setdefault(role, []).append(target)
+    roles = sorted(by_role)
+    finished = _map(
+        lambda role: _deny_role(ctx, role, by_role[role], halting=halting, started=started), roles, workers
+    )
+    outcome = dict(zip(roles, finished, strict=True))
+    steps: dict[str, tuple[_Step, float]] = {}
+    for target in targets:
+        step = _Step()
+        for role in target.invoker_roles:
+            done = outcome[role]
+            for action in done.actions.get(target.id, []):
+                step.did(**action)
+            if target.id in done.errors:
+                step.failed(done.errors[target.id])
+        seconds = max((outcome[r].seconds for r in target.invoker_roles), default=0.0)
+        steps[target.id] = (step, seconds)
+    return steps
 
 
 # ----- delete-endpoint ------------------------------------------------------------------------
@@ -534,8 +695,10 @@ def _delete_endpoint_mode(ctx: _Context, target: HaltTarget, step: _Step, *, hal
 # ----- scp ------------------------------------------------------------------------------------
 
 
-def _find_scp(ctx: _Context, name: str) -> str | None:
+def _halt_scp_ids(ctx: _Context) -> dict[str, str]:
+    """Every ``breakglass-halt-*`` SCP of the organization, ``{name: id}``: one listing per halt."""
     org = ctx.clients.organizations
+    found: dict[str, str] = {}
     token: str | None = None
     while True:
         params: dict[str, Any] = {"Filter": SCP_TYPE}
@@ -543,11 +706,11 @@ def _find_scp(ctx: _Context, name: str) -> str | None:
             params["NextToken"] = token
         page = ctx.retry.call(org.list_policies, **params)
         for summary in page.get("Policies", []):
-            if summary["Name"] == name:
-                return str(summary["Id"])
+            if str(summary["Name"]).startswith(HALT_POLICY_PREFIX):
+                found[str(summary["Name"])] = str(summary["Id"])
         token = page.get("NextToken")
         if not token:
-            return None
+            return found
 
 
 def _scp_attachments(ctx: _Context, policy_id: str) -> set[str]:
@@ -571,73 +734,224 @@ _MISSING_ORG_TARGET = {
 }
 
 
-def _scp_mode(ctx: _Context, target: HaltTarget, step: _Step, *, halting: bool) -> None:
+_Steps = dict[str, _Step]
+
+
+@dataclass
+class _Scp:
+    """A halt SCP as read: its statements, the targets they deny and where it is attached."""
+
+    name: str
+    policy_id: str
+    statements: list[dict[str, Any]]
+    attached: set[str]
+
+    def owners(self) -> set[str]:
+        return {o for s in self.statements if (o := _owner(s, self.name)) is not None}
+
+
+def _read_scp(ctx: _Context, name: str, policy_id: str) -> _Scp | None:
     org = ctx.clients.organizations
-    if org is None:
-        raise RuntimeError("scp mode needs an Organizations client (run it in the management account)")
-    name = target.policy_name
-    document = scp_document(target, partition=ctx.clients.partition)
-    policy_id = _find_scp(ctx, name)
-    if halting:
-        content = json.dumps(document, separators=(",", ":"), sort_keys=True)
-        if policy_id is None:
-            created = ctx.retry.call(
-                org.create_policy,
-                Content=content,
-                Description=f"break-glass halt of {target.id}: deny AI invoke actions"[:512],
-                Name=name,
-                Type=SCP_TYPE,
-                # The Lambdas may only read, change, attach or detach SCPs carrying this tag.
-                Tags=[{"Key": HALT_TAG_KEY, "Value": target.id}],
-            )
-            policy_id = str(created["Policy"]["PolicySummary"]["Id"])
-            step.did("create-scp", policy=name, policy_id=policy_id, changed=True)
-        else:
-            current = ctx.retry.call(org.describe_policy, PolicyId=policy_id)["Policy"]["Content"]
-            if json.loads(current) != document:
-                ctx.retry.call(org.update_policy, PolicyId=policy_id, Content=content)
-                step.did("update-scp", policy=name, policy_id=policy_id, changed=True)
-    elif policy_id is None:
-        step.did("detach-scp", policy=name, changed=False, note="never created")
-        return
-    attached = _scp_attachments(ctx, policy_id)
-    for target_id in target.scp_target_ids:
+    try:
+        content = ctx.retry.call(org.describe_policy, PolicyId=policy_id)["Policy"]["Content"]
+        attached = _scp_attachments(ctx, policy_id)
+    except ClientError as exc:
+        # The functions may read only SCPs tagged with one of their targets: another kill
+        # switch's SCP in the same organization is not ours to count or change.
+        if _code(exc) in ("AccessDeniedException", "AccessDenied", "PolicyNotFoundException"):
+            return None
+        raise
+    return _Scp(name, policy_id, _statements(json.loads(content)), attached)
+
+
+def _scp_error(target_id: str, exc: ClientError) -> str:
+    if _code(exc) in _MISSING_ORG_TARGET:
+        return f"organization target {target_id} does not exist"
+    return f"{target_id}: {_code(exc)}: {_message(exc)}"
+
+
+def _attach_all(
+    ctx: _Context, scp: _Scp, wanted: Sequence[str], owners: Sequence[str], steps: _Steps
+) -> None:
+    """Attach ``scp`` to each of ``wanted`` it is not attached to: one call per account / OU / root."""
+    for target_id in wanted:
+        changed = target_id not in scp.attached
         try:
-            if halting and target_id not in attached:
-                ctx.retry.call(org.attach_policy, PolicyId=policy_id, TargetId=target_id)
-                step.did("attach-scp", policy_id=policy_id, target_id=target_id, changed=True)
-            elif not halting and target_id in attached:
-                ctx.retry.call(org.detach_policy, PolicyId=policy_id, TargetId=target_id)
-                step.did("detach-scp", policy_id=policy_id, target_id=target_id, changed=True)
-            else:
-                action = "attach-scp" if halting else "detach-scp"
-                step.did(action, policy_id=policy_id, target_id=target_id, changed=False)
+            if changed:
+                ctx.retry.call(
+                    ctx.clients.organizations.attach_policy, PolicyId=scp.policy_id, TargetId=target_id
+                )
+                scp.attached.add(target_id)
         except ClientError as exc:
-            if _code(exc) in _MISSING_ORG_TARGET:
-                step.failed(f"organization target {target_id} does not exist")
-            else:
-                step.failed(f"{target_id}: {_code(exc)}: {_message(exc)}")
+            for owner in owners:
+                steps[owner].failed(_scp_error(target_id, exc))
+            continue
+        for owner in owners:
+            steps[owner].did("attach-scp", policy_id=scp.policy_id, target_id=target_id, changed=changed)
+
+
+def _scp_halt(ctx: _Context, targets: Sequence[HaltTarget], scps: list[_Scp], steps: _Steps) -> None:
+    org = ctx.clients.organizations
+    wanted = {t.id: scp_document(t, partition=ctx.clients.partition)["Statement"] for t in targets}
+    where_of = {t.id: set(t.scp_target_ids) for t in targets}
+    missing: dict[tuple[str, ...], list[str]] = {}
+    handled: set[str] = set()
+    for target in targets:
+        if target.id in handled:
+            continue
+        handled.add(target.id)
+        keys = {json.dumps(s, sort_keys=True) for s in wanted[target.id]}
+        holders = [p for p in scps if keys <= {json.dumps(s, sort_keys=True) for s in p.statements}]
+        covered = set().union(*(p.attached for p in holders))
+        if where_of[target.id] <= covered:
+            # Denied everywhere it should be, exactly as declared: a retried halt writes nothing.
+            scp = max(holders, key=lambda p: len(p.attached & where_of[target.id]))
+            _attach_all(ctx, scp, target.scp_target_ids, [target.id], steps)
+            continue
+        # Attaching an SCP extends every target it holds to the new place, so one is reused only
+        # if each of its targets is being halted now for exactly the same places (a resumed SCP
+        # keeps its content, detached, until a halt of all its targets attaches it again).
+        reusable = [p for p in holders if all(where_of.get(o) == where_of[target.id] for o in p.owners())]
+        if reusable:
+            scp = max(reusable, key=lambda p: len(p.attached))
+            # Its other targets not yet seen are halted by the same attachments: reported for each.
+            along = sorted(o for o in scp.owners() if o in where_of and o not in handled)
+            handled.update(along)
+            _attach_all(ctx, scp, target.scp_target_ids, [target.id, *along], steps)
+        else:
+            missing.setdefault(tuple(sorted(target.scp_target_ids)), []).append(target.id)
+    existing = {p.name: p for p in scps}
+    for where, ids in sorted(missing.items()):
+        for page in deny_pages([(i, wanted[i]) for i in sorted(ids)], max_chars=SCP_PAGE_MAX_CHARS):
+            content = json.dumps(page.document, separators=(",", ":"), sort_keys=True)
+            try:
+                found = existing.get(page.name)
+                if found is None:
+                    created = ctx.retry.call(
+                        org.create_policy,
+                        Content=content,
+                        Description=f"break-glass halt of {', '.join(page.target_ids)}: deny AI invoke actions"[
+                            :512
+                        ],
+                        Name=page.name,
+                        Type=SCP_TYPE,
+                        # The Lambdas may only read, change, attach or detach SCPs carrying this tag
+                        # (its value: a declared target, the page's first).
+                        Tags=[{"Key": HALT_TAG_KEY, "Value": page.target_ids[0]}],
+                    )
+                    scp = _Scp(page.name, str(created["Policy"]["PolicySummary"]["Id"]), [], set())
+                    action = "create-scp"
+                else:
+                    # This page's SCP, from an earlier halt of these targets: bring it up to date.
+                    scp = found
+                    ctx.retry.call(org.update_policy, PolicyId=scp.policy_id, Content=content)
+                    action = "update-scp"
+            except ClientError as exc:
+                for target_id in page.target_ids:
+                    steps[target_id].failed(f"{_code(exc)}: {_message(exc)}")
+                continue
+            for target_id in page.target_ids:
+                steps[target_id].did(action, policy=page.name, policy_id=scp.policy_id, changed=True)
+            _attach_all(ctx, scp, where, page.target_ids, steps)
+
+
+def _scp_resume(ctx: _Context, targets: Sequence[HaltTarget], scps: list[_Scp], steps: _Steps) -> None:
+    org = ctx.clients.organizations
+    resuming = {t.id for t in targets}
+    for scp in scps:
+        keep = [s for s in scp.statements if _owner(s, scp.name) not in resuming]
+        released = sorted(scp.owners() & resuming)
+        if not released:
+            continue
+        if keep:
+            # Still-halted targets share this SCP: it stays attached, without the resumed ones.
+            content = json.dumps(
+                {"Version": "2012-10-17", "Statement": keep}, separators=(",", ":"), sort_keys=True
+            )
+            try:
+                ctx.retry.call(org.update_policy, PolicyId=scp.policy_id, Content=content)
+            except ClientError as exc:
+                for target_id in released:
+                    steps[target_id].failed(f"{_code(exc)}: {_message(exc)}")
+                continue
+            for target_id in released:
+                steps[target_id].did("update-scp", policy=scp.name, policy_id=scp.policy_id, changed=True)
+            continue
+        for where in sorted(scp.attached):
+            try:
+                ctx.retry.call(org.detach_policy, PolicyId=scp.policy_id, TargetId=where)
+            except ClientError as exc:
+                for target_id in released:
+                    steps[target_id].failed(_scp_error(where, exc))
+                continue
+            for target_id in released:
+                steps[target_id].did("detach-scp", policy_id=scp.policy_id, target_id=where, changed=True)
+    for target in targets:
+        if not steps[target.id].actions and not steps[target.id].errors:
+            steps[target.id].did("detach-scp", policy=target.policy_name, changed=False, note="not attached")
+
+
+def _scp_all(
+    ctx: _Context, targets: Sequence[HaltTarget], *, halting: bool, workers: int
+) -> dict[str, tuple[_Step, float]]:
+    """scp for every target at once: the organization's halt SCPs are listed and read once, the
+    targets that share their accounts / OUs go into one SCP (as few as fit), and each SCP is
+    attached with one call per account / OU / root."""
+    started = time.perf_counter()
+    steps: _Steps = {t.id: _Step() for t in targets}
+    try:
+        if ctx.clients.organizations is None:
+            raise RuntimeError("scp mode needs an Organizations client (run it in the management account)")
+        ids = _halt_scp_ids(ctx)
+        read = _map(lambda item: _read_scp(ctx, *item), sorted(ids.items()), workers)
+        scps = [p for p in read if p is not None]
+        (_scp_halt if halting else _scp_resume)(ctx, targets, scps, steps)
+    except ClientError as exc:
+        for step in steps.values():
+            step.failed(f"{_code(exc)}: {_message(exc)}")
+    except Exception as exc:
+        logger.exception("scp halt failed")
+        for step in steps.values():
+            step.failed(f"{type(exc).__name__}: {exc}")
+    seconds = time.perf_counter() - started
+    return {target_id: (step, seconds) for target_id, step in steps.items()}
 
 
 # ----- fan-out --------------------------------------------------------------------------------
 
 _MODES: dict[str, Callable[..., None]] = {
-    "deny-invoke": _deny_invoke,
     "delete-endpoint": _delete_endpoint_mode,
-    "scp": _scp_mode,
+}
+# Modes batched across targets (one call covers many): each acts on all its targets at once.
+_BATCHED: dict[str, Callable[..., dict[str, tuple[_Step, float]]]] = {
+    "deny-invoke": _deny_invoke_all,
+    "scp": _scp_all,
 }
 
+_Item = TypeVar("_Item")
+_Out = TypeVar("_Out")
 
-def _run_one(
-    ctx: _Context, target: HaltTarget, mode: str, *, halting: bool
-) -> tuple[TargetResult, Exception | None]:
+
+def _map(fn: Callable[[_Item], _Out], items: Sequence[_Item], workers: int) -> list[_Out]:
+    """``fn`` over ``items`` in order, on a bounded pool (in this thread when one worker will do)."""
+    workers = min(workers, len(items))
+    if workers <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="breakglass-halt") as pool:
+        return list(pool.map(fn, items))
+
+
+def _not_allowed(target: HaltTarget, mode: str) -> str:
+    return f"mode {mode} is not allowed for target {target.id} (allowed: {list(target.modes)})"
+
+
+def _act(ctx: _Context, target: HaltTarget, mode: str, *, halting: bool) -> tuple[_Step, float]:
+    """One target in a per-target mode (delete-endpoint)."""
     started = time.perf_counter()
     step = _Step()
     try:
         if mode not in target.modes:
-            raise RuntimeError(
-                f"mode {mode} is not allowed for target {target.id} (allowed: {list(target.modes)})"
-            )
+            raise RuntimeError(_not_allowed(target, mode))
         _MODES[mode](ctx, target, step, halting=halting)
     except TargetMissing as exc:
         step.failed(str(exc))
@@ -648,6 +962,13 @@ def _run_one(
         # its traceback so it is never lost.
         logger.exception("halt step failed", extra=log_fields(target=target.id, mode=mode))
         step.failed(f"{type(exc).__name__}: {exc}")
+    return step, time.perf_counter() - started
+
+
+def _record(
+    ctx: _Context, target: HaltTarget, mode: str, step: _Step, seconds: float, *, halting: bool
+) -> tuple[TargetResult, Exception | None]:
+    """The target's result and its one audit event of this halt (or resume)."""
     outcome = step.outcome("halted" if halting else "resumed")
     error = "; ".join(step.errors) or None
     result = TargetResult(
@@ -655,7 +976,7 @@ def _run_one(
         mode=mode,
         outcome=outcome,
         error=error,
-        seconds=time.perf_counter() - started,
+        seconds=seconds,
         details={"actions": step.actions},
         changed=step.changed,
     )
@@ -695,6 +1016,14 @@ def _run_one(
     return result, None
 
 
+def _distinct(targets: Iterable[HaltTarget]) -> list[HaltTarget]:
+    """The targets once each, in order: a target named twice is acted on and recorded once."""
+    seen: dict[str, HaltTarget] = {}
+    for target in targets:
+        seen.setdefault(target.id, target)
+    return list(seen.values())
+
+
 def _fan_out(
     ctx: _Context, targets: Sequence[HaltTarget], mode: str, *, halting: bool, max_workers: int
 ) -> dict[str, Any]:
@@ -703,12 +1032,21 @@ def _fan_out(
     if max_workers < 1:
         raise ValueError("max_workers: must be at least 1")
     started = time.perf_counter()
-    workers = min(max_workers, len(targets))
-    if workers == 1:
-        pairs = [_run_one(ctx, t, mode, halting=halting) for t in targets]
+    chosen = _distinct(targets)
+    steps: dict[str, tuple[_Step, float]]
+    if mode in _BATCHED:
+        allowed = [t for t in chosen if mode in t.modes]
+        steps = _BATCHED[mode](ctx, allowed, halting=halting, workers=max_workers) if allowed else {}
+        for target in chosen:
+            if target.id not in steps:
+                refused = _Step()
+                refused.failed(_not_allowed(target, mode))
+                steps[target.id] = (refused, 0.0)
     else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="breakglass-halt") as pool:
-            pairs = list(pool.map(lambda t: _run_one(ctx, t, mode, halting=halting), targets))
+        acted = _map(lambda t: _act(ctx, t, mode, halting=halting), chosen, max_workers)
+        steps = {t.id: done for t, done in zip(chosen, acted, strict=True)}
+    # Every target's record, one each, written concurrently once every role has been acted on.
+    pairs = _map(lambda t: _record(ctx, t, mode, *steps[t.id], halting=halting), chosen, max_workers)
     results = [r for r, _ in pairs]
     report = {
         "action": "halt" if halting else "resume",
