@@ -19,6 +19,7 @@ from typing import Any
 from breakglass.contracts import RequestStatus
 from breakglass.lambdas.access.grants import Tier
 from breakglass.lambdas.approvals.admission import Admission, AdmissionRefused, IndexEntry
+from breakglass.lambdas.approvals.chains import chain_status
 from breakglass.lambdas.approvals.requests import (
     AccessRequest,
     RequestRejected,
@@ -107,6 +108,13 @@ def submit_request(deps: IntakeDeps, requester: Enrollment, body: Any) -> Reques
             },
         )
     )
+    start_workflow(deps, record)
+    log.info("request admitted", extra=log_fields(request_id=record.request_id, tier=record.tier))
+    return record
+
+
+def start_workflow(deps: IntakeDeps, record: RequestRecord) -> None:
+    """Start the stored request's execution under its id (input: the id alone)."""
     try:
         deps.sfn.start_execution(
             stateMachineArn=deps.state_machine_arn,
@@ -128,14 +136,12 @@ def submit_request(deps: IntakeDeps, requester: Enrollment, body: Any) -> Reques
             )
         )
         raise
-    log.info("request admitted", extra=log_fields(request_id=record.request_id, tier=record.tier))
-    return record
 
 
 def _status_of(store: Store) -> Callable[[str], str | None]:
     def status(request_id: str) -> str | None:
-        record = store.get_request(request_id)
-        return record.status if record else None
+        # A final request whose extension is still live holds the person's slot through it.
+        return chain_status(store, request_id)
 
     return status
 
