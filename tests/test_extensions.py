@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 import test_access_api
 from test_access_api import World, ask, granted, user_arn
+from typer.testing import CliRunner
 
+from breakglass.cli.main import app
 from breakglass.contracts import iso, parse_iso
 from breakglass.lambdas.approvals.extensions import WITHDRAWN
 from breakglass.lambdas.approvals.requests import parse_policy
@@ -239,3 +241,57 @@ def test_a_tier_with_scheduling_off_refuses_a_start(world: World) -> None:
     with_policy(world, {"approval": "auto", "max_start_delay_seconds": 0})
     status, answer = ask(world, "rita", start_at="+1h")
     assert status == 400 and "takes no scheduled requests" in answer["error"]["message"]
+
+
+# -- halts during an extended incident -------------------------------------------------------------------
+
+
+def test_a_halt_is_recorded_under_the_request_whose_window_holds_the_moment(world: World) -> None:
+    original = granted(world, "rita")
+    _, made = extend(world, "rita", original)
+    grant_it(world, made["request_id"])
+    halt = {"targets": ["chat"], "mode": "deny-invoke", "reason": "leaking data"}
+    caller = test_access_api.session_arn("breakglass-emergency-halt", "rita")
+    assert world.call(caller, "POST", "/halts", halt)[0] == 200
+    world.tick(31)  # past the first expiry: the workflow has not recorded it yet
+    assert world.call(caller, "POST", "/halts", halt)[0] == 200
+    world.tick(30)  # past the second
+    status, answer = world.call(caller, "POST", "/halts", halt)
+    assert status == 403 and answer["error"]["code"] == "no-active-grant"
+    recorded = [c[1]["Payload"]["request_id"] for c in world.lam.calls if c[0] == "invoke"]
+    assert recorded == [original, made["request_id"]]
+
+
+def test_a_new_request_waits_while_an_extension_of_the_person_s_request_is_live(world: World) -> None:
+    original = granted(world, "rita")
+    _, made = extend(world, "rita", original)
+    grant_it(world, made["request_id"])
+    world.deps.store.set_status(original, "expired")
+    world.tick()
+    status, answer = ask(world, "rita")
+    assert status == 409 and original in answer["error"]["message"]
+
+
+# -- the command checks what it can before sending anything -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (["request", "--tier", "halt", "--reason", REASON, "--start-at", "yesterday"], "--start-at:"),
+        (
+            ["request", "--tier", "halt", "--reason", REASON, "--start-at", "2020-01-01T00:00:00Z"],
+            "not in the future",
+        ),
+        (
+            ["extend", "r2611300213004f1c9a2b7e", "--by", "5m", "--reason", REASON],
+            "--by: must be at least 15 minutes",
+        ),
+        (["extend", "not-an-id", "--by", "30m", "--reason", REASON], "is not a request id"),
+    ],
+)
+def test_a_malformed_start_or_extension_is_refused_before_anything_is_sent(
+    argv: list[str], problem: str
+) -> None:
+    result = CliRunner().invoke(app, [*argv, "--totp", "123456"])
+    assert result.exit_code == 2 and problem in result.stderr, result.stderr

@@ -246,8 +246,10 @@ class TierApproval:
             "may_resume": self.may_resume,
             "max_requests_per_person_per_hour": self.max_requests_per_person_per_hour,
             "max_requests_per_hour": self.max_requests_per_hour,
-            "max_start_delay_seconds": self.max_start_delay_seconds,
         }
+        # Only when set: the policy travels in an environment variable of bounded size.
+        if self.max_start_delay_seconds != DEFAULT_MAX_START_DELAY_SECONDS:
+            data["max_start_delay_seconds"] = self.max_start_delay_seconds
         if self.max_total_seconds is not None:
             data["max_total_seconds"] = self.max_total_seconds
         if self.may_resume and self.auto:
