@@ -295,3 +295,16 @@ def test_a_malformed_start_or_extension_is_refused_before_anything_is_sent(
 ) -> None:
     result = CliRunner().invoke(app, [*argv, "--totp", "123456"])
     assert result.exit_code == 2 and problem in result.stderr, result.stderr
+
+
+def test_an_emergency_session_cannot_extend_the_grant_it_belongs_to(world: World) -> None:
+    original = granted(world, "rita")
+    world.tick()
+    status, _ = world.call(
+        test_access_api.session_arn("breakglass-emergency-halt", "rita"),
+        "POST",
+        f"/requests/{original}/extensions",
+        {"by": "30m", "reason": REASON, "totp": world.code("rita")},
+    )
+    assert status == 403
+    assert world.deps.store.get_request(original).extended_by is None  # type: ignore[union-attr]

@@ -8,6 +8,7 @@ Date conditions at its clock) and by evaluating the role's documents as IAM does
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -304,3 +305,31 @@ def test_a_scheduled_request_is_approved_now_refused_before_its_start_and_allowe
     assert later.exit_code == 0, later.stderr
     assert describe(world, later.json()) == "ok"
     assert world.end_window(made["request_id"])["status"] == "expired"
+
+
+def test_revoking_the_original_withdraws_a_pending_extension_and_its_workflow_ends_denied(
+    world: World,
+) -> None:
+    first = world.request("tom", "operator", REASON, "--duration", "30m", "--no-wait").json()
+    rid = first["request_id"]
+    world.wait_for(rid, ["pending"])
+    assert world.decide("bob", world.approval_links("bob", rid, wait=20)[0], "approve")[0] == 200
+    world.wait_for(rid, ["granted"])
+    ext = extend(world, "tom", rid, "--no-wait").json()["request_id"]
+    assert world.approval_links("cat", ext, wait=20)
+    revoked = world.cli("tom", "revoke", rid, "--totp", world.code("tom"), "--json")
+    assert revoked.exit_code == 0, revoked.stderr
+    assert revoked.json()["extensions_withdrawn"] == [ext]
+    assert world.wait_for(ext, ["denied"])["status"] == "denied"
+    machine = world.deployment.output("state_machine_arn")
+    sfn = world.emulator.client("stepfunctions")
+    arn = machine.replace(":stateMachine:", ":execution:") + f":{ext}"
+    deadline = time.monotonic() + 30
+    while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
+    assert ("denial", "tom", "succeeded") in kinds(world, ext)  # who withdrew it
+    assert ("denial", "system:withdrawn", "succeeded") in kinds(world, ext)  # the workflow closing it
+    assert any("withdrawn" in m for m in world.emails_about("tom", ext, wait=10))
+    late = world.decide("cat", world.approval_links("cat", ext)[0], "approve")
+    assert late[0] != 200  # nothing left to approve
