@@ -368,7 +368,8 @@ def extend_request(deps: AccessDeps, request: ApiRequest, params: Mapping[str, s
     try:
         record = extensions.submit_extension(deps.intake(), person, request_id, request.body)
     except extensions.ExtensionRefused as exc:
-        code = "totp" if exc.field == "totp" else "not-admitted" if exc.status in (409, 429) else "rejected"
+        codes = {403: "forbidden", 404: "not-found", 409: "not-admitted", 429: "not-admitted"}
+        code = "totp" if exc.field == "totp" else codes.get(exc.status, "rejected")
         raise ApiError(exc.status, code, exc.problem, exc.field) from exc
     return 201, visible(record)
 

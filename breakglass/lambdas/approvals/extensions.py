@@ -29,7 +29,6 @@ from breakglass.lambdas.approvals.chains import LIVE, chain_start, descendants
 from breakglass.lambdas.approvals.intake import IntakeDeps, start_workflow
 from breakglass.lambdas.approvals.requests import (
     EXTENSION_FIELDS,
-    REASON_MAX,
     RequestRejected,
     check_reason,
     eligible_approvers,
@@ -38,7 +37,7 @@ from breakglass.lambdas.approvals.requests import (
     parse_duration,
     total_cap,
 )
-from breakglass.lambdas.approvals.store import Enrollment, RequestRecord, Store, same_person
+from breakglass.lambdas.approvals.store import Enrollment, RequestRecord, StatusConflict, Store, same_person
 from breakglass.lambdas.approvals.totp import TotpRejected, verify_totp
 from breakglass.lambdas.approvals.votes import CLOSED_TASK_ERRORS
 from breakglass.lambdas.audit.events import AuditEvent, AuditWriter
@@ -88,13 +87,13 @@ def _check_parent(
             f"the window of {parent.request_id} ended at {parent.expires_at}; ask for new access: "
             "breakglass request --tier ...",
         )
-    live = [r for r in descendants(store, parent)[:1] if r.status in LIVE]
-    if live:
+    latest = store.get_request(parent.extended_by) if parent.extended_by else None
+    if latest is not None and latest.status in LIVE:
         raise ExtensionRefused(
             409,
             "request_id",
-            f"request {parent.request_id} already has extension {live[0].request_id} ({live[0].status}); "
-            f"one at a time: once it is granted, extend it instead (breakglass extend {live[0].request_id})",
+            f"request {parent.request_id} already has extension {latest.request_id} ({latest.status}); "
+            f"one at a time: once it is granted, extend it instead (breakglass extend {latest.request_id})",
         )
     return parent
 
@@ -106,14 +105,13 @@ def submit_extension(deps: IntakeDeps, person: Enrollment, parent_id: str, body:
     request_id = mint_request_id(now)
     parent = deps.store.get_request(parent_id)
     try:
-        record = _validated(deps, person, parent_id, parent, body, request_id=request_id, now=now)
+        record, parent = _validated(deps, person, parent_id, parent, body, request_id=request_id, now=now)
     except RequestRejected as exc:
         _audit(
             deps.audit, person.user, request_id, parent, "failed", field=exc.field, problem=exc.problem[:500]
         )
         raise
     deps.store.put_request(record)
-    assert parent is not None  # _validated refused a missing parent
     if not deps.store.link_extension(parent.request_id, record.request_id, replaces=parent.extended_by):
         # Another extension (or a revoke) got there first: this one never runs.
         deps.store.set_status(record.request_id, RequestStatus.DENIED)
@@ -167,7 +165,8 @@ def _validated(
     *,
     request_id: str,
     now: datetime,
-) -> RequestRecord:
+) -> tuple[RequestRecord, RequestRecord]:
+    """The extension to store and the request it extends; ExtensionRefused otherwise."""
     try:
         values = require_mapping("body", body)
         # No tier, no requester, no window in the body: they all come from the extended request.
@@ -176,7 +175,7 @@ def _validated(
             if values.get(name) in (None, ""):
                 raise ConfigError(name, "is required")
         by = parse_duration("by", values["by"])
-        reason = require_str("reason", values["reason"], max_length=REASON_MAX * 2).strip()
+        reason = require_str("reason", values["reason"]).strip()
         check_reason(reason)
         totp = require_str("totp", values["totp"], max_length=16)
     except ConfigError as exc:
@@ -242,7 +241,7 @@ def _validated(
         start_at=parent.expires_at,
         extends=parent.request_id,
         extends_starts_at=parent.starts_at,
-    )
+    ), parent
 
 
 def _audit(
@@ -286,7 +285,7 @@ def withdraw_pending(
             continue
         try:
             store.set_status(record.request_id, RequestStatus.DENIED, expected=RequestStatus.PENDING)
-        except Exception:  # decided meanwhile: the grant step refuses it (the request it extends is revoked)
+        except StatusConflict:  # decided meanwhile: the grant step refuses it (its original is revoked)
             continue
         audit.write(
             AuditEvent(
