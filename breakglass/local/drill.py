@@ -65,6 +65,7 @@ class Drill(Timeline):
         self.request_id = ""
         self.session: dict[str, str] = {}
         self.extension_id = ""
+        self.expires_at = ""
         self.profile = ""
         self.report: str | None = None
 
@@ -167,6 +168,7 @@ class Drill(Timeline):
             )
             granted = self.world.wait_for(rid, ["granted", "denied"])
             check("approve", granted["status"] == "granted", "granted", granted["status"])
+            self.expires_at = str(granted["expires_at"])
             note["detail"] = (
                 f"{' and '.join(decided)} approved on the page -> granted until {granted['expires_at']}"
             )
@@ -271,12 +273,11 @@ class Drill(Timeline):
             for approver in APPROVERS:
                 voted = self.cli(approver, "approve", ext, "--totp", self.world.code(approver), "--json")
                 check("extend", voted.exit_code == 0, f"{approver}'s approval counted", voted.stderr.strip())
-            first = self.world.wait_for(rid, ["granted"])
             granted = self.world.wait_for(ext, ["granted", "denied"])
             check(
                 "extend",
-                granted["status"] == "granted" and granted["starts_at"] == first["expires_at"],
-                f"granted from {first['expires_at']}",
+                granted["status"] == "granted" and granted["starts_at"] == self.expires_at,
+                f"granted from {self.expires_at}",
                 (granted["status"], granted.get("starts_at")),
             )
             early = self.cli(RESPONDER, "assume", ext, "--format", "json", *self._mfa())
