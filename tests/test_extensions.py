@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from breakglass.cli.main import app
 from breakglass.contracts import iso, parse_iso
-from breakglass.lambdas.approvals.extensions import WITHDRAWN
+from breakglass.lambdas.approvals.mail import WITHDRAWN
 from breakglass.lambdas.approvals.requests import parse_policy
 
 REASON = "the key rotation needs another half hour"

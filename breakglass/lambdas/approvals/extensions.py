@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -27,6 +27,7 @@ from breakglass.contracts import RequestStatus, iso, parse_iso
 from breakglass.lambdas.approvals.admission import AdmissionRefused, IndexEntry
 from breakglass.lambdas.approvals.chains import LIVE, chain_start, descendants
 from breakglass.lambdas.approvals.intake import IntakeDeps, start_workflow
+from breakglass.lambdas.approvals.mail import WITHDRAWN
 from breakglass.lambdas.approvals.requests import (
     EXTENSION_FIELDS,
     RequestRejected,
@@ -45,9 +46,6 @@ from breakglass.lambdas.runtime import get_logger, log_fields
 from breakglass.validation import ConfigError, reject_unknown_keys, require_mapping, require_str
 
 log = get_logger("breakglass.extensions")
-
-# The decision a withdrawn extension's workflow is handed (its grant was revoked before it was).
-WITHDRAWN: Final = "withdrawn"
 
 
 class ExtensionRefused(RequestRejected):

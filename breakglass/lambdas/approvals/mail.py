@@ -185,8 +185,9 @@ def auto_approve_notice(record: RequestRecord) -> Notice:
     )
 
 
-# "withdrawn": an extension whose grant was revoked before the extension was decided.
-DENY_CAUSES: Final = ("denied", "timed_out", "withdrawn")
+# An extension whose original grant was revoked before the extension was decided.
+WITHDRAWN: Final = "withdrawn"
+DENY_CAUSES: Final = ("denied", "timed_out", WITHDRAWN)
 
 
 def denial_notice(record: RequestRecord, cause: str) -> Notice:
@@ -196,7 +197,7 @@ def denial_notice(record: RequestRecord, cause: str) -> Notice:
     why = {
         "denied": f"denied by {', '.join(record.denials)}",
         "timed_out": "not approved before the deadline (backup approvers were asked too)",
-        "withdrawn": f"withdrawn: request {record.extends}, which it extends, was revoked",
+        WITHDRAWN: f"withdrawn: request {record.extends}, which it extends, was revoked",
     }[cause]
     return _notice(
         f"Break-glass request for {record.tier} denied",

@@ -322,7 +322,7 @@ def deny(deps: WorkflowDeps, request_id: str, cause: str) -> dict[str, Any]:
         ",".join(record.denials)
         if cause == "denied" and record.denials
         else "system:withdrawn"
-        if cause == "withdrawn"
+        if cause == mail.WITHDRAWN
         else "system:timeout"
     )
     requester = deps.store.get_enrollment(record.requester)
