@@ -61,6 +61,7 @@ EVENT_TYPES: Final = (
     "enrollment",
     "waiver",
     "error",
+    "extension",  # a request to extend a granted window (the grant of it is a "grant" event)
 )
 # The outcome of one audited event (not of a halt target: see breakglass.lambdas.halt.service).
 EVENT_OUTCOMES: Final = ("succeeded", "failed", "noop", "pending", "opened", "accepted", "flagged")

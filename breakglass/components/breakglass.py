@@ -32,7 +32,11 @@ from breakglass import __version__
 from breakglass.components.approval_workflow import ApprovalWorkflow
 from breakglass.components.audit_queries import AuditQueries
 from breakglass.components.audit_trail import AuditTrail
-from breakglass.components.emergency_role import EmergencyRole, EmergencyRoleArgs
+from breakglass.components.emergency_role import (
+    DEFAULT_MAX_WINDOW_SECONDS,
+    EmergencyRole,
+    EmergencyRoleArgs,
+)
 from breakglass.components.halt_actions import HaltActions, HaltActionsArgs
 from breakglass.contracts import (
     DEPLOYMENT_NAME,
@@ -160,7 +164,10 @@ class BreakGlassArgs(TypedDict, total=False):
     ``may_halt``, ``may_resume``, ``resume_without_quorum_opt_in``,
     ``max_requests_per_person_per_hour``, ``max_requests_per_hour``, ``review_gate``: refuse a
     person's request while their last grant of the tier has no review verdict, default on for
-    ``admin`` only, never on an auto-approved tier that may halt). ``None`` removes a default tier."""
+    ``admin`` only, never on an auto-approved tier that may halt; ``max_total_seconds`` (cap
+    from a first window's start to its last extension's expiry; default twice the window),
+    ``max_start_delay_seconds`` (how far ahead a request may schedule its start; default 4 h, 0
+    turns scheduling off)). ``None`` removes a default tier."""
 
     admin_long_window_opt_in: bool
     """Allow the ``admin`` tier windows over one hour (weaker; default false)."""
@@ -333,10 +340,22 @@ def _tiers(
                     "admin is review-gated; set admin_without_review_gate_opt_in to allow admin access "
                     "again before the last admin grant is reviewed",
                 )
+        _check_total(tier, role, approval)
         merged[tier] = TierSettings(role=role, approval=approval)
     if not merged:
         raise ConfigError("tiers", "at least one tier must remain")
     return merged
+
+
+def _check_total(tier: str, role: Mapping[str, Any], approval: Mapping[str, Any]) -> None:
+    """A chain of extended windows may not be capped below one window of the tier."""
+    total = approval.get("max_total_seconds")
+    window = role.get("max_window_seconds", DEFAULT_MAX_WINDOW_SECONDS)
+    if isinstance(total, int) and isinstance(window, int) and total < window:
+        raise ConfigError(
+            f"tiers.{tier}.max_total_seconds",
+            f"must be at least the tier's max_window_seconds ({window}), got {total}",
+        )
 
 
 class BreakGlass(pulumi.ComponentResource):
