@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from breakglass.cli.main import app
 from breakglass.local.drill import DrillFailed, check
 
-STEPS = ["seed", "tripwire", "request", "approve", "investigate", "resume", "expire", "audit"]
+STEPS = ["seed", "tripwire", "request", "approve", "investigate", "resume", "expire", "audit", "sealed"]
 
 
 def test_the_drill_plays_the_whole_incident_and_every_step_passes(tmp_path: Path, browser: Browser) -> None:
@@ -26,6 +26,8 @@ def test_the_drill_plays_the_whole_incident_and_every_step_passes(tmp_path: Path
     assert "assumed-role/breakglass-emergency-admin/rita" in details["investigate"]
     assert "AccessDenied" in details["expire"]
     assert "access_outside_grants empty" in details["audit"]
+    assert "breakglass-sealed assumed assumed-role/breakglass-sealed/breakglass-sealed" in details["sealed"]
+    assert "review opened; check: no finding" in details["sealed"]
     summary = document["deployment"]
     assert summary["resources"] > 100 and set(summary["tiers"]) == {"halt", "operator", "admin", "drill"}
     assert summary["tiers"]["halt"]["approval"] == "auto" and summary["tiers"]["admin"]["approval"] == 2

@@ -11,8 +11,10 @@ import pytest
 from iam_eval import assume_context, can_assume, session_allowed, session_context
 from parliament import analyze_policy_string
 
+from breakglass.components import BreakGlass
+from breakglass.components.breakglass import BreakGlassConfig
 from breakglass.components.sealed_access import SealedAccess, SealedAccessArgs, SealedAccessConfig
-from breakglass.local.synth import ACCOUNT_ID, SynthResult, synth
+from breakglass.local.synth import ACCOUNT_ID, SynthError, SynthResult, synth
 from breakglass.policies.sealed_access import (
     ALERT_ASSUME,
     ALERT_SIGN_IN,
@@ -184,3 +186,56 @@ def test_the_check_reads_only_the_sealed_users_and_two_alarms_watch_it() -> None
     alarms = {r.inputs["name"]: r.inputs for r in result.by_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
     assert alarms["breakglass-sealed-findings"]["alarmActions"] == [TOPIC]
     assert alarms["breakglass-sealed-check-not-running"]["treatMissingData"] == "breaching"
+
+
+# -- in BreakGlass ------------------------------------------------------------------------------------
+
+
+def breakglass_args(**changes: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "deployment": "prod",
+        "requesters": [f"arn:aws:iam::{ACCOUNT_ID}:user/rita"],
+        "approvers": ["ann", "bob"],
+        "sender_email": "breakglass@example.com",
+        "alert_emails": ["security@example.com"],
+        "sealed_access": {
+            "users": ["bg-anna"],
+            "managed_policy_arns": ["arn:aws:iam::aws:policy/AdministratorAccess"],
+            "alert_emails": ["ann@example.com", "security@example.com"],
+        },
+    }
+    base.update(changes)
+    return base
+
+
+def test_in_breakglass_it_uses_the_stacks_topic_bucket_sender_and_table_and_alerts_everyone_once() -> None:
+    result = synth(lambda: BreakGlass("bg", breakglass_args()))  # type: ignore[arg-type]
+    function = result.one("aws:lambda/function:Function", "breakglass-sealed-use-home")
+    variables = function.inputs["environment"]["variables"]
+    assert variables["BREAKGLASS_SENDER_EMAIL"] == "breakglass@example.com"
+    assert variables["BREAKGLASS_TABLE"] and variables["BREAKGLASS_ALERT_TOPIC_ARN"].endswith(
+        ":breakglass-alerts"
+    )
+    assert json.loads(variables["BREAKGLASS_SEALED_ALERT_EMAILS"]) == [
+        "security@example.com",
+        "ann@example.com",
+    ]
+    published = result.one("aws:ssm/parameter:Parameter", "bg-param-sealed-access").inputs
+    assert published["name"] == "/breakglass/prod/sealed_access"
+    settings = json.loads(published["insecureValue"])
+    assert settings["users"] == ["bg-anna"] and set(settings["regions"]) == {"home", "global"}
+    assert settings["regions"]["global"]["region"] == GLOBAL_EVENTS_REGION
+
+
+def test_without_sealed_access_breakglass_creates_and_publishes_none() -> None:
+    result = synth(lambda: BreakGlass("bg", breakglass_args(sealed_access=None)))  # type: ignore[arg-type]
+    assert not result.by_type("breakglass:index:SealedAccess")
+    assert not [p for p in result.by_type("aws:ssm/parameter:Parameter") if p.name.endswith("sealed-access")]
+
+
+def test_a_bad_sealed_setting_in_breakglass_names_the_field_under_sealed_access() -> None:
+    with pytest.raises(ConfigError) as refused:
+        BreakGlassConfig.from_args(breakglass_args(sealed_access={"users": ["a"], "colour": "red"}))
+    assert refused.value.field == "sealed_access.colour"
+    with pytest.raises(SynthError, match=r"sealed_access\.managed_policy_arns: is required"):
+        synth(lambda: BreakGlass("bg", breakglass_args(sealed_access={"users": ["a"]})))  # type: ignore[arg-type]
