@@ -146,13 +146,12 @@ def check_statements(
             "Resource": f"arn:{partition}:iam::{account_id}:mfa/*",
         },
         {
-            # PutMetricData has no resource-level form. AWS's `cloudwatch:namespace` condition
-            # would bound it to the package's namespace; the emulator cannot evaluate that key yet,
-            # so the bound is the function's code (it writes only `metrics_namespace`).
+            # PutMetricData has no resource-level form; the namespace condition bounds it.
             "Sid": "PutSealedCheckMetrics",
             "Effect": "Allow",
             "Action": "cloudwatch:PutMetricData",
             "Resource": "*",
+            "Condition": {"StringEquals": {"cloudwatch:namespace": metrics_namespace}},
         },
     ]
 
