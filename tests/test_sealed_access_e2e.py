@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -215,3 +216,26 @@ def test_the_check_finds_an_access_key_a_password_without_mfa_a_virtual_mfa_and_
             iam.deactivate_mfa_device(UserName=SEALED, SerialNumber=virtual)
     assert run_check(world)["findings"] == []
     assert iam.list_user_policies(UserName=SEALED)["PolicyNames"] == [USER_POLICY_NAME]
+
+
+def test_the_auditor_sees_an_unreviewed_sealed_use_in_the_named_query_and_its_report(
+    world: World, tmp_path: Path
+) -> None:
+    assume_sealed(world, SEALED)
+    drop_keys(world, SEALED)
+    opened = [e for e in world.audit_events() if e.event_type == "review" and e.tier == "sealed"]
+    reviewed = {
+        e.request_id for e in world.audit_events() if e.event_type == "review" and e.outcome == "accepted"
+    }
+    (request_id,) = {e.request_id for e in opened} - reviewed
+    copy = tmp_path / "copy"
+    assert world.cli("sec", "audit", "sync", str(copy), "--json").exit_code == 0
+    listed = world.cli("sec", "audit", "query", "unreviewed_events", "--local", str(copy), "--json")
+    assert listed.exit_code == 0, listed.stderr
+    assert request_id in listed.stdout
+    report = world.cli(
+        "sec", "audit", "report", str(request_id), "--local", str(copy), "--out", str(tmp_path)
+    )
+    assert report.exit_code == 0, report.stderr
+    page = next(tmp_path.glob(f"*{request_id}*.html")).read_text()
+    assert "sealed-use" in page and SEALED in page
