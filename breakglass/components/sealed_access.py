@@ -419,6 +419,7 @@ class SealedAccess(pulumi.ComponentResource):
                 opts=opts,
             )
             rules[alert] = rule
+        region_parent.register_outputs({"topic_arn": topic.arn})
         return _RegionAlerts(region=region, topic=topic, rules=rules, function=function)
 
     def _use_environment(self) -> dict[str, pulumi.Input[str]]:
@@ -467,7 +468,7 @@ class SealedAccess(pulumi.ComponentResource):
             if sender:
                 found.append(send_email_statement(f"arn:{partition}:ses:{home}:{account}:identity/{sender}"))
             if table_arn:
-                found += table_statements(table_arn, read=("REQUEST",), write=("REQUEST",))
+                found += table_statements(table_arn, write=("REQUEST",))  # a conditional put only
                 found.append(key_statement(table_key, ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")))
             return found
 
