@@ -239,3 +239,52 @@ def test_a_bad_sealed_setting_in_breakglass_names_the_field_under_sealed_access(
     assert refused.value.field == "sealed_access.colour"
     with pytest.raises(SynthError, match=r"sealed_access\.managed_policy_arns: is required"):
         synth(lambda: BreakGlass("bg", breakglass_args(sealed_access={"users": ["a"]})))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        "iam:CreateAccessKey",
+        "iam:CreateLoginProfile",
+        "iam:EnableMFADevice",
+        "iam:DeactivateMFADevice",
+        "iam:AttachUserPolicy",
+        "iam:PutUserPolicy",
+        "iam:AddUserToGroup",
+        "iam:UntagUser",
+        "iam:DeleteUser",
+    ],
+)
+def test_an_admin_tier_session_cannot_make_a_sealed_user_its_own_way_back_in(action: str) -> None:
+    # Without this, an emergency session could add a key and a phone MFA to a sealed user and
+    # assume the sealed role after its grant ended. The users carry the protected tag.
+    from iam_eval import ADMIN_POLICY
+
+    from breakglass.policies.boundary import permission_boundary
+    from breakglass.policies.naming import PROTECTED_TAG
+
+    admin = f"arn:aws:iam::{ACCOUNT}:role/breakglass-emergency-admin"
+    context = session_context(
+        now=NOW, source_identity="rita", request_id="r1", issued_at=NOW, resource_tags={PROTECTED_TAG: "true"}
+    )
+    assert not session_allowed(
+        admin, action, ANNA, policies=[ADMIN_POLICY], boundary=permission_boundary(), context=context
+    )
+    # The tag is what refuses it: the same session may attach a policy to an untagged user.
+    untagged = session_context(now=NOW, source_identity="rita", request_id="r1", issued_at=NOW)
+    assert session_allowed(
+        admin,
+        "iam:AttachUserPolicy",
+        BEN,
+        policies=[ADMIN_POLICY],
+        boundary=permission_boundary(),
+        context=untagged,
+    )
+
+
+def test_the_sealed_users_and_role_carry_the_protected_tag() -> None:
+    from breakglass.policies.naming import PROTECTED_TAG
+
+    result = run()
+    tagged = [*result.by_type("aws:iam/user:User"), result.one("aws:iam/role:Role", "sealed-role")]
+    assert all(r.inputs["tags"][PROTECTED_TAG] == "true" for r in tagged)
