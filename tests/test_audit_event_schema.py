@@ -27,6 +27,7 @@ def test_every_event_type_of_the_design_is_in_the_schema() -> None:
         "waiver",
         "error",
         "extension",
+        "sealed-use",
     }
 
 

@@ -11,7 +11,18 @@ from typer.testing import CliRunner
 from breakglass.cli.main import app
 from breakglass.local.drill import DrillFailed, check
 
-STEPS = ["seed", "tripwire", "request", "approve", "investigate", "resume", "extend", "expire", "audit"]
+STEPS = [
+    "seed",
+    "tripwire",
+    "request",
+    "approve",
+    "investigate",
+    "resume",
+    "extend",
+    "expire",
+    "audit",
+    "sealed",
+]
 
 
 def test_the_drill_plays_the_whole_incident_and_every_step_passes(tmp_path: Path, browser: Browser) -> None:
@@ -27,6 +38,8 @@ def test_the_drill_plays_the_whole_incident_and_every_step_passes(tmp_path: Path
     assert "AccessDenied" in details["expire"] and "the extension's session worked" in details["expire"]
     assert "granted" in details["extend"]
     assert "access_outside_grants empty" in details["audit"]
+    assert "breakglass-sealed assumed assumed-role/breakglass-sealed/breakglass-sealed" in details["sealed"]
+    assert "review opened; check: no finding" in details["sealed"]
     summary = document["deployment"]
     assert summary["resources"] > 100 and set(summary["tiers"]) == {"halt", "operator", "admin", "drill"}
     assert summary["tiers"]["halt"]["approval"] == "auto" and summary["tiers"]["admin"]["approval"] == 2

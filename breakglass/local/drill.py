@@ -13,7 +13,10 @@ pages and AWS CLI a person uses:
 7. the first window ends (time fast-forwarded): its session is refused a second later while the
    extension's session works, until the second window ends and it is refused too;
 8. security copies the audit bucket, runs the named queries offline, writes the incident report
-   and records the review.
+   and records the review;
+9. the sealed last resort: a break-glass IAM user with a hardware MFA device assumes the sealed
+   role; both regions' alert topics and the alert addresses hear of it, the use is in the locked
+   bucket with its mandatory review open, and the hourly check finds nothing out of place.
 
 Each step checks what it expects and says what it saw: the drill passes only when every step did
 what it should.
@@ -51,6 +54,9 @@ PEOPLE: Final[Mapping[str, tuple[str, ...]]] = {
     SECURITY: ("security",),
 }
 MFA_SERIAL: Final = "arn:aws:iam::{account}:mfa/rita"
+# The quickstart's sealed user and the serial of its hardware token (not an ARN: not virtual).
+SEALED_USER: Final = "breakglass-sealed"
+SEALED_MFA_SERIAL: Final = "GAHT12345678"
 
 
 class Drill(Timeline):
@@ -84,6 +90,7 @@ class Drill(Timeline):
         self.extend()
         self.expire()
         self.audit()
+        self.sealed()
 
     def seed(self) -> None:
         with self.step("seed", "an AI system and the people around it") as note:
@@ -409,6 +416,83 @@ class Drill(Timeline):
             note["detail"] = (
                 f"{len(names)} calls of {RESPONDER}'s session in session_actions, access_outside_grants empty, "
                 f"report {report.name if report else None}, review accepted"
+            )
+
+    def sealed(self) -> None:
+        with self.step(
+            "sealed", "the sealed last resort: a use alerts both regions and opens a review"
+        ) as note:
+            from breakglass.local import eventbridge
+
+            world, user = self.world, SEALED_USER
+            settings = json.loads(
+                world.emulator.client("ssm").get_parameter(Name=f"/breakglass/{world.name}/sealed_access")[
+                    "Parameter"
+                ]["Value"]
+            )
+            iam = world.emulator.client("iam")
+            # What a person does out of band once: a hardware MFA device on the sealed user. The
+            # console session (password + MFA) is stood in for by an access key, removed at once.
+            iam.enable_mfa_device(
+                UserName=user,
+                SerialNumber=SEALED_MFA_SERIAL,
+                AuthenticationCode1="123456",
+                AuthenticationCode2="654321",
+            )
+            key = iam.create_access_key(UserName=user)["AccessKey"]
+            before = len(eventbridge.deliveries(world.emulator.account_id))
+            sent_before = len(world.emulator.sent_emails())
+            try:
+                sts = world.emulator.client_as(
+                    "sts", {"AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"]}
+                )
+                assumed = sts.assume_role(
+                    RoleArn=settings["role_arn"],
+                    RoleSessionName=user,
+                    SerialNumber=SEALED_MFA_SERIAL,
+                    TokenCode="123456",
+                )
+                world.emulator.cloudtrail.flush()  # CloudTrail hands the AssumeRole to EventBridge
+            finally:
+                iam.delete_access_key(UserName=user, AccessKeyId=key["AccessKeyId"])
+            arn = assumed["AssumedRoleUser"]["Arn"]
+            check(
+                "sealed",
+                arn.endswith(f"/breakglass-sealed/{user}"),
+                f"a session of the sealed role as {user}",
+                arn,
+            )
+            topics = {r["topic_arn"] for r in settings["regions"].values()}
+            heard = {
+                d.target_arn
+                for d in eventbridge.deliveries(world.emulator.account_id)[before:]
+                if d.outcome == "delivered"
+            }
+            check("sealed", topics <= heard, "both regions' sealed topics alerted", sorted(heard))
+            mailed = {
+                address
+                for m in world.emulator.sent_emails()[sent_before:]
+                for address in getattr(m, "destinations", {}).get("ToAddresses", [])
+            }
+            check(
+                "sealed",
+                set(settings["alert_emails"]) <= mailed,
+                "every alert address mailed",
+                sorted(mailed),
+            )
+            uses = [e for e in world.audit_events() if e.event_type == "sealed-use" and e.actor == user]
+            check("sealed", len(uses) == 1 and bool(uses[0].request_id), "one sealed-use record", uses)
+            review_id = str(uses[0].request_id)
+            kinds = [(e.event_type, e.outcome) for e in world.audit_events(review_id)]
+            check("sealed", ("review", "opened") in kinds, "its mandatory review opened", kinds)
+            answer = world.emulator.client("lambda").invoke(
+                FunctionName=settings["check_function"], Payload=b"{}"
+            )
+            findings = json.loads(answer["Payload"].read()).get("findings")
+            check("sealed", findings == [], "the sealed check finds nothing", findings)
+            note["detail"] = (
+                f"{user} assumed {arn.split(':')[-1]} with MFA -> alerts in {len(topics)} regions' topics, "
+                f"mail to {', '.join(sorted(mailed))}; sealed-use {review_id}, review opened; check: no finding"
             )
 
 

@@ -297,3 +297,30 @@ def send_approval_requests(
             send_notice(ses, sender=sender, to=[approver.email], subject=subject, text=text, html=str(html))
         )
     return message_ids
+
+
+def sealed_use_notice(
+    *, user: str, event_name: str, role_arn: str, at: str, source_ip: str, outcome: str, request_id: str
+) -> Notice:
+    """To approvers and security: the sealed last resort was used (or tried), outside the workflow."""
+    what = (
+        "signed in to the console" if event_name == "ConsoleLogin" else f"assumed the sealed role {role_arn}"
+    )
+    return _notice(
+        f"Break-glass SEALED access: {user} {event_name} ({outcome})",
+        f"The break-glass user {user} {what} at {at} ({outcome}). No request or approval precedes this.",
+        [
+            ("User", user),
+            ("Call", event_name),
+            ("Role", role_arn or "(none)"),
+            ("When", at),
+            ("From", source_ip),
+            ("Review", request_id or "(none: nothing was granted)"),
+        ],
+        [
+            "If nobody you know is handling an outage that needs it, treat it as an incident now.",
+            f"Security records the mandatory review: breakglass audit review {request_id}"
+            if request_id
+            else "Find out who tried it; the sealed check lists the users' credentials.",
+        ],
+    )
