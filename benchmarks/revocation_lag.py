@@ -158,6 +158,14 @@ def grant_and_assume(world: World, user: str) -> tuple[str, datetime, str]:
     return request_id, parse_iso(str(status["expires_at"])), credentials["AWS_ACCESS_KEY_ID"]
 
 
+def issued_at(access_key_id: str) -> str:
+    """The session's ``aws:TokenIssueTime``, as the emulator recorded it."""
+    session = principal_for(access_key_id)
+    if session is None or session.facts is None:
+        raise SystemExit("the emulator has no record of the session")
+    return iso(session.facts.issued_at)
+
+
 def row(label: str, assume: bool, act: bool) -> str:
     word = {True: "allowed", False: "denied"}
     return f"  {label:<28} assume again: {word[assume]:<8} session issued before: {word[act]}"
@@ -193,7 +201,7 @@ def main() -> int:
         request_id, expires_at, key = grant_and_assume(world, "rita")
         documents = role_documents(world)
         print(f"tier {TIER}, action {args.action} on {args.resource}")
-        print(f"expiry of {request_id}: {iso(expires_at)} (session issued {iso(utc_now())} or before)")
+        print(f"expiry of {request_id}: {iso(expires_at)} (session issued {issued_at(key)})")
         before = (
             may_assume(documents, world, "rita", request_id, expires_at - SECOND),
             session_may_act(documents, world, key, args.action, args.resource, expires_at - SECOND),
@@ -225,7 +233,7 @@ def main() -> int:
             may_assume(documents, world, "sam", request_id, revoked_at + SECOND),
             session_may_act(documents, world, key, args.action, args.resource, revoked_at + SECOND),
         )
-        print(f"early revoke of {request_id}: {iso(revoked_at)}")
+        print(f"early revoke of {request_id}: {iso(revoked_at)} (session issued {issued_at(key)})")
         print(row("revoke - 1 s (before it)", *before))
         print(row("revoke + 1 s (after it)", *after))
         lags.append(before == (True, True) and after == (False, False))
