@@ -82,11 +82,12 @@ def main() -> None:
     gc.collect()
     after_first = tracemalloc.take_snapshot()
     traced_first, rss_first = tracemalloc.get_traced_memory()[0], rss_bytes()
-    rss_each = [rss_first]
+    rss_each, traced_each = [rss_first], [traced_first]
     for _ in range(args.repeats - 1):
         one_synth()
         gc.collect()
         rss_each.append(rss_bytes())
+        traced_each.append(tracemalloc.get_traced_memory()[0])
     traced_last = tracemalloc.get_traced_memory()[0]
     after_last = tracemalloc.take_snapshot()
     tracemalloc.stop()
