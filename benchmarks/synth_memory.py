@@ -63,19 +63,21 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    cli = [cli_synth() for _ in range(args.cli_runs)]
-    print(
-        f"breakglass synth examples/quickstart (fresh process): median {statistics.median(cli):.2f} s"
-        f" (min {min(cli):.2f}, max {max(cli):.2f}; {args.cli_runs} runs)"
-    )
+    if args.cli_runs:
+        cli = [cli_synth() for _ in range(args.cli_runs)]
+        print(
+            f"breakglass synth examples/quickstart (fresh process): median {statistics.median(cli):.2f} s"
+            f" (min {min(cli):.2f}, max {max(cli):.2f}; {args.cli_runs} runs)"
+        )
 
     first, count = one_synth()
-    timed = [one_synth()[0] for _ in range(args.runs)]
-    print(
-        f"in one process, {count} resources: first synth {first:.2f} s (imports),"
-        f" next {args.runs} median {statistics.median(timed):.2f} s"
-        f" (min {min(timed):.2f}, max {max(timed):.2f})"
-    )
+    if args.runs:
+        timed = [one_synth()[0] for _ in range(args.runs)]
+        print(
+            f"in one process, {count} resources: first synth {first:.2f} s (imports),"
+            f" next {args.runs} median {statistics.median(timed):.2f} s"
+            f" (min {min(timed):.2f}, max {max(timed):.2f})"
+        )
 
     tracemalloc.start()
     one_synth()
