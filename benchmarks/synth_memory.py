@@ -100,6 +100,14 @@ def main() -> None:
         f"  traced (tracemalloc) after the first {traced_first / MIB:7.1f} MiB, after the last"
         f" {traced_last / MIB:7.1f} MiB: {growth / MIB:+.2f} MiB, {growth / synths / 1024:+.1f} KiB per synth"
     )
+    # Growth that stops (a cache or table filled once) is not a leak; growth with every synth is.
+    half = len(traced_each) // 2
+    late = (traced_each[-1] - traced_each[half]) / max(len(traced_each) - 1 - half, 1)
+    print(
+        f"  traced over the second half only: {late / 1024:+.1f} KiB per synth  (after each, MiB: "
+        + " ".join(f"{t / MIB:.1f}" for t in traced_each)
+        + ")"
+    )
     print(
         f"  RSS after the first {rss_first / MIB:7.1f} MiB, after the last {rss_each[-1] / MIB:7.1f} MiB:"
         f" {(rss_each[-1] - rss_first) / MIB:+.1f} MiB  (each: "
