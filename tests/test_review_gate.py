@@ -461,3 +461,13 @@ def test_a_record_stored_before_the_gate_existed_reads_as_unreviewed() -> None:
         }
     )
     assert record.granted_once and record.review_verdict is None
+
+
+def test_an_attempt_to_review_one_s_own_grant_is_refused_before_the_code_is_spent(world: World) -> None:
+    first = granted_and_ended(world, "sue")
+    world.tick()
+    code = world.code("sue")
+    body = {"verdict": "accepted", "notes": "", "totp": code}
+    status, answer = world.call(user_arn("sue"), "POST", f"/requests/{first}/review", body)
+    assert status == 403 and "own" in answer["error"]["message"], answer
+    verify_totp(world.deps.store, "sue", code, now=world.clock[0])  # still unspent

@@ -188,7 +188,9 @@ def archive_zip(archive: Any) -> bytes:
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zipped:
             for name, source in entries:
                 content = source.read_bytes() if isinstance(source, Path) else source
-                zipped.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), content)
+                zipped.writestr(
+                    zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), content, zipfile.ZIP_DEFLATED
+                )
         _ZIPS[key] = buffer.getvalue()
     return _ZIPS[key]
 
