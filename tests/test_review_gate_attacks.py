@@ -247,3 +247,25 @@ def test_a_grant_let_through_by_a_waiver_does_not_clear_the_review_of_the_grant_
     assert review(world, second)[0] == 201
     status, answer = ask(world, "rita")
     assert status == 409 and first in answer["error"]["message"], answer
+
+
+# -- finding 7: a waiver spent on a request that never ran ---------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 7: the waiver is spent before the execution starts; when start_execution fails "
+    "the request is closed as denied and the waiver is gone, so the responder needs security again",
+)
+def test_a_request_whose_workflow_could_not_start_gives_the_waiver_back(world: World) -> None:
+    granted_and_ended(world, "rita")
+    assert waive(world, "sec", "rita")[0] == 201
+
+    class Down(type(world.sfn)):  # type: ignore[misc]
+        def start_execution(self, **kwargs: Any) -> dict[str, Any]:
+            raise RuntimeError("Step Functions throttled")
+
+    world.deps = dataclasses.replace(world.deps, sfn=Down())
+    with pytest.raises(RuntimeError):
+        ask(world, "rita")
+    assert world.deps.admission.slot("admin", "rita").waiver is not None
