@@ -491,6 +491,8 @@ def test_a_halt_after_the_grant_expired_is_refused(world: World) -> None:
 
 def test_security_records_the_review_verdict_as_themselves(world: World) -> None:
     request_id = granted(world, "rita")
+    world.deps.store.set_status(request_id, "expired")
+    world.deps.store.mark_review_opened(request_id)  # what the workflow does last
     status, answer = world.call(
         user_arn("sec"),
         "POST",

@@ -60,11 +60,6 @@ def expire(world: World, rid: str) -> None:
 # -- finding 1: the self-checks of review and waiver compare user ids only --------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 1: record_verdict refuses only the requester's own user id; votes also compare "
-    "principal ARN and email (votes.identity_refusal), reviews do not",
-)
 def test_a_person_cannot_record_the_verdict_of_their_own_grant_under_a_second_enrollment(
     world: World,
 ) -> None:
@@ -75,11 +70,6 @@ def test_a_person_cannot_record_the_verdict_of_their_own_grant_under_a_second_en
     assert ask(world, "sue")[0] == 409
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 1: the /waivers route refuses only same_person(user ids); a second enrollment "
-    "of the same person (same email) waives their own gate",
-)
 def test_a_person_cannot_waive_their_own_gate_under_a_second_enrollment(world: World) -> None:
     granted_and_ended(world, "sue")
     second_enrollment(world, "sue.sec", of="sue", roles=["security"])
@@ -91,11 +81,6 @@ def test_a_person_cannot_waive_their_own_gate_under_a_second_enrollment(world: W
 # -- finding 2: a verdict can be recorded before there is anything to review ------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 2: the review route records a verdict on a request that is pending or still "
-    "granted; the gate reads it, while unreviewed_events only counts a verdict after the opening",
-)
 @pytest.mark.parametrize("stage", ["pending", "granted"])
 def test_a_verdict_recorded_before_the_grant_ended_does_not_open_the_gate(world: World, stage: str) -> None:
     status, made = ask(world, "rita")
@@ -113,11 +98,6 @@ def test_a_verdict_recorded_before_the_grant_ended_does_not_open_the_gate(world:
     assert status == 409, answer
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 2: a waiver can name a grant that is still open, so it is given before anyone "
-    "could know what the grant was used for and lets the next request through the moment it ends",
-)
 def test_a_waiver_cannot_be_given_for_a_grant_still_in_use(world: World) -> None:
     status, made = ask(world, "rita")
     assert status == 201, made
@@ -130,11 +110,6 @@ def test_a_waiver_cannot_be_given_for_a_grant_still_in_use(world: World) -> None
 # -- finding 3: an approver of the grant signs off its review -----------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 3: whoever approved a request may record its verdict (no separation between "
-    "approving access and reviewing its use)",
-)
 def test_an_approver_of_a_grant_cannot_record_its_verdict(world: World) -> None:
     # ann approves admin requests and is also enrolled as security.
     second = enroll(world.deps.store, "ann", user_arn("ann"), "ann@example.com", ["approver", "security"])
@@ -163,11 +138,6 @@ def _failed(world: World, event_type: str) -> list[AuditEvent]:
     return [e for e in world.events() if e.event_type == event_type and e.outcome == "failed"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 4: a wrong TOTP code on POST /waivers is refused but not audited "
-    "(votes and revokes audit theirs)",
-)
 def test_a_wrong_code_on_a_waiver_is_on_record(world: World) -> None:
     granted_and_ended(world, "rita")
     body = {"user": "rita", "tier": "admin", "reason": "second incident INC-4243 right now", "totp": "000000"}
@@ -176,10 +146,6 @@ def test_a_wrong_code_on_a_waiver_is_on_record(world: World) -> None:
     assert [e.actor for e in _failed(world, "waiver")] == ["sec"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 4: a wrong TOTP code on POST /requests/{id}/review is refused but not audited",
-)
 def test_a_wrong_code_on_a_review_is_on_record(world: World) -> None:
     first = granted_and_ended(world, "rita")
     body = {"verdict": "accepted", "notes": "", "totp": "000000"}
@@ -188,11 +154,6 @@ def test_a_wrong_code_on_a_review_is_on_record(world: World) -> None:
     assert [(e.actor, e.request_id) for e in _failed(world, "review")] == [("sec", first)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 4: a security person's attempt to review their own grant is refused (400) "
-    "but not audited, unlike a refused self-waiver or self-approval",
-)
 def test_an_attempt_to_review_one_s_own_grant_is_on_record(world: World) -> None:
     first = granted_and_ended(world, "sue")
     status, _ = review_as(world, "sue", first)
@@ -203,11 +164,6 @@ def test_an_attempt_to_review_one_s_own_grant_is_on_record(world: World) -> None
 # -- finding 5: a waiver whose record failed can still be spent ----------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 5: the waiver is usable from the moment it is stored, before its waiver event; "
-    "a request in that window spends it, the withdrawal finds nothing, security is told it failed",
-)
 def test_a_waiver_whose_record_failed_lets_nobody_through_even_a_request_in_flight(world: World) -> None:
     first = granted_and_ended(world, "rita")
     admitted: list[tuple[int, Any]] = []
@@ -233,11 +189,6 @@ def test_a_waiver_whose_record_failed_lets_nobody_through_even_a_request_in_flig
 # -- finding 6: the gate forgets an unreviewed grant once a later one is reviewed ----------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 6: the gate reads only the last grant; reviewing the harmless grant a waiver "
-    "let through clears the unreviewed one before it for good",
-)
 def test_a_grant_let_through_by_a_waiver_does_not_clear_the_review_of_the_grant_before_it(
     world: World,
 ) -> None:
@@ -252,11 +203,6 @@ def test_a_grant_let_through_by_a_waiver_does_not_clear_the_review_of_the_grant_
 # -- finding 7: a waiver spent on a request that never ran ---------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 7: the waiver is spent before the execution starts; when start_execution fails "
-    "the request is closed as denied and the waiver is gone, so the responder needs security again",
-)
 def test_a_request_whose_workflow_could_not_start_gives_the_waiver_back(world: World) -> None:
     granted_and_ended(world, "rita")
     assert waive(world, "sec", "rita")[0] == 201
