@@ -31,7 +31,7 @@ from breakglass.lambdas.approvals.admission import (
 )
 from breakglass.lambdas.approvals.enrollment import enroll
 from breakglass.lambdas.approvals.requests import parse_policy
-from breakglass.lambdas.approvals.store import RequestRecord, Store, create_table
+from breakglass.lambdas.approvals.store import RequestRecord, Store, StoreError, create_table
 from breakglass.lambdas.audit.events import AuditEvent, AuditWriter
 from breakglass.validation import ConfigError
 
@@ -480,3 +480,64 @@ def test_a_record_stored_before_the_gate_existed_reads_as_unreviewed() -> None:
         }
     )
     assert record.granted_once and record.review_verdict is None
+
+
+# -- what a refused request costs ---------------------------------------------------------------------
+
+
+def test_requests_the_gate_refuses_count_against_the_person_s_hour_and_a_flood_pages_once(
+    world: World,
+) -> None:
+    alerts: list[tuple[str, bool]] = []
+
+    @dataclasses.dataclass
+    class Recording(AuditWriter):
+        def write(self, event: AuditEvent, *, alert: bool = True) -> str:
+            if event.event_type == "request" and event.outcome == "failed":
+                alerts.append((event.details["problem"][:9], alert))
+            return super().write(event, alert=alert)
+
+    writer = world.deps.audit
+    assert isinstance(writer, AuditWriter)
+    world.deps = dataclasses.replace(world.deps, audit=Recording(s3=writer.s3, bucket=writer.bucket))
+    granted_and_ended(world, "rita")  # one of her six this hour
+    answers = [ask(world, "rita") for _ in range(7)]
+    assert [status for status, _ in answers] == [409] * 5 + [429] * 2
+    assert all("review-gated" in a["error"]["message"] for _, a in answers[:5])
+    assert all("refused ones count" in a["error"]["message"] for _, a in answers[5:])
+    # Every refusal is on record; past the limit only the first one alerts by itself.
+    assert [alert for _, alert in alerts] == [True] * 6 + [False]
+    # The count is per hour; the gate is not.
+    world.tick(60)
+    assert "review-gated" in ask(world, "rita")[1]["error"]["message"]
+
+
+def test_a_request_that_could_not_be_stored_gives_the_waiver_back_and_is_on_record(world: World) -> None:
+    granted_and_ended(world, "rita")
+    assert waive(world, "sec", "rita")[0] == 201
+    store = world.deps.store
+
+    class Full(Store):
+        def put_request(self, r: RequestRecord) -> None:
+            raise StoreError("request exists")
+
+    world.deps = dataclasses.replace(
+        world.deps, store=Full(store.dynamodb, store.table, store.kms, store.kms_key_id)
+    )
+    status, answer = ask(world, "rita")
+    assert (status, answer["error"]["field"]) == (400, "request"), answer
+    assert refused_requests(world)[-1].details["field"] == "request"
+    assert world.deps.admission.slot("admin", "rita").waiver is not None
+    world.deps = dataclasses.replace(world.deps, store=store)
+    assert ask(world, "rita")[0] == 201
+
+
+def test_a_waiver_names_every_grant_that_gates_the_person(world: World) -> None:
+    first = granted_and_ended(world, "rita")
+    assert waive(world, "sec", "rita")[0] == 201
+    second = granted_and_ended(world, "rita")
+    status, answer = ask(world, "rita")
+    assert status == 409 and first in answer["error"]["message"] and second in answer["error"]["message"]
+    status, waiver = waive(world, "sec", "rita")
+    assert status == 201 and waiver["unreviewed_requests"] == [first, second], waiver
+    assert ask(world, "rita")[0] == 201

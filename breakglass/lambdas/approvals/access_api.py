@@ -49,7 +49,7 @@ from breakglass.contracts import (
 )
 from breakglass.lambdas.access import early_revoke, grants
 from breakglass.lambdas.approvals import extensions
-from breakglass.lambdas.approvals.admission import Admission, AdmissionRefused, StillLive
+from breakglass.lambdas.approvals.admission import Admission, AdmissionRefused, RateLimited, StillLive
 from breakglass.lambdas.approvals.chains import current_grant
 from breakglass.lambdas.approvals.enrollment import enroll, validate_enrollment
 from breakglass.lambdas.approvals.identity import (
@@ -68,6 +68,7 @@ from breakglass.lambdas.approvals.store import (
     Store,
     VoteRefused,
     one_person,
+    same_identity,
     same_person,
 )
 from breakglass.lambdas.approvals.totp import TotpRejected, verify_totp
@@ -362,7 +363,7 @@ def create_request(deps: AccessDeps, request: ApiRequest, params: Mapping[str, s
         cause = exc.__cause__
         if isinstance(cause, AdmissionRefused):
             raise ApiError(
-                429 if "limit" in exc.problem else 409, "not-admitted", exc.problem, exc.field
+                429 if isinstance(cause, RateLimited) else 409, "not-admitted", exc.problem, exc.field
             ) from exc
         if exc.field == "totp":
             status = 429 if "too many wrong codes" in exc.problem else 403
@@ -736,6 +737,22 @@ def _enroller(deps: AccessDeps, request: ApiRequest, totp: Any) -> str:
     return person.user
 
 
+def _not_themselves(deps: AccessDeps, actor: str, person: Enrollment) -> None:
+    """A security person never enrolls themselves, under any name: no new roles, no second
+    identity (it would be a second vote or review of their own). Another security person, or a
+    bootstrap admin of the stack, does it, on record."""
+    mine = deps.store.get_enrollment(actor)
+    if mine is not None and same_identity(mine, person):
+        _audit_refusal(deps, actor, "enrollment", None, f"enrolling themselves as {person.user}")
+        raise ApiError(
+            403,
+            "forbidden",
+            "you cannot enroll yourself or change your own roles, under any name: ask another "
+            "security person",
+            "user",
+        )
+
+
 @route("POST", "/enrollments")
 def create_enrollment(deps: AccessDeps, request: ApiRequest, params: Mapping[str, str]) -> tuple[int, Any]:
     body = _body(request, ("user", "principal_arn", "email", "roles", "totp"))
@@ -744,6 +761,7 @@ def create_enrollment(deps: AccessDeps, request: ApiRequest, params: Mapping[str
         person = validate_enrollment(
             body.get("user"), body.get("principal_arn"), body.get("email"), body.get("roles")
         )
+        _not_themselves(deps, actor, person)
         uri = enroll(deps.store, person.user, person.principal_arn, person.email, person.roles)
     except ConfigError as exc:
         raise ApiError(400, "bad-input", str(exc), exc.field) from exc

@@ -77,12 +77,19 @@ def one_person(store: Enrollments, a: str, b: str, *, b_arns: Iterable[str] = ()
     if mine is None:
         return False
     theirs = store.get_enrollment(b)
-    arns = {arn.casefold() for arn in b_arns}
-    if theirs is not None:
-        arns.add(theirs.principal_arn.casefold())
-        if mine.email.casefold() == theirs.email.casefold():
-            return True
-    return mine.principal_arn.casefold() in arns
+    if theirs is not None and same_identity(mine, theirs):
+        return True
+    return mine.principal_arn.casefold() in {arn.casefold() for arn in b_arns}
+
+
+def same_identity(a: Enrollment, b: Enrollment) -> bool:
+    """Whether two enrollments (one perhaps not stored yet) are one person: the same user id,
+    IAM principal or email address, in any case (what :func:`one_person` compares)."""
+    return (
+        same_person(a.user, b.user)
+        or a.principal_arn.casefold() == b.principal_arn.casefold()
+        or a.email.casefold() == b.email.casefold()
+    )
 
 
 def _names(user: str, people: Sequence[str]) -> bool:
