@@ -390,7 +390,8 @@ class Admission:
             waiver,
             f"REMOVE {_WAIVER_FIELDS}",
             {":mine": {"S": request_id}, ":yes": {"BOOL": True}},
-            condition="request_id = :mine AND waiver_active = :yes",
+            # An item from before waivers were activated holds only waivers on record.
+            condition="request_id = :mine AND (waiver_active = :yes OR attribute_not_exists(waiver_active))",
         )
 
     def restore_waiver(self, tier: str, user: str, waiver: Waiver) -> bool:
