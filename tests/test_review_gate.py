@@ -32,6 +32,7 @@ from breakglass.lambdas.approvals.admission import (
 from breakglass.lambdas.approvals.enrollment import enroll
 from breakglass.lambdas.approvals.requests import parse_policy
 from breakglass.lambdas.approvals.store import RequestRecord, Store, StoreError, create_table
+from breakglass.lambdas.approvals.totp import verify_totp
 from breakglass.lambdas.audit.events import AuditEvent, AuditWriter
 from breakglass.validation import ConfigError
 
@@ -541,3 +542,13 @@ def test_a_waiver_names_every_grant_that_gates_the_person(world: World) -> None:
     status, waiver = waive(world, "sec", "rita")
     assert status == 201 and waiver["unreviewed_requests"] == [first, second], waiver
     assert ask(world, "rita")[0] == 201
+
+
+def test_an_attempt_to_review_one_s_own_grant_is_refused_before_the_code_is_spent(world: World) -> None:
+    first = granted_and_ended(world, "sue")
+    world.tick()
+    code = world.code("sue")
+    body = {"verdict": "accepted", "notes": "", "totp": code}
+    status, answer = world.call(user_arn("sue"), "POST", f"/requests/{first}/review", body)
+    assert status == 403 and "own" in answer["error"]["message"], answer
+    verify_totp(world.deps.store, "sue", code, now=world.clock[0])  # still unspent
