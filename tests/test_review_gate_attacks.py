@@ -1,9 +1,9 @@
 """Attacks on the review gate and its waiver (security review of issue 13's gate and admission).
 
-Each test states what the gate should guarantee and is marked ``xfail(strict=True)`` while the
-attack still works, so the branch stays green and the test turns red (XPASS) once it is fixed:
-then drop the mark. The harness is tests/test_review_gate.py's (moto DynamoDB, KMS and S3; the
-workflow's part is what it writes to the store).
+Each test is one attack of the review, written before its fix, and states what the gate
+guarantees against it (the fixes are described in docs/security.md, "The review gate"). The
+harness is tests/test_review_gate.py's (moto DynamoDB, KMS and S3; the workflow's part is what
+it writes to the store).
 """
 
 # ruff: noqa: F811  (the tests take tests/test_review_gate.py's `world` fixture, imported below)
