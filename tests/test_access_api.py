@@ -491,6 +491,8 @@ def test_a_halt_after_the_grant_expired_is_refused(world: World) -> None:
 
 def test_security_records_the_review_verdict_as_themselves(world: World) -> None:
     request_id = granted(world, "rita")
+    world.deps.store.set_status(request_id, "expired")
+    world.deps.store.mark_review_opened(request_id)  # what the workflow does last
     status, answer = world.call(
         user_arn("sec"),
         "POST",
@@ -525,6 +527,34 @@ def test_a_bootstrap_admin_enrolls_the_first_person_and_others_cannot(world: Wor
         user_arn("sec"), "POST", "/enrollments", {**body, "user": "vic", "totp": world.code("sec")}
     )
     assert status == 201
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"user": "sec", "principal_arn": user_arn("sec"), "email": "sec@example.com"},  # new roles
+        {"user": "SEC"},  # the same user id, spelled otherwise
+        {"principal_arn": user_arn("sec")},  # a second identity on their own principal
+        {"email": "Sec@Example.com"},  # a second identity with their own address
+    ],
+)
+def test_a_security_person_cannot_enroll_themselves_under_any_name(
+    world: World, changes: dict[str, str]
+) -> None:
+    body = {
+        "user": "sec2",
+        "principal_arn": user_arn("sec2"),
+        "email": "sec2@example.com",
+        "roles": ["security", "approver", "responder"],
+        "totp": world.code("sec"),
+        **changes,
+    }
+    status, answer = world.call(user_arn("sec"), "POST", "/enrollments", body)
+    assert status == 403 and "yourself" in answer["error"]["message"], answer
+    (event,) = [e for e in world.events() if e.event_type == "enrollment"]
+    assert (event.actor, event.outcome) == ("sec", "failed")
+    assert world.deps.store.get_enrollment("sec2") is None
+    assert world.deps.store.get_enrollment("sec").roles == ("security",)  # type: ignore[union-attr]
 
 
 def test_unknown_routes_and_methods_answer_clearly(world: World) -> None:

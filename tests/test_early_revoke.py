@@ -12,7 +12,7 @@ import pyotp
 import pytest
 from moto import mock_aws
 
-from breakglass.lambdas.access.early_revoke import RevokeRefused, authorize
+from breakglass.lambdas.access.early_revoke import RevokeRefused, authorize, may_revoke
 from breakglass.lambdas.approvals.enrollment import enroll
 from breakglass.lambdas.approvals.store import RequestRecord, Store, create_table
 from breakglass.lambdas.approvals.totp import verify_totp
@@ -83,3 +83,14 @@ def test_someone_who_is_neither_requester_approver_nor_security_is_refused_and_a
         authorize(store, writer, "req7", "mallory", "123456", now=NOW)
     [key] = [o["Key"] for o in s3.list_objects_v2(Bucket="audit")["Contents"]]
     assert parse_record(json.loads(s3.get_object(Bucket="audit", Key=key)["Body"].read())).actor == "mallory"
+
+
+def test_the_requester_under_a_second_enrollment_revokes_as_the_requester_not_as_security(
+    world: tuple[Store, AuditWriter, Any, str],
+) -> None:
+    store, _, _, _ = world
+    store.put_request(record("granted"))
+    enroll(store, "rita-admin", "arn:aws:iam::123456789012:user/rita-admin", "rita@example.com", ["security"])
+    enroll(store, "sec", "arn:aws:iam::123456789012:user/sec", "sec@example.com", ["security"])
+    assert may_revoke(store, store.get_request("req7"), "rita-admin") == "requester"  # type: ignore[arg-type]
+    assert may_revoke(store, store.get_request("req7"), "sec") == "security"  # type: ignore[arg-type]

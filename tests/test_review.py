@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from breakglass.lambdas.approvals.store import RequestRecord
+from breakglass.lambdas.approvals.store import Enrollment, RequestRecord
 from breakglass.lambdas.audit.events import AuditEvent
-from breakglass.lambdas.audit.review import record_verdict
+from breakglass.lambdas.audit.review import ReviewRefused, record_verdict
 from breakglass.validation import ConfigError
 
 RECORD = RequestRecord(
@@ -23,7 +24,21 @@ RECORD = RequestRecord(
     status="revoked",
     quorum=2,
     approvers=("ann", "bob"),
+    approvals=("ann",),
+    review_opened=True,
 )
+
+
+PEOPLE = {
+    user: Enrollment(user, f"arn:aws:iam::123456789012:user/{user}", f"{email}@example.com", roles)
+    for user, email, roles in [
+        ("rita", "rita", ("responder",)),
+        ("ann", "ann", ("approver",)),
+        ("sec", "sec", ("security",)),
+        ("rita-sec", "rita", ("security",)),  # rita's second enrollment
+        ("ann-sec", "ann", ("security",)),
+    ]
+}
 
 
 class Requests:
@@ -32,6 +47,9 @@ class Requests:
 
     def get_request(self, request_id: str) -> RequestRecord | None:
         return RECORD if request_id == RECORD.request_id else None
+
+    def get_enrollment(self, user: str) -> Enrollment | None:
+        return PEOPLE.get(user)
 
     def record_review(self, request_id: str, verdict: str) -> None:
         self.verdicts.append((request_id, verdict))
@@ -91,3 +109,27 @@ def test_a_verdict_whose_event_was_not_stored_is_not_noted_on_the_request() -> N
     with pytest.raises(RuntimeError):
         record_verdict(Failing(), "req9", "sec", "accepted", "", store=requests)  # type: ignore[arg-type]
     assert requests.verdicts == []
+
+
+@pytest.mark.parametrize(
+    ("auditor", "why"),
+    [("rita-sec", "the requester cannot review"), ("ann", "you approved"), ("ann-sec", "you approved")],
+)
+def test_neither_the_requester_nor_an_approver_of_the_grant_reviews_it_under_any_name(
+    auditor: str, why: str
+) -> None:
+    writer, requests = Writer(), Requests()
+    with pytest.raises(ReviewRefused, match=why) as refused:
+        record_verdict(writer, "req9", auditor, "accepted", "", store=requests)  # type: ignore[arg-type]
+    assert refused.value.status == 403
+    assert writer.events == [] and requests.verdicts == []
+
+
+def test_a_verdict_before_the_review_opened_is_refused_as_too_early(monkeypatch: pytest.MonkeyPatch) -> None:
+    writer, requests = Writer(), Requests()
+    live = replace(RECORD, status="granted", review_opened=False)
+    monkeypatch.setattr(requests, "get_request", lambda request_id: live)
+    with pytest.raises(ReviewRefused, match="not open yet") as refused:
+        record_verdict(writer, "req9", "sec", "accepted", "", store=requests)  # type: ignore[arg-type]
+    assert refused.value.status == 409
+    assert writer.events == [] and requests.verdicts == []

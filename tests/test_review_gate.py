@@ -31,7 +31,8 @@ from breakglass.lambdas.approvals.admission import (
 )
 from breakglass.lambdas.approvals.enrollment import enroll
 from breakglass.lambdas.approvals.requests import parse_policy
-from breakglass.lambdas.approvals.store import RequestRecord, Store, create_table
+from breakglass.lambdas.approvals.store import RequestRecord, Store, StoreError, create_table
+from breakglass.lambdas.approvals.totp import verify_totp
 from breakglass.lambdas.audit.events import AuditEvent, AuditWriter
 from breakglass.validation import ConfigError
 
@@ -116,6 +117,7 @@ def granted_and_ended(world: World, user: str, tier_name: str = "admin") -> str:
     store.set_grant_window(rid, iso(now), iso(now + timedelta(minutes=30)))
     world.tick(31)
     store.set_status(rid, "expired")
+    store.mark_review_opened(rid)  # the workflow's last step
     return rid
 
 
@@ -158,16 +160,31 @@ def test_a_second_admin_request_is_refused_while_the_first_grant_has_no_verdict(
     assert first in refusal.details["problem"]
 
 
-@pytest.mark.parametrize(("verdict", "notes"), [("accepted", ""), ("flagged", "calls outside the ticket")])
-def test_any_verdict_recorded_through_the_review_route_opens_the_gate(
-    world: World, verdict: str, notes: str
-) -> None:
+def test_an_accepted_verdict_recorded_through_the_review_route_opens_the_gate(world: World) -> None:
     first = granted_and_ended(world, "rita")
     assert ask(world, "rita")[0] == 409
-    assert review(world, first, verdict, notes)[0] == 201
-    assert world.call(user_arn("sec"), "GET", f"/requests/{first}")[1]["review_verdict"] == verdict
+    assert review(world, first)[0] == 201
+    assert world.call(user_arn("sec"), "GET", f"/requests/{first}")[1]["review_verdict"] == "accepted"
     status, answer = ask(world, "rita")
     assert status == 201, answer
+
+
+def test_a_flagged_grant_keeps_the_gate_closed_until_security_waives_each_request_or_accepts(
+    world: World,
+) -> None:
+    first = granted_and_ended(world, "rita")
+    assert review(world, first, "flagged", "calls outside the ticket")[0] == 201
+    status, answer = ask(world, "rita")
+    assert status == 409 and first in answer["error"]["message"], answer
+    # Each request needs its own waiver while the verdict stands ...
+    assert waive(world, "sec", "rita")[0] == 201
+    status, second = ask(world, "rita")
+    assert status == 201, second
+    world.deps.store.set_status(second["request_id"], "denied")
+    assert ask(world, "rita")[0] == 409
+    # ... until security, having looked again, accepts it.
+    assert review(world, first, "accepted", "the calls were part of INC-4242 after all")[0] == 201
+    assert ask(world, "rita")[0] == 201
 
 
 def test_a_request_that_was_denied_or_never_granted_does_not_gate(world: World) -> None:
@@ -226,6 +243,7 @@ def test_a_waiver_lets_exactly_one_request_through_and_the_next_is_refused_again
     assert admitted.details["review_waiver"] == {
         "waiver_id": waiver["waiver_id"],
         "unreviewed_request": first,
+        "unreviewed_requests": [first],
         "waived_by": "sec",
         "waiver_reason": WAIVER_REASON,
         "waiver_expires_at": waiver["expires_at"],
@@ -384,13 +402,15 @@ def test_a_waiver_not_on_record_lets_nobody_through(world: World) -> None:
         ("mallory", "admin", WAIVER_REASON, 409, "user"),  # nothing of mallory's awaits a review
     ],
 )
-def test_a_waiver_is_refused_naming_the_field(
+def test_a_waiver_is_refused_naming_the_field_and_the_refusal_is_on_record(
     world: World, user: str, tier_name: str, reason: str, status: int, field: str
 ) -> None:
     granted_and_ended(world, "rita")
     got, answer = waive(world, "sec", user, tier_name, reason)
     assert (got, answer["error"]["field"]) == (status, field), answer
-    assert [e for e in world.events() if e.event_type == "waiver"] == []
+    (event,) = [e for e in world.events() if e.event_type == "waiver"]
+    assert (event.actor, event.outcome) == ("sec", "failed")
+    assert event.details["refused"] == answer["error"]["message"]
 
 
 def test_a_waiver_needs_the_security_person_s_own_code(world: World) -> None:
@@ -461,6 +481,67 @@ def test_a_record_stored_before_the_gate_existed_reads_as_unreviewed() -> None:
         }
     )
     assert record.granted_once and record.review_verdict is None
+
+
+# -- what a refused request costs ---------------------------------------------------------------------
+
+
+def test_requests_the_gate_refuses_count_against_the_person_s_hour_and_a_flood_pages_once(
+    world: World,
+) -> None:
+    alerts: list[tuple[str, bool]] = []
+
+    @dataclasses.dataclass
+    class Recording(AuditWriter):
+        def write(self, event: AuditEvent, *, alert: bool = True) -> str:
+            if event.event_type == "request" and event.outcome == "failed":
+                alerts.append((event.details["problem"][:9], alert))
+            return super().write(event, alert=alert)
+
+    writer = world.deps.audit
+    assert isinstance(writer, AuditWriter)
+    world.deps = dataclasses.replace(world.deps, audit=Recording(s3=writer.s3, bucket=writer.bucket))
+    granted_and_ended(world, "rita")  # one of her six this hour
+    answers = [ask(world, "rita") for _ in range(7)]
+    assert [status for status, _ in answers] == [409] * 5 + [429] * 2
+    assert all("review-gated" in a["error"]["message"] for _, a in answers[:5])
+    assert all("refused ones count" in a["error"]["message"] for _, a in answers[5:])
+    # Every refusal is on record; past the limit only the first one alerts by itself.
+    assert [alert for _, alert in alerts] == [True] * 6 + [False]
+    # The count is per hour; the gate is not.
+    world.tick(60)
+    assert "review-gated" in ask(world, "rita")[1]["error"]["message"]
+
+
+def test_a_request_that_could_not_be_stored_gives_the_waiver_back_and_is_on_record(world: World) -> None:
+    granted_and_ended(world, "rita")
+    assert waive(world, "sec", "rita")[0] == 201
+    store = world.deps.store
+
+    class Full(Store):
+        def put_request(self, r: RequestRecord) -> None:
+            raise StoreError("request exists")
+
+    world.deps = dataclasses.replace(
+        world.deps, store=Full(store.dynamodb, store.table, store.kms, store.kms_key_id)
+    )
+    status, answer = ask(world, "rita")
+    assert (status, answer["error"]["field"]) == (400, "request"), answer
+    assert refused_requests(world)[-1].details["field"] == "request"
+    assert world.deps.admission.slot("admin", "rita").waiver is not None
+    world.deps = dataclasses.replace(world.deps, store=store)
+    assert ask(world, "rita")[0] == 201
+
+
+def test_a_waiver_names_every_grant_that_gates_the_person(world: World) -> None:
+    first = granted_and_ended(world, "rita")
+    assert waive(world, "sec", "rita")[0] == 201
+    second = granted_and_ended(world, "rita")
+    status, answer = ask(world, "rita")
+    assert status == 409 and first in answer["error"]["message"] and second in answer["error"]["message"]
+    status, waiver = waive(world, "sec", "rita")
+    assert status == 201 and waiver["unreviewed_requests"] == [first, second], waiver
+    assert ask(world, "rita")[0] == 201
 
 
 def test_an_attempt_to_review_one_s_own_grant_is_refused_before_the_code_is_spent(world: World) -> None:

@@ -905,8 +905,8 @@ def waive_command(
     totp: TotpOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Let a person's next request of a review-gated tier through while their last grant awaits
-    its review (security; never for yourself). One request, within 24 hours, on the record.
+    """Let a person's next request of a review-gated tier through while their ended grants await
+    their review (security; never for yourself). One request, within 24 hours, on the record.
 
     [bold]Examples[/]
 
@@ -923,7 +923,8 @@ def waive_command(
     else:
         typer.echo(
             f"{answer.get('user')} may make one request of tier {answer.get('tier')} until "
-            f"{answer.get('expires_at')} (request {answer.get('unreviewed_request')} still awaits its review)"
+            f"{answer.get('expires_at')} (still awaiting review: "
+            f"{', '.join(answer.get('unreviewed_requests') or [str(answer.get('unreviewed_request'))])})"
         )
 
 

@@ -22,7 +22,7 @@ import boto3
 from breakglass.contracts import RequestStatus, iso, utc_now
 from breakglass.lambdas.access import grants
 from breakglass.lambdas.approvals.chains import descendants
-from breakglass.lambdas.approvals.store import RequestRecord, Store, same_person
+from breakglass.lambdas.approvals.store import RequestRecord, Store, one_person, same_person
 from breakglass.lambdas.approvals.totp import TotpRejected, TotpStore, verify_totp
 from breakglass.lambdas.audit.events import AuditEvent, AuditWriter
 from breakglass.lambdas.runtime import audit_writer_from_env, get_logger, log_fields
@@ -60,7 +60,7 @@ class EarlyRevokeRequest:
 
 def may_revoke(store: Store, record: RequestRecord, actor: str) -> str:
     """Why ``actor`` may revoke (``requester`` / ``approver`` / ``security``); RevokeRefused if not."""
-    if same_person(actor, record.requester):
+    if one_person(store, actor, record.requester, b_arns=[record.requester_arn]):
         return "requester"
     if any(same_person(actor, approver) for approver in record.approvers):
         return "approver"

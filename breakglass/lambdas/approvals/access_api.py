@@ -31,7 +31,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -49,7 +49,7 @@ from breakglass.contracts import (
 )
 from breakglass.lambdas.access import early_revoke, grants
 from breakglass.lambdas.approvals import extensions
-from breakglass.lambdas.approvals.admission import Admission, AdmissionRefused
+from breakglass.lambdas.approvals.admission import Admission, AdmissionRefused, RateLimited, StillLive
 from breakglass.lambdas.approvals.chains import current_grant
 from breakglass.lambdas.approvals.enrollment import enroll, validate_enrollment
 from breakglass.lambdas.approvals.identity import (
@@ -62,11 +62,19 @@ from breakglass.lambdas.approvals.identity import (
 )
 from breakglass.lambdas.approvals.intake import IntakeDeps, submit_request
 from breakglass.lambdas.approvals.requests import RequestRejected, TierApproval, check_reason, load_policy
-from breakglass.lambdas.approvals.store import Enrollment, RequestRecord, Store, VoteRefused, same_person
+from breakglass.lambdas.approvals.store import (
+    Enrollment,
+    RequestRecord,
+    Store,
+    VoteRefused,
+    one_person,
+    same_identity,
+    same_person,
+)
 from breakglass.lambdas.approvals.totp import TotpRejected, verify_totp
 from breakglass.lambdas.approvals.votes import cast_vote
 from breakglass.lambdas.audit.events import AuditEvent, AuditWriter
-from breakglass.lambdas.audit.review import record_verdict
+from breakglass.lambdas.audit.review import ReviewRefused, check_verdict, record_verdict, review_refusal
 from breakglass.lambdas.runtime import audit_writer_from_env, get_logger, log_fields, required_env
 from breakglass.validation import (
     REQUEST_ID,
@@ -355,7 +363,7 @@ def create_request(deps: AccessDeps, request: ApiRequest, params: Mapping[str, s
         cause = exc.__cause__
         if isinstance(cause, AdmissionRefused):
             raise ApiError(
-                429 if "limit" in exc.problem else 409, "not-admitted", exc.problem, exc.field
+                429 if isinstance(cause, RateLimited) else 409, "not-admitted", exc.problem, exc.field
             ) from exc
         if exc.field == "totp":
             status = 429 if "too many wrong codes" in exc.problem else 403
@@ -487,38 +495,68 @@ def revoke(deps: AccessDeps, request: ApiRequest, params: Mapping[str, str]) -> 
 
 @route("POST", "/requests/{id}/review")
 def review(deps: AccessDeps, request: ApiRequest, params: Mapping[str, str]) -> tuple[int, Any]:
+    """Security's verdict on a grant that ended: never their own, never one they approved."""
     person = _person(deps, request)
     request_id = _request_id(params)
-    body = _body(request, ("verdict", "notes", "totp"))
+    record = deps.store.get_request(request_id)
+
+    def refuse(status: int, code: str, message: str, field: str | None = None) -> ApiError:
+        _audit_refusal(deps, person.user, "review", record, message)
+        return ApiError(status, code, message, field)
+
     if not _is_security(person):
-        _audit_refusal(deps, person.user, "review", deps.store.get_request(request_id), "not security")
-        raise ApiError(403, "forbidden", "only people enrolled with the security role record reviews")
-    _record(deps, request_id)
-    _totp(deps, person, body.get("totp"))
+        raise refuse(403, "forbidden", "only people enrolled with the security role record reviews")
     try:
-        key = record_verdict(
-            deps.audit,
-            request_id,
-            person.user,
-            str(body.get("verdict", "")),
-            _text(body, "notes"),
-            store=deps.store,
-        )
+        body = _body(request, ("verdict", "notes", "totp"))
+        verdict, notes = str(body.get("verdict", "")), _text(body, "notes")
+        check_verdict(request_id, person.user, verdict, notes)
+    except ApiError as exc:
+        raise refuse(exc.status, exc.code, str(exc), exc.field) from exc
     except ConfigError as exc:
-        raise ApiError(400, "bad-input", str(exc), exc.field) from exc
+        raise refuse(400, "bad-input", str(exc), exc.field) from exc
+    if record is None:
+        raise refuse(404, "not-found", f"no request {request_id}")
+    # Who and when are checked before the code, so a refused attempt does not spend it.
+    refusal = review_refusal(deps.store, record, person.user)
+    if refusal is not None:
+        raise refuse(refusal.status, _REVIEW_CODES[refusal.status], refusal.problem, refusal.field)
+    _audited_totp(deps, person, body.get("totp"), refuse)
+    try:
+        key = record_verdict(deps.audit, request_id, person.user, verdict, notes, store=deps.store)
+    except ReviewRefused as exc:
+        raise refuse(exc.status, _REVIEW_CODES[exc.status], exc.problem, exc.field) from exc
+    except ConfigError as exc:
+        raise refuse(400, "bad-input", str(exc), exc.field) from exc
     return 201, {
         "request_id": request_id,
-        "verdict": body.get("verdict"),
+        "verdict": verdict,
         "reviewer": person.user,
         "audit_key": key,
     }
 
 
+_REVIEW_CODES: Final = {403: "forbidden", 409: "review-not-open"}
+
+
+def _audited_totp(
+    deps: AccessDeps, person: Enrollment, code: Any, refuse: Callable[[int, str, str, str | None], ApiError]
+) -> None:
+    """Check the person's code; a wrong one is a refusal like any other, on record."""
+    try:
+        _totp(deps, person, code)
+    except ApiError as exc:
+        raise refuse(exc.status, exc.code, str(exc), exc.field) from exc
+
+
 @route("POST", "/waivers")
 def waive(deps: AccessDeps, request: ApiRequest, params: Mapping[str, str]) -> tuple[int, Any]:
-    """Security lets one person's next request of a tier past its review gate, with a reason."""
+    """Security lets one person's next request of a tier past its review gate, with a reason.
+
+    Every refusal is on record. The waiver is stored inactive, its event written, and only then
+    activated: a waiver that is not on record never lets a request through, even one in flight.
+    """
     person = _person(deps, request)
-    body = _body(request, ("user", "tier", "reason", "totp"))
+    body = request.body if isinstance(request.body, Mapping) else {}
     user, tier, reason = _text(body, "user"), _text(body, "tier"), _text(body, "reason").strip()
     approval = deps.policy.get(tier)
     target = user if re.fullmatch(USER_ID, user) else None
@@ -539,52 +577,79 @@ def waive(deps: AccessDeps, request: ApiRequest, params: Mapping[str, str]) -> t
 
     if not _is_security(person):
         raise refuse(403, "forbidden", "only people enrolled with the security role waive the review gate")
-    if target is not None and same_person(person.user, target):
-        raise refuse(403, "forbidden", "nobody waives their own review gate: ask another security person")
+    try:
+        _body(request, ("user", "tier", "reason", "totp"))
+    except ApiError as exc:
+        raise refuse(exc.status, exc.code, str(exc), exc.field) from exc
+    if target is not None and one_person(deps.store, person.user, target):
+        raise refuse(
+            403,
+            "forbidden",
+            "nobody waives their own review gate, under any name: ask another security person",
+        )
     if target is None:
-        raise ApiError(400, "bad-input", "user: the person's user id, as enrolled", "user")
+        raise refuse(400, "bad-input", "user: the person's user id, as enrolled", "user")
     if approval is None:
         known = ", ".join(sorted(deps.policy))
-        raise ApiError(400, "bad-input", f"tier: unknown tier {tier!r}; known tiers: {known}", "tier")
+        raise refuse(400, "bad-input", f"tier: unknown tier {tier!r}; known tiers: {known}", "tier")
     if not approval.review_gate:
-        raise ApiError(400, "bad-input", f"tier: tier {tier!r} is not review-gated: nothing to waive", "tier")
+        raise refuse(400, "bad-input", f"tier: tier {tier!r} is not review-gated: nothing to waive", "tier")
     try:
         check_reason(reason)
     except ConfigError as exc:
-        raise ApiError(400, "bad-input", str(exc), exc.field) from exc
+        raise refuse(400, "bad-input", str(exc), exc.field) from exc
     lookup = deps.store.get_request
     try:
-        # Checked before the code too, so a waiver that is not needed does not spend it.
+        # Checked before the code too, so a waiver that is not needed (or not yet) does not spend it.
         deps.admission.unreviewed_grant(tier, target, lookup=lookup)
-        _totp(deps, person, body.get("totp"))
+        _audited_totp(deps, person, body.get("totp"), refuse)
         waiver = deps.admission.waive(
             tier, target, by=person.user, reason=reason, lookup=lookup, now=deps.clock()
         )
     except AdmissionRefused as exc:
-        raise ApiError(409, "nothing-to-waive", exc.problem, exc.field) from exc
+        code = "grant-not-ended" if isinstance(exc, StillLive) else "nothing-to-waive"
+        raise refuse(409, code, exc.problem, exc.field) from exc
+    event = AuditEvent(
+        event_type="waiver",
+        actor=person.user,
+        outcome="succeeded",
+        request_id=waiver.blocks[-1],
+        requester=target,
+        tier=tier,
+        reason=reason,
+        expires_at=waiver.expires_at,
+        details={
+            "waiver_id": waiver.waiver_id,
+            "unreviewed_requests": list(waiver.blocks),
+            "channel": "access-api",
+        },
+    )
     try:
-        key = deps.audit.write(
-            AuditEvent(
-                event_type="waiver",
-                actor=person.user,
-                outcome="succeeded",
-                request_id=waiver.blocks,
-                requester=target,
-                tier=tier,
-                reason=reason,
-                expires_at=waiver.expires_at,
-                details={"waiver_id": waiver.waiver_id, "channel": "access-api"},
-            )
-        )
+        key = deps.audit.write(event)
     except Exception:
-        # A waiver that is not on record must not let anyone through.
+        # Not on record, and never active: take it back so it cannot be activated later.
         deps.admission.withdraw_waiver(tier, target, waiver)
         raise
+    if not deps.admission.activate_waiver(tier, target, waiver):
+        # Replaced by another waiver between its store and now: on record, it let nobody through.
+        deps.audit.write(
+            replace(
+                event,
+                outcome="failed",
+                details={**event.details, "withdrawn": "replaced by another waiver before it took effect"},
+            )
+        )
+        raise ApiError(
+            409,
+            "waiver-replaced",
+            f"another waiver for {target} on tier {tier!r} was given at the same time and replaced this one",
+        )
     return 201, {
         "waiver_id": waiver.waiver_id,
         "user": target,
         "tier": tier,
-        "unreviewed_request": waiver.blocks,
+        "unreviewed_request": waiver.blocks[-1],
+        "unreviewed_requests": list(waiver.blocks),
         "reason": reason,
         "waived_by": person.user,
         "expires_at": waiver.expires_at,
@@ -672,6 +737,22 @@ def _enroller(deps: AccessDeps, request: ApiRequest, totp: Any) -> str:
     return person.user
 
 
+def _not_themselves(deps: AccessDeps, actor: str, person: Enrollment) -> None:
+    """A security person never enrolls themselves, under any name: no new roles, no second
+    identity (it would be a second vote or review of their own). Another security person, or a
+    bootstrap admin of the stack, does it, on record."""
+    mine = deps.store.get_enrollment(actor)
+    if mine is not None and same_identity(mine, person):
+        _audit_refusal(deps, actor, "enrollment", None, f"enrolling themselves as {person.user}")
+        raise ApiError(
+            403,
+            "forbidden",
+            "you cannot enroll yourself or change your own roles, under any name: ask another "
+            "security person",
+            "user",
+        )
+
+
 @route("POST", "/enrollments")
 def create_enrollment(deps: AccessDeps, request: ApiRequest, params: Mapping[str, str]) -> tuple[int, Any]:
     body = _body(request, ("user", "principal_arn", "email", "roles", "totp"))
@@ -680,6 +761,7 @@ def create_enrollment(deps: AccessDeps, request: ApiRequest, params: Mapping[str
         person = validate_enrollment(
             body.get("user"), body.get("principal_arn"), body.get("email"), body.get("roles")
         )
+        _not_themselves(deps, actor, person)
         uri = enroll(deps.store, person.user, person.principal_arn, person.email, person.roles)
     except ConfigError as exc:
         raise ApiError(400, "bad-input", str(exc), exc.field) from exc

@@ -18,7 +18,14 @@ from typing import Any
 
 from breakglass.contracts import RequestStatus
 from breakglass.lambdas.access.grants import Tier
-from breakglass.lambdas.approvals.admission import Admission, AdmissionRefused, IndexEntry, Waiver
+from breakglass.lambdas.approvals.admission import (
+    Admission,
+    AdmissionRefused,
+    Gated,
+    IndexEntry,
+    RateLimited,
+    Waiver,
+)
 from breakglass.lambdas.approvals.requests import (
     AccessRequest,
     RequestRejected,
@@ -52,16 +59,28 @@ def submit_request(deps: IntakeDeps, requester: Enrollment, body: Any) -> Reques
     now = deps.clock()
     request_id = mint_request_id(now)
     waivers: list[Waiver] = []
+    spent: list[Waiver] = []
 
     def admit(request: AccessRequest, approval: TierApproval) -> None:
-        waiver = deps.admission.claim_live(
-            request.tier,
-            request.requester,
-            request_id,
-            lookup=deps.store.get_request,
-            now=now,
-            review_gate=approval.review_gate,
-        )
+        try:
+            waiver = deps.admission.claim_live(
+                request.tier,
+                request.requester,
+                request_id,
+                lookup=deps.store.get_request,
+                now=now,
+                review_gate=approval.review_gate,
+            )
+        except Gated:
+            # A refused request costs the person one of their hour (and, once it is used up,
+            # the refusal is the rate's): nobody floods the locked bucket through the gate.
+            deps.admission.count_refusal(
+                request.tier,
+                request.requester.casefold(),
+                now=now,
+                per_person=approval.max_requests_per_person_per_hour,
+            )
+            raise
         if waiver is not None:
             waivers.append(waiver)
         deps.admission.take_rate(
@@ -86,45 +105,48 @@ def submit_request(deps: IntakeDeps, requester: Enrollment, body: Any) -> Reques
         # Spent only now, after the TOTP code: a typo does not cost the person security's waiver.
         for waiver in waivers:
             _consume(deps, validated.record, waiver, now)
+            spent.append(waiver)
+        _store(deps, validated.record)
     except RequestRejected as exc:
+        _give_back(deps, _configured_tier(deps, body), requester, spent)
         _release(deps, body, requester, request_id)
         _audit_rejection(deps, requester, body, request_id, exc)
         raise
     record = validated.record
     try:
-        _store(deps, record)
-    except RequestRejected:
-        _release(deps, body, requester, request_id)
-        raise
-    deps.admission.index(
-        IndexEntry(
-            request_id=record.request_id,
-            requested_at=record.requested_at,
-            requester=record.requester,
-            tier=record.tier,
-        ),
-        now=now,
-    )
-    deps.audit.write(
-        AuditEvent(
-            event_type="request",
-            actor=record.requester,
-            outcome="pending",
-            request_id=record.request_id,
-            requester=record.requester,
-            tier=record.tier,
-            reason=record.reason,
-            ticket=record.ticket,
-            details={
-                "duration_seconds": record.duration_seconds,
-                "quorum": record.quorum,
-                "approvers": list(record.approvers),
-                "requester_arn": record.requester_arn,
-                **({"review_waiver": waivers[0].details()} if waivers else {}),
-            },
+        deps.admission.index(
+            IndexEntry(
+                request_id=record.request_id,
+                requested_at=record.requested_at,
+                requester=record.requester,
+                tier=record.tier,
+            ),
+            now=now,
         )
-    )
-    start_workflow(deps, record)
+        deps.audit.write(
+            AuditEvent(
+                event_type="request",
+                actor=record.requester,
+                outcome="pending",
+                request_id=record.request_id,
+                requester=record.requester,
+                tier=record.tier,
+                reason=record.reason,
+                ticket=record.ticket,
+                details={
+                    "duration_seconds": record.duration_seconds,
+                    "quorum": record.quorum,
+                    "approvers": list(record.approvers),
+                    "requester_arn": record.requester_arn,
+                    **({"review_waiver": waivers[0].details()} if waivers else {}),
+                },
+            )
+        )
+        start_workflow(deps, record)
+    except Exception:
+        # The request never ran: security's waiver was not used, the person keeps it.
+        _give_back(deps, record.tier, requester, spent)
+        raise
     log.info("request admitted", extra=log_fields(request_id=record.request_id, tier=record.tier))
     return record
 
@@ -166,10 +188,24 @@ def _consume(deps: IntakeDeps, record: RequestRecord, waiver: Waiver, now: datet
         raise RequestRejected(refused.field or "tier", refused.problem) from refused
 
 
+def _configured_tier(deps: IntakeDeps, body: Any) -> str | None:
+    """The body's tier when it names a configured one (the body is the caller's text)."""
+    tier = body.get("tier") if isinstance(body, Mapping) else None
+    return tier if isinstance(tier, str) and tier in deps.policy else None
+
+
+def _give_back(deps: IntakeDeps, tier: str | None, requester: Enrollment, spent: list[Waiver]) -> None:
+    """Restore the waivers a request spent and that it never used (conditional: never over a
+    waiver security gave since)."""
+    for waiver in spent:
+        if tier is not None:
+            deps.admission.restore_waiver(tier, requester.user, waiver)
+
+
 def _release(deps: IntakeDeps, body: Any, requester: Enrollment, request_id: str) -> None:
     """Give back the tier slot a refused request may have claimed (it is held until released)."""
-    tier = body.get("tier") if isinstance(body, Mapping) else None
-    if isinstance(tier, str) and tier in deps.policy:
+    tier = _configured_tier(deps, body)
+    if tier is not None:
         deps.admission.release_live(tier, requester.user, request_id)
 
 
@@ -187,8 +223,10 @@ def _audit_rejection(
     """A verified person's refused request is a security signal: record it (who, which tier, why).
 
     The tier is recorded only when it names a configured tier: the body is the caller's text.
+    Every refusal is recorded; past the person's hourly rate only the first one of the hour is
+    alerted one by one (the rest in aggregate), so a flood of refused requests cannot page.
     """
-    tier = body.get("tier") if isinstance(body, Mapping) else None
+    flood = isinstance(exc.__cause__, RateLimited) and not exc.__cause__.first
     deps.audit.write(
         AuditEvent(
             event_type="request",
@@ -196,9 +234,10 @@ def _audit_rejection(
             outcome="failed",
             request_id=request_id,
             requester=requester.user,
-            tier=tier if isinstance(tier, str) and tier in deps.policy else None,
+            tier=_configured_tier(deps, body),
             details={"field": exc.field, "problem": exc.problem[:500], "admission": _is_admission(exc)},
-        )
+        ),
+        alert=not flood,
     )
     log.warning("request refused", extra=log_fields(requester=requester.user, field=exc.field))
 

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -57,6 +57,39 @@ def same_person(a: str, b: str) -> bool:
     """Whether two user ids name one person: IAM user and role names are unique ignoring case,
     so ``Bob`` must never approve ``bob``'s request."""
     return a.casefold() == b.casefold()
+
+
+class Enrollments(Protocol):
+    def get_enrollment(self, user: str) -> Enrollment | None: ...
+
+
+def one_person(store: Enrollments, a: str, b: str, *, b_arns: Iterable[str] = ()) -> bool:
+    """Whether the enrolled user ``a`` is the person ``b`` under any name: the same user id (any
+    case), or enrollments sharing an IAM principal or an email address (one person enrolled as
+    an IAM user and as an SSO session, or with a second, admin identity). ``b_arns`` are further
+    principals known to be ``b``'s, such as a request's ``requester_arn`` (kept when ``b``'s
+    enrollment is gone). The one check behind every "not your own" rule: votes, reviews,
+    waivers and the roles of an early revoke.
+    """
+    if same_person(a, b):
+        return True
+    mine = store.get_enrollment(a)
+    if mine is None:
+        return False
+    theirs = store.get_enrollment(b)
+    if theirs is not None and same_identity(mine, theirs):
+        return True
+    return mine.principal_arn.casefold() in {arn.casefold() for arn in b_arns}
+
+
+def same_identity(a: Enrollment, b: Enrollment) -> bool:
+    """Whether two enrollments (one perhaps not stored yet) are one person: the same user id,
+    IAM principal or email address, in any case (what :func:`one_person` compares)."""
+    return (
+        same_person(a.user, b.user)
+        or a.principal_arn.casefold() == b.principal_arn.casefold()
+        or a.email.casefold() == b.email.casefold()
+    )
 
 
 def _names(user: str, people: Sequence[str]) -> bool:
@@ -739,11 +772,15 @@ class Store:
 
     def record_review(self, request_id: str, verdict: str) -> None:
         """Note security's verdict on the request (its audit event is the record; this is what
-        the review gate reads). A later verdict replaces an earlier one."""
+        the review gate reads). A later verdict replaces an earlier one. Only once the review
+        was opened (the grant ended): a verdict given before could not know what was done."""
         if not self._update_request(
-            request_id, "SET review_verdict = :verdict", {":verdict": {"S": verdict}}, "attribute_exists(pk)"
+            request_id,
+            "SET review_verdict = :verdict",
+            {":verdict": {"S": verdict}, ":yes": {"BOOL": True}},
+            "attribute_exists(pk) AND review_opened = :yes",
         ):
-            raise RequestNotFound(f"request {request_id!r} not found")
+            raise RequestNotFound(f"request {request_id!r} not found or its review is not open")
 
     def get_requests(self, request_ids: Sequence[str]) -> list[RequestRecord]:
         """Several requests at once (missing ones are left out), in the order asked."""

@@ -20,7 +20,7 @@ from typing import Any, Final
 from botocore.exceptions import ClientError
 
 from breakglass.lambdas.approvals.mail import APPROVING_ROLES
-from breakglass.lambdas.approvals.store import RequestRecord, Store, VoteRefused, same_person
+from breakglass.lambdas.approvals.store import RequestRecord, Store, VoteRefused, one_person, same_person
 from breakglass.lambdas.approvals.totp import TotpRejected, verify_totp
 from breakglass.lambdas.audit.events import AuditEvent, AuditWriter
 
@@ -45,11 +45,7 @@ def identity_refusal(store: Store, record: RequestRecord, approver: str) -> str 
     enrollment = store.get_enrollment(approver)
     if enrollment is None:
         return "not-enrolled"
-    requester = store.get_enrollment(record.requester)
-    arns = {record.requester_arn.casefold()} | ({requester.principal_arn.casefold()} if requester else set())
-    if enrollment.principal_arn.casefold() in arns or (
-        requester is not None and enrollment.email.casefold() == requester.email.casefold()
-    ):
+    if one_person(store, approver, record.requester, b_arns=[record.requester_arn]):
         return "self-approval"
     if not set(enrollment.roles) & set(APPROVING_ROLES):
         return "not-an-approver"
