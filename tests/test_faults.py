@@ -30,6 +30,9 @@ PEOPLE = {
     "tom": ("responder",),
     "uma": ("responder",),
     "vic": ("responder",),
+    "wes": ("responder",),
+    "xan": ("responder",),
+    "yul": ("responder",),
     "ann": ("approver",),
     "bob": ("approver",),
     "sec": ("security",),
@@ -198,6 +201,21 @@ def test_a_grant_that_times_out_halfway_leaves_no_access_and_the_run_fails_loudl
     assert_nothing_recorded_twice(world)
 
 
+def test_a_grant_killed_once_between_its_guard_and_its_trust_is_retried_and_grants_its_window(
+    world: World,
+) -> None:
+    access = function_name(world, "breakglass-access")
+    once = Timeout("iam", "UpdateAssumeRolePolicy", caller=access, contains="user/sam", times=1)
+    with injected(world.emulator, once) as armed:
+        rid = request(world, "sam", "halt", "--duration", "30m")
+        granted = world.wait_for(rid, ["granted"])
+    assert len(armed.hits()) == 1
+    assert may_assume(world, "sam", "halt", rid, parse_iso(str(granted["expires_at"])) - timedelta(seconds=1))
+    assert [e.outcome for e in world.audit_events(rid) if e.event_type == "grant"] == ["succeeded"]
+    assert world.cli("sam", "revoke", rid, "--totp", world.code("sam"), "--reason", "done").exit_code == 0
+    assert_nothing_recorded_twice(world)
+
+
 # -- a revoke that fails ----------------------------------------------------------------------------------
 
 
@@ -228,4 +246,150 @@ def test_a_revoke_that_keeps_failing_still_ends_access_at_expiry_and_the_reconci
     repaired = json.loads(answer["Payload"].read())
     assert [r["request_id"] for r in repaired["repaired"]].count(rid) == 1, repaired
     assert not any(rid in sid for sid in sids(world, "halt"))
+    assert_nothing_recorded_twice(world)
+
+
+# -- an audit write that fails -----------------------------------------------------------------------
+
+
+def test_a_grant_whose_audit_write_keeps_failing_is_taken_back_and_the_retry_records_it_once(
+    world: World,
+) -> None:
+    access = role_of(world, "breakglass-access")
+    # One write's worth of 503s: the SDK gives up, the grant is rolled back, Step Functions retries.
+    unrecorded = Fault(
+        "s3", "PutObject", caller=access, contains="-grant-", error="ServiceUnavailable", status=503, times=5
+    )
+    with injected(world.emulator, unrecorded) as armed:
+        rid = request(world, "uma", "halt", "--duration", "30m")
+        assert world.wait_for(rid, ["granted"])["status"] == "granted"
+    assert len(armed.hits()) == 5
+    assert ("PutObject", "ServiceUnavailable", access) in trail_errors(world)
+    grants = [e for e in world.audit_events(rid) if e.event_type == "grant"]
+    assert [(e.outcome, e.details["already_granted"]) for e in grants] == [("succeeded", False)]
+    assert world.cli("uma", "revoke", rid, "--totp", world.code("uma"), "--reason", "done").exit_code == 0
+    assert_nothing_recorded_twice(world)
+
+
+def test_a_grant_killed_between_its_iam_writes_and_its_record_is_recorded_once_as_a_grant(
+    world: World,
+) -> None:
+    access = function_name(world, "breakglass-access")
+    killed = Timeout("s3", "PutObject", caller=access, contains="-grant-", times=1)
+    with injected(world.emulator, killed) as armed:
+        rid = request(world, "vic", "halt", "--duration", "30m")
+        assert world.wait_for(rid, ["granted"])["status"] == "granted"
+    assert len(armed.hits()) == 1
+    grants = [
+        (e.outcome, e.details["already_granted"]) for e in world.audit_events(rid) if e.event_type == "grant"
+    ]
+    assert grants == [("succeeded", True)]
+    assert world.cli("vic", "revoke", rid, "--totp", world.code("vic"), "--reason", "done").exit_code == 0
+    assert_nothing_recorded_twice(world)
+
+
+# -- halting ---------------------------------------------------------------------------------------------
+
+
+def halt_role(world: World) -> str:
+    (name,) = [
+        r.name for r in world.deployment.by_type("aws:lambda/function:Function") if r.name.endswith("-halt")
+    ]
+    return role_of(world, name)
+
+
+def chat_policies(world: World) -> list[str]:
+    return list(world.emulator.client("iam").list_role_policies(RoleName="chat-api")["PolicyNames"])
+
+
+def halt(world: World, person: str) -> Any:
+    return world.cli(person, "halt", "chat", "--reason", REASON, "--totp", world.code(person), *MFA, "--json")
+
+
+def test_a_halt_throttled_and_failing_with_5xx_is_retried_and_reports_the_target_halted(
+    world: World, unhalted: None
+) -> None:
+    role = halt_role(world)
+    flaky = (
+        Fault("iam", "PutRolePolicy", caller=role, times=2),
+        Fault("iam", "PutRolePolicy", caller=role, error="ServiceFailure", status=500, times=1),
+    )
+    with injected(world.emulator, *flaky) as armed:
+        halted = halt(world, "wes")
+    assert halted.exit_code == 0, halted.stderr
+    assert [r["outcome"] for r in halted.json()["results"]] == ["halted"]
+    assert len(armed.hits()) == 3
+    assert chat_policies(world) == ["breakglass-halt-chat"]
+    halts = [e for e in world.audit_events() if e.event_type == "halt" and e.actor == "wes"]
+    assert [(e.target, e.outcome) for e in halts] == [("chat", "succeeded")]
+
+
+@pytest.fixture
+def unhalted(world: World) -> Iterator[None]:
+    """Each halt test starts and ends with the chat model serving (as resuming would leave it)."""
+    iam = world.emulator.client("iam")
+    for name in chat_policies(world):
+        iam.delete_role_policy(RoleName="chat-api", PolicyName=name)
+    yield
+    for name in chat_policies(world):
+        iam.delete_role_policy(RoleName="chat-api", PolicyName=name)
+    # The halt tier's grants the halts asked for end too: the trust policy has room for a few only.
+    for person in ("wes", "xan", "yul"):
+        for listed in world.cli(person, "list", "--json").json()["requests"]:
+            if listed["status"] == "granted":
+                rid = listed["request_id"]
+                world.cli(person, "revoke", rid, "--totp", world.code(person), "--reason", "halt test done")
+
+
+def test_a_halt_whose_iam_write_keeps_failing_reports_the_target_failed_and_records_it(
+    world: World, unhalted: None
+) -> None:
+    role = halt_role(world)
+    with injected(
+        world.emulator,
+        Fault("iam", "PutRolePolicy", caller=role, error="ServiceFailure", status=500, times=None),
+    ):
+        halted = halt(world, "xan")
+    assert halted.exit_code != 0
+    assert chat_policies(world) == []
+    halts = [e for e in world.audit_events() if e.event_type == "halt" and e.actor == "xan"]
+    assert [(e.target, e.outcome) for e in halts] == [("chat", "failed")]
+    assert "chat" in halted.stdout + halted.stderr
+
+
+def test_a_halt_whose_audit_write_fails_acts_but_fails_the_call_and_says_what_happened(
+    world: World, unhalted: None
+) -> None:
+    role = halt_role(world)
+    with injected(
+        world.emulator,
+        Fault("s3", "PutObject", caller=role, error="ServiceUnavailable", status=503, times=None),
+    ):
+        halted = halt(world, "yul")
+    assert halted.exit_code != 0, halted.stdout + halted.stderr
+    assert chat_policies(world) == ["breakglass-halt-chat"]  # the halt stands: undoing it is worse
+    said = halted.stdout + halted.stderr
+    assert "chat" in said and "audit" in said.lower()
+
+
+# -- votes and email ---------------------------------------------------------------------------------------
+
+
+def test_throttled_table_writes_and_email_while_voting_are_retried_and_the_vote_counts_once(
+    world: World,
+) -> None:
+    flaky = (
+        Fault("ses", "Send*", caller="*", contains="ann%40example.com", times=1),
+        Fault("dynamodb", "*", caller="*", error="ProvisionedThroughputExceededException", times=3),
+    )
+    with injected(world.emulator, *flaky) as armed:
+        rid = request(world, "rita", "operator", "--no-wait")
+        world.wait_for(rid, ["pending"])
+        (link,) = world.approval_links("ann", rid, wait=20)
+        assert world.decide("ann", link, "approve")[0] == 200
+        assert world.wait_for(rid, ["granted"])["status"] == "granted"
+    assert {h.service for h in armed.hits()} == {"ses", "dynamodb"}
+    approvals = [e for e in world.audit_events(rid) if e.event_type == "approval" and e.actor != "system"]
+    assert [(e.actor, e.outcome) for e in approvals] == [("ann", "succeeded")]
+    assert world.cli("rita", "revoke", rid, "--totp", world.code("rita"), "--reason", "done").exit_code == 0
     assert_nothing_recorded_twice(world)

@@ -372,12 +372,19 @@ def grant(deps: WorkflowDeps, request_id: str) -> dict[str, Any]:
     now = deps.clock()
     tier = deps.tiers.get(record.tier)
     window = grants.granted_window(deps.iam, tier, request_id) if tier is not None else None
+    guarded = (
+        grants.guarded_expiry(deps.iam, tier, request_id, record.requester) if tier and not window else None
+    )
+    if guarded is not None:  # an earlier attempt died between the guard and the trust
+        window = (guarded - timedelta(seconds=record.duration_seconds), guarded)
     # The window opens a second before now (whole seconds, as IAM's conditions read them), so an
     # assume in the very second of the grant is inside it; it lasts exactly the asked duration.
     opens = now.replace(microsecond=0) - timedelta(seconds=1)
     starts_at, expires_at = window or (opens, opens + timedelta(seconds=record.duration_seconds))
     g = _grant_of(record, starts_at, expires_at)
-    result = grants.grant(deps.iam, deps.audit, deps.tiers, g, now=now, actor="system")
+    # Still "approved": no earlier attempt got as far as recording the grant and marking it.
+    recorded = record.status == "granted"
+    result = grants.grant(deps.iam, deps.audit, deps.tiers, g, now=now, actor="system", recorded=recorded)
     deps.store.set_grant_window(request_id, result["starts_at"], result["expires_at"])
     log.info(
         "grant",
