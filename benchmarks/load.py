@@ -195,14 +195,21 @@ def main() -> None:
             if finals.get(person) == "granted":
                 world.end_window(rid[person])
         events = [e for e in world.audit_events() if e.request_id in set(rid.values())]
-        expected = len(responders) + 4 * len(granted) + 2 * (len(responders) - len(granted))
+        # request each; approval per auto-approved request (system:auto), per quorum request (its
+        # round opened) and per approving vote; vote and final denial per denied request; grant,
+        # expiry and review per grant; the halt.
+        auto = sum(1 for p in responders if plan[p] == "halt")
+        approving = sum(1 for v in votes.values() for _, d in v if d == "approve")
+        denied = len(responders) - len(granted)
+        expected = (
+            len(responders) + auto + (len(responders) - auto) + approving + 2 * denied + 3 * len(granted) + 1
+        )
         kinds = Counter(e.event_type for e in events)
         by_fact = Counter(
             (e.request_id, e.event_type, e.actor, e.outcome, e.details.get("cause")) for e in events
         )
         print(
-            f"audit events: {len(events)} found, {expected} expected at least "
-            f"(request each; approval, grant, expiry, review per grant; vote and denial per denial); "
+            f"audit events: {len(events)} found, {expected} expected; "
             f"{len(events) - len({e.event_id for e in events})} duplicate ids, "
             f"{sum(n - 1 for n in by_fact.values() if n > 1)} duplicate facts; by type {dict(kinds)}"
         )
