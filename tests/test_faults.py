@@ -33,6 +33,7 @@ PEOPLE = {
     "wes": ("responder",),
     "xan": ("responder",),
     "yul": ("responder",),
+    "zed": ("responder",),
     "ann": ("approver",),
     "bob": ("approver",),
     "sec": ("security",),
@@ -334,7 +335,7 @@ def unhalted(world: World) -> Iterator[None]:
     for name in chat_policies(world):
         iam.delete_role_policy(RoleName="chat-api", PolicyName=name)
     # The halt tier's grants the halts asked for end too: the trust policy has room for a few only.
-    for person in ("wes", "xan", "yul"):
+    for person in ("wes", "xan", "yul", "zed"):
         for listed in world.cli(person, "list", "--json").json()["requests"]:
             if listed["status"] == "granted":
                 rid = listed["request_id"]
@@ -370,6 +371,37 @@ def test_a_halt_whose_audit_write_fails_acts_but_fails_the_call_and_says_what_ha
     assert chat_policies(world) == ["breakglass-halt-chat"]  # the halt stands: undoing it is worse
     said = halted.stdout + halted.stderr
     assert "chat" in said and "audit" in said.lower()
+
+
+def test_a_resume_throttled_and_failing_with_5xx_is_retried_and_the_target_serves_again(
+    world: World, unhalted: None
+) -> None:
+    halted = halt(world, "zed")
+    assert halted.exit_code == 0 and chat_policies(world) == ["breakglass-halt-chat"], halted.stderr
+    rid = request(world, "zed", "operator", "--no-wait")
+    world.wait_for(rid, ["pending"])
+    assert world.cli("bob", "approve", rid, "--totp", world.code("bob")).exit_code == 0
+    world.wait_for(rid, ["granted"])
+    resumer = role_of(
+        world,
+        next(
+            r.name
+            for r in world.deployment.by_type("aws:lambda/function:Function")
+            if r.name.endswith("-resume")
+        ),
+    )
+    flaky = (
+        Fault("iam", "DeleteRolePolicy", caller=resumer, times=1),
+        Fault("iam", "DeleteRolePolicy", caller=resumer, error="ServiceFailure", status=500, times=1),
+    )
+    with injected(world.emulator, *flaky) as armed:
+        resumed = world.cli("zed", "resume", "chat", "--reason", "guardrail fixed", *MFA, "--json")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert len(armed.hits()) == 2
+    assert chat_policies(world) == []
+    resumes = [e for e in world.audit_events() if e.event_type == "resume" and e.actor == "zed"]
+    assert [(e.target, e.outcome) for e in resumes] == [("chat", "succeeded")]
+    assert world.cli("zed", "revoke", rid, "--totp", world.code("zed"), "--reason", "done").exit_code == 0
 
 
 # -- votes and email ---------------------------------------------------------------------------------------
