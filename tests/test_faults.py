@@ -172,6 +172,26 @@ def test_throttled_iam_s3_and_sts_calls_during_a_grant_are_retried_and_recorded_
     assert_nothing_recorded_twice(world)
 
 
+def test_an_alert_that_cannot_be_published_leaves_the_grant_and_its_record_and_is_counted(
+    world: World,
+) -> None:
+    access = role_of(world, "breakglass-access")
+    # Every publish of the access function fails: the SDK gives up on the alert, never on the record.
+    lost = Fault("sns", "Publish", caller=access, error="InternalError", status=500, times=None)
+    with injected(world.emulator, lost) as armed:
+        rid = request(world, "rita", "halt", "--duration", "30m")
+        assert world.wait_for(rid, ["granted"])["status"] == "granted"
+    assert armed.hits() and {h.operation for h in armed.hits()} == {"Publish"}
+    assert [e.outcome for e in world.audit_events(rid) if e.event_type == "grant"] == ["succeeded"]
+    logs = world.emulator.client("logs")
+    group = f"/aws/lambda/{function_name(world, 'breakglass-access')}"
+    lines = [e["message"] for e in logs.filter_log_events(logGroupName=group)["events"]]
+    counted = [line for line in lines if "AlertPublishFailures" in line and rid in line]
+    assert len(counted) == 1, counted
+    assert world.cli("rita", "revoke", rid, "--totp", world.code("rita"), "--reason", "done").exit_code == 0
+    assert_nothing_recorded_twice(world)
+
+
 # -- a grant that fails halfway -----------------------------------------------------------------------
 
 
