@@ -61,6 +61,8 @@ EVENT_TYPES: Final = (
     "enrollment",
     "waiver",
     "error",
+    "extension",  # a request to extend a granted window (the grant of it is a "grant" event)
+    "sealed-use",  # the sealed last resort was used or tried (SealedAccess), outside the workflow
 )
 # The outcome of one audited event (not of a halt target: see breakglass.lambdas.halt.service).
 EVENT_OUTCOMES: Final = ("succeeded", "failed", "noop", "pending", "opened", "accepted", "flagged")
@@ -141,6 +143,12 @@ ENV_HALT_FUNCTION: Final = "BREAKGLASS_HALT_FUNCTION"
 ENV_RESUME_FUNCTION: Final = "BREAKGLASS_RESUME_FUNCTION"
 # Principal ARNs that may enroll people before any security person is enrolled (bootstrap).
 ENV_SECURITY_ADMINS: Final = "BREAKGLASS_SECURITY_ADMINS"
+# The sealed last resort (SealedAccess): its role, its users (JSON list of names), who is emailed
+# (JSON list) and the home region (its functions run in two regions; the table and topic live here).
+ENV_SEALED_ROLE_ARN: Final = "BREAKGLASS_SEALED_ROLE_ARN"
+ENV_SEALED_USERS: Final = "BREAKGLASS_SEALED_USERS"
+ENV_SEALED_ALERT_EMAILS: Final = "BREAKGLASS_SEALED_ALERT_EMAILS"
+ENV_HOME_REGION: Final = "BREAKGLASS_HOME_REGION"
 
 
 # -- where a deployment publishes itself (SSM Parameter Store), so the command finds it by name ----
@@ -161,6 +169,10 @@ SSM_KEYS: Final = (
     "tiers",  # JSON {tier: {role_arn, max_session_seconds, max_window_seconds, require_mfa, quorum, ...}}
     "halt_targets",  # JSON [{id, modes}]
 )
+# Optional: published only by a deployment with a sealed last resort (JSON; see SealedAccess.published).
+SSM_SEALED_ACCESS_KEY: Final = "sealed_access"
+# The tier name a sealed use's record and review carry (it is no tier of the workflow's).
+SEALED_TIER: Final = "sealed"
 DEPLOYMENT_NAME: Final = r"[a-z][a-z0-9-]{0,39}"
 
 

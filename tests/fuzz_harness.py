@@ -43,6 +43,7 @@ from breakglass.lambdas.approvals.links import LinkRejected, sign_link, verify_l
 from breakglass.lambdas.approvals.store import Enrollment, RequestRecord, Store, create_table
 from breakglass.lambdas.audit.events import AuditEvent, AuditWriter
 from breakglass.lambdas.halt import handler as halt_handler
+from breakglass.lambdas.sealed import use as sealed_use
 from breakglass.policies.halt import parse_targets
 from breakglass.validation import ConfigError
 
@@ -1547,6 +1548,43 @@ ACCESS_EXAMPLES = (
 )
 
 
+SEALED_ROLE = "arn:aws:iam::123456789012:role/breakglass-sealed"
+
+
+def _check_sealed_event(value: Any) -> str:
+    try:
+        use = sealed_use.parse_event(value, role_arn=SEALED_ROLE)
+    except ConfigError as exc:
+        return refusal(exc)
+    assert use.request_id.startswith("s") and use.outcome in ("succeeded", "failed")
+    return "accepted"
+
+
+SEALED_DETAIL = {
+    "eventName": "AssumeRole",
+    "eventTime": "2026-12-01T02:13:00Z",
+    "eventID": "0b8a3c1e",
+    "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/bg", "userName": "bg"},
+    "requestParameters": {"roleArn": SEALED_ROLE, "roleSessionName": "bg"},
+    "responseElements": {"credentials": {"expiration": "Dec 1, 2026, 3:13:00 AM"}},
+    "errorCode": "AccessDenied",
+    "additionalEventData": {"MFAUsed": "Yes"},
+}
+sealed_details = events_with(list(SEALED_DETAIL), valid=SEALED_DETAIL)
+sealed_events = events_with(
+    ["detail-type", "detail", "id"],
+    st.one_of(sealed_details, json_values, st.sampled_from(["AWS Console Sign In via CloudTrail"])),
+    valid={"detail-type": "AWS API Call via CloudTrail", "detail": SEALED_DETAIL, "id": "e1"},
+)
+# The valid event with one field of its detail replaced or dropped (the deepest paths).
+sealed_events = st.one_of(
+    sealed_events,
+    st.builds(
+        lambda d: {"detail-type": "AWS API Call via CloudTrail", "detail": d, "id": "e1"}, sealed_details
+    ),
+)
+
+
 TARGETS: dict[str, Target] = {
     target.name: target
     for target in (
@@ -1561,5 +1599,6 @@ TARGETS: dict[str, Target] = {
         Target("grants.Grant.from_event", grant_events, lambda _: _pure(_check_grant)),
         Target("EarlyRevokeRequest.parse", revoke_events, lambda _: _pure(_check_early_revoke)),
         Target("links.verify_link", tokens, lambda _: _pure(_check_link)),
+        Target("sealed parse_event", sealed_events, lambda _: _pure(_check_sealed_event)),
     )
 }

@@ -26,6 +26,8 @@ def test_every_event_type_of_the_design_is_in_the_schema() -> None:
         "enrollment",
         "waiver",
         "error",
+        "extension",
+        "sealed-use",
     }
 
 

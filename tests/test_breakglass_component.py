@@ -132,6 +132,11 @@ def test_the_halt_actions_are_wired_to_the_access_api(result: SynthResult) -> No
             "tiers.ops2.managed_policy_arns: a new tier needs its permissions",
         ),
         ({"tiers": {"halt": {"colour": "red"}}}, "tiers.halt.colour: unknown setting"),
+        (
+            {"tiers": {"halt": {"max_total_seconds": 1800}}},
+            "tiers.halt.max_total_seconds: must be at least the tier's max_window_seconds (3600)",
+        ),
+        ({"tiers": {"halt": {"max_start_delay_seconds": -1}}}, "tiers.halt.max_start_delay_seconds:"),
         ({"deployment": "Prod!"}, "deployment:"),
         ({"requesters": None}, "requesters: is required"),
         ({"tripwires": [{"name": "t"}], "halt_targets": []}, "tripwires: need halt_targets"),

@@ -309,3 +309,55 @@ def test_a_waiver_of_the_incident_s_review_gate_is_on_its_timeline(tmp_path: Pat
     assert result.exit_code == 0, result.output
     assert any(m.split()[-1] == "waiver" for m in Page(text).marks)
     assert "review gate waived by alice" in text
+
+
+def _extension_events() -> tuple[AuditEvent, ...]:
+    """erin's req-0003 (15:00-15:30, expired) extended twice: req-0004 then req-0005, revoked early."""
+
+    def event(n: int, kind: str, request_id: str, at: str, **fields: Any) -> AuditEvent:
+        return AuditEvent(
+            kind,
+            fields.pop("actor", "system"),
+            request_id=request_id,
+            requester="erin",
+            tier="ops",
+            event_time=at,
+            event_id=f"00000000-0000-4000-8000-{900 + n:012d}",
+            **fields,
+        )
+
+    return (
+        event(1, "extension", "req-0004", "2025-03-15T15:20:00Z", actor="erin", outcome="pending",
+              details={"extends": "req-0003"}),
+        event(2, "grant", "req-0004", "2025-03-15T15:21:00Z", window_start="2025-03-15T15:30:00Z",
+              expires_at="2025-03-15T16:00:00Z", details={"extends": "req-0003"}),
+        event(3, "expiry", "req-0004", "2025-03-15T16:00:00Z"),
+        event(4, "grant", "req-0005", "2025-03-15T15:50:00Z", window_start="2025-03-15T16:00:00Z",
+              expires_at="2025-03-15T16:15:00Z", details={"extends": "req-0004"}),
+        event(5, "revoke", "req-0005", "2025-03-15T16:10:00Z", actor="erin"),
+        # A grant that names another request is not part of this chain.
+        event(6, "grant", "req-0006", "2025-03-15T15:52:00Z", window_start="2025-03-15T16:00:00Z",
+              expires_at="2025-03-15T16:30:00Z", details={"extends": "req-0001"}),
+    )  # fmt: skip
+
+
+def test_an_extended_incident_shows_every_window_of_its_chain(tmp_path: Path) -> None:
+    from breakglass.cli.report import Window, _after_the_window
+
+    copy = tmp_path / "copy"
+    write_cloudtrail(copy)
+    write_events(copy, (*EVENTS, *_extension_events()))
+    incident = build_incident(LocalBucket(copy), "req-0003")
+    assert incident.extensions == [
+        Window("req-0004", "2025-03-15T15:30:00Z", "2025-03-15T16:00:00Z", "2025-03-15T16:00:00Z", "expiry"),
+        Window("req-0005", "2025-03-15T16:00:00Z", "2025-03-15T16:15:00Z", "2025-03-15T16:10:00Z", "revoke"),
+    ]
+    assert incident.windows() == [
+        ("2025-03-15T15:00:00Z", "2025-03-15T15:30:00Z"),
+        ("2025-03-15T15:30:00Z", "2025-03-15T16:00:00Z"),
+        ("2025-03-15T16:00:00Z", "2025-03-15T16:10:00Z"),
+    ]
+    assert not _after_the_window(incident, "2025-03-15T15:45:00Z")
+    assert _after_the_window(incident, "2025-03-15T16:12:00Z")  # after the revoke of the last one
+    page = render_report(incident, generated_at=datetime(2025, 3, 16, tzinfo=UTC), source="test")
+    assert page.count('<rect class="window') == 3 and "req-0005" in page

@@ -278,3 +278,34 @@ def test_stopping_the_trail_is_the_last_call_it_delivers() -> None:
         emulator.client("iam").list_roles()
         names = [r["eventName"] for r in records_in(emulator, "stopped-trail", emulator.cloudtrail.flush())]
     assert sorted(names) == ["ListUsers", "StartLogging", "StopLogging"]
+
+
+# -- CloudTrail's events on the buses --------------------------------------------------------------
+
+
+def test_each_recorded_management_call_reaches_its_regions_bus_but_get_list_describe_do_not(
+    emulator: Emulator,
+) -> None:
+    from breakglass.local import eventbridge
+
+    events = emulator.client("events")
+    sqs = emulator.client("sqs")
+    queue = sqs.create_queue(QueueName="iam-calls")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    pattern = {"source": ["aws.iam"], "detail-type": ["AWS API Call via CloudTrail"]}
+    rule = events.put_rule(Name="iam-calls", EventPattern=json.dumps(pattern))["RuleArn"]
+    events.put_targets(Rule="iam-calls", Targets=[{"Id": "q", "Arn": queue_arn}])
+    emulator.cloudtrail.flush()
+    before = len(eventbridge.deliveries(emulator.account_id))
+    iam = emulator.client("iam")
+    iam.create_user(UserName="bus-rider")
+    iam.get_user(UserName="bus-rider")
+    emulator.cloudtrail.flush()
+    names = [
+        d.input["detail"]["eventName"]
+        for d in eventbridge.deliveries(emulator.account_id)[before:]
+        if d.rule_arn == rule
+    ]
+    assert names == ["CreateUser"]

@@ -11,7 +11,18 @@ from typer.testing import CliRunner
 from breakglass.cli.main import app
 from breakglass.local.drill import DrillFailed, check
 
-STEPS = ["seed", "tripwire", "request", "approve", "investigate", "resume", "expire", "audit"]
+STEPS = [
+    "seed",
+    "tripwire",
+    "request",
+    "approve",
+    "investigate",
+    "resume",
+    "extend",
+    "expire",
+    "audit",
+    "sealed",
+]
 
 
 def test_the_drill_plays_the_whole_incident_and_every_step_passes(tmp_path: Path, browser: Browser) -> None:
@@ -24,8 +35,11 @@ def test_the_drill_plays_the_whole_incident_and_every_step_passes(tmp_path: Path
     details = {s["name"]: s["detail"] for s in document["steps"]}
     assert "tripwire:chat-5xx" in details["tripwire"]
     assert "assumed-role/breakglass-emergency-admin/rita" in details["investigate"]
-    assert "AccessDenied" in details["expire"]
+    assert "AccessDenied" in details["expire"] and "the extension's session worked" in details["expire"]
+    assert "granted" in details["extend"]
     assert "access_outside_grants empty" in details["audit"]
+    assert "breakglass-sealed assumed assumed-role/breakglass-sealed/breakglass-sealed" in details["sealed"]
+    assert "review opened; check: no finding" in details["sealed"]
     summary = document["deployment"]
     assert summary["resources"] > 100 and set(summary["tiers"]) == {"halt", "operator", "admin", "drill"}
     assert summary["tiers"]["halt"]["approval"] == "auto" and summary["tiers"]["admin"]["approval"] == 2
@@ -45,7 +59,7 @@ def assert_report_renders(browser: Browser, report: Path, shot: Path) -> None:
         assert page.title().startswith("Break-glass incident r")
         assert page.locator("svg#timeline").is_visible()
         assert page.locator("svg#timeline g.mark.call").count() >= 1
-        assert page.locator("svg#timeline rect.window").count() == 1
+        assert page.locator("svg#timeline rect.window").count() == 2  # the window and its extension
         # Written for the auditor to read before signing off: the review is open, not yet decided.
         assert "opened" in page.locator("section#reviews").inner_text()
         page.screenshot(path=str(shot), full_page=True)

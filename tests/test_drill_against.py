@@ -21,12 +21,20 @@ PEOPLE = {
     "bob": ("approver",),
     "ron": ("responder",),
 }
-STEPS = ["whoami", "request", "assume", "call", "revoke", "audit", "cloudtrail"]
+STEPS = ["whoami", "request", "assume", "call", "revoke", "audit", "cloudtrail", "sealed"]
+SEALED_USER = "breakglass-sealed"
+
+
+def run_sealed_check(world: World) -> None:
+    """What EventBridge's schedule does hourly (the emulator runs no schedules)."""
+    answer = world.emulator.client("lambda").invoke(FunctionName="breakglass-sealed-check", Payload=b"{}")
+    assert "FunctionError" not in answer, answer["Payload"].read()
 
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[World]:
     with open_world(name="rehearsal", people=PEOPLE) as opened:
+        run_sealed_check(opened)
         yield opened
 
 
@@ -70,6 +78,8 @@ def test_the_rehearsal_requests_assumes_is_refused_outside_revokes_and_finds_the
     assert details["call"].endswith("sagemaker:ListEndpoints refused")
     assert ":assumed-role/breakglass-emergency-drill/rita" in details["call"]
     assert "AssumeRole by rita" in details["cloudtrail"]
+    assert details["sealed"].startswith("global (us-east-1): 2 rules; home (us-east-1): 2 rules")
+    assert "no finding" in details["sealed"]
     # What AWS holds afterwards: revoked, the trust forgot the grant, the events are locked.
     assert world.cli("rita", "status", rid, "--json").json()["status"] == "revoked"
     assert not [sid for sid in trust_sids(world) if rid in sid]
@@ -121,3 +131,37 @@ def test_a_wrong_totp_code_fails_the_request_step_and_nothing_is_granted(world: 
     document = json.loads(run.stdout)
     failed = next(s for s in document["steps"] if not s["ok"])
     assert failed["name"] == "request" and document["request_id"] is None
+
+
+def test_the_sealed_step_fails_and_reports_when_the_check_found_an_access_key(world: World) -> None:
+    iam = world.emulator.client("iam")
+    key = iam.create_access_key(UserName=SEALED_USER)["AccessKey"]["AccessKeyId"]
+    try:
+        run_sealed_check(world)
+        code, document, _ = rehearse(world, "rita")
+    finally:
+        iam.delete_access_key(UserName=SEALED_USER, AccessKeyId=key)
+        run_sealed_check(world)
+    assert code == 1
+    failed = next(s for s in document["steps"] if not s["ok"])
+    assert failed["name"] == "sealed" and "1 findings" in failed["observed"]
+
+
+def test_the_sealed_step_fails_when_a_rule_was_disabled(world: World) -> None:
+    events = world.emulator.client("events")
+    events.disable_rule(Name="breakglass-sealed-assume-home")
+    try:
+        code, document, _ = rehearse(world, "rita")
+    finally:
+        events.enable_rule(Name="breakglass-sealed-assume-home")
+    failed = next(s for s in document["steps"] if not s["ok"])
+    assert code == 1 and failed["name"] == "sealed" and "DISABLED" in failed["observed"]
+
+
+def test_a_deployment_without_sealed_access_skips_the_step_saying_so(world: World) -> None:
+    # Last: the deployment stops publishing its sealed access.
+    world.emulator.client("ssm").delete_parameter(Name=f"/breakglass/{world.name}/sealed_access")
+    code, document, stderr = rehearse(world, "rita")
+    assert code == 0, stderr
+    sealed = document["steps"][-1]
+    assert sealed["ok"] and sealed["detail"] == f"skipped: deployment {world.name} has no sealed access"

@@ -11,7 +11,7 @@ import shlex
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -24,8 +24,8 @@ from breakglass.cli.api import AccessApi, ApiError
 from breakglass.cli.context import CliContext, get_context
 from breakglass.cli.errors import BadInput, CliError
 from breakglass.cli.output import Column, Format, FormatOption, JsonOption, Output, WideOption, note
-from breakglass.contracts import parse_iso
-from breakglass.lambdas.approvals.requests import parse_duration
+from breakglass.contracts import parse_iso, utc_now
+from breakglass.lambdas.approvals.requests import parse_duration, parse_start_at
 from breakglass.validation import REQUEST_ID, ConfigError
 
 FINAL: Final = ("granted", "denied", "revoked", "expired")
@@ -35,11 +35,14 @@ REQUEST_COLUMNS: Final = (
     Column("requester"),
     Column("status"),
     Column("approvals_text", "approvals"),
+    Column("starts_at", "opens"),
     Column("expires_at", "expires"),
     Column("reason", max_width=40),
     Column("ticket", wide=True),
     Column("requested_at", "requested", wide=True),
     Column("approvers", wide=True),
+    Column("extends", wide=True),
+    Column("extended_by", "extended by", wide=True),
 )
 RESULT_COLUMNS: Final = (
     Column("target", no_wrap=True),
@@ -62,6 +65,13 @@ MfaCodeOption = Annotated[
 # How long the halt tier is asked for when `halt` has to ask: room for a session of AWS's
 # shortest length (15 minutes) and the time to get it.
 AUTO_HALT_SECONDS: Final = 30 * 60
+NoWaitOption = Annotated[
+    bool, typer.Option("--no-wait", help="Return once the request is in; do not wait for the decision.")
+]
+WaitSecondsOption = Annotated[
+    int, typer.Option("--wait-seconds", help="Give up waiting after this long (the request stays).")
+]
+PollSecondsOption = Annotated[float, typer.Option("--poll-seconds", hidden=True)]
 TotpOption = Annotated[
     str | None,
     typer.Option("--totp", metavar="CODE", help="Your 6-digit TOTP code (asked for without echo if absent)."),
@@ -69,7 +79,8 @@ TotpOption = Annotated[
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    # The package's clock (the emulator moves it forward; in AWS it is the system clock).
+    return utc_now()
 
 
 def _request_id(value: str) -> str:
@@ -145,13 +156,16 @@ def request_command(
         str, typer.Option("--duration", help="How long: 30m, 1h, 1h30m (at most the tier's window).")
     ] = "30m",
     totp: TotpOption = None,
-    no_wait: Annotated[
-        bool, typer.Option("--no-wait", help="Return once the request is in; do not wait for the decision.")
-    ] = False,
-    wait_seconds: Annotated[
-        int, typer.Option("--wait-seconds", help="Give up waiting after this long (the request stays).")
-    ] = 3600,
-    poll_seconds: Annotated[float, typer.Option("--poll-seconds", hidden=True)] = 2.0,
+    start_at: Annotated[
+        str | None,
+        typer.Option(
+            "--start-at",
+            help="Open the window later: a UTC time (2026-12-01T09:00:00Z) or +2h; approvals happen now.",
+        ),
+    ] = None,
+    no_wait: NoWaitOption = False,
+    wait_seconds: WaitSecondsOption = 3600,
+    poll_seconds: PollSecondsOption = 2.0,
     output_format: FormatOption = None,
     as_json: JsonOption = False,
     wide: WideOption = False,
@@ -166,10 +180,14 @@ def request_command(
       $ breakglass request --tier halt --reason "chat model leaks customer data" --duration 30m
 
       $ breakglass request --tier admin --reason "rotate the leaked model key" --ticket INC-4242 --no-wait
+
+      $ breakglass request --tier operator --reason "planned model key rotation" --start-at +2h --no-wait
     """
     out = Output.of(output_format, as_json, wide)
     try:
         parse_duration("duration", duration)
+        if start_at is not None:
+            parse_start_at("--start-at", start_at, _now())
     except ConfigError as exc:
         raise BadInput(str(exc)) from exc
     cli = get_context(ctx)
@@ -177,18 +195,76 @@ def request_command(
     body: dict[str, Any] = {"tier": tier, "reason": reason, "duration": duration, "totp": read_totp(totp)}
     if ticket:
         body["ticket"] = ticket
+    if start_at is not None:
+        body["start_at"] = start_at
     made = api.post("/requests", body)
     request_id = made["request_id"]
     note(f"request {request_id} submitted for tier {tier}")
+    if made.get("start_at"):
+        note(f"its window opens at {made['start_at']} once approved")
     final = made if no_wait else wait_for_decision(api, request_id, wait_seconds, poll_seconds)
     out.record(_row(final), REQUEST_COLUMNS, title=f"Request {request_id}")
+    _tell_outcome(final)
+
+
+def _tell_outcome(final: Mapping[str, Any]) -> None:
+    request_id = final.get("request_id")
     if final.get("status") == "granted":
-        note(f"granted until {final.get('expires_at')}: breakglass assume {request_id}")
+        opens = final.get("starts_at")
+        if opens and parse_iso(str(opens)) > _now():
+            note(f"granted from {opens} until {final.get('expires_at')}: then breakglass assume {request_id}")
+        else:
+            note(f"granted until {final.get('expires_at')}: breakglass assume {request_id}")
     elif final.get("status") in ("denied", "revoked", "expired"):
         raise CliError(
             f"request {request_id} is {final.get('status')}",
             hint="a denial is final; ask again with more detail",
         )
+
+
+def extend_command(
+    ctx: typer.Context,
+    request_id: Annotated[
+        str, typer.Argument(metavar="ID", help="Your granted request (or its latest extension).")
+    ],
+    by: Annotated[str, typer.Option("--by", help="How much longer: 30m, 1h (at most the tier's window).")],
+    reason: Annotated[
+        str,
+        typer.Option("--reason", "-r", help="Why more time, in at least 10 characters: approvers read it."),
+    ],
+    totp: TotpOption = None,
+    no_wait: NoWaitOption = False,
+    wait_seconds: WaitSecondsOption = 3600,
+    poll_seconds: PollSecondsOption = 2.0,
+    output_format: FormatOption = None,
+    as_json: JsonOption = False,
+    wide: WideOption = False,
+) -> None:
+    """Extend your granted window: a new request, approved again by the tier's rules.
+
+    The new window begins where the old one ends; the old sessions still end at the old expiry, so
+    assume the new request once its window opens. The tier caps the total from the first window's
+    start. Exit 0 when granted, 1 when denied.
+
+    [bold]Examples[/]
+
+      $ breakglass extend r2611300213004f1c9a2b7e --by 30m --reason "the key rotation needs another half hour"
+
+      $ breakglass extend r2611300213004f1c9a2b7e --by 1h --reason "still rolling back the model" --no-wait --json
+    """
+    out = Output.of(output_format, as_json, wide)
+    rid = _request_id(request_id)
+    try:
+        parse_duration("--by", by)
+    except ConfigError as exc:
+        raise BadInput(str(exc)) from exc
+    api = _api(get_context(ctx))
+    made = api.post(f"/requests/{rid}/extensions", {"by": by, "reason": reason, "totp": read_totp(totp)})
+    extension = made["request_id"]
+    note(f"extension {extension} of {rid} submitted: its window would run from {made.get('start_at')}")
+    final = made if no_wait else wait_for_decision(api, extension, wait_seconds, poll_seconds)
+    out.record(_row(final), REQUEST_COLUMNS, title=f"Extension {extension} of {rid}")
+    _tell_outcome(final)
 
 
 def wait_for_decision(
@@ -476,6 +552,7 @@ def _active_grant(cli: CliContext, capability: str, tier: str | None) -> dict[st
             request.get("status") == "granted"
             and request.get("expires_at")
             and parse_iso(str(request["expires_at"])) > now
+            and (not request.get("starts_at") or parse_iso(str(request["starts_at"])) <= now)
             and info is not None
             and bool(info.extra.get(capability))
             and (tier is None or request.get("tier") == tier)
@@ -855,6 +932,7 @@ def register(app: typer.Typer) -> None:
     for name, command in (
         ("whoami", whoami_command),
         ("request", request_command),
+        ("extend", extend_command),
         ("status", status_command),
         ("list", list_command),
         ("assume", assume_command),

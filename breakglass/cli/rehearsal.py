@@ -15,7 +15,12 @@ TOTP code proves it. Then, each step checked against AWS rather than assumed:
 6. ``audit``: the request, automatic approval, grant and revoke are in the Object Lock bucket;
 7. ``cloudtrail``: CloudTrail delivered the session's AssumeRole (with the source identity) and its
    refused call into the audit bucket. CloudTrail delivers within about 15 minutes, so this step
-   waits (``--cloudtrail-wait``).
+   waits (``--cloudtrail-wait``);
+8. ``sealed``: when the deployment has a sealed last resort (``SealedAccess``), its alarms are wired,
+   checked without using it: both regions' rules exist, are enabled and target their topic, the
+   record function (and, at home, the alert topic); each topic has every alert address subscribed
+   (confirmed or pending); both alarms exist; the sealed check ran within two of its periods and
+   found nothing. Skipped, saying so, for a deployment without one.
 
 Nothing is changed but the drill request's own grant. Its post-event review stays open for another
 security person (nobody reviews their own access).
@@ -28,6 +33,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -40,7 +46,17 @@ from breakglass.cli.audit import copy_incident
 from breakglass.cli.context import CliContext, make_client
 from breakglass.cli.report import Incident, build_incident
 from breakglass.cli.steps import DrillFailed, DrillResult, Step, Timeline, check
-from breakglass.contracts import DRILL_TIER, DRILL_WINDOW_SECONDS, EVENTS_PREFIX, iso
+from breakglass.contracts import (
+    DRILL_TIER,
+    DRILL_WINDOW_SECONDS,
+    EVENTS_PREFIX,
+    SSM_SEALED_ACCESS_KEY,
+    iso,
+    ssm_parameter_name,
+    utc_now,
+)
+from breakglass.lambdas.runtime import DIMENSION_FUNCTION, METRICS_NAMESPACE
+from breakglass.lambdas.sealed.check import METRIC_CHECK_FINDINGS, METRIC_CHECK_RUNS
 from breakglass.local.athena import LocalBucket
 from breakglass.policies.emergency_role import grant_trust_sids
 
@@ -94,6 +110,7 @@ class Rehearsal(Timeline):
         self.revoke()
         self.audit()
         self.cloudtrail()
+        self.sealed()
 
     # -- the steps ------------------------------------------------------------------------------------
 
@@ -220,7 +237,90 @@ class Rehearsal(Timeline):
                 f"{operation} refused ({refused[0].error_code}) at {refused[0].at}"
             )
 
+    def sealed(self) -> None:
+        with self.step("sealed", "the sealed last resort's alarms are wired (checked, not used)") as note:
+            settings = self._sealed_settings()
+            if settings is None:
+                note["detail"] = f"skipped: deployment {self.deployment.name} has no sealed access"
+                return
+            emails = set(settings.get("alert_emails") or [])
+            checked = []
+            for where, region in sorted((settings.get("regions") or {}).items()):
+                name = str(region["region"])
+                events = self.cli.client("events", region=name)
+                wanted = {str(region["topic_arn"]), str(region["record_function_arn"])}
+                if where == "home":
+                    wanted.add(str(settings["alert_topic_arn"]))
+                for rule in region["rules"]:
+                    state = events.describe_rule(Name=rule).get("State")
+                    check("sealed", state == "ENABLED", f"rule {rule} in {name} ENABLED", state)
+                    targets = {t["Arn"] for t in events.list_targets_by_rule(Rule=rule).get("Targets", [])}
+                    check(
+                        "sealed", wanted <= targets, f"rule {rule} targets {sorted(wanted)}", sorted(targets)
+                    )
+                subscriptions = self.cli.client("sns", region=name).list_subscriptions_by_topic(
+                    TopicArn=region["topic_arn"]
+                )
+                found = {
+                    s["Endpoint"]
+                    for s in subscriptions.get("Subscriptions", [])
+                    if s.get("Protocol") == "email"
+                }
+                check("sealed", emails <= found, f"{sorted(emails)} subscribed in {name}", sorted(found))
+                checked.append(f"{where} ({name}): {len(region['rules'])} rules")
+            cloudwatch = self.cli.client("cloudwatch")
+            alarms = [
+                a["AlarmName"]
+                for a in cloudwatch.describe_alarms(AlarmNames=settings["alarms"])["MetricAlarms"]
+            ]
+            check(
+                "sealed", sorted(alarms) == sorted(settings["alarms"]), f"alarms {settings['alarms']}", alarms
+            )
+            runs, findings = self._sealed_check_figures(cloudwatch, settings)
+            minutes = int(settings.get("check_every_minutes") or 60)
+            check("sealed", runs > 0, f"the sealed check ran within {2 * minutes} minutes", "it did not")
+            check(
+                "sealed",
+                findings == 0,
+                "no finding (read the sealed check's log)",
+                f"{findings:.0f} findings",
+            )
+            note["detail"] = (
+                f"{'; '.join(checked)}; {len(emails)} addresses subscribed; alarms {', '.join(alarms)}; "
+                f"the check ran {runs:.0f} times in {2 * minutes} min, no finding"
+            )
+
     # -- helpers -----------------------------------------------------------------------------------
+
+    def _sealed_settings(self) -> dict[str, Any] | None:
+        ssm = self.cli.client("ssm")
+        try:
+            value = ssm.get_parameter(Name=ssm_parameter_name(self.deployment.name, SSM_SEALED_ACCESS_KEY))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ParameterNotFound":
+                return None
+            raise
+        return dict(json.loads(value["Parameter"]["Value"]))
+
+    @staticmethod
+    def _sealed_check_figures(cloudwatch: Any, settings: dict[str, Any]) -> tuple[float, float]:
+        """How often the sealed check ran in the last two periods, and its most findings then."""
+        period = int(settings.get("check_every_minutes") or 60) * 60
+        now = utc_now()
+        found: dict[str, float] = {}
+        for metric, statistic in ((METRIC_CHECK_RUNS, "Sum"), (METRIC_CHECK_FINDINGS, "Maximum")):
+            points = cloudwatch.get_metric_statistics(
+                Namespace=METRICS_NAMESPACE,
+                MetricName=metric,
+                Dimensions=[{"Name": DIMENSION_FUNCTION, "Value": settings["check_function"]}],
+                StartTime=now - timedelta(seconds=2 * period),
+                EndTime=now + timedelta(seconds=60),
+                Period=2 * period,
+                Statistics=[statistic],
+            ).get("Datapoints", [])
+            values = [float(p.get(statistic, 0)) for p in points]
+            found[metric] = (sum(values) if statistic == "Sum" else max(values)) if values else 0.0
+        return found[METRIC_CHECK_RUNS], found[METRIC_CHECK_FINDINGS]
 
     def _as_session(self, service: str) -> Any:
         assert self.credentials is not None

@@ -13,6 +13,7 @@ one, one day after the window ended). A call counts as outside the window when
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -29,6 +30,8 @@ from breakglass.validation import ConfigError
 REQUEST_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
 # Calls after the window still belong to the incident for this long (when no later request exists).
 TRAILING_PERIOD = timedelta(days=1)
+# How many extensions of one request the report follows (a tier's cap keeps chains far shorter).
+MAX_EXTENSIONS = 672
 
 
 def parse_time(value: str) -> datetime:
@@ -96,6 +99,17 @@ class Finding:
     detail: str | None = None
 
 
+@dataclass(frozen=True)
+class Window:
+    """A window that extends the incident's: its own request, grant and end."""
+
+    request_id: str
+    start: str
+    expires_at: str
+    end: str  # the expiry, or an earlier revoke or expiry event
+    ended_by: str | None = None
+
+
 @dataclass
 class Incident:
     request_id: str
@@ -122,6 +136,7 @@ class Incident:
     period: tuple[str, str] | None = None
     queries: dict[str, int] = field(default_factory=dict)  # named query -> rows it returned
     notes: list[str] = field(default_factory=list)
+    extensions: list[Window] = field(default_factory=list)  # later windows, in order
 
     @property
     def window_end(self) -> str | None:
@@ -130,9 +145,15 @@ class Incident:
             return min(self.expires_at, self.ended_at, key=parse_time)
         return self.expires_at or self.ended_at
 
+    def windows(self) -> list[tuple[str, str]]:
+        """Every granted window of the incident (its own, then its extensions'), as (start, end)."""
+        own = [(self.window_start, self.window_end)] if self.window_start and self.window_end else []
+        return [*own, *((w.start, w.end) for w in self.extensions)]
+
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["window_end"] = self.window_end
+        data["windows"] = self.windows()
         data["period"] = list(self.period) if self.period else None
         return data
 
@@ -243,10 +264,52 @@ def build_incident(bucket: LocalBucket, request_id: str) -> Incident:
     unreviewed = _records(bucket.run_named("unreviewed_events"), request_id=request_id)
     incident.queries["unreviewed_events"] = len(unreviewed)
 
+    incident.extensions = _extensions(bucket, request_id)
     incident.status = _status(incident, events)
     _add_cloudtrail(bucket, incident, events)
     incident.findings = _findings(incident, unreviewed)
     return incident
+
+
+def _extensions(bucket: LocalBucket, request_id: str) -> list[Window]:
+    """The windows that extend ``request_id``'s, following the chain (each grant names the
+    request it extends in its details)."""
+    rows = bucket.run_sql(
+        f"SELECT request_id, event_type, event_time, window_start, expires_at, outcome, details "
+        f"FROM {EVENTS_TABLE} WHERE event_type IN ('grant', 'revoke', 'expiry') ORDER BY event_time, event_id",
+        name="extension_windows",
+    ).records()
+    extends: dict[str, Mapping[str, Any]] = {}
+    for row in rows:
+        try:
+            details = json.loads(str(row.get("details") or "{}"))
+        except ValueError:
+            continue
+        parent = details.get("extends") if isinstance(details, dict) else None
+        if (
+            row["event_type"] == "grant"
+            and row["outcome"] in ("succeeded", "noop")
+            and isinstance(parent, str)
+        ):
+            extends.setdefault(parent, row)
+    windows: list[Window] = []
+    current = request_id
+    while current in extends and len(windows) < MAX_EXTENSIONS:
+        grant = extends[current]
+        current = str(grant["request_id"])
+        ends = [r for r in rows if r["request_id"] == current and r["event_type"] in ("revoke", "expiry")]
+        end = min(ends, key=lambda r: parse_time(str(r["event_time"])), default=None)
+        expires = str(grant["expires_at"])
+        windows.append(
+            Window(
+                request_id=current,
+                start=str(grant["window_start"]),
+                expires_at=expires,
+                end=min(expires, str(end["event_time"]), key=parse_time) if end else expires,
+                ended_by=str(end["event_type"]) if end else None,
+            )
+        )
+    return windows
 
 
 def _status(incident: Incident, events: Sequence[Mapping[str, Any]]) -> str:
@@ -276,7 +339,8 @@ def _period(bucket: LocalBucket, incident: Incident) -> tuple[str, str] | None:
     if next_request:
         end = parse_time(next_request) - timedelta(seconds=1)
     else:
-        anchor = parse_time(incident.window_end) if incident.window_end else max(times)
+        ends = [parse_time(end) for _, end in incident.windows()]
+        anchor = max(ends) if ends else max(times)
         end = anchor + TRAILING_PERIOD
     return iso(start), iso(end)
 
@@ -352,10 +416,11 @@ def _add_cloudtrail(bucket: LocalBucket, incident: Incident, events: Sequence[Ma
 def _after_the_window(incident: Incident, at: str) -> bool:
     """A call outside this incident's window, refused or not: access_outside_grants lists only
     the calls that got through; an attempt after the end belongs in the report too."""
-    if not incident.window_start or not incident.window_end:
+    windows = incident.windows()
+    if not windows:
         return False
     moment = parse_time(at)
-    return moment < parse_time(incident.window_start) or moment >= parse_time(incident.window_end)
+    return not any(parse_time(start) <= moment < parse_time(end) for start, end in windows)
 
 
 def _findings(incident: Incident, unreviewed: Sequence[Mapping[str, Any]]) -> list[Finding]:

@@ -221,6 +221,8 @@ def timeline_svg(incident: Incident) -> Markup:
     for value in (incident.window_start, incident.window_end, incident.expires_at):
         if value:
             moments.append(parse_time(value))
+    for window in incident.extensions:
+        moments += [parse_time(window.start), parse_time(window.end)]
     start, end = (min(moments), max(moments)) if moments else (datetime.now(), datetime.now())
     if end - start < timedelta(minutes=10):
         middle = start + (end - start) / 2
@@ -262,6 +264,18 @@ def timeline_svg(incident: Incident) -> Markup:
                 f'<rect class="window-rest" x="{x1}" y="{top - 6}" width="{max(x2 - x1, 1.5)}" '
                 f'height="{LANE * len(lanes) + 6}" fill="none" stroke="#81c784" stroke-dasharray="4 3"/>'
             )
+    # The windows of its extensions, each its own request.
+    for window in incident.extensions:
+        x0, x1 = x(parse_time(window.start)), x(parse_time(window.end))
+        parts.append(
+            f'<rect class="window extension" x="{x0}" y="{top - 6}" width="{max(x1 - x0, 1.5)}" '
+            f'height="{LANE * len(lanes) + 6}" fill="{COLOURS["window"]}" stroke="#2e7d32" '
+            'stroke-dasharray="6 2"/>'
+        )
+        parts.append(
+            f'<text x="{x0 + 4}" y="{top + LANE * len(lanes) - 4}" font-size="11" fill="#2e7d32">extension '
+            f"{escape(_clock(window.start))} to {escape(_clock(window.end))}</text>"
+        )
     # Lanes.
     for lane in lanes:
         base = lane_base(lane)
@@ -430,6 +444,14 @@ def render_report(incident: Incident, *, generated_at: datetime, source: str) ->
             else ("granted, no end recorded" if inc.granted_at else "never granted"),
         ),
         ("Approved until", _when(inc.expires_at) or "-"),
+        *(
+            (
+                "Extended",
+                f"{w.request_id}: {_when(w.start)} to {_when(w.end)} ({_duration(w.start, w.end)})"
+                + (f", {w.ended_by}" if w.ended_by else ""),
+            )
+            for w in inc.extensions
+        ),
         (
             "Ended",
             f"{inc.ended_by} by {inc.ended_actor} at {_when(inc.ended_at)}"

@@ -105,6 +105,14 @@ def assume(
             f"request {request_id} is {request.get('status')}, not granted",
             hint=f"breakglass status {request_id} shows where it stands",
         )
+    if request.get("starts_at") and parse_iso(str(request["starts_at"])) > now:
+        opens = parse_iso(str(request["starts_at"]))
+        wait = int((opens - now).total_seconds())
+        raise CliError(
+            f"the window of request {request_id} opens at {request['starts_at']} "
+            f"(in {wait // 3600}h{wait % 3600 // 60:02d}m); IAM refuses the role until then",
+            hint=f"run breakglass assume {request_id} again from {request['starts_at']}",
+        )
     limits = tier_limits(tier)
     expires_at = parse_iso(str(request["expires_at"]))
     try:

@@ -10,3 +10,5 @@ from breakglass.components.emergency_role import EmergencyRole as EmergencyRole
 from breakglass.components.emergency_role import EmergencyRoleArgs as EmergencyRoleArgs
 from breakglass.components.halt_actions import HaltActions as HaltActions
 from breakglass.components.halt_actions import HaltActionsArgs as HaltActionsArgs
+from breakglass.components.sealed_access import SealedAccess as SealedAccess
+from breakglass.components.sealed_access import SealedAccessArgs as SealedAccessArgs

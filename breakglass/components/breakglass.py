@@ -32,14 +32,20 @@ from breakglass import __version__
 from breakglass.components.approval_workflow import ApprovalWorkflow
 from breakglass.components.audit_queries import AuditQueries
 from breakglass.components.audit_trail import AuditTrail
-from breakglass.components.emergency_role import EmergencyRole, EmergencyRoleArgs
+from breakglass.components.emergency_role import (
+    DEFAULT_MAX_WINDOW_SECONDS,
+    EmergencyRole,
+    EmergencyRoleArgs,
+)
 from breakglass.components.halt_actions import HaltActions, HaltActionsArgs
+from breakglass.components.sealed_access import SealedAccess, SealedAccessArgs
 from breakglass.contracts import (
     DEPLOYMENT_NAME,
     DRILL_TIER,
     DRILL_WINDOW_SECONDS,
     EVENTS_PREFIX,
     SSM_KEYS,
+    SSM_SEALED_ACCESS_KEY,
     ssm_parameter_name,
 )
 from breakglass.lambdas.approvals.requests import TIER_APPROVAL_KEYS
@@ -160,7 +166,10 @@ class BreakGlassArgs(TypedDict, total=False):
     ``may_halt``, ``may_resume``, ``resume_without_quorum_opt_in``,
     ``max_requests_per_person_per_hour``, ``max_requests_per_hour``, ``review_gate``: refuse a
     person's request while their last grant of the tier has no review verdict, default on for
-    ``admin`` only, never on an auto-approved tier that may halt). ``None`` removes a default tier."""
+    ``admin`` only, never on an auto-approved tier that may halt; ``max_total_seconds`` (cap
+    from a first window's start to its last extension's expiry; default twice the window),
+    ``max_start_delay_seconds`` (how far ahead a request may schedule its start; default 4 h, 0
+    turns scheduling off)). ``None`` removes a default tier."""
 
     admin_long_window_opt_in: bool
     """Allow the ``admin`` tier windows over one hour (weaker; default false)."""
@@ -183,6 +192,12 @@ class BreakGlassArgs(TypedDict, total=False):
 
     dashboard: bool
     """Create the CloudWatch dashboard. Default true."""
+
+    sealed_access: dict[str, Any]
+    """The sealed last resort (SealedAccess), optional: ``users``, ``managed_policy_arns`` and
+    optionally ``max_session_seconds``, ``max_mfa_age_seconds``, ``check_every_minutes`` and
+    ``alert_emails`` (added to ``alert_emails``: list the approvers' addresses here, the stack
+    knows them only by user id). The alert topic, audit bucket, sender and table are this stack's."""
 
     tags: dict[str, str]
     """Tags added to every resource."""
@@ -208,6 +223,7 @@ class BreakGlassConfig:
     tripwires: tuple[Mapping[str, Any], ...] = ()
     audit: Mapping[str, Any] = field(default_factory=dict)
     dashboard: bool = True
+    sealed_access: Mapping[str, Any] | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -278,8 +294,28 @@ class BreakGlassConfig:
             tripwires=sequences["tripwires"],
             audit=dict(require_mapping("audit", values.get("audit", {}))),
             dashboard=require_bool("dashboard", values.get("dashboard", True)),
+            sealed_access=_sealed_settings(values.get("sealed_access")),
             tags=dict(require_mapping("tags", values.get("tags", {}))),
         )
+
+
+# What BreakGlass passes on to SealedAccess from its own `sealed_access` setting (the rest is wired).
+SEALED_KEYS: Final = (
+    "users",
+    "managed_policy_arns",
+    "max_session_seconds",
+    "max_mfa_age_seconds",
+    "check_every_minutes",
+    "alert_emails",
+)
+
+
+def _sealed_settings(raw: Any) -> Mapping[str, Any] | None:
+    if raw is None:
+        return None
+    settings = dict(require_mapping("sealed_access", raw))
+    reject_unknown_keys("sealed_access", settings, SEALED_KEYS)
+    return settings
 
 
 def _tiers(
@@ -333,10 +369,22 @@ def _tiers(
                     "admin is review-gated; set admin_without_review_gate_opt_in to allow admin access "
                     "again before the last admin grant is reviewed",
                 )
+        _check_total(tier, role, approval)
         merged[tier] = TierSettings(role=role, approval=approval)
     if not merged:
         raise ConfigError("tiers", "at least one tier must remain")
     return merged
+
+
+def _check_total(tier: str, role: Mapping[str, Any], approval: Mapping[str, Any]) -> None:
+    """A chain of extended windows may not be capped below one window of the tier."""
+    total = approval.get("max_total_seconds")
+    window = role.get("max_window_seconds", DEFAULT_MAX_WINDOW_SECONDS)
+    if isinstance(total, int) and isinstance(window, int) and total < window:
+        raise ConfigError(
+            f"tiers.{tier}.max_total_seconds",
+            f"must be at least the tier's max_window_seconds ({window}), got {total}",
+        )
 
 
 class BreakGlass(pulumi.ComponentResource):
@@ -372,6 +420,7 @@ class BreakGlass(pulumi.ComponentResource):
         self._create_halt_actions()
         self._create_tiers()
         self._create_workflow()
+        self._create_sealed_access()
         self._publish_settings()
         if config.dashboard:
             self._create_dashboard()
@@ -470,6 +519,42 @@ class BreakGlass(pulumi.ComponentResource):
                 **({"halt_actions": self.halt} if self.halt else {}),
                 **({"tags": dict(config.tags)} if config.tags else {}),
             },
+            opts=self._child,
+        )
+
+    def _create_sealed_access(self) -> None:
+        self.sealed: SealedAccess | None = None
+        settings = self.config.sealed_access
+        if settings is None:
+            return
+        extra = list(settings.get("alert_emails") or [])
+        emails = list(dict.fromkeys([*self.config.alert_emails, *extra]))
+        if not emails:
+            raise ConfigError("sealed_access.alert_emails", "name who is alerted (or set alert_emails)")
+        workflow = self.workflow
+        args: dict[str, Any] = {
+            **{k: v for k, v in settings.items() if k != "alert_emails"},
+            "alert_emails": emails,
+            "alert_topic_arn": self.audit.alert_topic_arn,
+            "audit_bucket_name": self.audit.bucket_name,
+            "audit_kms_key_arn": self.audit.kms_key_arn,
+            "sender_email": self.config.sender_email,
+            "request_table_name": workflow.table_name,
+            "request_table_arn": workflow.table.arn,
+            "request_table_kms_key_arn": workflow.kms_key_arn,
+            **({"tags": dict(self.config.tags)} if self.config.tags else {}),
+        }
+        try:
+            self.sealed = SealedAccess(f"{self._name}-sealed", cast(SealedAccessArgs, args), opts=self._child)
+        except ConfigError as exc:
+            raise ConfigError(f"sealed_access.{exc.field}", exc.problem) from exc
+        aws.ssm.Parameter(
+            f"{self._name}-param-sealed-access",
+            name=ssm_parameter_name(self.config.deployment, SSM_SEALED_ACCESS_KEY),
+            type="String",
+            insecure_value=self.sealed.published,
+            description=f"break-glass deployment {self.config.deployment}: the sealed last resort",
+            tags={**self.config.tags, "breakglass:deployment": self.config.deployment},
             opts=self._child,
         )
 

@@ -84,7 +84,8 @@ class HaltTargetArgs(TypedDict, total=False):
 
     id: str
     """Short name of the target (1-40 lower-case letters, digits, '-'): used in results, audit
-    events and the names of the deny policies (``breakglass-halt-<id>``)."""
+    events, the statement ids of its denies and the name of a deny page it has alone
+    (``breakglass-halt-<id>``; targets halted together on one invoker role share a page)."""
     endpoint_name: str
     """A SageMaker endpoint name. Give exactly one of endpoint_name, endpoint_tags, bedrock_arns."""
     endpoint_tags: Mapping[str, str]

@@ -116,7 +116,14 @@ METRIC_LINK_REFUSALS: Final = "LinkRefusals"
 # An audit event was stored in the locked bucket but its alert could not be published. The action
 # stands (the record is the truth); the alert is lost and this count says so.
 METRIC_ALERT_PUBLISH_FAILURES: Final = "AlertPublishFailures"
-METRICS: Final = (METRIC_UNAUTHENTICATED_REFUSALS, METRIC_LINK_REFUSALS, METRIC_ALERT_PUBLISH_FAILURES)
+# A finding of the sealed check about a sealed user (Reason: the finding, e.g. access-key).
+METRIC_SEALED_ACCESS_FINDINGS: Final = "SealedAccessFindings"
+METRICS: Final = (
+    METRIC_UNAUTHENTICATED_REFUSALS,
+    METRIC_LINK_REFUSALS,
+    METRIC_ALERT_PUBLISH_FAILURES,
+    METRIC_SEALED_ACCESS_FINDINGS,
+)
 # What the dimension says outside Lambda (tests, the emulator run handlers in-process).
 LOCAL_FUNCTION_NAME: Final = "local"
 _REASON_MAX: Final = 64

@@ -22,7 +22,13 @@ into records and writes them, per trail that was logging at the time of each cal
   <account>_CloudTrail_<region>_YYYYMMDDTHHmmZ_<16 characters>.json.gz``, one per region and
   five-minute window, gzipped ``{"Records": [...]}``, dated by delivery (the end of the window, as
   CloudTrail files a late-evening event under the next day), written into moto's S3 directly (the
-  delivery is CloudTrail's, not a call of anyone's).
+  delivery is CloudTrail's, not a call of anyone's);
+- events: each management record, when it is built (:meth:`CloudTrailRecorder.flush`,
+  :meth:`~CloudTrailRecorder.records`), is also put on the default event bus of its ``awsRegion``
+  as an ``AWS API Call via CloudTrail`` event from ``aws.<service>``, as CloudTrail does, so rules
+  on those events fire (delivered by :mod:`breakglass.local.eventbridge`). Like AWS, read-only
+  calls whose names start with Get, List or Describe are not put (rules must opt in to those, which
+  the emulator does not model); AssumeRole, ConsoleLogin and the like are.
 """
 
 from __future__ import annotations
@@ -35,16 +41,20 @@ import secrets
 import string
 import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from breakglass.contracts import iso, utc_now
+from breakglass.local import calls
 from breakglass.local.iam_conditions import wildcard_match
 from breakglass.local.iam_enforcement import Principal, principal_for
 
 EVENT_VERSION: Final = "1.09"
+API_CALL_DETAIL_TYPE: Final = "AWS API Call via CloudTrail"
+# Read-only management events EventBridge delivers only to rules that opt in to all of them.
+_OPT_IN_READ_ONLY: Final = re.compile(r"(Get|List|Describe).*")
 WINDOW: Final = timedelta(minutes=5)
 HIDDEN: Final = "HIDDEN_DUE_TO_SECURITY_REASONS"
 # Parameters CloudTrail never logs in clear.
@@ -128,9 +138,14 @@ class _TrailLog:
 class CloudTrailRecorder:
     """Records the calls one emulator serves and delivers them to its account's trails."""
 
-    def __init__(self, account_id: str, region: str) -> None:
+    def __init__(
+        self, account_id: str, region: str, *, scope: Callable[[], calls.CallScope] | None = None
+    ) -> None:
         self.account_id = account_id
         self.region = region
+        # The emulator's scope, for the rules' targets the events reach (they run as its work);
+        # None: records are not put on the event buses.
+        self._scope = scope
         self._observed: list[Observed] = []
         # (when, record): the exact moment orders calls within one second of eventTime.
         self._records: list[tuple[datetime, dict[str, Any]]] = []
@@ -193,6 +208,31 @@ class CloudTrailRecorder:
                 self._note_trail_switch(observed.time, record)
         with self._lock:
             self._records.extend(built)
+        self._put_events([record for _, record in built])
+
+    def _put_events(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Each management record as CloudTrail's event on its region's default bus."""
+        if self._scope is None:
+            return
+        from moto.events.models import events_backends
+
+        chosen = [r for r in records if r.get("managementEvent") and not _opt_in_only(r)]
+        if not chosen:
+            return
+        with calls.working_for(self._scope()):
+            for record in chosen:
+                service = str(record["eventSource"]).split(".", 1)[0]
+                events_backends[self.account_id][str(record["awsRegion"])].put_events(
+                    [
+                        {
+                            "Source": f"aws.{service}",
+                            "DetailType": API_CALL_DETAIL_TYPE,
+                            "Detail": json.dumps(record),
+                            "Resources": [],
+                            "Time": record["eventTime"],
+                        }
+                    ]
+                )
 
     def _note_trail_switch(self, moment: datetime, record: Mapping[str, Any]) -> None:
         if record.get("eventSource") != "cloudtrail.amazonaws.com" or record.get("errorCode"):
@@ -251,6 +291,12 @@ class CloudTrailRecorder:
             )
             written.append(key)
         return written
+
+
+def _opt_in_only(record: Mapping[str, Any]) -> bool:
+    return bool(record.get("readOnly")) and bool(
+        _OPT_IN_READ_ONLY.fullmatch(str(record.get("eventName", "")))
+    )
 
 
 def log_file_key(account_id: str, region: str, delivered: datetime, prefix: str | None = None) -> str:

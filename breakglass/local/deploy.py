@@ -77,6 +77,10 @@ class EmulatorMocks(pulumi.runtime.Mocks):
         self.transform = transform
         self.outcomes: dict[tuple[str, str, str], Outcome] = {}
         self._clients: dict[str, Any] = {}
+        self._clients_in: dict[str, dict[str, Any]] = {}
+        # Explicit providers' regions by provider id (``aws.Provider(region=...)``): what they
+        # create is created in that region, as the provider would.
+        self._provider_regions: dict[str, str] = {}
         # The SDK registers from a thread pool; one registration at a time keeps creation in the
         # order the engine asked for it and the emulator's clients unshared.
         self._lock = threading.Lock()
@@ -85,7 +89,11 @@ class EmulatorMocks(pulumi.runtime.Mocks):
         if not args.custom:
             return args.name, dict(args.inputs)  # components exist only in the program
         if args.typ.startswith("pulumi:providers:"):
-            return f"{args.name}-provider", dict(args.inputs)
+            provider_id = f"{args.name}-provider"
+            region = dict(args.inputs).get("region")
+            if isinstance(region, str) and region:
+                self._provider_regions[provider_id] = region
+            return provider_id, dict(args.inputs)
         if args.resource_id:
             # A read (Resource.get) or an import names a resource that exists already: nothing to create.
             return args.resource_id, dict(args.inputs)
@@ -102,7 +110,9 @@ class EmulatorMocks(pulumi.runtime.Mocks):
                 f"the emulator cannot deploy resource {args.name!r} of type {args.typ}: no handler for that type. "
                 f"Add one to breakglass/local/resources.py (or list the type in NOT_EMULATED with the reason)."
             )
-        context = ResourceContext(self.emulator, args.typ, args.name, inputs, self._clients)
+        region = self._region_of(args.provider)
+        clients = self._clients if region is None else self._clients_in.setdefault(region, {})
+        context = ResourceContext(self.emulator, args.typ, args.name, inputs, clients, region_name=region)
         with self._lock:
             try:
                 created = handler(context)
@@ -114,6 +124,13 @@ class EmulatorMocks(pulumi.runtime.Mocks):
                 ) from exc
         self.outcomes[(args.typ, args.name, created.id)] = Outcome(True, None, inputs)
         return created.id, {**dict(args.inputs), **dict(created.outputs)}
+
+    def _region_of(self, provider: str | None) -> str | None:
+        """The region of an explicit provider reference (``urn::id``), None for the default one."""
+        if not provider:
+            return None
+        region = self._provider_regions.get(provider.rsplit("::", 1)[-1])
+        return None if region == self.emulator.region else region
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         emulator = self.emulator
@@ -127,12 +144,13 @@ class EmulatorMocks(pulumi.runtime.Mocks):
                 "id": identity["Account"],
             }, []
         if args.token == REGION:
+            region = self._region_of(args.provider) or emulator.region
             return {
-                "name": emulator.region,
-                "region": emulator.region,
-                "id": emulator.region,
-                "description": emulator.region,
-                "endpoint": f"ec2.{emulator.region}.amazonaws.com",
+                "name": region,
+                "region": region,
+                "id": region,
+                "description": region,
+                "endpoint": f"ec2.{region}.amazonaws.com",
             }, []
         if args.token == PARTITION:
             return {

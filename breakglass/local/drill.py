@@ -9,9 +9,14 @@ pages and AWS CLI a person uses:
 3. two approvers open the emailed links and approve on the page (their TOTP, a POST);
 4. the responder's credentials reach the AWS CLI through ``credential_process`` and it investigates;
 5. the responder resumes the model through a tier that may resume;
-6. the window ends (time fast-forwarded) and a call one second later is refused;
-7. security copies the audit bucket, runs the named queries offline, writes the incident report
-   and records the review.
+6. the responder extends the window by 30 minutes; both approvers approve it again from a terminal;
+7. the first window ends (time fast-forwarded): its session is refused a second later while the
+   extension's session works, until the second window ends and it is refused too;
+8. security copies the audit bucket, runs the named queries offline, writes the incident report
+   and records the review;
+9. the sealed last resort: a break-glass IAM user with a hardware MFA device assumes the sealed
+   role; both regions' alert topics and the alert addresses hear of it, the use is in the locked
+   bucket with its mandatory review open, and the hourly check finds nothing out of place.
 
 Each step checks what it expects and says what it saw: the drill passes only when every step did
 what it should.
@@ -49,6 +54,9 @@ PEOPLE: Final[Mapping[str, tuple[str, ...]]] = {
     SECURITY: ("security",),
 }
 MFA_SERIAL: Final = "arn:aws:iam::{account}:mfa/rita"
+# The quickstart's sealed user and the serial of its hardware token (not an ARN: not virtual).
+SEALED_USER: Final = "breakglass-sealed"
+SEALED_MFA_SERIAL: Final = "GAHT12345678"
 
 
 class Drill(Timeline):
@@ -62,6 +70,8 @@ class Drill(Timeline):
         self.report_dir = report_dir
         self.request_id = ""
         self.session: dict[str, str] = {}
+        self.extension_id = ""
+        self.expires_at = ""
         self.profile = ""
         self.report: str | None = None
 
@@ -77,8 +87,10 @@ class Drill(Timeline):
         self.approve()
         self.investigate()
         self.resume()
+        self.extend()
         self.expire()
         self.audit()
+        self.sealed()
 
     def seed(self) -> None:
         with self.step("seed", "an AI system and the people around it") as note:
@@ -163,6 +175,7 @@ class Drill(Timeline):
             )
             granted = self.world.wait_for(rid, ["granted", "denied"])
             check("approve", granted["status"] == "granted", "granted", granted["status"])
+            self.expires_at = str(granted["expires_at"])
             note["detail"] = (
                 f"{' and '.join(decided)} approved on the page -> granted until {granted['expires_at']}"
             )
@@ -236,32 +249,94 @@ class Drill(Timeline):
                 f"breakglass resume chat --tier admin -> resumed, recorded as {RESPONDER} ({self.request_id})"
             )
 
+    def _mfa(self) -> list[str]:
+        return [
+            "--mfa-serial",
+            MFA_SERIAL.format(account=self.world.emulator.account_id),
+            "--mfa-code",
+            "123456",
+        ]
+
+    def extend(self) -> None:
+        with self.step("extend", f"{RESPONDER} extends by 30m; both approvers approve it again") as note:
+            rid = self.request_id
+            run = self.cli(
+                RESPONDER,
+                "extend",
+                rid,
+                "--by",
+                "30m",
+                "--reason",
+                "the guardrail rollback needs another half hour",
+                "--totp",
+                self.world.code(RESPONDER),
+                "--no-wait",
+                "--json",
+            )
+            check("extend", run.exit_code == 0, "exit 0", run.stderr.strip())
+            made = run.json()
+            check("extend", made["status"] == "pending" and made["quorum"] == 2, "pending, quorum 2", made)
+            self.extension_id = ext = str(made["request_id"])
+            for approver in APPROVERS:
+                voted = self.cli(approver, "approve", ext, "--totp", self.world.code(approver), "--json")
+                check("extend", voted.exit_code == 0, f"{approver}'s approval counted", voted.stderr.strip())
+            granted = self.world.wait_for(ext, ["granted", "denied"])
+            check(
+                "extend",
+                granted["status"] == "granted" and granted["starts_at"] == self.expires_at,
+                f"granted from {self.expires_at}",
+                (granted["status"], granted.get("starts_at")),
+            )
+            early = self.cli(RESPONDER, "assume", ext, "--format", "json", *self._mfa())
+            check(
+                "extend",
+                early.exit_code == 1 and "opens at" in early.stderr,
+                "assume refused until the second window opens",
+                early.stderr.strip(),
+            )
+            note["detail"] = (
+                f"breakglass extend {rid} --by 30m -> {ext}; {' and '.join(APPROVERS)} approved -> "
+                f"granted {granted['starts_at']} to {granted['expires_at']}"
+            )
+
+    def _call(self, session: Mapping[str, str]) -> str:
+        sagemaker = self.world.emulator.client_as(
+            "sagemaker",
+            {
+                "AccessKeyId": session["AWS_ACCESS_KEY_ID"],
+                "SecretAccessKey": session["AWS_SECRET_ACCESS_KEY"],
+                "SessionToken": session["AWS_SESSION_TOKEN"],
+            },
+        )
+        try:
+            sagemaker.describe_endpoint(EndpointName="chat-prod")
+        except Exception as exc:
+            return "AccessDenied" if "AccessDenied" in str(exc) else str(exc)[:200]
+        return "ok"
+
     def expire(self) -> None:
         with self.step(
-            "expire", "the window ends (time fast-forwarded); a call a second later is refused"
+            "expire", "each window ends (time fast-forwarded); its session's call a second later is refused"
         ) as note:
             ended = self.world.end_window(self.request_id)
             check("expire", ended["status"] == "expired", "expired", ended["status"])
             kinds = [(e.event_type, e.outcome) for e in self.world.audit_events(self.request_id)]
             check("expire", ("expiry", "succeeded") in kinds, "an expiry event", kinds)
             self.world.emulator.fast_forward(parse_iso(str(ended["expires_at"])) + timedelta(seconds=1))
-            sagemaker = self.world.emulator.client_as(
-                "sagemaker",
-                {
-                    "AccessKeyId": self.session["AWS_ACCESS_KEY_ID"],
-                    "SecretAccessKey": self.session["AWS_SECRET_ACCESS_KEY"],
-                    "SessionToken": self.session["AWS_SESSION_TOKEN"],
-                },
+            check(
+                "expire", self._call(self.session) == "AccessDenied", "AccessDenied", self._call(self.session)
             )
-            try:
-                sagemaker.describe_endpoint(EndpointName="chat-prod")
-            except Exception as exc:
-                refused = "AccessDenied" in str(exc)
-                check("expire", refused, "AccessDenied", exc)
-            else:
-                raise DrillFailed("expire", "AccessDenied one second after expiry", "the call succeeded")
+            assumed = self.cli(RESPONDER, "assume", self.extension_id, "--format", "json", *self._mfa())
+            check("expire", assumed.exit_code == 0, "the extension's session", assumed.stderr.strip())
+            second = assumed.json()
+            check("expire", self._call(second) == "ok", "the extension's session works", self._call(second))
+            last = self.world.end_window(self.extension_id)
+            check("expire", last["status"] == "expired", "the extension expired", last["status"])
+            self.world.emulator.fast_forward(parse_iso(str(last["expires_at"])) + timedelta(seconds=1))
+            check("expire", self._call(second) == "AccessDenied", "AccessDenied", self._call(second))
             note["detail"] = (
-                f"expired at {ended['expires_at']}; the session's call one second later: AccessDenied"
+                f"expired at {ended['expires_at']}: the first session's call one second later: AccessDenied; "
+                f"the extension's session worked until {last['expires_at']}, then AccessDenied"
             )
 
     def audit(self) -> None:
@@ -341,6 +416,83 @@ class Drill(Timeline):
             note["detail"] = (
                 f"{len(names)} calls of {RESPONDER}'s session in session_actions, access_outside_grants empty, "
                 f"report {report.name if report else None}, review accepted"
+            )
+
+    def sealed(self) -> None:
+        with self.step(
+            "sealed", "the sealed last resort: a use alerts both regions and opens a review"
+        ) as note:
+            from breakglass.local import eventbridge
+
+            world, user = self.world, SEALED_USER
+            settings = json.loads(
+                world.emulator.client("ssm").get_parameter(Name=f"/breakglass/{world.name}/sealed_access")[
+                    "Parameter"
+                ]["Value"]
+            )
+            iam = world.emulator.client("iam")
+            # What a person does out of band once: a hardware MFA device on the sealed user. The
+            # console session (password + MFA) is stood in for by an access key, removed at once.
+            iam.enable_mfa_device(
+                UserName=user,
+                SerialNumber=SEALED_MFA_SERIAL,
+                AuthenticationCode1="123456",
+                AuthenticationCode2="654321",
+            )
+            key = iam.create_access_key(UserName=user)["AccessKey"]
+            before = len(eventbridge.deliveries(world.emulator.account_id))
+            sent_before = len(world.emulator.sent_emails())
+            try:
+                sts = world.emulator.client_as(
+                    "sts", {"AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"]}
+                )
+                assumed = sts.assume_role(
+                    RoleArn=settings["role_arn"],
+                    RoleSessionName=user,
+                    SerialNumber=SEALED_MFA_SERIAL,
+                    TokenCode="123456",
+                )
+                world.emulator.cloudtrail.flush()  # CloudTrail hands the AssumeRole to EventBridge
+            finally:
+                iam.delete_access_key(UserName=user, AccessKeyId=key["AccessKeyId"])
+            arn = assumed["AssumedRoleUser"]["Arn"]
+            check(
+                "sealed",
+                arn.endswith(f"/breakglass-sealed/{user}"),
+                f"a session of the sealed role as {user}",
+                arn,
+            )
+            topics = {r["topic_arn"] for r in settings["regions"].values()}
+            heard = {
+                d.target_arn
+                for d in eventbridge.deliveries(world.emulator.account_id)[before:]
+                if d.outcome == "delivered"
+            }
+            check("sealed", topics <= heard, "both regions' sealed topics alerted", sorted(heard))
+            mailed = {
+                address
+                for m in world.emulator.sent_emails()[sent_before:]
+                for address in getattr(m, "destinations", {}).get("ToAddresses", [])
+            }
+            check(
+                "sealed",
+                set(settings["alert_emails"]) <= mailed,
+                "every alert address mailed",
+                sorted(mailed),
+            )
+            uses = [e for e in world.audit_events() if e.event_type == "sealed-use" and e.actor == user]
+            check("sealed", len(uses) == 1 and bool(uses[0].request_id), "one sealed-use record", uses)
+            review_id = str(uses[0].request_id)
+            kinds = [(e.event_type, e.outcome) for e in world.audit_events(review_id)]
+            check("sealed", ("review", "opened") in kinds, "its mandatory review opened", kinds)
+            answer = world.emulator.client("lambda").invoke(
+                FunctionName=settings["check_function"], Payload=b"{}"
+            )
+            findings = json.loads(answer["Payload"].read()).get("findings")
+            check("sealed", findings == [], "the sealed check finds nothing", findings)
+            note["detail"] = (
+                f"{user} assumed {arn.split(':')[-1]} with MFA -> alerts in {len(topics)} regions' topics, "
+                f"mail to {', '.join(sorted(mailed))}; sealed-use {review_id}, review opened; check: no finding"
             )
 
 

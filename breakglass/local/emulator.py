@@ -345,7 +345,7 @@ class Emulator:
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._saved_port: str | None = None
-        self.cloudtrail = CloudTrailRecorder(self.account_id, region)
+        self.cloudtrail = CloudTrailRecorder(self.account_id, region, scope=lambda: self.scope)
         self.http_apis = HttpApiGateway(self)
 
     @property

@@ -209,6 +209,8 @@ def send_to_targets(self: Any, original_event: Any, transform_input: bool = True
         return
     if self.state != "ENABLED" or not self.event_pattern.matches_event(original_event):
         return
+    if getattr(self, "scheduled_expression", None) and not getattr(self.event_pattern, "_raw_pattern", None):
+        return  # a schedule, not a pattern: AWS matches no event against it
     event = aws_event(original_event)
     for target in self.targets:
         service = str(target.get("Arn", "")).split(":")[2] if ":" in str(target.get("Arn", "")) else ""

@@ -288,7 +288,9 @@ def resources_of(response: Any, action: str, moto_resource: str) -> list[tuple[s
     """
     # moto's names differ from boto3's for some services (awslambda); resolvers use boto3's.
     service = str(getattr(response, "boto3_service_name", "") or getattr(response, "service_name", "") or "")
-    prefix = _signing_prefix(response) or service
+    signing = _signing_prefix(response)
+    # A signing name is the IAM prefix except where AWS differs (CloudWatch signs as "monitoring").
+    prefix = _IAM_PREFIX_BY_SIGNING_NAME.get(signing or "", signing) or service
     default_action = f"{prefix}:{_IAM_ACTION_NAMES.get((service, action), action)}"
     if moto_resource != "*":
         return [(default_action, moto_resource)]
@@ -309,6 +311,9 @@ def resources_of(response: Any, action: str, moto_resource: str) -> list[tuple[s
     except Exception:
         found = None
     return found or [(default_action, ANY_RESOURCE)]
+
+
+_IAM_PREFIX_BY_SIGNING_NAME: Final = {"monitoring": "cloudwatch"}
 
 
 def _signing_prefix(response: Any) -> str | None:

@@ -49,6 +49,8 @@ class ResourceContext:
     name: str
     inputs: Mapping[str, Any]
     clients: dict[str, Any] = field(default_factory=dict)
+    # The region of the registration's explicit provider; None: the emulator's own.
+    region_name: str | None = None
 
     @property
     def account_id(self) -> str:
@@ -56,11 +58,11 @@ class ResourceContext:
 
     @property
     def region(self) -> str:
-        return self.emulator.region
+        return self.region_name or self.emulator.region
 
     def client(self, service: str) -> Any:
         if service not in self.clients:
-            self.clients[service] = self.emulator.client(service)
+            self.clients[service] = self.emulator.client(service, region_name=self.region)
         return self.clients[service]
 
     def arn(self, service: str, resource: str, *, region: str | None = None) -> str:
@@ -254,6 +256,26 @@ def _role_policy(ctx: ResourceContext) -> Created:
         RoleName=role, PolicyName=name, PolicyDocument=_json_text(ctx.inputs["policy"])
     )
     return Created(f"{role}:{name}", {"name": name})
+
+
+@handles("aws:iam/user:User")
+def _user(ctx: ResourceContext) -> Created:
+    name = ctx.physical_name()
+    params: dict[str, Any] = _drop_none(UserName=name, Path=ctx.get("path", "/"))
+    if ctx.tags():
+        params["Tags"] = ctx.tags()
+    user = ctx.client("iam").create_user(**params)["User"]
+    return Created(name, {"arn": user["Arn"], "name": name, "uniqueId": user["UserId"]})
+
+
+@handles("aws:iam/userPolicy:UserPolicy")
+def _user_policy(ctx: ResourceContext) -> Created:
+    user = str(ctx.inputs["user"])
+    name = ctx.physical_name(max_length=128)
+    ctx.client("iam").put_user_policy(
+        UserName=user, PolicyName=name, PolicyDocument=_json_text(ctx.inputs["policy"])
+    )
+    return Created(f"{user}:{name}", {"name": name})
 
 
 @handles("aws:iam/rolePolicyAttachment:RolePolicyAttachment")

@@ -327,18 +327,21 @@ def _create_users(emulator: Emulator, people: Mapping[str, tuple[str, ...]]) -> 
 def _grant_persona_policies(emulator: Emulator, deployment: Deployment, people: Mapping[str, Person]) -> None:
     """Attach the managed policy of each person's persona (what a cloud team does)."""
     iam = emulator.client("iam")
-    policies = {
-        str(p.output("name")).rsplit("-", 1)[-1]: p.arn
-        for p in deployment.by_type("aws:iam/policy:Policy")
-        if str(p.output("name")).endswith(("-responder", "-approver", "-security"))
-    }
+    # Each persona's policies: the workflow's, and any other a component offers that persona
+    # (e.g. SealedAccess's `...-sealed-security`).
+    policies: dict[str, list[str]] = {}
+    for p in deployment.by_type("aws:iam/policy:Policy"):
+        name = str(p.output("name"))
+        if name.endswith(("-responder", "-approver", "-security")):
+            policies.setdefault(name.rsplit("-", 1)[-1], []).append(str(p.arn))
     for person in people.values():
         for role in person.roles:
-            if role in policies:
-                iam.attach_user_policy(UserName=person.user, PolicyArn=policies[role])
+            for arn in policies.get(role, []):
+                iam.attach_user_policy(UserName=person.user, PolicyArn=arn)
         if person.user == ADMIN:
             # The bootstrap admin enrolls through the access API and reads the deployment.
-            iam.attach_user_policy(UserName=person.user, PolicyArn=policies["security"])
+            for arn in policies["security"]:
+                iam.attach_user_policy(UserName=person.user, PolicyArn=arn)
 
 
 def _write_profiles(home: Path, people: Mapping[str, Person], region: str) -> None:

@@ -8,7 +8,10 @@ Stack config (all optional): ``deployment`` (the name the command finds it by), 
 ``senderEmail`` (the approval emails' sender), ``responders`` (comma-separated principal ARNs),
 ``approvers`` (comma-separated enrolled user ids), ``securityAdmins`` (principal ARNs that may
 enroll the first people), ``endpointName`` and ``invokerRole`` (the SageMaker endpoint to guard
-and the role that calls it).
+and the role that calls it), ``sealedUsers`` (comma-separated names of the break-glass IAM users of
+the sealed last resort; each needs a hardware MFA device and a password added by hand, see
+docs/sealed-access.md) and ``sealedAlertEmails`` (the approvers' addresses, alerted with security
+on every sealed use).
 """
 
 import pulumi
@@ -40,6 +43,13 @@ breakglass = BreakGlass(
                 "modes": ["deny-invoke", "delete-endpoint"],
             }
         ],
+        # The last resort when the workflow, SES, the identity provider or the region is down:
+        # named IAM users with hardware MFA, no approval, every use alerted and reviewed.
+        "sealed_access": {
+            "users": (config.get("sealedUsers") or "breakglass-sealed").split(","),
+            "managed_policy_arns": ["arn:aws:iam::aws:policy/AdministratorAccess"],
+            "alert_emails": [e for e in (config.get("sealedAlertEmails") or "").split(",") if e],
+        },
         "tripwires": [
             {
                 "name": "chat-5xx",

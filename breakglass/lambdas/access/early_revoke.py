@@ -21,6 +21,7 @@ import boto3
 
 from breakglass.contracts import RequestStatus, iso, utc_now
 from breakglass.lambdas.access import grants
+from breakglass.lambdas.approvals.chains import descendants
 from breakglass.lambdas.approvals.store import RequestRecord, Store, same_person
 from breakglass.lambdas.approvals.totp import TotpRejected, TotpStore, verify_totp
 from breakglass.lambdas.audit.events import AuditEvent, AuditWriter
@@ -122,35 +123,71 @@ def revoke_now(
     *,
     now: datetime,
 ) -> dict[str, Any]:
-    """Revoke ``request.request_id`` now, as ``request.actor`` (already verified and authorized)."""
+    """Revoke ``request.request_id`` now, as ``request.actor`` (already verified and authorized).
+
+    Its extensions that were approved or granted go with it (an extension never outlives the
+    grant it extends); pending ones are withdrawn by the access API, which can answer their
+    workflow, and refused at grant if they get there first."""
     record = store.get_request(request.request_id)
     if record is None:
         raise RevokeRefused(f"request {request.request_id!r} not found")
-    starts_at = grants.parse_timestamp("requested_at", record.requested_at)
+    result = _revoke_one(store, iam, writer, tiers, record, request.actor, now, cascade_of=None)
+    cascaded = [
+        _revoke_one(store, iam, writer, tiers, later, request.actor, now, cascade_of=record.request_id)
+        for later in descendants(store, record)
+        if later.status in (RequestStatus.APPROVED, RequestStatus.GRANTED)
+    ]
+    log.info(
+        "revoked early",
+        extra=log_fields(
+            request_id=record.request_id,
+            actor=request.actor,
+            outcome=result["outcome"],
+            extensions=[c["request_id"] for c in cascaded],
+        ),
+    )
+    return {
+        "request_id": record.request_id,
+        "revoked_by": request.actor,
+        "outcome": result["outcome"],
+        "role_locked": (cascaded[-1] if cascaded else result)["role_locked"],
+        "extensions_revoked": [c["request_id"] for c in cascaded],
+    }
+
+
+def _revoke_one(
+    store: Store,
+    iam: Any,
+    writer: AuditWriter,
+    tiers: Mapping[str, grants.Tier],
+    record: RequestRecord,
+    actor: str,
+    now: datetime,
+    *,
+    cascade_of: str | None,
+) -> dict[str, Any]:
+    if record.starts_at and record.expires_at:
+        starts_at, expires_at = record.starts_at, record.expires_at
+    else:
+        # The widest window the request could have; revoke matches statements by request id.
+        opened = grants.parse_timestamp("requested_at", record.requested_at)
+        planned = grants.parse_timestamp("start_at", record.start_at) if record.start_at else opened
+        starts_at = record.requested_at
+        expires_at = iso(max(now, planned) + timedelta(seconds=record.duration_seconds))
     g = grants.Grant.from_event(
         {
             "request_id": record.request_id,
             "tier": record.tier,
             "requester_arn": record.requester_arn,
             "source_identity": record.requester,
-            "starts_at": record.requested_at,
-            # The widest window the request could have; revoke matches statements by request id.
-            "expires_at": iso(max(now, starts_at) + timedelta(seconds=record.duration_seconds)),
+            "starts_at": starts_at,
+            "expires_at": expires_at,
         }
     )
-    result = grants.revoke(iam, writer, tiers, g, early=True, actor=request.actor, now=now)
+    result = grants.revoke(iam, writer, tiers, g, early=True, actor=actor, now=now)
     if record.status != RequestStatus.REVOKED:
         store.set_status(record.request_id, RequestStatus.REVOKED)
-    log.info(
-        "revoked early",
-        extra=log_fields(request_id=record.request_id, actor=request.actor, outcome=result["outcome"]),
-    )
-    return {
-        "request_id": record.request_id,
-        "revoked_by": request.actor,
-        "outcome": result["outcome"],
-        "role_locked": result["role_locked"],
-    }
+    return {"request_id": record.request_id, "cascade_of": cascade_of, **result}
 
 
 def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:

@@ -766,9 +766,11 @@ def grant(
     *,
     now: datetime,
     actor: str = "system",
+    context: Mapping[str, Any] | None = None,
     recorded: bool = True,
 ) -> dict[str, Any]:
-    """Open ``g``'s window on its tier's role; idempotent. Raises :class:`GrantError` (nothing
+    """Open ``g``'s window on its tier's role; idempotent. ``context`` goes into the event's
+    details as is (e.g. the request an extension extends, a scheduled start). Raises :class:`GrantError` (nothing
     changed) on bad input, on a statement that carries this request's id but is not this grant's,
     and when the role has no room left for the grant's guard; :class:`AuditWriteError` (grant
     rolled back) if it cannot be recorded.
@@ -872,6 +874,7 @@ def grant(
         "session_tag": REQUEST_ID_SESSION_TAG,
         # Found in place: an earlier call wrote it (a retry); with outcome noop, it also recorded it.
         "already_granted": not (added_trust or guard_added),
+        **(context or {}),
     }
     try:
         key = writer.write(_event("grant", g, tier, actor, outcome, details, now))

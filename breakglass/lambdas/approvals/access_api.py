@@ -9,6 +9,7 @@ their TOTP code. Routes (JSON in, JSON out)::
     POST   /requests                     ask for a tier (intake: minted id, synchronous checks)
     GET    /requests?scope=mine|pending|active|all
     GET    /requests/{id}
+    POST   /requests/{id}/extensions    extend your granted window (a new request, approved again)
     POST   /requests/{id}/votes          approve or deny from a terminal (approvers)
     POST   /requests/{id}/revoke         end access early (requester, its approvers, security)
     POST   /requests/{id}/review         the post-event review verdict (security)
@@ -44,11 +45,12 @@ from breakglass.contracts import (
     ENV_SECURITY_ADMINS,
     ENV_STATE_MACHINE_ARN,
     RequestStatus,
-    parse_iso,
     utc_now,
 )
 from breakglass.lambdas.access import early_revoke, grants
+from breakglass.lambdas.approvals import extensions
 from breakglass.lambdas.approvals.admission import Admission, AdmissionRefused
+from breakglass.lambdas.approvals.chains import current_grant
 from breakglass.lambdas.approvals.enrollment import enroll, validate_enrollment
 from breakglass.lambdas.approvals.identity import (
     Caller,
@@ -100,6 +102,9 @@ _VISIBLE: Final = (
     "expires_at",
     "review_opened",
     "review_verdict",
+    "start_at",
+    "extends",
+    "extended_by",
 )
 _VOTE_STATUS: Final = {
     "self-approval": 403,
@@ -197,6 +202,7 @@ PERSONA_ROUTES: Final[Mapping[str, tuple[str, ...]]] = {
         "POST /requests",
         "GET /requests",
         "GET /requests/{id}",
+        "POST /requests/{id}/extensions",
         "POST /requests/{id}/revoke",
     ),
     "approver": (
@@ -358,6 +364,19 @@ def create_request(deps: AccessDeps, request: ApiRequest, params: Mapping[str, s
     return 201, visible(record)
 
 
+@route("POST", "/requests/{id}/extensions")
+def extend_request(deps: AccessDeps, request: ApiRequest, params: Mapping[str, str]) -> tuple[int, Any]:
+    person = _person(deps, request)
+    request_id = _request_id(params)
+    try:
+        record = extensions.submit_extension(deps.intake(), person, request_id, request.body)
+    except extensions.ExtensionRefused as exc:
+        codes = {403: "forbidden", 404: "not-found", 409: "not-admitted", 429: "not-admitted"}
+        code = "totp" if exc.field == "totp" else codes.get(exc.status, "rejected")
+        raise ApiError(exc.status, code, exc.problem, exc.field) from exc
+    return 201, visible(record)
+
+
 @route("GET", "/requests")
 def list_requests(deps: AccessDeps, request: ApiRequest, params: Mapping[str, str]) -> tuple[int, Any]:
     person = _person(deps, request)
@@ -456,6 +475,12 @@ def revoke(deps: AccessDeps, request: ApiRequest, params: Mapping[str, str]) -> 
     if not ok:
         raise ApiError(
             502, "revoke-failed", f"the revoke failed: {_error_text(result)}; it is retried at expiry"
+        )
+    revoked = deps.store.get_request(request_id)
+    if revoked is not None:
+        # Extensions still waiting for votes must not outlive the grant they extend.
+        result["extensions_withdrawn"] = extensions.withdraw_pending(
+            deps.store, deps.audit, deps.sfn, revoked, person.user
         )
     return 200, result
 
@@ -588,14 +613,10 @@ def _halt(deps: AccessDeps, request: ApiRequest, *, halting: bool) -> tuple[int,
     if not function:
         raise ApiError(404, "no-halt-actions", "this deployment has no halt actions")
     request_id = deps.admission.live_request(tier, user)
-    record = deps.store.get_request(request_id) if request_id else None
     now = deps.clock()
-    if (
-        record is None
-        or record.status != RequestStatus.GRANTED
-        or record.expires_at is None
-        or parse_iso(record.expires_at) <= now
-    ):
+    # The person's request on the tier, or the extension whose window holds now.
+    record = current_grant(deps.store, request_id, now) if request_id else None
+    if record is None:
         raise ApiError(403, "no-active-grant", f"{user} holds no active grant of tier {tier!r}")
     body = _body(request, ("targets", "mode", "reason"))
     ok, result = _invoke(

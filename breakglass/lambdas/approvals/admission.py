@@ -28,11 +28,11 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
-from breakglass.contracts import RequestStatus, iso, parse_iso
+from breakglass.contracts import iso, parse_iso
+from breakglass.lambdas.approvals.chains import FINAL, last_granted, status_through_extensions
 from breakglass.lambdas.approvals.store import RequestRecord
 from breakglass.validation import ConfigError
 
-FINAL_STATUSES: Final = frozenset({RequestStatus.DENIED, RequestStatus.REVOKED, RequestStatus.EXPIRED})
 INDEX_PK: Final = "INDEX#requests"
 # How long an index entry is kept (listing and reconciling look back at most this far).
 INDEX_RETENTION: Final = timedelta(days=400)
@@ -185,10 +185,12 @@ class Admission:
         for _ in range(4):
             slot = self.slot(tier, user)
             held, last, blocking = _gate_of(slot, lookup)
-            if held is not None and held.status not in FINAL_STATUSES:
+            # A final request whose extension is still live holds the slot through it.
+            status = status_through_extensions(lookup, held) if held is not None else None
+            if held is not None and status not in FINAL:
                 raise AdmissionRefused(
                     "tier",
-                    f"you already have request {held.request_id} for tier {tier!r} ({held.status}); "
+                    f"you already have request {held.request_id} for tier {tier!r} ({status}); "
                     f"revoke it (breakglass revoke {held.request_id}) or wait for it to end",
                 )
             if held is None and _being_admitted(slot, now):
@@ -416,10 +418,12 @@ def _gate_of(
     stored) passes the earlier grant on, so a request in between cannot hide an unreviewed grant.
     """
     held = lookup(slot.request_id) if slot.request_id else None
-    last = held.request_id if held is not None and held.granted_once else slot.last_granted
+    # The held request's chain counts through its latest granted extension, whose review is due.
+    latest = last_granted(lookup, held) if held is not None else None
+    last = latest.request_id if latest is not None else slot.last_granted
     if last is None:
         return held, None, None
-    record = held if held is not None and held.request_id == last else lookup(last)
+    record = latest if latest is not None and latest.request_id == last else lookup(last)
     if record is None or not record.granted_once or record.review_verdict is not None:
         return held, last, None
     return held, last, record.request_id

@@ -124,6 +124,13 @@ def submit_request(deps: IntakeDeps, requester: Enrollment, body: Any) -> Reques
             },
         )
     )
+    start_workflow(deps, record)
+    log.info("request admitted", extra=log_fields(request_id=record.request_id, tier=record.tier))
+    return record
+
+
+def start_workflow(deps: IntakeDeps, record: RequestRecord) -> None:
+    """Start the stored request's execution under its id (input: the id alone)."""
     try:
         deps.sfn.start_execution(
             stateMachineArn=deps.state_machine_arn,
@@ -145,8 +152,6 @@ def submit_request(deps: IntakeDeps, requester: Enrollment, body: Any) -> Reques
             )
         )
         raise
-    log.info("request admitted", extra=log_fields(request_id=record.request_id, tier=record.tier))
-    return record
 
 
 def _consume(deps: IntakeDeps, record: RequestRecord, waiver: Waiver, now: datetime) -> None:

@@ -17,11 +17,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from urllib.parse import quote
 
-from breakglass.contracts import iso
+from breakglass.contracts import iso, utc_now
 from breakglass.lambdas.approvals.links import sign_link
 from breakglass.lambdas.approvals.store import Enrollment, RequestRecord, same_person
 from breakglass.lambdas.approvals.templates import Markup, escape, plain_text, render
@@ -74,7 +74,17 @@ def approval_link(approval_url: str, request_id: str, token: str) -> str:
 
 
 def expiry_text(record: RequestRecord) -> str:
-    return f"{human_duration(record.duration_seconds)} after access is granted (never later than the tier allows)"
+    """When access would end; for an extension, both windows; for a scheduled request, when it opens."""
+    if record.start_at is None:
+        return f"{human_duration(record.duration_seconds)} after access is granted (never later than the tier allows)"
+    start = datetime.strptime(record.start_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    end = iso(start + timedelta(seconds=record.duration_seconds))
+    if record.extends:
+        return (
+            f"extension of request {record.extends} (window {record.extends_starts_at} to {record.start_at}): "
+            f"the new window runs from {record.start_at} to {end}"
+        )
+    return f"scheduled: the window opens at {record.start_at} and ends at {end}"
 
 
 def quorum_text(record: RequestRecord) -> str:
@@ -148,7 +158,7 @@ def _notice(subject: str, summary: str, facts: Sequence[tuple[str, object]], adv
 
 
 def _request_facts(record: RequestRecord) -> list[tuple[str, object]]:
-    return [
+    facts: list[tuple[str, object]] = [
         ("Requester", f"{record.requester} ({record.requester_arn})"),
         ("Tier", record.tier),
         ("Reason", record.reason),
@@ -156,6 +166,9 @@ def _request_facts(record: RequestRecord) -> list[tuple[str, object]]:
         ("Duration", human_duration(record.duration_seconds)),
         ("Request", record.request_id),
     ]
+    if record.start_at is not None:
+        facts.append(("Window", expiry_text(record)))
+    return facts
 
 
 def auto_approve_notice(record: RequestRecord) -> Notice:
@@ -172,18 +185,20 @@ def auto_approve_notice(record: RequestRecord) -> Notice:
     )
 
 
-DENY_CAUSES: Final = ("denied", "timed_out")
+# An extension whose original grant was revoked before the extension was decided.
+WITHDRAWN: Final = "withdrawn"
+DENY_CAUSES: Final = ("denied", "timed_out", WITHDRAWN)
 
 
 def denial_notice(record: RequestRecord, cause: str) -> Notice:
     """To the requester: the request is denied, by approvers (``denied``) or the deadline."""
     if cause not in DENY_CAUSES:
         raise ValueError(f"cause: must be one of {', '.join(DENY_CAUSES)}, got {cause!r}")
-    why = (
-        f"denied by {', '.join(record.denials)}"
-        if cause == "denied"
-        else "not approved before the deadline (backup approvers were asked too)"
-    )
+    why = {
+        "denied": f"denied by {', '.join(record.denials)}",
+        "timed_out": "not approved before the deadline (backup approvers were asked too)",
+        WITHDRAWN: f"withdrawn: request {record.extends}, which it extends, was revoked",
+    }[cause]
     return _notice(
         f"Break-glass request for {record.tier} denied",
         f"Your request {record.request_id} for tier {record.tier} was {why}.",
@@ -195,12 +210,16 @@ def denial_notice(record: RequestRecord, cause: str) -> Notice:
 def grant_notice(record: RequestRecord, granted: Mapping[str, Any]) -> Notice:
     """To the requester: access is open, until when, and how to use and end it."""
     role_arn, expires_at = one_line(granted.get("role_arn")), one_line(granted.get("expires_at"))
+    starts_at = one_line(granted.get("starts_at"))
+    later = record.start_at is not None and starts_at > iso(utc_now())
+    opens = f"from {starts_at} " if later else ""
     return _notice(
-        f"Break-glass access to {record.tier} granted until {expires_at}",
-        f"Your request {record.request_id} was approved: you may assume {role_arn} until {expires_at}.",
-        [("Role", role_arn), ("Until", expires_at), *_request_facts(record)],
+        f"Break-glass access to {record.tier} granted {opens}until {expires_at}",
+        f"Your request {record.request_id} was approved: you may assume {role_arn} {opens}until {expires_at}."
+        + (f" It extends request {record.extends}." if record.extends else ""),
+        [("Role", role_arn), ("Opens", starts_at), ("Until", expires_at), *_request_facts(record)],
         [
-            f"Run: breakglass assume {record.request_id}",
+            (f"From {starts_at}, run" if later else "Run") + f": breakglass assume {record.request_id}",
             "Sessions end at the expiry whatever their duration. Revoke early when you are done: "
             f"breakglass revoke {record.request_id}",
         ],
@@ -278,3 +297,30 @@ def send_approval_requests(
             send_notice(ses, sender=sender, to=[approver.email], subject=subject, text=text, html=str(html))
         )
     return message_ids
+
+
+def sealed_use_notice(
+    *, user: str, event_name: str, role_arn: str, at: str, source_ip: str, outcome: str, request_id: str
+) -> Notice:
+    """To approvers and security: the sealed last resort was used (or tried), outside the workflow."""
+    what = (
+        "signed in to the console" if event_name == "ConsoleLogin" else f"assumed the sealed role {role_arn}"
+    )
+    return _notice(
+        f"Break-glass SEALED access: {user} {event_name} ({outcome})",
+        f"The break-glass user {user} {what} at {at} ({outcome}). No request or approval precedes this.",
+        [
+            ("User", user),
+            ("Call", event_name),
+            ("Role", role_arn or "(none)"),
+            ("When", at),
+            ("From", source_ip),
+            ("Review", request_id or "(none: nothing was granted)"),
+        ],
+        [
+            "If nobody you know is handling an outage that needs it, treat it as an incident now.",
+            f"Security records the mandatory review: breakglass audit review {request_id}"
+            if request_id
+            else "Find out who tried it; the sealed check lists the users' credentials.",
+        ],
+    )

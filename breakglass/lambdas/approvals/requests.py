@@ -19,7 +19,7 @@ import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
 
 from breakglass.contracts import ENV_APPROVAL_POLICY, MAX_WINDOW_SECONDS, iso
@@ -56,6 +56,8 @@ TIER_APPROVAL_KEYS: Final = (
     "max_requests_per_person_per_hour",
     "max_requests_per_hour",
     "review_gate",
+    "max_total_seconds",
+    "max_start_delay_seconds",
 )
 
 # IAM will not issue a session shorter than 15 minutes, so a shorter window is useless.
@@ -65,7 +67,14 @@ MAX_APPROVAL_TIMEOUT: Final = 7 * 24 * 3600
 DEFAULT_APPROVAL_TIMEOUT: Final = 3600
 MAX_QUORUM: Final = 10
 # What a requester sends; who they are comes from AWS (the verified caller), never from here.
-REQUEST_FIELDS: Final = ("tier", "reason", "ticket", "duration", "totp")
+REQUEST_FIELDS: Final = ("tier", "reason", "ticket", "duration", "totp", "start_at")
+# What a requester sends to extend their granted request (the tier and ticket are the request's).
+EXTENSION_FIELDS: Final = ("by", "reason", "totp")
+# How far ahead a request may schedule its window's start, unless the tier says otherwise (0 turns
+# scheduling off): a shift ahead, not a standing grant parked for days.
+DEFAULT_MAX_START_DELAY_SECONDS: Final = 4 * 3600
+START_AT_TEXT_MAX: Final = 32
+_START_ISO = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2})?Z")
 DEFAULT_REQUESTS_PER_PERSON_PER_HOUR: Final = 6
 DEFAULT_REQUESTS_PER_HOUR: Final = 30
 MAX_REQUESTS_PER_HOUR: Final = 1000
@@ -123,6 +132,10 @@ class TierApproval:
     # A requester whose last grant of the tier has no review verdict cannot ask for it again
     # (security may waive that for one request); see breakglass.lambdas.approvals.admission.
     review_gate: bool = False
+    # From the first window's start to the last extension's expiry; None: twice the tier's window.
+    max_total_seconds: int | None = None
+    # How far ahead ``start_at`` may be; 0: the tier takes no scheduled requests.
+    max_start_delay_seconds: int = DEFAULT_MAX_START_DELAY_SECONDS
 
     @property
     def auto(self) -> bool:
@@ -209,7 +222,19 @@ class TierApproval:
                 "an auto-approved tier that may halt is how a model is stopped at once: it is never "
                 "gated on reviews; gate the tiers approved by people instead",
             )
+        total = values.get("max_total_seconds")
         return cls(
+            max_total_seconds=None
+            if total is None
+            else require_int(
+                f"{field}.max_total_seconds", total, minimum=MIN_DURATION_SECONDS, maximum=MAX_WINDOW_SECONDS
+            ),
+            max_start_delay_seconds=require_int(
+                f"{field}.max_start_delay_seconds",
+                values.get("max_start_delay_seconds", DEFAULT_MAX_START_DELAY_SECONDS),
+                minimum=0,
+                maximum=MAX_WINDOW_SECONDS,
+            ),
             quorum=quorum,
             approvers=approvers,
             backup_approvers=backups,
@@ -236,6 +261,11 @@ class TierApproval:
             "max_requests_per_hour": self.max_requests_per_hour,
             "review_gate": self.review_gate,
         }
+        # Only when set: the policy travels in an environment variable of bounded size.
+        if self.max_start_delay_seconds != DEFAULT_MAX_START_DELAY_SECONDS:
+            data["max_start_delay_seconds"] = self.max_start_delay_seconds
+        if self.max_total_seconds is not None:
+            data["max_total_seconds"] = self.max_total_seconds
         if self.may_resume and self.auto:
             data["resume_without_quorum_opt_in"] = True
         if self.ticket_pattern is not None:
@@ -271,6 +301,13 @@ def load_policy(environ: Mapping[str, str] | None = None) -> dict[str, TierAppro
             f"environment variable {ENV_APPROVAL_POLICY} is not set: the function is misconfigured"
         )
     return parse_policy(json.loads(raw), ENV_APPROVAL_POLICY)
+
+
+def total_cap(approval: TierApproval, tier: TierLimits) -> int:
+    """The longest a chain of windows (a grant and its extensions) may last on ``tier``."""
+    if approval.max_total_seconds is not None:
+        return approval.max_total_seconds
+    return min(2 * tier.max_window_seconds, MAX_WINDOW_SECONDS)
 
 
 def eligible_approvers(approval: TierApproval, requester: str, *, backup: bool = False) -> tuple[str, ...]:
@@ -316,6 +353,37 @@ def parse_duration(field: str, value: Any) -> int:
     return seconds
 
 
+def parse_start_at(field: str, value: Any, now: datetime) -> datetime:
+    """When a scheduled window opens: ``"2026-12-01T09:00:00Z"`` (UTC) or ``"+2h"`` from ``now``.
+
+    Whole seconds, strictly in the future; bounded text, so nothing reaches a parser that raises.
+    """
+    if not isinstance(value, str) or not value.strip() or len(value) > START_AT_TEXT_MAX:
+        raise ConfigError(field, 'must be a UTC time such as "2026-12-01T09:00:00Z" or "+2h" from now')
+    text = value.strip()
+    if text.startswith("+"):
+        match = _DURATION.fullmatch(text[1:].lower())
+        if match is None or not any(match.groupdict().values()):
+            raise ConfigError(field, f'{value!r} is not a delay: use e.g. "+30m", "+2h" or "+1h30m"')
+        parts = {k: int(v or 0) for k, v in match.groupdict().items()}
+        seconds = parts["h"] * 3600 + parts["m"] * 60 + parts["s"]
+        if seconds > MAX_WINDOW_SECONDS:
+            raise ConfigError(field, f"must be at most {MAX_WINDOW_SECONDS // 86400} days ahead")
+        moment = now.replace(microsecond=0) + timedelta(seconds=seconds)
+    elif _START_ISO.fullmatch(text):
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+        except ValueError as exc:
+            raise ConfigError(field, f"{value!r} is not a real date and time") from exc
+    else:
+        raise ConfigError(
+            field, f'{value!r} is not a start time: use UTC like "2026-12-01T09:00:00Z", or "+2h"'
+        )
+    if moment <= now:
+        raise ConfigError(field, f"{iso(moment)} is not in the future (now {iso(now)})")
+    return moment
+
+
 @dataclass(frozen=True)
 class AccessRequest:
     """A request as the requester sent it, checked for shape (not yet against the tier)."""
@@ -327,6 +395,7 @@ class AccessRequest:
     ticket: str | None
     duration_seconds: int
     totp: str
+    start_at: str | None = None  # as sent; checked against the clock and the tier by validate_request
 
     @classmethod
     def from_input(cls, data: Any, *, request_id: str, requester: str) -> AccessRequest:
@@ -347,6 +416,9 @@ class AccessRequest:
             else None,
             duration_seconds=parse_duration("duration", values["duration"]),
             totp=require_str("totp", values["totp"], max_length=16),
+            start_at=require_str("start_at", values["start_at"], max_length=START_AT_TEXT_MAX)
+            if values.get("start_at") not in (None, "")
+            else None,
         )
 
 
@@ -401,6 +473,7 @@ def validate_request(
                 f"tier {tier.name!r} allows at most {_human(tier.max_window_seconds)}, "
                 f"asked for {_human(request.duration_seconds)}",
             )
+        start_at = _scheduled_start(request, tier, approval, now)
         if "responder" not in requester.roles:
             raise ConfigError("requester", f"{requester.user!r} is enrolled but not as a responder")
         if requester.principal_arn not in tier.allowed_requesters:
@@ -438,8 +511,27 @@ def validate_request(
         status="pending",
         quorum=approval.quorum,
         approvers=approvers,
+        start_at=iso(start_at) if start_at is not None else None,
     )
     return ValidatedRequest(record=record, approval=approval)
+
+
+def _scheduled_start(
+    request: AccessRequest, tier: TierLimits, approval: TierApproval, now: datetime
+) -> datetime | None:
+    if request.start_at is None:
+        return None
+    if approval.max_start_delay_seconds == 0:
+        raise ConfigError("start_at", f"tier {tier.name!r} takes no scheduled requests: leave out --start-at")
+    start = parse_start_at("start_at", request.start_at, now)
+    horizon = timedelta(seconds=approval.max_start_delay_seconds)
+    if start - now > horizon:
+        raise ConfigError(
+            "start_at",
+            f"tier {tier.name!r} schedules at most {_human(approval.max_start_delay_seconds)} ahead; "
+            f"{iso(start)} is later than {iso(now + horizon)}",
+        )
+    return start
 
 
 def mint_request_id(now: datetime) -> str:
@@ -463,8 +555,8 @@ def _tier_of(
 
 
 def check_reason(reason: str) -> None:
-    """A justification (of a request, a waiver): plain text of REASON_MIN to REASON_MAX
-    characters; :class:`ConfigError` on ``reason`` otherwise."""
+    """A justification (of a request, an extension, a waiver): plain text of REASON_MIN to
+    REASON_MAX characters; :class:`ConfigError` on ``reason`` otherwise."""
     if _CONTROL.search(reason):
         raise ConfigError("reason", "must be plain text: remove control or direction-changing characters")
     if len(reason) < REASON_MIN:
@@ -485,6 +577,11 @@ def _check_ticket(request: AccessRequest, approval: TierApproval) -> None:
             "ticket",
             f"{request.ticket!r} does not look like a ticket of tier {request.tier!r} ({approval.ticket_pattern})",
         )
+
+
+def human(seconds: int) -> str:
+    """``5400`` -> ``"1h30m"`` (how durations are typed, for refusals)."""
+    return _human(seconds)
 
 
 def _human(seconds: int) -> str:

@@ -121,6 +121,12 @@ class RequestRecord:
     expires_at: str | None = None
     review_opened: bool = False  # the post-event review was opened (the reconciler checks)
     review_verdict: str | None = None  # security's verdict, once recorded (the review gate reads it)
+    # The window's planned start (ISO Z): a scheduled start, or for an extension the end of the
+    # window it extends. None: the window opens when granted.
+    start_at: str | None = None
+    extends: str | None = None  # the request whose window this one extends
+    extends_starts_at: str | None = None  # when the extended window opened (both windows shown)
+    extended_by: str | None = None  # the latest extension asked of this request
     version: int = field(default=0, compare=False)  # optimistic-concurrency counter
 
     @property
@@ -698,6 +704,32 @@ class Store:
             "attribute_exists(pk)",
         ):
             raise RequestNotFound(f"request {request_id!r} not found")
+
+    def link_extension(self, request_id: str, extension_id: str, *, replaces: str | None) -> bool:
+        """Name ``extension_id`` as the extension of granted ``request_id``; False if the request
+        is no longer granted or another extension was linked since ``replaces`` was read (one
+        live extension per grant: two concurrent extends cannot both be linked)."""
+        condition = "attribute_exists(pk) AND #status = :granted AND "
+        values: dict[str, Any] = {":ext": {"S": extension_id}, ":granted": {"S": "granted"}}
+        if replaces is None:
+            condition += "attribute_not_exists(extended_by)"
+        else:
+            condition += "extended_by = :replaces"
+            values[":replaces"] = {"S": replaces}
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key=_request_key(request_id),
+                UpdateExpression="SET extended_by = :ext ADD #version :one",
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#status": "status", "#version": "version"},
+                ExpressionAttributeValues={**values, ":one": {"N": "1"}},
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
 
     def mark_review_opened(self, request_id: str) -> None:
         if not self._update_request(

@@ -70,7 +70,7 @@ TASK_HANDLERS: Final[Mapping[str, str]] = {task: FUNCTION_HANDLERS[fn] for task,
 REVOKE_STATE: Final = "Revoke"
 
 ROUNDS: Final = ("primary", "backup")
-DENY_CAUSES: Final = ("denied", "timed_out")
+DENY_CAUSES: Final = mail.DENY_CAUSES
 ERROR_STAGES: Final = ("before-grant", "revoke", "review")
 _CAUSE_MAX: Final = 2000
 
@@ -318,7 +318,13 @@ def deny(deps: WorkflowDeps, request_id: str, cause: str) -> dict[str, Any]:
     record = _record(deps, request_id)
     # Whatever a late vote did meanwhile, the workflow's decision stands.
     deps.store.set_status(request_id, "denied")
-    actor = ",".join(record.denials) if cause == "denied" and record.denials else "system:timeout"
+    actor = (
+        ",".join(record.denials)
+        if cause == "denied" and record.denials
+        else "system:withdrawn"
+        if cause == mail.WITHDRAWN
+        else "system:timeout"
+    )
     requester = deps.store.get_enrollment(record.requester)
     message_id = None
     if requester is not None:
@@ -361,8 +367,44 @@ def _grant_of(record: RequestRecord, starts_at: datetime, expires_at: datetime) 
     )
 
 
+def planned_window(record: RequestRecord, now: datetime) -> tuple[datetime, datetime]:
+    """The window a grant opens now: from now for the asked duration; or, for a scheduled request
+    or an extension, from its planned start (``start_at``) for the duration. An approval that
+    arrives after the planned start opens the window at once and keeps the planned expiry: a
+    late approval never lengthens access (and an extension's cap holds)."""
+    # A second before now (whole seconds, as IAM's conditions read them), so an assume in the
+    # very second of the grant is inside the window.
+    opens = now.replace(microsecond=0) - timedelta(seconds=1)
+    if record.start_at is None:
+        return opens, opens + timedelta(seconds=record.duration_seconds)
+    planned = grants.parse_timestamp("start_at", record.start_at)
+    expires_at = planned + timedelta(seconds=record.duration_seconds)
+    if expires_at <= now:
+        raise grants.GrantError(
+            "start_at",
+            f"the window of {record.request_id} ({record.start_at} to {iso(expires_at)}) passed before "
+            "it was approved; ask again",
+        )
+    return max(planned, opens), expires_at
+
+
+def _check_extended(deps: WorkflowDeps, record: RequestRecord) -> dict[str, Any]:
+    """An extension is granted only while the request it extends was not revoked; its grant event
+    names that request."""
+    if record.extends is None:
+        return {"scheduled_start": record.start_at} if record.start_at else {}
+    parent = deps.store.get_request(record.extends)
+    if parent is None or parent.status == "revoked" or parent.extended_by != record.request_id:
+        raise grants.GrantError(
+            "extends",
+            f"request {record.extends}, which {record.request_id} extends, was revoked or extended "
+            "otherwise: the extension is not granted",
+        )
+    return {"extends": record.extends, "extended_window": f"{parent.starts_at} to {parent.expires_at}"}
+
+
 def grant(deps: WorkflowDeps, request_id: str) -> dict[str, Any]:
-    """Open the approved window (now until now + duration) on the tier's emergency role.
+    """Open the approved window on the tier's emergency role (see :func:`planned_window`).
 
     A retry after a failure that followed the role edit (e.g. the status update, or a timeout)
     finds the window already written and grants it again unchanged, instead of being refused."""
@@ -370,6 +412,7 @@ def grant(deps: WorkflowDeps, request_id: str) -> dict[str, Any]:
     if record.status not in ("approved", "granted"):
         raise grants.GrantError("status", f"request {request_id} is {record.status}, not approved")
     now = deps.clock()
+    context = _check_extended(deps, record)
     tier = deps.tiers.get(record.tier)
     window = grants.granted_window(deps.iam, tier, request_id) if tier is not None else None
     guarded = (
@@ -377,14 +420,13 @@ def grant(deps: WorkflowDeps, request_id: str) -> dict[str, Any]:
     )
     if guarded is not None:  # an earlier attempt died between the guard and the trust
         window = (guarded - timedelta(seconds=record.duration_seconds), guarded)
-    # The window opens a second before now (whole seconds, as IAM's conditions read them), so an
-    # assume in the very second of the grant is inside it; it lasts exactly the asked duration.
-    opens = now.replace(microsecond=0) - timedelta(seconds=1)
-    starts_at, expires_at = window or (opens, opens + timedelta(seconds=record.duration_seconds))
+    starts_at, expires_at = window or planned_window(record, now)
     g = _grant_of(record, starts_at, expires_at)
     # Still "approved": no earlier attempt got as far as recording the grant and marking it.
     recorded = record.status == "granted"
-    result = grants.grant(deps.iam, deps.audit, deps.tiers, g, now=now, actor="system", recorded=recorded)
+    result = grants.grant(
+        deps.iam, deps.audit, deps.tiers, g, now=now, actor="system", context=context, recorded=recorded
+    )
     deps.store.set_grant_window(request_id, result["starts_at"], result["expires_at"])
     log.info(
         "grant",
