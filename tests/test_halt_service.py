@@ -22,6 +22,7 @@ from breakglass.lambdas.halt.service import (
     WaitSettings,
     halt,
     is_throttling,
+    is_transient,
     resume,
 )
 from breakglass.lambdas.runtime import METRIC_ALERT_PUBLISH_FAILURES
@@ -598,6 +599,24 @@ def test_only_throttling_errors_count_as_throttling() -> None:
     assert is_throttling(error("SlowDown", 429))
     assert not is_throttling(error("AccessDenied", 403))
     assert not is_throttling(ValueError("Throttling"))
+
+
+def test_throttling_and_server_side_failures_are_retried_and_refusals_are_not() -> None:
+    def error(code: str, status: int) -> ClientError:
+        return ClientError({"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "Op")
+
+    assert is_transient(error("Throttling", 400)) and is_transient(error("ServiceFailure", 500))
+    assert is_transient(error("ServiceUnavailable", 503))
+    assert not is_transient(error("AccessDenied", 403)) and not is_transient(error("NoSuchEntity", 404))
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise error("InternalFailure", 500)
+        return "done"
+
+    assert RetryPolicy(sleep=lambda _: None).call(flaky) == "done" and len(calls) == 3
 
 
 # ----- audit ----------------------------------------------------------------------------------

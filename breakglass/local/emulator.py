@@ -46,7 +46,7 @@ from breakglass.contracts import (
     utc_now,
 )
 from breakglass.lambdas import archive
-from breakglass.local import calls, eventbridge, iam_enforcement, lambda_runner
+from breakglass.local import calls, eventbridge, faults, iam_enforcement, lambda_runner
 from breakglass.local.cloudtrail import CloudTrailRecorder
 from breakglass.local.http_api import HttpApiGateway
 
@@ -283,23 +283,30 @@ class _RequestMiddleware:
             return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
 
         with calls.working_for(self.emulator.scope):
-            try:
-                iam_enforcement.request_started(
-                    str(environ.get("HTTP_AUTHORIZATION", "")), self.emulator.region
-                )
-                result = self.app(environ, capture)
-                try:
-                    payload = b"".join(result)
-                finally:
-                    close = getattr(result, "close", None)
-                    if close is not None:
-                        close()
-            finally:
-                iam_enforcement.request_finished()
+            # A fault armed for this call (tests, benchmarks) answers instead of the service.
+            faulted = faults.answer(self.emulator.account_id, environ, body)
+            if faulted is not None:
+                capture(faulted[0], faulted[1])
+                payload = faulted[2]
+            else:
+                payload = self._serve(environ, capture)
         if answered and not str(environ.get("PATH_INFO", "")).startswith("/moto-api"):
             status, headers = answered[-1]
             self.emulator.cloudtrail.observe(environ, body, int(status.split()[0]), headers, payload)
         return [payload]
+
+    def _serve(self, environ: dict[str, Any], capture: Any) -> bytes:
+        try:
+            iam_enforcement.request_started(str(environ.get("HTTP_AUTHORIZATION", "")), self.emulator.region)
+            result = self.app(environ, capture)
+            try:
+                return b"".join(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        finally:
+            iam_enforcement.request_finished()
 
 
 class Emulator:

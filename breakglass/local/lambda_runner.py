@@ -49,7 +49,7 @@ from moto.awslambda.models import LambdaFunction
 
 import breakglass
 from breakglass.lambdas import runtime
-from breakglass.local import calls
+from breakglass.local import calls, faults
 from breakglass.local.iam_enforcement import service_credentials
 
 _ENV_LOCK = threading.RLock()
@@ -219,7 +219,11 @@ def _error_payload(exc: BaseException) -> dict[str, Any]:
     # after errorType, which is what Retry and Catch match on.
     return {
         "errorMessage": str(exc),
-        "errorType": exc.error_type if isinstance(exc, LambdaCodeError) else type(exc).__name__,
+        "errorType": exc.error_type
+        if isinstance(exc, LambdaCodeError)
+        else faults.LAMBDA_TIMEOUT_ERROR
+        if isinstance(exc, faults.LambdaTimedOut)
+        else type(exc).__name__,
         "stackTrace": traceback.format_tb(exc.__traceback__),
     }
 
@@ -277,6 +281,8 @@ def _session_for(environment: Mapping[str, str]) -> Any:
     if session is None:
         # Made inside the function's environment view, so it reads that function's variables.
         session = _SESSIONS[key] = boto3.session.Session()
+        # Where an armed faults.Timeout stops the invocation, just before one of its calls.
+        session.events.register("before-call", faults.before_call)
     return session
 
 
@@ -332,7 +338,7 @@ def invoke_in_process(function: Any, event: Any = None) -> tuple[str, bool, str]
             finally:
                 _SESSION.session = None
             payload = json.dumps(result)
-        except Exception as exc:
+        except (Exception, faults.LambdaTimedOut) as exc:
             errored = True
             error = _error_payload(exc)
             payload = json.dumps(error)

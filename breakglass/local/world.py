@@ -126,6 +126,21 @@ class World:
     def code(self, person: str) -> str:
         return self.people[person].code(self)
 
+    def access_api(self, person: str) -> Any:
+        """The access API signed as ``person`` (what the command uses), safe to call from threads,
+        unlike :meth:`cli` (which swaps the process's standard streams)."""
+        import boto3
+
+        from breakglass.cli.api import AccessApi
+
+        who = self.people[person]
+        session = boto3.Session(
+            aws_access_key_id=who.access_key_id,
+            aws_secret_access_key=who.secret_access_key,
+            region_name=self.emulator.region,
+        )
+        return AccessApi(session, str(self.deployment.output("access_api_url")), self.emulator.region)
+
     def request(self, person: str, tier: str, reason: str, *extra: str) -> CliRun:
         """``breakglass request --tier TIER --reason REASON --totp <their code> --json [EXTRA...]``
         as ``person``; it waits for the decision (polling fast) unless ``--no-wait`` is in EXTRA."""

@@ -675,6 +675,22 @@ def granted_window(iam: Any, tier: Tier, request_id: str) -> tuple[datetime, dat
     return None
 
 
+def guarded_expiry(iam: Any, tier: Tier, request_id: str, source_identity: str) -> datetime | None:
+    """The expiry in the unrevoked guard of ``request_id`` for ``source_identity``, if the role has
+    one: a grant call wrote it (guard before trust) and died before the trust, so a retry must reuse
+    that window (:func:`granted_window` finds none) instead of being refused for a different guard."""
+    for _, statement in _read_store(iam, tier).all():
+        scope = read_guard(statement)
+        if (
+            scope is not None
+            and not scope.revoked
+            and scope.request_id == request_id
+            and scope.source_identity == source_identity
+        ):
+            return scope.expires_at
+    return None
+
+
 def _check_trust_size(tier: Tier, trust: list[Statement]) -> None:
     active = sum(1 for s in trust if str(s.get("Sid", "")).startswith(GRANT_SID_PREFIX))
     try:
@@ -751,12 +767,17 @@ def grant(
     now: datetime,
     actor: str = "system",
     context: Mapping[str, Any] | None = None,
+    recorded: bool = True,
 ) -> dict[str, Any]:
     """Open ``g``'s window on its tier's role; idempotent. ``context`` goes into the event's
     details as is (e.g. the request an extension extends, a scheduled start). Raises :class:`GrantError` (nothing
     changed) on bad input, on a statement that carries this request's id but is not this grant's,
     and when the role has no room left for the grant's guard; :class:`AuditWriteError` (grant
-    rolled back) if it cannot be recorded."""
+    rolled back) if it cannot be recorded.
+
+    ``recorded=False`` says no earlier call has recorded this grant (the caller's own state says
+    so): a call that finds the grant already in place (an earlier one wrote it and died before its
+    record) records it as ``succeeded``, not ``noop``, so the trail never lacks the grant."""
     _check_shape(g)
     tier = _tier_of(tiers, g)
     if g.requester_arn not in tier.allowed_requesters:
@@ -844,14 +865,15 @@ def grant(
                 _remove_after_failure(iam, tier, g, trust_added=False, guard_added=True, now=now)
             raise
 
-    outcome = "succeeded" if (added_trust or guard_added) else "noop"
+    outcome = "succeeded" if (added_trust or guard_added or not recorded) else "noop"
     details = {
         "trust_statements": [s["Sid"] for s in wanted_trust],
         "guard": guard["Sid"],
         "guard_policy": GUARD_POLICY_NAME if number == INLINE else guard_page_name(tier.role_name, number),
         "require_mfa": tier.require_mfa,
         "session_tag": REQUEST_ID_SESSION_TAG,
-        "already_granted": outcome == "noop",
+        # Found in place: an earlier call wrote it (a retry); with outcome noop, it also recorded it.
+        "already_granted": not (added_trust or guard_added),
         **(context or {}),
     }
     try:

@@ -415,9 +415,18 @@ def grant(deps: WorkflowDeps, request_id: str) -> dict[str, Any]:
     context = _check_extended(deps, record)
     tier = deps.tiers.get(record.tier)
     window = grants.granted_window(deps.iam, tier, request_id) if tier is not None else None
+    guarded = (
+        grants.guarded_expiry(deps.iam, tier, request_id, record.requester) if tier and not window else None
+    )
+    if guarded is not None:  # an earlier attempt died between the guard and the trust
+        window = (guarded - timedelta(seconds=record.duration_seconds), guarded)
     starts_at, expires_at = window or planned_window(record, now)
     g = _grant_of(record, starts_at, expires_at)
-    result = grants.grant(deps.iam, deps.audit, deps.tiers, g, now=now, actor="system", context=context)
+    # Still "approved": no earlier attempt got as far as recording the grant and marking it.
+    recorded = record.status == "granted"
+    result = grants.grant(
+        deps.iam, deps.audit, deps.tiers, g, now=now, actor="system", context=context, recorded=recorded
+    )
     deps.store.set_grant_window(request_id, result["starts_at"], result["expires_at"])
     log.info(
         "grant",

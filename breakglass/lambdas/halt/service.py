@@ -101,9 +101,18 @@ def is_throttling(exc: BaseException) -> bool:
     return str(error.get("Code", "")) in THROTTLING_CODES or status == 429
 
 
+def is_transient(exc: BaseException) -> bool:
+    """Throttled, or a server-side failure (HTTP 5xx): what botocore itself would retry. Every call
+    the service retries is idempotent (policy puts and deletes, endpoint deletes, audit puts)."""
+    if not isinstance(exc, ClientError):
+        return False
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return is_throttling(exc) or (isinstance(status, int) and status >= 500)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Retries throttled calls: exponential backoff, capped, with full jitter.
+    """Retries throttled and 5xx-failed calls: exponential backoff, capped, with full jitter.
 
     Handlers build their clients with botocore's own retries off, so this is the one retry policy
     and its bound is the real bound.
@@ -125,11 +134,11 @@ class RetryPolicy:
             try:
                 return fn(**kwargs)
             except ClientError as exc:
-                if not is_throttling(exc) or attempt >= self.max_attempts:
+                if not is_transient(exc) or attempt >= self.max_attempts:
                     raise
                 wait = self.delay(attempt)
                 logger.info(
-                    "throttled; retrying",
+                    "throttled or failed server-side; retrying",
                     extra=log_fields(operation=getattr(fn, "__name__", str(fn)), attempt=attempt, wait=wait),
                 )
                 self.sleep(wait)
