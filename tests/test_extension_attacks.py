@@ -1,0 +1,151 @@
+"""Attacks on extensions and scheduled starts that currently succeed (security review, attack-ext).
+
+Each test states the property the design promises (docs/security.md, "Extensions and scheduled
+starts: the choices made") and is marked xfail(strict=True) until the finding is fixed.
+"""
+
+from __future__ import annotations
+
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import test_access_api
+import test_workflow_guards
+from fixtures.audit.scenario import EVENTS, write_cloudtrail, write_events
+from test_access_api import World, granted, user_arn
+from test_extensions import extend, grant_it
+
+from breakglass.cli.report import _after_the_window, build_incident
+from breakglass.lambdas.audit.events import AuditEvent
+from breakglass.local.athena import LocalBucket
+
+world = test_access_api.world
+guarded = test_workflow_guards.world  # moto's IAM behind the workflow's grant (a fixture)
+
+
+# -- finding 1: the original cannot be revoked once its own window ended --------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 1: revoking the original while its granted extension holds the moment is refused "
+    "('is expired: there is no access to revoke'); the chain goes on",
+)
+def test_revoking_the_original_during_its_extension_s_window_ends_the_chain(world: World) -> None:
+    original = granted(world, "rita")  # 30 min window
+    _, made = extend(world, "rita", original)
+    grant_it(world, made["request_id"])
+    world.tick(31)  # the first window ended; the workflow recorded it, the extension's holds now
+    world.deps.store.set_status(original, "expired")
+    # security (or the requester, following "revoke the original to end everything") revokes it
+    status, answer = world.call(
+        user_arn("rita"), "POST", f"/requests/{original}/revoke", {"totp": world.code("rita")}
+    )
+    assert status == 200, answer
+    (call,) = [c for c in world.lam.calls if c[0] == "invoke"]
+    assert call[1]["Payload"]["action"] == "early_revoke"
+
+
+# -- finding 2: the incident report hides a re-extension ---------------------------------------------
+
+
+def _event(n: int, kind: str, request_id: str, at: str, **fields: Any) -> AuditEvent:
+    return AuditEvent(
+        kind,
+        fields.pop("actor", "system"),
+        request_id=request_id,
+        requester="erin",
+        tier="ops",
+        event_time=at,
+        event_id=f"00000000-0000-4000-8000-{950 + n:012d}",
+        **fields,
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 2: the report follows the first grant naming a request; an extension granted "
+    "after an earlier one was revoked is not drawn and its calls count as outside the windows",
+)
+def test_the_report_draws_an_extension_granted_after_an_earlier_extension_was_revoked(
+    tmp_path: Path,
+) -> None:
+    # erin's req-0003 (15:00-15:30) is extended by req-0004, which she revokes before it opens,
+    # then extended again by req-0007 (15:30-16:00), which runs to its expiry.
+    events = (
+        _event(1, "grant", "req-0004", "2025-03-15T15:10:00Z", window_start="2025-03-15T15:30:00Z",
+               expires_at="2025-03-15T16:00:00Z", details={"extends": "req-0003"}),
+        _event(2, "revoke", "req-0004", "2025-03-15T15:12:00Z", actor="erin"),
+        _event(3, "grant", "req-0007", "2025-03-15T15:14:00Z", window_start="2025-03-15T15:30:00Z",
+               expires_at="2025-03-15T16:00:00Z", details={"extends": "req-0003"}),
+        _event(4, "expiry", "req-0007", "2025-03-15T16:00:00Z"),
+    )  # fmt: skip
+    copy = tmp_path / "copy"
+    write_cloudtrail(copy)
+    write_events(copy, (*EVENTS, *events))
+    incident = build_incident(LocalBucket(copy), "req-0003")
+    assert "req-0007" in [w.request_id for w in incident.extensions]
+    assert not _after_the_window(incident, "2025-03-15T15:45:00Z")  # inside req-0007's window
+
+
+# -- finding 3: one person's scheduled grant and its extension fill the tier's trust for hours ------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 3: a scheduled start is granted (into the trust policy) at approval time; with its "
+    "extension one responder alone fills the default 2048-char trust quota hours before using it, "
+    "and another responder's immediate grant of the tier is refused",
+)
+def test_a_window_scheduled_hours_ahead_and_its_extension_leave_room_for_another_responder_now(
+    guarded: Any,
+) -> None:
+    from dataclasses import replace as _replace
+    from datetime import timedelta
+
+    from test_workflow_guards import NOW, record
+
+    from breakglass.contracts import iso
+    from breakglass.lambdas.approvals import workflow
+
+    sam = "arn:aws:iam::123456789012:user/sam"
+    tier = _replace(guarded.tier, allowed_requesters=(*guarded.tier.allowed_requesters, sam))
+    deps = _replace(guarded.deps, tiers={"halt": tier})
+    store = deps.store
+    # rita (auto tier, nobody asked) schedules her halt window 4 h ahead and extends it at once
+    first, second = "r261130021300aaaaaaaaaa", "r261130021301bbbbbbbbbb"
+    start = NOW + timedelta(hours=4)
+    store.put_request(record(first, "approved", start_at=iso(start)))
+    workflow.grant(deps, first)
+    store.set_status(first, "granted")
+    store.put_request(
+        record(
+            second,
+            "approved",
+            start_at=iso(start + timedelta(minutes=30)),
+            extends=first,
+            extends_starts_at=iso(start),
+        )
+    )
+    assert store.link_extension(first, second, replaces=None)
+    workflow.grant(deps, second)
+    store.set_status(second, "granted")
+    third = "r261130021301dddddddddd"  # extending the extension at once: 90 min of a 2 h cap
+    store.put_request(
+        record(
+            third,
+            "approved",
+            start_at=iso(start + timedelta(minutes=60)),
+            extends=second,
+            extends_starts_at=iso(start + timedelta(minutes=30)),
+        )
+    )
+    assert store.link_extension(second, third, replaces=None)
+    workflow.grant(deps, third)
+    # now, hours before rita's window opens, sam needs the halt tier for a real incident
+    urgent = "r261130021302cccccccccc"
+    store.put_request(record(urgent, "approved", requester="sam", requester_arn=sam))
+    # (IAM user ARNs are short: with Identity Center role ARNs the schedule and one extension suffice)
+    workflow.grant(deps, urgent)  # refused: GrantError, "over the 2048 quota"
