@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import test_access_api
+import test_review_gate
 import test_workflow_guards
 from fixtures.audit.scenario import EVENTS, write_cloudtrail, write_events
 from test_access_api import World, granted, user_arn
@@ -22,6 +23,7 @@ from breakglass.lambdas.audit.events import AuditEvent
 from breakglass.local.athena import LocalBucket
 
 world = test_access_api.world
+gated = test_review_gate.world  # the access API with review-gated tiers (a fixture)
 guarded = test_workflow_guards.world  # moto's IAM behind the workflow's grant (a fixture)
 
 
@@ -149,3 +151,47 @@ def test_a_window_scheduled_hours_ahead_and_its_extension_leave_room_for_another
     store.put_request(record(urgent, "approved", requester="sam", requester_arn=sam))
     # (IAM user ARNs are short: with Identity Center role ARNs the schedule and one extension suffice)
     workflow.grant(deps, urgent)  # refused: GrantError, "over the 2048 quota"
+
+
+# -- finding 4: the review gate looks at the last link of a chain only ---------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 4: the review gate checks only the chain's latest granted link; a throwaway "
+    "extension revoked before it opened, once reviewed, lets the person past the gate while the "
+    "window they actually used has no verdict",
+)
+def test_the_review_gate_holds_while_any_window_of_the_person_s_chain_has_no_verdict(
+    gated: Any,
+) -> None:
+    from datetime import timedelta
+
+    import test_review_gate as rg
+
+    from breakglass.contracts import iso, parse_iso
+
+    w = gated
+    status, made = rg.ask(w, "rita")  # admin, quorum 1, review-gated
+    assert status == 201, made
+    first = str(made["request_id"])
+    store = w.deps.store
+    store.set_status(first, "approved")
+    store.set_status(first, "granted")
+    now = w.clock[0]
+    store.set_grant_window(first, iso(now), iso(now + timedelta(minutes=30)))
+    # rita asks for a 15-minute extension; ann approves it in passing; it is granted ahead ...
+    status, ext = extend(w, "rita", first, by="15m")
+    assert status == 201, ext
+    second = str(ext["request_id"])
+    store.set_status(second, "approved")
+    store.set_status(second, "granted")
+    start = parse_iso(ext["start_at"])
+    store.set_grant_window(second, iso(start), iso(start + timedelta(minutes=15)))
+    # ... and she revokes it herself before it opens: a review with nothing in it
+    store.set_status(second, "revoked")
+    w.tick(31)
+    store.set_status(first, "expired")
+    assert rg.review(w, second)[0] == 201  # security accepts the empty extension
+    status, answer = rg.ask(w, "rita")
+    assert status == 409 and first in answer["error"]["message"], answer  # first has no verdict
