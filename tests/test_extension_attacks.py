@@ -220,3 +220,45 @@ def test_the_approval_email_of_an_extension_shows_when_the_person_s_access_first
     )
     text = mail.approval_text(third, "https://approvals.example.com/x", "2026-11-30T04:00:00Z")
     assert first_opened in text, text
+
+
+# -- finding 6: a revoke of the original by the workflow (after a failure) leaves its extension granted ---
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 6: only the access API's early revoke cascades; the workflow's revoke after a "
+    "failure (and the reconciler's) revoke the original alone, and its granted extension opens later",
+)
+def test_a_revoke_of_the_original_after_a_workflow_failure_ends_its_granted_extension(guarded: Any) -> None:
+    from datetime import timedelta
+
+    from iam_eval import assume_context, can_assume
+    from test_workflow_guards import NOW, RITA, record
+
+    from breakglass.contracts import iso
+    from breakglass.lambdas.approvals import workflow
+
+    store, deps = guarded.deps.store, guarded.deps
+    first, second = "r261130021300aaaaaaaaaa", "r261130021301bbbbbbbbbb"
+    store.put_request(record(first, "approved"))
+    opened = workflow.grant(deps, first)
+    store.put_request(
+        record(
+            second,
+            "approved",
+            start_at=opened["expires_at"],
+            extends=first,
+            extends_starts_at=opened["starts_at"],
+        )
+    )
+    assert store.link_extension(first, second, replaces=None)
+    workflow.grant(deps, second)  # approved early: its window opens at the first one's expiry
+    # the first run fails after its grant: the workflow revokes the original at once
+    workflow.revoke(deps, first, {"failure": {"Error": "States.TaskFailed", "Cause": "notify failed"}})
+    assert store.get_request(first).status == "revoked"  # type: ignore[union-attr]
+    trust = guarded.iam.get_role(RoleName="breakglass-emergency-halt")["Role"]["AssumeRolePolicyDocument"]
+    later = NOW + timedelta(minutes=40)  # inside the extension's window
+    context = assume_context(now=later, source_identity="rita", request_id=second)
+    assert not can_assume(trust, guarded.tier.role_arn, RITA, context), iso(later)
+    assert store.get_request(second).status != "granted"  # type: ignore[union-attr]
