@@ -6,7 +6,6 @@ starts: the choices made") and is marked xfail(strict=True) until the finding is
 
 from __future__ import annotations
 
-
 from pathlib import Path
 from typing import Any
 
@@ -262,3 +261,30 @@ def test_a_revoke_of_the_original_after_a_workflow_failure_ends_its_granted_exte
     context = assume_context(now=later, source_identity="rita", request_id=second)
     assert not can_assume(trust, guarded.tier.role_arn, RITA, context), iso(later)
     assert store.get_request(second).status != "granted"  # type: ignore[union-attr]
+
+
+# -- finding 7: extending a window that has not opened parks access beyond the scheduling horizon ------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 7: a scheduled window can be extended as soon as it is granted, before it opens; "
+    "the extension's window starts beyond the tier's scheduling horizon (a standing grant in waiting)",
+)
+def test_no_window_is_granted_further_ahead_than_the_tier_s_scheduling_horizon(world: World) -> None:
+    from datetime import timedelta
+
+    from test_access_api import ask
+
+    from breakglass.contracts import iso, parse_iso
+
+    horizon = world.deps.policy["halt"].max_start_delay_seconds
+    status, made = ask(world, "rita", start_at="+4h")  # the horizon, on the auto-approved halt tier
+    assert status == 201, made
+    first = made["request_id"]
+    grant_it(world, first)  # the workflow grants a scheduled window at approval time
+    status, ext = extend(world, "rita", first, by="30m")  # nothing was used, yet "more time"
+    latest_start = world.clock[0] + timedelta(seconds=horizon)
+    assert status != 201 or parse_iso(ext["start_at"]) <= latest_start, (
+        f"extension opens at {ext['start_at']}, horizon ends {iso(latest_start)}"
+    )
