@@ -29,11 +29,6 @@ guarded = test_workflow_guards.world  # moto's IAM behind the workflow's grant (
 # -- finding 1: the original cannot be revoked once its own window ended --------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 1: revoking the original while its granted extension holds the moment is refused "
-    "('is expired: there is no access to revoke'); the chain goes on",
-)
 def test_revoking_the_original_during_its_extension_s_window_ends_the_chain(world: World) -> None:
     original = granted(world, "rita")  # 30 min window
     _, made = extend(world, "rita", original)
@@ -47,6 +42,93 @@ def test_revoking_the_original_during_its_extension_s_window_ends_the_chain(worl
     assert status == 200, answer
     (call,) = [c for c in world.lam.calls if c[0] == "invoke"]
     assert call[1]["Payload"]["action"] == "early_revoke"
+
+
+def test_a_pending_extension_is_withdrawn_by_revoking_the_original_after_its_window_ended(
+    world: World,
+) -> None:
+    original = granted(world, "rita")
+    _, made = extend(world, "rita", original)  # still waiting for its workflow
+    world.tick(31)
+    world.deps.store.set_status(original, "expired")
+    status, answer = world.call(
+        user_arn("rita"), "POST", f"/requests/{original}/revoke", {"totp": world.code("rita")}
+    )
+    assert status == 200 and answer["extensions_withdrawn"] == [made["request_id"]], answer
+    assert world.deps.store.get_request(made["request_id"]).status == "denied"  # type: ignore[union-attr]
+
+
+def test_an_ended_request_with_nothing_live_after_it_still_has_no_access_to_revoke(world: World) -> None:
+    original = granted(world, "rita")
+    world.tick(31)
+    world.deps.store.set_status(original, "expired")
+    status, answer = world.call(
+        user_arn("rita"), "POST", f"/requests/{original}/revoke", {"totp": world.code("rita")}
+    )
+    assert status == 403 and "no access to revoke" in answer["error"]["message"], answer
+
+
+def _chain_of_two(guarded: Any) -> tuple[str, str]:
+    """r1 granted now (30 min), r2 its extension granted ahead (opens at r1's expiry)."""
+    from test_workflow_guards import record
+
+    from breakglass.lambdas.approvals import workflow
+
+    store, deps = guarded.deps.store, guarded.deps
+    store.put_request(record("r1", "approved"))
+    opened = workflow.grant(deps, "r1")
+    store.put_request(
+        record(
+            "r2",
+            "approved",
+            start_at=opened["expires_at"],
+            extends="r1",
+            extends_starts_at=opened["starts_at"],
+        )
+    )
+    assert store.link_extension("r1", "r2", replaces=None)
+    workflow.grant(deps, "r2")
+    return "r1", "r2"
+
+
+def test_revoking_an_ended_original_revokes_its_extension_and_leaves_the_original_s_record_alone(
+    guarded: Any,
+) -> None:
+    from test_workflow_guards import NOW
+
+    from breakglass.lambdas.access import early_revoke
+
+    first, second = _chain_of_two(guarded)
+    guarded.deps.store.set_status(first, "expired")
+    before = len(guarded.events())
+    done = early_revoke.revoke_now(
+        guarded.deps.store,
+        guarded.iam,
+        guarded.deps.audit,
+        guarded.deps.tiers,
+        early_revoke.EarlyRevokeRequest(first, "rita"),
+        now=NOW,
+    )
+    assert done["extensions_revoked"] == [second] and done["outcome"] == "noop"
+    assert guarded.deps.store.get_request(first).status == "expired"  # type: ignore[union-attr]
+    assert guarded.deps.store.get_request(second).status == "revoked"  # type: ignore[union-attr]
+    written = [(e.event_type, e.request_id) for e in guarded.events()[before:]]
+    assert written == [("revoke", second)]
+
+
+def test_the_reconciler_s_revoke_of_a_stopped_original_ends_its_granted_extension(guarded: Any) -> None:
+    from test_workflow_guards import execution_arn, reconciler, trust_sids
+
+    first, second = _chain_of_two(guarded)
+    store = guarded.deps.store
+    store.bind_execution(first, execution_arn(first))
+    store.bind_execution(second, execution_arn(second))
+    guarded.runs.run(first, "Validate", "Grant", "WaitUntilExpiry", status="ABORTED")  # stopped by hand
+    guarded.runs.run(second, "Validate", "Grant", "WaitUntilExpiry")  # its own run goes on
+    (done,) = reconciler(guarded)["repaired"]
+    assert done["revoked"] == "revoke" and done["extensions_revoked"] == [second]
+    assert store.get_request(second).status == "revoked"  # type: ignore[union-attr]
+    assert not any(s.startswith("Grant") for s in trust_sids(guarded))
 
 
 # -- finding 2: the incident report hides a re-extension ---------------------------------------------
@@ -224,11 +306,6 @@ def test_the_approval_email_of_an_extension_shows_when_the_person_s_access_first
 # -- finding 6: a revoke of the original by the workflow (after a failure) leaves its extension granted ---
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 6: only the access API's early revoke cascades; the workflow's revoke after a "
-    "failure (and the reconciler's) revoke the original alone, and its granted extension opens later",
-)
 def test_a_revoke_of_the_original_after_a_workflow_failure_ends_its_granted_extension(guarded: Any) -> None:
     from datetime import timedelta
 
@@ -266,11 +343,6 @@ def test_a_revoke_of_the_original_after_a_workflow_failure_ends_its_granted_exte
 # -- finding 7: extending a window that has not opened parks access beyond the scheduling horizon ------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 7: a scheduled window can be extended as soon as it is granted, before it opens; "
-    "the extension's window starts beyond the tier's scheduling horizon (a standing grant in waiting)",
-)
 def test_no_window_is_granted_further_ahead_than_the_tier_s_scheduling_horizon(world: World) -> None:
     from datetime import timedelta
 

@@ -9,7 +9,8 @@ auto, quorum tiers need a quorum again and the requester never counts.
 
 Refused, each with the field and what to do: a caller who is not the original requester (the
 verified caller, never a body field); a request that is not granted, whose window has ended or
-that was revoked; a grant that already has a live (pending or granted) extension (extend that one
+that was revoked, or whose window has not opened yet (nothing of it was used: an extension then
+would park access beyond the tier's scheduling horizon); a grant that already has a live (pending or granted) extension (extend that one
 once granted: extensions chain); a ``by`` over the tier's window; a chain whose total, from the
 first window's start to the new expiry, would pass the tier's ``max_total_seconds``; a wrong code.
 Rate limits apply as to requests. Checks run before the code is spent.
@@ -84,6 +85,15 @@ def _check_parent(
             "request_id",
             f"the window of {parent.request_id} ended at {parent.expires_at}; ask for new access: "
             "breakglass request --tier ...",
+        )
+    if parse_iso(parent.starts_at) > now:
+        # Nothing of it was used yet: "more time" would park access beyond the tier's scheduling
+        # horizon (the extension opens at the parent's expiry), a standing grant in waiting.
+        raise ExtensionRefused(
+            409,
+            "request_id",
+            f"the window of {parent.request_id} has not opened yet (it opens at {parent.starts_at}); "
+            f"extend it once it is open (breakglass extend {parent.request_id})",
         )
     latest = store.get_request(parent.extended_by) if parent.extended_by else None
     if latest is not None and latest.status in LIVE:
