@@ -147,11 +147,6 @@ def _event(n: int, kind: str, request_id: str, at: str, **fields: Any) -> AuditE
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 2: the report follows the first grant naming a request; an extension granted "
-    "after an earlier one was revoked is not drawn and its calls count as outside the windows",
-)
 def test_the_report_draws_an_extension_granted_after_an_earlier_extension_was_revoked(
     tmp_path: Path,
 ) -> None:
@@ -171,6 +166,27 @@ def test_the_report_draws_an_extension_granted_after_an_earlier_extension_was_re
     incident = build_incident(LocalBucket(copy), "req-0003")
     assert "req-0007" in [w.request_id for w in incident.extensions]
     assert not _after_the_window(incident, "2025-03-15T15:45:00Z")  # inside req-0007's window
+
+
+def test_a_report_asked_for_an_extension_covers_the_chain_from_its_first_window(tmp_path: Path) -> None:
+    from breakglass.cli.report import Window
+
+    events = (
+        _event(1, "grant", "req-0004", "2025-03-15T15:10:00Z", window_start="2025-03-15T15:30:00Z",
+               expires_at="2025-03-15T16:00:00Z", details={"extends": "req-0003"}),
+        _event(2, "revoke", "req-0004", "2025-03-15T15:12:00Z", actor="erin"),
+        _event(3, "grant", "req-0007", "2025-03-15T15:14:00Z", window_start="2025-03-15T15:30:00Z",
+               expires_at="2025-03-15T16:00:00Z", details={"extends": "req-0003"}),
+    )  # fmt: skip
+    copy = tmp_path / "copy"
+    write_cloudtrail(copy)
+    write_events(copy, (*EVENTS, *events))
+    incident = build_incident(LocalBucket(copy), "req-0007")
+    assert incident.request_id == "req-0003" and any("from req-0003" in n for n in incident.notes)
+    # the extension revoked before it opened is drawn as an empty window, never one ending before it starts
+    assert incident.extensions[0] == Window(
+        "req-0004", "2025-03-15T15:30:00Z", "2025-03-15T16:00:00Z", "2025-03-15T15:30:00Z", "revoke"
+    )
 
 
 # -- finding 3: one person's scheduled grant and its extension fill the tier's trust for hours ------
