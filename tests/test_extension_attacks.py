@@ -131,6 +131,26 @@ def test_the_reconciler_s_revoke_of_a_stopped_original_ends_its_granted_extensio
     assert not any(s.startswith("Grant") for s in trust_sids(guarded))
 
 
+def test_an_extension_that_loses_the_race_for_its_grant_is_stored_denied_with_a_denial_event(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = granted(world, "rita")
+    store = world.deps.store
+    put = store.put_request
+
+    def revoked_meanwhile(record: Any) -> None:  # a revoke lands between the checks and the link
+        put(record)
+        if record.extends:
+            store.set_status(record.extends, "revoked")
+
+    monkeypatch.setattr(store, "put_request", revoked_meanwhile)
+    status, answer = extend(world, "rita", original)
+    assert status == 409 and "changed meanwhile" in answer["error"]["message"], answer
+    (denial,) = [e for e in world.events() if e.event_type == "denial"]
+    assert denial.details["extends"] == original
+    assert store.get_request(denial.request_id).status == "denied"  # type: ignore[union-attr,arg-type]
+
+
 # -- finding 2: the incident report hides a re-extension ---------------------------------------------
 
 
@@ -297,11 +317,6 @@ def test_the_review_gate_holds_while_any_window_of_the_person_s_chain_has_no_ver
 # -- finding 5: an approver of a second extension is not told the chain is already two windows long ----
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 5: the approval email of an extension of an extension shows only the window "
-    "right before it; the first window's start (how long access has already lasted) is not shown",
-)
 def test_the_approval_email_of_an_extension_shows_when_the_person_s_access_first_opened() -> None:
     from test_workflow_guards import record
 
@@ -314,9 +329,31 @@ def test_the_approval_email_of_an_extension_shows_when_the_person_s_access_first
         start_at="2026-11-30T03:13:00Z",
         extends="r261130024300bbbbbbbbbb",
         extends_starts_at="2026-11-30T02:43:00Z",
+        # what the access API stores on an extension (test_an_extension_records_its_chain_...)
+        chain_starts_at=first_opened,
+        chain_window=3,
+        chain_cap_seconds=7200,
     )
     text = mail.approval_text(third, "https://approvals.example.com/x", "2026-11-30T04:00:00Z")
     assert first_opened in text, text
+    assert "window 3, 1 h 30 min of the 2 h cap used if approved" in text, text
+    notice = mail.auto_approve_notice(third)
+    assert first_opened in notice.text and first_opened in notice.html
+
+
+def test_an_extension_records_its_chain_s_start_its_place_and_the_cap(world: World) -> None:
+    from breakglass.lambdas.approvals.requests import total_cap
+
+    original = granted(world, "rita")
+    started = world.deps.store.get_request(original).starts_at  # type: ignore[union-attr]
+    _, made = extend(world, "rita", original)
+    grant_it(world, made["request_id"])
+    world.tick(31)
+    _, again = extend(world, "rita", made["request_id"])
+    stored = world.deps.store.get_request(again["request_id"])
+    assert stored is not None
+    cap = total_cap(world.deps.policy["halt"], world.deps.tiers["halt"])
+    assert (stored.chain_starts_at, stored.chain_window, stored.chain_cap_seconds) == (started, 3, cap)
 
 
 # -- finding 6: a revoke of the original by the workflow (after a failure) leaves its extension granted ---

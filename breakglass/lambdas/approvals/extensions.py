@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
 from breakglass.contracts import RequestStatus, iso, parse_iso
 from breakglass.lambdas.approvals.admission import AdmissionRefused, IndexEntry
-from breakglass.lambdas.approvals.chains import LIVE, chain_start, descendants
+from breakglass.lambdas.approvals.chains import LIVE, ancestors, chain_start, descendants
 from breakglass.lambdas.approvals.intake import IntakeDeps, start_workflow
 from breakglass.lambdas.approvals.mail import WITHDRAWN
 from breakglass.lambdas.approvals.requests import (
@@ -47,6 +47,9 @@ from breakglass.lambdas.runtime import get_logger, log_fields
 from breakglass.validation import ConfigError, reject_unknown_keys, require_mapping, require_str
 
 log = get_logger("breakglass.extensions")
+
+# The cause of the denial of an extension that lost the race for its grant's extension slot.
+NOT_LINKED: Final = "not-linked"
 
 
 class ExtensionRefused(RequestRejected):
@@ -127,6 +130,18 @@ def submit_extension(deps: IntakeDeps, person: Enrollment, parent_id: str, body:
             f"request {parent.request_id} changed meanwhile (extended or revoked); check it and try again"
         )
         _audit(deps.audit, person.user, request_id, parent, "failed", field="request_id", problem=problem)
+        # Stored denied like any denied request, so recorded like one (the approvals query, the report).
+        deps.audit.write(
+            AuditEvent(
+                event_type="denial",
+                actor="system",
+                outcome="succeeded",
+                request_id=record.request_id,
+                requester=record.requester,
+                tier=record.tier,
+                details={"cause": NOT_LINKED, "extends": parent.request_id},
+            )
+        )
         raise ExtensionRefused(409, "request_id", problem)
     deps.admission.index(
         IndexEntry(
@@ -249,6 +264,9 @@ def _validated(
         start_at=parent.expires_at,
         extends=parent.request_id,
         extends_starts_at=parent.starts_at,
+        chain_starts_at=iso(first) if first else parent.starts_at,
+        chain_window=len(ancestors(deps.store, parent)) + 2,
+        chain_cap_seconds=cap,
     ), parent
 
 
