@@ -116,6 +116,42 @@ def test_revoking_an_ended_original_revokes_its_extension_and_leaves_the_origina
     assert written == [("revoke", second)]
 
 
+def test_the_revoke_at_the_original_s_expiry_leaves_its_extension_to_open(guarded: Any) -> None:
+    from dataclasses import replace as _replace
+
+    from breakglass.contracts import parse_iso
+    from breakglass.lambdas.approvals import workflow
+    from breakglass.policies.emergency_role import grant_trust_sids
+
+    first, second = _chain_of_two(guarded)
+    store = guarded.deps.store
+    expiry = parse_iso(store.get_request(first).expires_at)  # type: ignore[union-attr,arg-type]
+    done = workflow.revoke(_replace(guarded.deps, clock=lambda: expiry), first, {})
+    assert done["event_type"] == "expiry" and done["extensions_revoked"] == []
+    assert store.get_request(second).status == "granted"  # type: ignore[union-attr]
+    trust = guarded.iam.get_role(RoleName="breakglass-emergency-halt")["Role"]["AssumeRolePolicyDocument"]
+    assert grant_trust_sids(second)[0] in [s.get("Sid") for s in trust["Statement"]]
+
+
+def test_another_person_s_window_waiting_to_open_does_not_hold_back_a_grant_ahead(guarded: Any) -> None:
+    from dataclasses import replace as _replace
+    from datetime import timedelta
+
+    from test_workflow_guards import NOW, record
+
+    from breakglass.contracts import iso
+    from breakglass.lambdas.approvals import workflow
+
+    sam = "arn:aws:iam::123456789012:user/sam"
+    tier = _replace(guarded.tier, allowed_requesters=(*guarded.tier.allowed_requesters, sam))
+    deps = _replace(guarded.deps, tiers={"halt": tier})
+    start = iso(NOW + timedelta(hours=1))
+    deps.store.put_request(record("r1", "approved", start_at=start))
+    workflow.grant(deps, "r1")
+    deps.store.put_request(record("r2", "approved", start_at=start, requester="sam", requester_arn=sam))
+    assert workflow.grant(deps, "r2")["starts_at"] == start
+
+
 def test_the_reconciler_s_revoke_of_a_stopped_original_ends_its_granted_extension(guarded: Any) -> None:
     from test_workflow_guards import execution_arn, reconciler, trust_sids
 
