@@ -109,7 +109,7 @@ def test_revoking_an_ended_original_revokes_its_extension_and_leaves_the_origina
         early_revoke.EarlyRevokeRequest(first, "rita"),
         now=NOW,
     )
-    assert done["extensions_revoked"] == [second] and done["outcome"] == "noop"
+    assert done["extensions_revoked"] == [second] and done["original_status"] == "expired"
     assert guarded.deps.store.get_request(first).status == "expired"  # type: ignore[union-attr]
     assert guarded.deps.store.get_request(second).status == "revoked"  # type: ignore[union-attr]
     written = [(e.event_type, e.request_id) for e in guarded.events()[before:]]

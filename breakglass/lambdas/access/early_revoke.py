@@ -166,11 +166,15 @@ def revoke_now(
     record = store.get_request(request.request_id)
     if record is None:
         raise RevokeRefused(f"request {request.request_id!r} not found")
-    if record.status in FINAL and record.status != RequestStatus.REVOKED:
-        result: dict[str, Any] = {"outcome": "noop", "role_locked": None, "original": record.status}
-    else:
-        result = _revoke_one(store, iam, writer, tiers, record, request.actor, now, cascade_of=None)
+    ended = record.status in FINAL and record.status != RequestStatus.REVOKED
+    result: dict[str, Any] = (
+        {"outcome": "noop", "role_locked": None}
+        if ended
+        else _revoke_one(store, iam, writer, tiers, record, request.actor, now, cascade_of=None)
+    )
     cascaded = revoke_chain(store, iam, writer, tiers, record, request.actor, now=now)
+    if ended and any(c["outcome"] == "succeeded" for c in cascaded):
+        result["outcome"] = "succeeded"  # the chain it heads was ended
     log.info(
         "revoked early",
         extra=log_fields(
@@ -186,6 +190,8 @@ def revoke_now(
         "outcome": result["outcome"],
         "role_locked": (cascaded[-1] if cascaded else result)["role_locked"],
         "extensions_revoked": [c["request_id"] for c in cascaded],
+        # Its own window had already ended: only the chain after it was revoked.
+        **({"original_status": record.status} if ended else {}),
     }
 
 
