@@ -126,6 +126,7 @@ def test_an_extension_past_the_tier_s_total_cap_is_refused_without_spending_the_
     status, answer = extend(world, "rita", original, by="2h")
     assert status == 201, answer
     grant_it(world, answer["request_id"])
+    world.tick(31)  # into the extension's window: an unopened window cannot be extended
     status, answer = extend(world, "rita", answer["request_id"], by="1h31m")
     assert status == 400 and answer["error"]["field"] == "by"
     assert "at most 4h from the first window's start" in answer["error"]["message"]
@@ -140,6 +141,7 @@ def test_a_chain_of_extensions_counts_the_whole_chain_against_the_cap(world: Wor
         assert status == 201, made
         grant_it(world, made["request_id"])
         current = made["request_id"]
+        world.tick(31)  # into the new window: an unopened window cannot be extended
     status, answer = extend(world, "rita", current, by="15m")
     assert status == 400 and "nothing is left" in answer["error"]["message"]
 

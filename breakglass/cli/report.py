@@ -174,11 +174,25 @@ def _is_emergency_role(arn: str | None) -> bool:
 
 
 def build_incident(bucket: LocalBucket, request_id: str) -> Incident:
-    """The incident of ``request_id`` in the local copy (:class:`CliError` if it has no events)."""
+    """The incident of ``request_id`` in the local copy (:class:`CliError` if it has no events).
+
+    An incident is a whole chain of windows: asked for an extension, the report walks back to the
+    chain's first window and shows every window from there."""
     if not re.fullmatch(REQUEST_ID_PATTERN, request_id):
         raise BadInput(
             f"{request_id!r} is not a request id", hint="use the id break-glass printed, e.g. req-0001"
         )
+    rows = _chain_rows(bucket)
+    first = _first_window(rows, request_id)
+    incident = _incident(bucket, first, rows)
+    if first != request_id:
+        incident.notes.append(
+            f"{request_id} extends an earlier window: the report covers its whole chain, from {first}"
+        )
+    return incident
+
+
+def _incident(bucket: LocalBucket, request_id: str, chain_rows: Sequence[Mapping[str, Any]]) -> Incident:
     literal = sql_literal(request_id)
     events_result = bucket.run_sql(
         f"SELECT * FROM {EVENTS_TABLE} WHERE request_id = {literal} ORDER BY event_time, event_id",
@@ -236,8 +250,11 @@ def build_incident(bucket: LocalBucket, request_id: str) -> Incident:
         for r in rows
     ]
 
+    incident.extensions = _extensions(chain_rows, request_id)
+    # A halt is recorded under the request whose window holds the moment: any window of the chain.
+    chain = {request_id, *(w.request_id for w in incident.extensions)}
     halts = bucket.run_named("halts")
-    rows = _records(halts, request_id=request_id)
+    rows = [r for r in halts.records() if r.get("request_id") in chain]
     incident.queries["halts"] = len(rows)
     incident.halts = sorted(
         (
@@ -264,52 +281,91 @@ def build_incident(bucket: LocalBucket, request_id: str) -> Incident:
     unreviewed = _records(bucket.run_named("unreviewed_events"), request_id=request_id)
     incident.queries["unreviewed_events"] = len(unreviewed)
 
-    incident.extensions = _extensions(bucket, request_id)
     incident.status = _status(incident, events)
     _add_cloudtrail(bucket, incident, events)
     incident.findings = _findings(incident, unreviewed)
     return incident
 
 
-def _extensions(bucket: LocalBucket, request_id: str) -> list[Window]:
-    """The windows that extend ``request_id``'s, following the chain (each grant names the
-    request it extends in its details)."""
+def _chain_rows(bucket: LocalBucket) -> list[Mapping[str, Any]]:
+    """Every grant, revoke and expiry event, with the request each successful grant extends
+    (``extends``, from its details; None for a first window)."""
     rows = bucket.run_sql(
         f"SELECT request_id, event_type, event_time, window_start, expires_at, outcome, details "
         f"FROM {EVENTS_TABLE} WHERE event_type IN ('grant', 'revoke', 'expiry') ORDER BY event_time, event_id",
         name="extension_windows",
     ).records()
-    extends: dict[str, Mapping[str, Any]] = {}
+    found: list[Mapping[str, Any]] = []
     for row in rows:
         try:
             details = json.loads(str(row.get("details") or "{}"))
         except ValueError:
-            continue
+            details = {}
         parent = details.get("extends") if isinstance(details, dict) else None
-        if (
-            row["event_type"] == "grant"
-            and row["outcome"] in ("succeeded", "noop")
-            and isinstance(parent, str)
-        ):
-            extends.setdefault(parent, row)
+        found.append({**row, "extends": parent if isinstance(parent, str) else None})
+    return found
+
+
+def _granted(rows: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """The first successful grant of each request."""
+    grants: dict[str, Mapping[str, Any]] = {}
+    for row in rows:
+        if row["event_type"] == "grant" and row["outcome"] in ("succeeded", "noop"):
+            grants.setdefault(str(row["request_id"]), row)
+    return grants
+
+
+def _first_window(rows: Sequence[Mapping[str, Any]], request_id: str) -> str:
+    """The request whose window opened ``request_id``'s chain (itself for a first window)."""
+    grants = _granted(rows)
+    current, seen = request_id, {request_id}
+    while (parent := (grants.get(current) or {}).get("extends")) and parent not in seen:
+        if len(seen) > MAX_EXTENSIONS:
+            break
+        seen.add(parent)
+        current = parent
+    return current
+
+
+def _extensions(rows: Sequence[Mapping[str, Any]], request_id: str) -> list[Window]:
+    """Every window granted after ``request_id``'s in its chain, by start: each successful grant
+    naming a request of the chain, recursively. Not only the first one naming it: an extension
+    revoked before it opened may be followed by another extension of the same window."""
+    grants = _granted(rows)
+    children: dict[str, list[str]] = {}
+    for child, grant in grants.items():
+        if grant["extends"]:
+            children.setdefault(str(grant["extends"]), []).append(child)
+    chain: list[str] = []
+    todo = list(children.get(request_id, []))
+    while todo and len(chain) < MAX_EXTENSIONS:
+        current = todo.pop(0)
+        if current in chain or current == request_id:
+            continue
+        chain.append(current)
+        todo.extend(children.get(current, []))
     windows: list[Window] = []
-    current = request_id
-    while current in extends and len(windows) < MAX_EXTENSIONS:
-        grant = extends[current]
-        current = str(grant["request_id"])
+    for current in chain:
+        grant = grants[current]
         ends = [r for r in rows if r["request_id"] == current and r["event_type"] in ("revoke", "expiry")]
         end = min(ends, key=lambda r: parse_time(str(r["event_time"])), default=None)
-        expires = str(grant["expires_at"])
+        start, expires = str(grant["window_start"]), str(grant["expires_at"])
+        # Revoked before it opened: an empty window at its start, never one that ends before it.
+        closed = (
+            max(start, min(expires, str(end["event_time"]), key=parse_time), key=parse_time)
+            if end
+            else expires
+        )
         windows.append(
             Window(
                 request_id=current,
-                start=str(grant["window_start"]),
+                start=start,
                 expires_at=expires,
-                end=min(expires, str(end["event_time"]), key=parse_time) if end else expires,
+                end=closed,
                 ended_by=str(end["event_type"]) if end else None,
             )
         )
-    return windows
+    return sorted(windows, key=lambda w: (parse_time(w.start), parse_time(w.end)))
 
 
 def _status(incident: Incident, events: Sequence[Mapping[str, Any]]) -> str:

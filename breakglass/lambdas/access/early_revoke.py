@@ -8,6 +8,12 @@ only the access API function and the state machine may invoke: it is
 :func:`breakglass.lambdas.access.grants.revoke` with ``early=True``: the grant's trust statements go
 and its guard is rewritten to deny every session of the grant at once. The workflow's own revoke at
 expiry later finds nothing left to do (it is idempotent).
+
+A chain ends with its original: revoking a request also revokes the extensions after it that were
+approved or granted (:func:`revoke_chain`, shared by this revoke, the workflow's revoke after a
+failure and the reconciler's repair, never by the normal revoke at expiry). An original whose own
+window already ended (``expired``) can still be revoked while a request after it is live: the
+chain is ended, and the original's statements, already gone, are not edited again.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import boto3
 
 from breakglass.contracts import RequestStatus, iso, utc_now
 from breakglass.lambdas.access import grants
-from breakglass.lambdas.approvals.chains import descendants
+from breakglass.lambdas.approvals.chains import FINAL, LIVE, descendants
 from breakglass.lambdas.approvals.store import RequestRecord, Store, one_person, same_person
 from breakglass.lambdas.approvals.totp import TotpRejected, TotpStore, verify_totp
 from breakglass.lambdas.audit.events import AuditEvent, AuditWriter
@@ -32,6 +38,9 @@ log = get_logger("breakglass.early_revoke")
 
 EVENT_FIELDS: Final = ("action", "request_id", "actor", "reason")
 REVOCABLE: Final = (RequestStatus.APPROVED, RequestStatus.GRANTED, RequestStatus.REVOKED)
+# What the chain revoke ends after a request: extensions that were approved or granted. Pending
+# ones are withdrawn by the access API (it can answer their workflow) and refused at grant.
+CASCADED: Final = (RequestStatus.APPROVED, RequestStatus.GRANTED)
 
 
 class RevokeRefused(PermissionError):
@@ -93,7 +102,7 @@ def authorize(
         if record is None:
             raise RevokeRefused(f"request {request_id!r} not found")
         role = may_revoke(store, record, actor)
-        if record.status not in REVOCABLE:
+        if record.status not in REVOCABLE and not _live_after(store, record):
             raise RevokeRefused(
                 f"request {record.request_id} is {record.status}: there is no access to revoke"
             )
@@ -114,6 +123,31 @@ def authorize(
     return record, role
 
 
+def _live_after(store: Store, record: RequestRecord) -> bool:
+    """A request after ``record`` in its chain may still give access (pending, approved, granted)."""
+    return any(later.status in LIVE for later in descendants(store, record))
+
+
+def revoke_chain(
+    store: Store,
+    iam: Any,
+    writer: AuditWriter,
+    tiers: Mapping[str, grants.Tier],
+    record: RequestRecord,
+    actor: str,
+    *,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Revoke, at once, every extension after ``record`` that was approved or granted: an
+    extension never outlives the grant it extends. Called whenever ``record`` is cut short (early
+    revoke, the workflow's revoke after a failure, the reconciler's repair); never at expiry."""
+    return [
+        _revoke_one(store, iam, writer, tiers, later, actor, now, cascade_of=record.request_id)
+        for later in descendants(store, record)
+        if later.status in CASCADED
+    ]
+
+
 def revoke_now(
     store: Store,
     iam: Any,
@@ -125,18 +159,22 @@ def revoke_now(
 ) -> dict[str, Any]:
     """Revoke ``request.request_id`` now, as ``request.actor`` (already verified and authorized).
 
-    Its extensions that were approved or granted go with it (an extension never outlives the
-    grant it extends); pending ones are withdrawn by the access API, which can answer their
-    workflow, and refused at grant if they get there first."""
+    Its extensions that were approved or granted go with it (:func:`revoke_chain`); pending ones
+    are withdrawn by the access API, which can answer their workflow, and refused at grant if they
+    get there first. An original that already ended (its statements are gone, its status final)
+    is not edited again: only the chain after it is ended."""
     record = store.get_request(request.request_id)
     if record is None:
         raise RevokeRefused(f"request {request.request_id!r} not found")
-    result = _revoke_one(store, iam, writer, tiers, record, request.actor, now, cascade_of=None)
-    cascaded = [
-        _revoke_one(store, iam, writer, tiers, later, request.actor, now, cascade_of=record.request_id)
-        for later in descendants(store, record)
-        if later.status in (RequestStatus.APPROVED, RequestStatus.GRANTED)
-    ]
+    ended = record.status in FINAL and record.status != RequestStatus.REVOKED
+    result: dict[str, Any] = (
+        {"outcome": "noop", "role_locked": None}
+        if ended
+        else _revoke_one(store, iam, writer, tiers, record, request.actor, now, cascade_of=None)
+    )
+    cascaded = revoke_chain(store, iam, writer, tiers, record, request.actor, now=now)
+    if ended and any(c["outcome"] == "succeeded" for c in cascaded):
+        result["outcome"] = "succeeded"  # the chain it heads was ended
     log.info(
         "revoked early",
         extra=log_fields(
@@ -152,6 +190,8 @@ def revoke_now(
         "outcome": result["outcome"],
         "role_locked": (cascaded[-1] if cascaded else result)["role_locked"],
         "extensions_revoked": [c["request_id"] for c in cascaded],
+        # Its own window had already ended: only the chain after it was revoked.
+        **({"original_status": record.status} if ended else {}),
     }
 
 

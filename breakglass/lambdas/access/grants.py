@@ -651,6 +651,54 @@ def _closed_grants(trust: list[Statement], now: datetime) -> list[Statement]:
     return closed
 
 
+def _opens_at(gate: Statement) -> datetime | None:
+    """When a grant's gate starts admitting (its ``DateGreaterThan aws:CurrentTime``)."""
+    condition = gate.get("Condition")
+    start = (
+        condition.get("DateGreaterThan", {}).get("aws:CurrentTime")
+        if isinstance(condition, Mapping)
+        else None
+    )
+    try:
+        return datetime.strptime(start, "%Y-%m-%dT%H:%M:%S%z") if isinstance(start, str) else None
+    except ValueError:
+        return None
+
+
+def _check_one_waiting(tier: Tier, trust: list[Statement], g: Grant, now: datetime) -> None:
+    """At most one window waiting to open per person and tier. A grant ahead (a scheduled start,
+    an extension granted before its window) takes room in the tier's trust policy from the moment
+    it is written: one person holding several would fill the quota hours ahead and lock the tier
+    for everyone else. The person is the source identity (a principal, e.g. an Identity Center
+    role, may be shared by many people)."""
+    if g.starts_at <= now:
+        return
+    own = grant_trust_sids(g.request_id)[0]
+    for gate in trust:
+        sid = str(gate.get("Sid", ""))
+        condition = gate.get("Condition")
+        person = (
+            condition.get("StringEquals", {}).get("sts:SourceIdentity")
+            if isinstance(condition, Mapping)
+            else None
+        )
+        opens = _opens_at(gate)
+        if (
+            sid.startswith(GRANT_SID_PREFIX)
+            and sid != own
+            and isinstance(person, str)
+            and person.casefold() == g.source_identity.casefold()
+            and opens is not None
+            and opens > now
+        ):
+            raise GrantError(
+                "starts_at",
+                f"{g.source_identity} already has a window of tier {tier.name!r} waiting to open at "
+                f"{iso(opens)} ({sid}): one window waiting per person and tier, so that no one fills "
+                "the tier's trust policy ahead of time; ask again once it has opened",
+            )
+
+
 def _without(statements: list[Statement], removed: Sequence[Statement]) -> list[Statement]:
     return [s for s in statements if not any(s is r for r in removed)]
 
@@ -838,6 +886,8 @@ def grant(
             )
 
     added_trust = [w for w in wanted_trust if not any(s["Sid"] == w["Sid"] for s in share.owned)]
+    if added_trust:
+        _check_one_waiting(tier, trust, g, now)
     new_trust = [s for s in trust if s.get("Sid") != LOCKED_SID] + added_trust
     try:
         _check_trust_size(tier, new_trust)

@@ -9,7 +9,9 @@ execution surviving. Every few minutes (an EventBridge schedule invokes the acce
 is no longer running:
 
 - still ``approved`` or ``granted``: revoke it (recorded as ``expiry`` when its window is over,
-  ``revoke`` otherwise) and mark it ``expired`` / ``revoked``;
+  ``revoke`` otherwise) and mark it ``expired`` / ``revoked``; a revoke before the window is over
+  also revokes the extensions approved or granted after it (an extension never outlives the
+  grant it extends);
 - any request that was granted and has no review yet: open the review;
 - each repair is audited with actor ``system:reconciler`` and an ``error`` event saying what the
   execution's status was, so the stopped execution itself is on record.
@@ -26,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from breakglass.contracts import RequestStatus, iso
-from breakglass.lambdas.access import grants
+from breakglass.lambdas.access import early_revoke, grants
 from breakglass.lambdas.approvals.admission import Admission
 from breakglass.lambdas.approvals.store import RequestRecord, Store
 from breakglass.lambdas.audit.events import AuditEvent, AuditWriter
@@ -128,6 +130,13 @@ def _repair(
             RequestStatus.EXPIRED if result["event_type"] == "expiry" else RequestStatus.REVOKED,
         )
         done["revoked"] = result["event_type"]
+        if result["event_type"] != "expiry":
+            # Cut short: the extensions granted ahead must not open later (at expiry they go on).
+            cascaded = early_revoke.revoke_chain(
+                deps.store, deps.iam, deps.audit, deps.tiers, record, ACTOR, now=now
+            )
+            if cascaded:
+                done["extensions_revoked"] = [c["request_id"] for c in cascaded]
     if record.starts_at is not None and not record.review_opened:
         deps.audit.write(
             AuditEvent(

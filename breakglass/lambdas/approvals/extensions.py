@@ -9,7 +9,8 @@ auto, quorum tiers need a quorum again and the requester never counts.
 
 Refused, each with the field and what to do: a caller who is not the original requester (the
 verified caller, never a body field); a request that is not granted, whose window has ended or
-that was revoked; a grant that already has a live (pending or granted) extension (extend that one
+that was revoked, or whose window has not opened yet (nothing of it was used: an extension then
+would park access beyond the tier's scheduling horizon); a grant that already has a live (pending or granted) extension (extend that one
 once granted: extensions chain); a ``by`` over the tier's window; a chain whose total, from the
 first window's start to the new expiry, would pass the tier's ``max_total_seconds``; a wrong code.
 Rate limits apply as to requests. Checks run before the code is spent.
@@ -19,13 +20,13 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
 from breakglass.contracts import RequestStatus, iso, parse_iso
 from breakglass.lambdas.approvals.admission import AdmissionRefused, IndexEntry
-from breakglass.lambdas.approvals.chains import LIVE, chain_start, descendants
+from breakglass.lambdas.approvals.chains import LIVE, ancestors, chain_start, descendants
 from breakglass.lambdas.approvals.intake import IntakeDeps, start_workflow
 from breakglass.lambdas.approvals.mail import WITHDRAWN
 from breakglass.lambdas.approvals.requests import (
@@ -46,6 +47,9 @@ from breakglass.lambdas.runtime import get_logger, log_fields
 from breakglass.validation import ConfigError, reject_unknown_keys, require_mapping, require_str
 
 log = get_logger("breakglass.extensions")
+
+# The cause of the denial of an extension that lost the race for its grant's extension slot.
+NOT_LINKED: Final = "not-linked"
 
 
 class ExtensionRefused(RequestRejected):
@@ -85,6 +89,15 @@ def _check_parent(
             f"the window of {parent.request_id} ended at {parent.expires_at}; ask for new access: "
             "breakglass request --tier ...",
         )
+    if parse_iso(parent.starts_at) > now:
+        # Nothing of it was used yet: "more time" would park access beyond the tier's scheduling
+        # horizon (the extension opens at the parent's expiry), a standing grant in waiting.
+        raise ExtensionRefused(
+            409,
+            "request_id",
+            f"the window of {parent.request_id} has not opened yet (it opens at {parent.starts_at}); "
+            f"extend it once it is open (breakglass extend {parent.request_id})",
+        )
     latest = store.get_request(parent.extended_by) if parent.extended_by else None
     if latest is not None and latest.status in LIVE:
         raise ExtensionRefused(
@@ -117,6 +130,18 @@ def submit_extension(deps: IntakeDeps, person: Enrollment, parent_id: str, body:
             f"request {parent.request_id} changed meanwhile (extended or revoked); check it and try again"
         )
         _audit(deps.audit, person.user, request_id, parent, "failed", field="request_id", problem=problem)
+        # Stored denied like any denied request, so recorded like one (the approvals query, the report).
+        deps.audit.write(
+            AuditEvent(
+                event_type="denial",
+                actor="system",
+                outcome="succeeded",
+                request_id=record.request_id,
+                requester=record.requester,
+                tier=record.tier,
+                details={"cause": NOT_LINKED, "extends": parent.request_id},
+            )
+        )
         raise ExtensionRefused(409, "request_id", problem)
     deps.admission.index(
         IndexEntry(
@@ -239,6 +264,9 @@ def _validated(
         start_at=parent.expires_at,
         extends=parent.request_id,
         extends_starts_at=parent.starts_at,
+        chain_starts_at=iso(first) if first else parent.starts_at,
+        chain_window=len(ancestors(deps.store, parent)) + 2,
+        chain_cap_seconds=cap,
     ), parent
 
 

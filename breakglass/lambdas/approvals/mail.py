@@ -82,9 +82,21 @@ def expiry_text(record: RequestRecord) -> str:
     if record.extends:
         return (
             f"extension of request {record.extends} (window {record.extends_starts_at} to {record.start_at}): "
-            f"the new window runs from {record.start_at} to {end}"
+            f"the new window runs from {record.start_at} to {end}{chain_text(record, end)}"
         )
     return f"scheduled: the window opens at {record.start_at} and ends at {end}"
+
+
+def chain_text(record: RequestRecord, end: str) -> str:
+    """How long the person's access has already lasted, for an extension's approvers: a chain of
+    short extensions must not look like one short window. Empty for a record stored without it."""
+    if not record.chain_starts_at:
+        return ""
+    since = datetime.strptime(record.chain_starts_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    total = int((datetime.strptime(end, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) - since).total_seconds())
+    window = f", window {record.chain_window}" if record.chain_window else ""
+    cap = f" of the {human_duration(record.chain_cap_seconds)} cap" if record.chain_cap_seconds else ""
+    return f"; access since {record.chain_starts_at}{window}, {human_duration(total)}{cap} used if approved"
 
 
 def quorum_text(record: RequestRecord) -> str:

@@ -159,6 +159,11 @@ class RequestRecord:
     start_at: str | None = None
     extends: str | None = None  # the request whose window this one extends
     extends_starts_at: str | None = None  # when the extended window opened (both windows shown)
+    # For an extension, what its approvers are told of the chain (how long access already lasted):
+    # when its first window opened, which window of the chain this one is, the tier's total cap.
+    chain_starts_at: str | None = None
+    chain_window: int | None = None
+    chain_cap_seconds: int | None = None
     extended_by: str | None = None  # the latest extension asked of this request
     version: int = field(default=0, compare=False)  # optimistic-concurrency counter
 
@@ -184,6 +189,9 @@ class RequestRecord:
         values["duration_seconds"] = int(values["duration_seconds"])
         values["quorum"] = int(values["quorum"])
         values["version"] = int(values.get("version") or 0)
+        for name in ("chain_window", "chain_cap_seconds"):
+            if values.get(name) is not None:
+                values[name] = int(values[name])
         return cls(**values)
 
 

@@ -522,7 +522,8 @@ def verify_revoke_caller(sfn: Any, request_id: str, execution_arn: str, state_ma
 
 
 def revoke(deps: WorkflowDeps, request_id: str, state: Mapping[str, Any]) -> dict[str, Any]:
-    """End the grant: at expiry, or at once after a failure (then its sessions are cut too).
+    """End the grant: at expiry, or at once after a failure (then its sessions are cut too, and
+    its approved or granted extensions are revoked with it: :func:`early_revoke.revoke_chain`).
 
     Idempotent, so it is harmless after an early revoke and safe to retry. The event says
     ``expiry`` only when the window has really ended (the grant module decides from the clock).
@@ -544,6 +545,12 @@ def revoke(deps: WorkflowDeps, request_id: str, state: Mapping[str, Any]) -> dic
         deps.store.set_status(
             request_id, "revoked" if failed or result["event_type"] != "expiry" else "expired"
         )
+    # Cut short after a failure: the extensions granted ahead go too (at expiry they go on).
+    cascaded = (
+        early_revoke.revoke_chain(deps.store, deps.iam, deps.audit, deps.tiers, record, "system", now=now)
+        if failed
+        else []
+    )
     log.info(
         result["event_type"],
         extra=log_fields(
@@ -560,6 +567,7 @@ def revoke(deps: WorkflowDeps, request_id: str, state: Mapping[str, Any]) -> dic
                 outcome="failed",
                 stage="after-grant",
                 revoked=True,
+                extensions_revoked=[c["request_id"] for c in cascaded],
                 **_failure_summary(failure if isinstance(failure, Mapping) else {}),
             )
         )
@@ -568,6 +576,7 @@ def revoke(deps: WorkflowDeps, request_id: str, state: Mapping[str, Any]) -> dic
         "event_type": result["event_type"],
         "role_locked": result["role_locked"],
         "after_failure": failed,
+        "extensions_revoked": [c["request_id"] for c in cascaded],
     }
 
 
