@@ -1,7 +1,8 @@
-"""Attacks on extensions and scheduled starts that currently succeed (security review, attack-ext).
+"""Attacks on extensions and scheduled starts (security review of issue 13's extensions).
 
-Each test states the property the design promises (docs/security.md, "Extensions and scheduled
-starts: the choices made") and is marked xfail(strict=True) until the finding is fixed.
+Each test is one attack of the review, written before its fix (it failed then), and states the
+property the design promises against it (docs/security.md, "Extensions and scheduled starts:
+the choices made").
 """
 
 from __future__ import annotations
