@@ -9,7 +9,8 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,7 +26,7 @@ from breakglass.lambdas.approvals import access_api
 from breakglass.lambdas.approvals.access_api import AccessDeps, handle
 from breakglass.lambdas.approvals.admission import ADMISSION_GRACE, Admission
 from breakglass.lambdas.approvals.enrollment import enroll
-from breakglass.lambdas.approvals.requests import parse_policy
+from breakglass.lambdas.approvals.requests import TierApproval, parse_policy
 from breakglass.lambdas.approvals.store import Store, create_table
 from breakglass.lambdas.audit.events import AuditEvent, AuditWriter, parse_record
 from breakglass.validation import REQUEST_ID
@@ -134,8 +135,14 @@ PEOPLE = {
 }
 
 
-@pytest.fixture
-def world() -> Iterator[World]:
+@contextmanager
+def access_world(
+    people: Mapping[str, tuple[str, Any]],  # user: (principal ARN, roles)
+    policy: Mapping[str, TierApproval],
+    tiers: Mapping[str, Tier],
+    security_admins: tuple[str, ...] = (),
+) -> Iterator[World]:
+    """The access API's dependencies on moto (table, key, audit bucket), ``people`` enrolled."""
     with mock_aws():
         ddb, kms, s3 = (boto3.client(s, region_name="us-east-1") for s in ("dynamodb", "kms", "s3"))
         create_table(ddb, "bg")
@@ -143,7 +150,7 @@ def world() -> Iterator[World]:
         store = Store(ddb, "bg", kms, kms.create_key()["KeyMetadata"]["KeyId"])
         secrets = {
             user: pyotp.parse_uri(enroll(store, user, principal, f"{user}@example.com", roles)).secret
-            for user, (principal, roles) in PEOPLE.items()
+            for user, (principal, roles) in people.items()
         }
         clock = [NOW]
         sfn, lam = Recorder(), Recorder()
@@ -157,12 +164,23 @@ def world() -> Iterator[World]:
             access_function="breakglass-access",
             halt_function="ai-halt",
             resume_function="ai-resume",
-            tiers={"halt": tier("halt"), "operator": tier("operator")},
-            policy=POLICY,
-            security_admins=(f"arn:aws:iam::{ACCOUNT}:role/cloud-admin",),
+            tiers=tiers,
+            policy=policy,
+            security_admins=security_admins,
             clock=lambda: clock[0],
         )
         yield World(deps, s3, secrets, sfn, lam, clock)
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    with access_world(
+        PEOPLE,
+        POLICY,
+        {"halt": tier("halt"), "operator": tier("operator")},
+        security_admins=(f"arn:aws:iam::{ACCOUNT}:role/cloud-admin",),
+    ) as made:
+        yield made
 
 
 def ask(world: World, user: str, caller: str | None = None, **changes: Any) -> tuple[int, Any]:

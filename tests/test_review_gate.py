@@ -14,24 +14,19 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import boto3
-import pyotp
 import pytest
-from moto import mock_aws
-from test_access_api import ACCOUNT, NOW, Recorder, World, user_arn
+from test_access_api import ACCOUNT, NOW, World, access_world, user_arn
 
 from breakglass.contracts import iso
 from breakglass.lambdas.access.grants import Tier
-from breakglass.lambdas.approvals.access_api import AccessDeps
 from breakglass.lambdas.approvals.admission import (
     ADMISSION_GRACE,
     WAIVER_LIFETIME,
     Admission,
     AdmissionRefused,
 )
-from breakglass.lambdas.approvals.enrollment import enroll
 from breakglass.lambdas.approvals.requests import parse_policy
-from breakglass.lambdas.approvals.store import RequestRecord, Store, StoreError, create_table
+from breakglass.lambdas.approvals.store import RequestRecord, Store, StoreError
 from breakglass.lambdas.approvals.totp import verify_totp
 from breakglass.lambdas.audit.events import AuditEvent, AuditWriter
 from breakglass.validation import ConfigError
@@ -70,32 +65,8 @@ def tier(name: str) -> Tier:
 
 @pytest.fixture
 def world() -> Iterator[World]:
-    with mock_aws():
-        ddb, kms, s3 = (boto3.client(s, region_name="us-east-1") for s in ("dynamodb", "kms", "s3"))
-        create_table(ddb, "bg")
-        s3.create_bucket(Bucket="audit")
-        store = Store(ddb, "bg", kms, kms.create_key()["KeyMetadata"]["KeyId"])
-        secrets = {
-            user: pyotp.parse_uri(enroll(store, user, principal, f"{user}@example.com", roles)).secret
-            for user, (principal, roles) in PEOPLE.items()
-        }
-        clock = [NOW]
-        sfn, lam = Recorder(), Recorder()
-        deps = AccessDeps(
-            store=store,
-            admission=Admission(ddb, "bg"),
-            audit=AuditWriter(s3=s3, bucket="audit"),
-            sfn=sfn,
-            lambda_client=lam,
-            state_machine_arn=f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:breakglass-workflow",
-            access_function="breakglass-access",
-            halt_function="ai-halt",
-            resume_function="ai-resume",
-            tiers={name: tier(name) for name in POLICY},
-            policy=POLICY,
-            clock=lambda: clock[0],
-        )
-        yield World(deps, s3, secrets, sfn, lam, clock)
+    with access_world(PEOPLE, POLICY, {name: tier(name) for name in POLICY}) as made:
+        yield made
 
 
 def ask(world: World, user: str, tier_name: str = "admin", **changes: Any) -> tuple[int, Any]:
