@@ -1,0 +1,190 @@
+"""Attacks on the sealed last resort (SealedAccess), each written as the property it should have.
+
+Every test here is a working attack on the quickstart in the emulator (IAM enforced): marked
+``xfail(strict=True)`` with the finding it proves, so the branch stays green and a fix turns it
+into a plain test (strict: an xfail that starts passing fails the run until the mark is removed).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from breakglass.local import eventbridge
+from breakglass.local.world import World, open_world
+from breakglass.policies.sealed_access import USER_POLICY_NAME
+
+PEOPLE = {
+    "rita": ("responder", "security"),
+    "ann": ("approver",),
+    "bob": ("approver",),
+}
+SEALED = "breakglass-sealed"
+HARDWARE_SERIAL = "GAHT12345678"
+# A region with STS's regional endpoint active by default that is neither home nor us-east-1.
+THIRD_REGION = "eu-central-1"
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    with open_world(name="attacks", people=PEOPLE) as opened:
+        yield opened
+
+
+def sealed_settings(world: World) -> dict[str, Any]:
+    ssm = world.emulator.client("ssm")
+    return dict(
+        json.loads(ssm.get_parameter(Name=f"/breakglass/{world.name}/sealed_access")["Parameter"]["Value"])
+    )
+
+
+def sealed_topics(world: World) -> set[str]:
+    settings = sealed_settings(world)
+    return {r["topic_arn"] for r in settings["regions"].values()} | {settings["alert_topic_arn"]}
+
+
+def heard_of(world: World, before: int, event_name: str) -> set[str]:
+    """The sealed topics (and the alert topic) that heard of an ``event_name`` since ``before``."""
+    return {
+        d.target_arn
+        for d in deliveries_since(world, before)
+        if d.target_arn in sealed_topics(world)
+        and isinstance(d.input, dict)
+        and (d.input.get("detail") or {}).get("eventName") == event_name
+    }
+
+
+def deliveries_since(world: World, before: int) -> list[eventbridge.Delivery]:
+    return [d for d in eventbridge.deliveries(world.emulator.account_id)[before:] if d.outcome == "delivered"]
+
+
+def run_check(world: World) -> dict[str, Any]:
+    name = sealed_settings(world)["check_function"]
+    answer = world.emulator.client("lambda").invoke(FunctionName=name, Payload=b"{}")
+    assert "FunctionError" not in answer, answer["Payload"].read()
+    return dict(json.loads(answer["Payload"].read()))
+
+
+def rehearse(world: World, person: str) -> tuple[int, dict[str, Any], str]:
+    mfa = ["--mfa-serial", f"arn:aws:iam::{world.emulator.account_id}:mfa/{person}", "--mfa-code", "123456"]
+    codes = f"{world.code(person)}\n{world.code(person)}\n"
+    with world.cloudtrail_delivery():
+        run = world.cli(
+            person,
+            "drill",
+            "--against",
+            world.name,
+            "--cloudtrail-wait",
+            "30",
+            "--poll-seconds",
+            "0.2",
+            *mfa,
+            "--json",
+            input=codes,
+        )
+    document = json.loads(run.stdout) if run.stdout.strip() else {}
+    return run.exit_code, document, run.stderr
+
+
+# -- finding 1: an assume through a third region's STS endpoint is silent -------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 1: rules only in home and us-east-1; CloudTrail delivers a regional STS call to "
+    "that region's bus, so an AssumeRole through any other region's endpoint alerts nobody, "
+    "records nothing and opens no review",
+)
+def test_a_sealed_assume_through_any_regions_sts_endpoint_alerts_and_opens_a_review(world: World) -> None:
+    settings = sealed_settings(world)
+    iam = world.emulator.client("iam")
+    # The same stand-in for the console session as the e2e tests (password + hardware MFA).
+    key = iam.create_access_key(UserName=SEALED)["AccessKey"]
+    world.emulator.cloudtrail.flush()
+    before = len(eventbridge.deliveries(world.emulator.account_id))
+    try:
+        sts = world.emulator.client_as(
+            "sts",
+            {"AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"]},
+            region_name=THIRD_REGION,
+        )
+        session = sts.assume_role(
+            RoleArn=settings["role_arn"], RoleSessionName=SEALED, SerialNumber=HARDWARE_SERIAL, TokenCode="123456"
+        )
+        world.emulator.cloudtrail.flush()
+    finally:
+        iam.delete_access_key(UserName=SEALED, AccessKeyId=key["AccessKeyId"])
+    # The attack worked: a session of the sealed role (AdministratorAccess in the quickstart).
+    assert session["AssumedRoleUser"]["Arn"].endswith(f":assumed-role/breakglass-sealed/{SEALED}")
+    assert heard_of(world, before, "AssumeRole"), "no sealed topic heard of the assume"
+    assert any(e.event_type == "review" for e in world.audit_events() if e.requester == SEALED)
+
+
+# -- finding 4: the drill's sealed step checks rules by state and target ARN only ----------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 4: drill --against checks a rule is ENABLED and targets the right ARNs, not its "
+    "event pattern: a pattern that matches nothing passes the sealed step while no use alerts",
+)
+def test_the_sealed_step_fails_when_a_rules_pattern_no_longer_matches_the_sealed_role(world: World) -> None:
+    run_check(world)  # the step also wants a recent run that found nothing (before findings 2 and 3)
+    events = world.emulator.client("events")
+    name = "breakglass-sealed-assume-home"
+    rule = events.describe_rule(Name=name)
+    pattern = json.loads(rule["EventPattern"])
+    neutered = {**pattern, "detail": {**pattern["detail"], "requestParameters": {"roleArn": ["arn:aws:iam::000000000000:role/none"]}}}
+    events.put_rule(Name=name, EventPattern=json.dumps(neutered), State="ENABLED")
+    try:
+        code, document, stderr = rehearse(world, "rita")
+    finally:
+        events.put_rule(Name=name, EventPattern=rule["EventPattern"], State="ENABLED")
+    sealed = next(s for s in document.get("steps", []) if s["name"] == "sealed")
+    assert code == 1 and not sealed["ok"], (code, sealed, stderr)
+
+
+# -- finding 2: the check knows the assume-only policy by name only -----------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 2: the check skips any inline policy named breakglass-sealed-assume-only, "
+    "whatever it says; rewriting it to grant everything is never found",
+)
+def test_the_check_finds_the_assume_only_policy_rewritten_to_grant_more(world: World) -> None:
+    iam = world.emulator.client("iam")
+    original = iam.get_user_policy(UserName=SEALED, PolicyName=USER_POLICY_NAME)["PolicyDocument"]
+    original = original if isinstance(original, str) else json.dumps(original)
+    backdoor = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    iam.put_user_policy(UserName=SEALED, PolicyName=USER_POLICY_NAME, PolicyDocument=json.dumps(backdoor))
+    try:
+        found = run_check(world)
+    finally:
+        iam.put_user_policy(UserName=SEALED, PolicyName=USER_POLICY_NAME, PolicyDocument=original)
+    assert [f for f in found["findings"] if f["user"] == SEALED], found
+
+
+# -- finding 3: changes to the sealed users alert nobody; the hourly check misses a short-lived key ----
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 3: no rule watches IAM changes to the sealed users or role; an access key "
+    "(or password, MFA device, policy) added and removed between two runs of the check is never seen",
+)
+def test_an_access_key_created_and_deleted_between_checks_on_a_sealed_user_alerts(world: World) -> None:
+    iam = world.emulator.client("iam")
+    run_check(world)
+    world.emulator.cloudtrail.flush()
+    before = len(eventbridge.deliveries(world.emulator.account_id))
+    key = iam.create_access_key(UserName=SEALED)["AccessKey"]
+    # ... used here (with the hardware key: GetSessionToken, then AssumeRole in a third region) ...
+    iam.delete_access_key(UserName=SEALED, AccessKeyId=key["AccessKeyId"])
+    world.emulator.cloudtrail.flush()
+    heard = heard_of(world, before, "CreateAccessKey")
+    found = run_check(world)
+    assert heard or found["findings"], "neither an alert nor a finding"
