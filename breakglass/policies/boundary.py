@@ -133,8 +133,10 @@ _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
 def system_name_arns(partition: str) -> list[str]:
     """Everything the system names with its prefix: roles (emergency roles and every function's
     and the state machine's execution role), managed policies (boundaries, guard pages), functions
-    (also tagged; by name too, so no session ever invokes one directly), and the workflow's state
-    machines, executions and activities, which cannot carry tags at all."""
+    (also tagged; by name too, so no session ever invokes one directly), the workflow's state
+    machines, executions and activities, which cannot carry tags at all, and the sealed alert
+    topics with their subscriptions (a subscription carries no tag, and a filter policy set on
+    one, or an unsubscribe, silences the sealed alerts while the address stays listed)."""
     prefix = SYSTEM_NAME_PREFIX
     return [
         f"arn:{partition}:iam::*:role/{prefix}*",
@@ -144,6 +146,7 @@ def system_name_arns(partition: str) -> list[str]:
         f"arn:{partition}:states:*:*:execution:{prefix}*",
         f"arn:{partition}:states:*:*:express:{prefix}*",
         f"arn:{partition}:states:*:*:activity:{prefix}*",
+        f"arn:{partition}:sns:*:*:{prefix}sealed-*",
     ]
 
 
