@@ -515,3 +515,45 @@ def test_an_admin_tier_session_cannot_silence_the_sealed_alerts_or_open_a_sealed
     assert not session_allowed(
         role_arn, action, arn, policies=[ADMIN_POLICY], boundary=boundary, context=context
     )
+
+
+def test_a_console_switch_role_to_the_sealed_role_logged_as_switch_role_opens_a_mandatory_review() -> None:
+    from breakglass.lambdas.sealed.use import SealedDeps, parse_event, record_use
+
+    audit = _Audit()
+    deps = SealedDeps(audit=audit, role_arn=ROLE_ARN, users=(SEALED,))  # type: ignore[arg-type]
+    event = assume_event(user_arn=f"arn:aws:iam::100000000001:user/{SEALED}")
+    detail = event["detail"]
+    event.update(source="aws.signin", **{"detail-type": "AWS Console Sign In via CloudTrail"})
+    detail.update(
+        eventName="SwitchRole",
+        eventSource="signin.amazonaws.com",
+        requestParameters=None,
+        responseElements={"SwitchRole": "Success"},
+        additionalEventData={"SwitchTo": ROLE_ARN, "MFAUsed": "Yes"},
+    )
+    done = record_use(deps, parse_event(event, role_arn=ROLE_ARN))
+    assert done["request_id"], done
+    assert ("review", "opened") in [(e.event_type, e.outcome) for e in audit.events]
+    detail.update(responseElements={"SwitchRole": "Failure"}, eventID="another")
+    refused = record_use(deps, parse_event(event, role_arn=ROLE_ARN))
+    assert refused["outcome"] == "failed" and not refused["request_id"]
+
+
+def test_an_admin_tier_session_cannot_forge_the_sealed_checks_metrics(world: World) -> None:
+    from iam_eval import ADMIN_POLICY, session_allowed, session_context
+
+    from breakglass.contracts import utc_now
+    from breakglass.lambdas.runtime import METRICS_NAMESPACE
+
+    role_arn, boundary = _admin_boundary(world)
+    now = utc_now()
+    context = session_context(now=now, source_identity="rita", request_id="r1", issued_at=now)
+    forged = {**context, "cloudwatch:namespace": METRICS_NAMESPACE}
+    assert not session_allowed(
+        role_arn, "cloudwatch:PutMetricData", "*", policies=[ADMIN_POLICY], boundary=boundary, context=forged
+    )
+    own = {**context, "cloudwatch:namespace": "MyTeam/Models"}
+    assert session_allowed(
+        role_arn, "cloudwatch:PutMetricData", "*", policies=[ADMIN_POLICY], boundary=boundary, context=own
+    )

@@ -125,6 +125,8 @@ READ_ONLY_ACTIONS: Final = (
 # Calling the access API's routes (halt, resume) is how an emergency session acts on models: the
 # API authorizes each route itself (verified caller, tier, live grant).
 API_CALLS: Final = ("execute-api:Invoke",)
+# The namespace of the system's metrics (runtime.METRICS_NAMESPACE; policies cannot import lambdas).
+SYSTEM_METRICS_NAMESPACE: Final = "Breakglass"
 
 _S3_BUCKET_ARN = re.compile(r"arn:aws[a-z-]*:s3:::[^/]+")
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
@@ -196,6 +198,15 @@ def permission_boundary(
             "NotAction": [*READ_ONLY_ACTIONS, *API_CALLS],
             "Resource": "*",
             "Condition": {"StringEquals": {f"aws:ResourceTag/{PROTECTED_TAG}": "true"}},
+        },
+        {
+            # The system's own metrics (the sealed check's runs and findings feed its alarms and
+            # the drill): PutMetricData has no resource, so the namespace names them.
+            "Sid": "DenySystemMetricForgery",
+            "Effect": "Deny",
+            "Action": "cloudwatch:PutMetricData",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"cloudwatch:namespace": SYSTEM_METRICS_NAMESPACE}},
         },
         {
             # Sessions always carry both (the trust requires them); without them, no guard

@@ -32,6 +32,8 @@ CONSOLE_SIGN_IN: Final = "AWS Console Sign In via CloudTrail"
 ALERT_ASSUME: Final = "sealed-assume"
 ALERT_SIGN_IN: Final = "sealed-sign-in"
 ALERT_CLASSES: Final = (ALERT_ASSUME, ALERT_SIGN_IN)
+SWITCH_ROLE: Final = "SwitchRole"
+SIGN_IN_EVENTS: Final = ("ConsoleLogin", SWITCH_ROLE)
 # IAM changes to the sealed users or role: IAM delivers its events in us-east-1 only, so these
 # rules live there only, and go to the sealed topic (the record function records uses, not these).
 ALERT_IAM_USERS: Final = "sealed-iam-users"
@@ -176,7 +178,7 @@ def user_policy(role_arn: str) -> dict[str, Any]:
 
 def alert_event_patterns(*, role_arn: str, user_arns: Sequence[str]) -> dict[str, dict[str, Any]]:
     """EventBridge patterns: any AssumeRole of the sealed role (refused ones too), any console
-    sign-in (successful or not) of a sealed user."""
+    sign-in or Switch role (successful or not) of a sealed user."""
     return {
         ALERT_ASSUME: {
             "source": ["aws.sts"],
@@ -190,7 +192,8 @@ def alert_event_patterns(*, role_arn: str, user_arns: Sequence[str]) -> dict[str
         ALERT_SIGN_IN: {
             "source": ["aws.signin"],
             "detail-type": [CONSOLE_SIGN_IN],
-            "detail": {"eventName": ["ConsoleLogin"], "userIdentity": {"arn": sorted(user_arns)}},
+            # The console's Switch role may be logged as SwitchRole by sign-in, not only as AssumeRole.
+            "detail": {"eventName": list(SIGN_IN_EVENTS), "userIdentity": {"arn": sorted(user_arns)}},
         },
     }
 

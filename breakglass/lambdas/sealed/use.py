@@ -52,7 +52,12 @@ from breakglass.lambdas.approvals.mail import sealed_use_notice, send_notice
 from breakglass.lambdas.approvals.store import RequestRecord, Store, StoreError
 from breakglass.lambdas.audit.events import AuditEvent, AuditWriter
 from breakglass.lambdas.runtime import get_logger, log_fields, required_env
-from breakglass.policies.sealed_access import CLOUDTRAIL_API_CALL, CONSOLE_SIGN_IN
+from breakglass.policies.sealed_access import (
+    CLOUDTRAIL_API_CALL,
+    CONSOLE_SIGN_IN,
+    SIGN_IN_EVENTS,
+    SWITCH_ROLE,
+)
 from breakglass.validation import ConfigError, require_mapping
 
 log = get_logger(__name__)
@@ -89,8 +94,9 @@ class SealedUse:
 
     @property
     def opens_review(self) -> bool:
-        """Only a session of the sealed role is access to review; a sign-in alone grants nothing."""
-        return self.succeeded and self.event_name == "AssumeRole"
+        """Only a session of the sealed role is access to review (an AssumeRole, or the console's
+        SwitchRole to it); a sign-in alone grants nothing."""
+        return self.succeeded and self.event_name in ("AssumeRole", SWITCH_ROLE) and bool(self.role_arn)
 
     @property
     def request_id(self) -> str:
@@ -116,8 +122,8 @@ def parse_event(event: Mapping[str, Any], *, role_arn: str) -> SealedUse:
         raise ConfigError("detail-type", f"must be {CLOUDTRAIL_API_CALL!r} or {CONSOLE_SIGN_IN!r}")
     detail = require_mapping("detail", values.get("detail"))
     name = detail.get("eventName")
-    if name not in ("AssumeRole", "ConsoleLogin"):
-        raise ConfigError("detail.eventName", f"must be AssumeRole or ConsoleLogin, got {name!r}")
+    if name not in ("AssumeRole", *SIGN_IN_EVENTS):
+        raise ConfigError("detail.eventName", f"must be AssumeRole, ConsoleLogin or SwitchRole, got {name!r}")
     identity = require_mapping("detail.userIdentity", detail.get("userIdentity") or {})
     user_arn = _text(identity.get("arn"))
     user = _text(identity.get("userName")) or user_arn.rsplit("/", 1)[-1] or "unknown"
@@ -136,15 +142,19 @@ def parse_event(event: Mapping[str, Any], *, role_arn: str) -> SealedUse:
     event_id = _text(detail.get("eventID")) or _text(values.get("id"))
     if not event_id:
         raise ConfigError("detail.eventID", "is required (it makes the record idempotent)")
-    login = response.get("ConsoleLogin")
+    login = response.get("ConsoleLogin") or response.get(SWITCH_ROLE)
     error = _text(detail.get("errorCode")) or ("Failure" if login == "Failure" else "")
+    if name == SWITCH_ROLE:
+        # Sign-in names the role switched to here; only the sealed role is a sealed session.
+        switched = _text(extra.get("SwitchTo"))
+        assumed = switched if switched == role_arn else ""
     return SealedUse(
         event_id=event_id,
         event_name=str(name),
         event_time=when,
         user=user,
         user_arn=user_arn,
-        role_arn=assumed if name == "AssumeRole" else "",
+        role_arn=assumed if name in ("AssumeRole", SWITCH_ROLE) else "",
         session_name=_text(parameters.get("roleSessionName")),
         source_identity=_text(parameters.get("sourceIdentity")),
         source_ip=_text(detail.get("sourceIPAddress")),
