@@ -1,8 +1,8 @@
 """Attacks on the sealed last resort (SealedAccess), each written as the property it should have.
 
-Every test here is a working attack on the quickstart in the emulator (IAM enforced): marked
-``xfail(strict=True)`` with the finding it proves, so the branch stays green and a fix turns it
-into a plain test (strict: an xfail that starts passing fails the run until the mark is removed).
+Every test here is an attack on the quickstart in the emulator (IAM enforced) from the security
+review, each naming the finding it proves in its comment or docstring; each was a strict xfail
+until its fix, and now states the property the fix holds.
 """
 
 from __future__ import annotations
