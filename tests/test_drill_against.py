@@ -78,7 +78,7 @@ def test_the_rehearsal_requests_assumes_is_refused_outside_revokes_and_finds_the
     assert details["call"].endswith("sagemaker:ListEndpoints refused")
     assert ":assumed-role/breakglass-emergency-drill/rita" in details["call"]
     assert "AssumeRole by rita" in details["cloudtrail"]
-    assert details["sealed"].startswith("global (us-east-1): 2 rules; home (us-east-1): 2 rules")
+    assert details["sealed"].startswith("global (us-east-1): 4 rules; home (us-east-1): 2 rules")
     assert "no finding" in details["sealed"]
     # What AWS holds afterwards: revoked, the trust forgot the grant, the events are locked.
     assert world.cli("rita", "status", rid, "--json").json()["status"] == "revoked"
@@ -158,9 +158,20 @@ def test_the_sealed_step_fails_when_a_rule_was_disabled(world: World) -> None:
     assert code == 1 and failed["name"] == "sealed" and "DISABLED" in failed["observed"]
 
 
-def test_a_deployment_without_sealed_access_skips_the_step_saying_so(world: World) -> None:
-    # Last: the deployment stops publishing its sealed access.
+def test_a_sealed_role_whose_settings_are_gone_fails_the_step(world: World) -> None:
+    # Next to last: the sealed settings are deleted, the sealed role is still there.
     world.emulator.client("ssm").delete_parameter(Name=f"/breakglass/{world.name}/sealed_access")
+    code, document, stderr = rehearse(world, "rita")
+    sealed = document["steps"][-1]
+    assert code == 1 and sealed["name"] == "sealed" and not sealed["ok"], (code, sealed, stderr)
+
+
+def test_a_deployment_without_sealed_access_skips_the_step_saying_so(world: World) -> None:
+    # Last: the deployment has no sealed role and publishes no sealed access.
+    iam = world.emulator.client("iam")
+    for attached in iam.list_attached_role_policies(RoleName="breakglass-sealed")["AttachedPolicies"]:
+        iam.detach_role_policy(RoleName="breakglass-sealed", PolicyArn=attached["PolicyArn"])
+    iam.delete_role(RoleName="breakglass-sealed")
     code, document, stderr = rehearse(world, "rita")
     assert code == 0, stderr
     sealed = document["steps"][-1]

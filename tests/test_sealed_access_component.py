@@ -32,21 +32,39 @@ ANNA = f"arn:aws:iam::{ACCOUNT}:user/bg-anna"
 BEN = f"arn:aws:iam::{ACCOUNT}:user/bg-ben"
 RESPONDER = f"arn:aws:iam::{ACCOUNT}:user/rita"
 NOW = datetime(2026, 12, 1, 2, 13, tzinfo=UTC)
-TRUST = trust_policy({"bg-anna": ANNA, "bg-ben": BEN}, max_mfa_age_seconds=900)
+TRUST = trust_policy(
+    {"bg-anna": ANNA, "bg-ben": BEN}, max_mfa_age_seconds=900, regions=["eu-west-1", "us-east-1"]
+)
 TOPIC = f"arn:aws:sns:eu-west-1:{ACCOUNT_ID}:breakglass-alerts"
 
 
 def context(
-    session: str, *, mfa: bool | None = True, age: int = 60, source: str | None = None
+    session: str,
+    *,
+    mfa: bool | None = True,
+    age: int = 60,
+    source: str | None = None,
+    region: str = "eu-west-1",
 ) -> dict[str, Any]:
     found = assume_context(now=NOW, source_identity=source, request_id=None, mfa=mfa, mfa_age_seconds=age)
     found["sts:RoleSessionName"] = session
+    found["aws:RequestedRegion"] = region
     return found
 
 
 def test_a_sealed_user_with_fresh_mfa_and_a_session_named_after_them_may_assume() -> None:
     assert can_assume(TRUST, ROLE, ANNA, context("bg-anna"))
     assert can_assume(TRUST, ROLE, BEN, context("bg-ben", source="bg-ben"))
+
+
+def test_a_sealed_assume_through_an_sts_endpoint_no_sealed_rule_listens_in_is_refused() -> None:
+    assert can_assume(TRUST, ROLE, ANNA, context("bg-anna", region="us-east-1"))
+    assert not can_assume(TRUST, ROLE, ANNA, context("bg-anna", region="eu-central-1"))
+    statements = TRUST["Statement"]
+    assert all(
+        s["Condition"]["StringEquals"]["aws:RequestedRegion"] == ["eu-west-1", "us-east-1"]
+        for s in statements
+    )
 
 
 def test_a_principal_that_is_not_a_sealed_user_is_refused() -> None:
@@ -161,6 +179,8 @@ def test_alerts_live_in_the_home_region_and_in_us_east_1_each_with_its_own_topic
         "breakglass-sealed-assume-global",
         "breakglass-sealed-assume-home",
         "breakglass-sealed-check",
+        "breakglass-sealed-iam-role-global",
+        "breakglass-sealed-iam-users-global",
         "breakglass-sealed-sign-in-global",
         "breakglass-sealed-sign-in-home",
     ]
@@ -180,9 +200,13 @@ def test_the_check_reads_only_the_sealed_users_and_two_alarms_watch_it() -> None
         f"arn:aws:iam::{ACCOUNT_ID}:user/bg-anna",
         f"arn:aws:iam::{ACCOUNT_ID}:user/bg-ben",
     ]
-    assert all(
-        not a.startswith(("iam:Create", "iam:Delete", "iam:Put", "iam:Attach")) for a in reads["Action"]
-    )
+    role_reads = next(s for s in policy["Statement"] if s.get("Sid") == "ReadSealedRole")
+    assert role_reads["Resource"] == f"arn:aws:iam::{ACCOUNT_ID}:role/breakglass-sealed"
+    for statement in (reads, role_reads):
+        assert all(
+            not a.startswith(("iam:Create", "iam:Delete", "iam:Put", "iam:Attach", "iam:Update"))
+            for a in statement["Action"]
+        )
     alarms = {r.inputs["name"]: r.inputs for r in result.by_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
     assert alarms["breakglass-sealed-findings"]["alarmActions"] == [TOPIC]
     assert alarms["breakglass-sealed-check-not-running"]["treatMissingData"] == "breaching"
@@ -288,3 +312,22 @@ def test_the_sealed_users_and_role_carry_the_protected_tag() -> None:
     result = run()
     tagged = [*result.by_type("aws:iam/user:User"), result.one("aws:iam/role:Role", "sealed-role")]
     assert all(r.inputs["tags"][PROTECTED_TAG] == "true" for r in tagged)
+
+
+def test_the_check_compares_policies_by_what_they_grant_not_by_name_or_layout() -> None:
+    from urllib.parse import quote
+
+    from breakglass.policies.sealed_access import same_policy
+
+    expected = user_policy(ROLE)
+    relaid = json.loads(json.dumps(expected))
+    statement = relaid["Statement"][0]
+    statement.pop("Sid")
+    statement["Action"] = list(reversed(statement["Action"]))
+    assert same_policy(quote(json.dumps(relaid)), expected)
+    assert same_policy(TRUST, json.loads(json.dumps(TRUST)))
+    widened = json.loads(json.dumps(expected))
+    widened["Statement"][0]["Resource"] = "*"
+    assert not same_policy(widened, expected)
+    assert not same_policy({"Version": "2012-10-17", "Statement": []}, expected)
+    assert not same_policy("not json", expected)

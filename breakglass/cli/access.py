@@ -394,8 +394,10 @@ def granted_credentials(
     serial = mfa_serial or _profile_mfa_serial(cli)
     if tier.require_mfa and serial and not mfa_code:
         mfa_code = str(typer.prompt(f"MFA code ({serial})", hide_input=True, err=True))
+    # The duration is counted from the moment of the call, not from before the API read and the
+    # MFA prompt: STS counts from when it issues, so a stale `now` ends the session past expiry.
     credentials = sessions.assume(
-        cli.client("sts"), request=request, tier=tier, now=now, mfa_serial=serial, mfa_code=mfa_code
+        cli.client("sts"), request=request, tier=tier, now=_now(), mfa_serial=serial, mfa_code=mfa_code
     )
     sessions.save(deployment.name, credentials)
     return credentials

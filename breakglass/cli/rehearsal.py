@@ -17,9 +17,9 @@ TOTP code proves it. Then, each step checked against AWS rather than assumed:
    refused call into the audit bucket. CloudTrail delivers within about 15 minutes, so this step
    waits (``--cloudtrail-wait``);
 8. ``sealed``: when the deployment has a sealed last resort (``SealedAccess``), its alarms are wired,
-   checked without using it: both regions' rules exist, are enabled and target their topic, the
-   record function (and, at home, the alert topic); each topic has every alert address subscribed
-   (confirmed or pending); both alarms exist; the sealed check ran within two of its periods and
+   checked without using it: both regions' rules exist, are enabled, have the published event
+   pattern and deliver the event unchanged to their published targets; each topic has every alert
+   address subscribed, confirmed and without a filter policy; both alarms exist; the sealed check ran within two of its periods and
    found nothing. Skipped, saying so, for a deployment without one.
 
 Nothing is changed but the drill request's own grant. Its post-event review stays open for another
@@ -58,6 +58,7 @@ from breakglass.contracts import (
 from breakglass.lambdas.runtime import DIMENSION_FUNCTION, METRICS_NAMESPACE
 from breakglass.lambdas.sealed.check import METRIC_CHECK_FINDINGS, METRIC_CHECK_RUNS
 from breakglass.local.athena import LocalBucket
+from breakglass.policies import sealed_access as sealed_policies
 from breakglass.policies.emergency_role import grant_trust_sids
 
 REASON: Final = "breakglass drill: a rehearsal of the break-glass path (tier drill, no access)"
@@ -241,6 +242,16 @@ class Rehearsal(Timeline):
         with self.step("sealed", "the sealed last resort's alarms are wired (checked, not used)") as note:
             settings = self._sealed_settings()
             if settings is None:
+                # A sealed role without its settings is a deployment whose parameter was deleted:
+                # its alarms can no longer be checked, which is a failure, not a skip.
+                role = self._sealed_role()
+                check(
+                    "sealed",
+                    role is None,
+                    f"no sealed role {sealed_policies.role_name()} (the deployment publishes no sealed settings)",
+                    f"{role} exists but {ssm_parameter_name(self.deployment.name, SSM_SEALED_ACCESS_KEY)} "
+                    "is missing: restore it (pulumi up)",
+                )
                 note["detail"] = f"skipped: deployment {self.deployment.name} has no sealed access"
                 return
             emails = set(settings.get("alert_emails") or [])
@@ -248,25 +259,18 @@ class Rehearsal(Timeline):
             for where, region in sorted((settings.get("regions") or {}).items()):
                 name = str(region["region"])
                 events = self.cli.client("events", region=name)
-                wanted = {str(region["topic_arn"]), str(region["record_function_arn"])}
-                if where == "home":
-                    wanted.add(str(settings["alert_topic_arn"]))
+                patterns = region.get("rule_patterns") or {}
+                wanted_targets = region.get("rule_targets") or {}
                 for rule in region["rules"]:
-                    state = events.describe_rule(Name=rule).get("State")
-                    check("sealed", state == "ENABLED", f"rule {rule} in {name} ENABLED", state)
-                    targets = {t["Arn"] for t in events.list_targets_by_rule(Rule=rule).get("Targets", [])}
-                    check(
-                        "sealed", wanted <= targets, f"rule {rule} targets {sorted(wanted)}", sorted(targets)
-                    )
-                subscriptions = self.cli.client("sns", region=name).list_subscriptions_by_topic(
-                    TopicArn=region["topic_arn"]
+                    self._check_sealed_rule(events, name, rule, patterns.get(rule), wanted_targets.get(rule))
+                sns = self.cli.client("sns", region=name)
+                delivering = self._delivering_emails(sns, str(region["topic_arn"]))
+                check(
+                    "sealed",
+                    emails <= delivering,
+                    f"{sorted(emails)} subscribed in {name}, confirmed, without a filter policy",
+                    sorted(delivering),
                 )
-                found = {
-                    s["Endpoint"]
-                    for s in subscriptions.get("Subscriptions", [])
-                    if s.get("Protocol") == "email"
-                }
-                check("sealed", emails <= found, f"{sorted(emails)} subscribed in {name}", sorted(found))
                 checked.append(f"{where} ({name}): {len(region['rules'])} rules")
             cloudwatch = self.cli.client("cloudwatch")
             alarms = [
@@ -303,6 +307,68 @@ class Rehearsal(Timeline):
         return dict(json.loads(value["Parameter"]["Value"]))
 
     @staticmethod
+    def _check_sealed_rule(
+        events: Any, region: str, rule: str, pattern: Any, wanted: list[str] | None
+    ) -> None:
+        """A rule is enabled, matches what the deployment published (a pattern edited to match
+        nothing alerts nobody) and delivers the event itself to at least the published targets."""
+        described = events.describe_rule(Name=rule)
+        check(
+            "sealed",
+            described.get("State") == "ENABLED",
+            f"rule {rule} in {region} ENABLED",
+            described.get("State"),
+        )
+        check(
+            "sealed",
+            pattern is not None
+            and _canonical_json(described.get("EventPattern")) == _canonical_json(pattern),
+            f"rule {rule}'s event pattern as published",
+            described.get("EventPattern"),
+        )
+        targets = events.list_targets_by_rule(Rule=rule).get("Targets", [])
+        arns = {t["Arn"] for t in targets}
+        check(
+            "sealed",
+            set(wanted or ["(none published)"]) <= arns,
+            f"rule {rule} targets {wanted}",
+            sorted(arns),
+        )
+        rewritten = [t["Id"] for t in targets if {"Input", "InputPath", "InputTransformer"} & set(t)]
+        check(
+            "sealed",
+            not rewritten,
+            f"rule {rule} delivers the event unchanged",
+            f"input rewritten for {rewritten}",
+        )
+
+    @staticmethod
+    def _delivering_emails(sns: Any, topic_arn: str) -> set[str]:
+        """The addresses a topic really delivers to: confirmed email subscriptions without a filter
+        policy (a filter that matches nothing drops every alert while the address stays listed)."""
+        found: set[str] = set()
+        listed = sns.list_subscriptions_by_topic(TopicArn=topic_arn).get("Subscriptions", [])
+        for sub in listed:
+            arn = str(sub.get("SubscriptionArn") or "")
+            if sub.get("Protocol") != "email" or not arn.startswith("arn:"):
+                continue  # pending confirmation: delivers nothing yet
+            attributes = sns.get_subscription_attributes(SubscriptionArn=arn).get("Attributes", {})
+            if (attributes.get("FilterPolicy") or "{}").strip() in ("", "{}"):
+                found.add(str(sub["Endpoint"]))
+        return found
+
+    def _sealed_role(self) -> str | None:
+        """The sealed role's ARN when it exists; None when it does not or cannot be read (security
+        without ``<prefix>-sealed-security``: a deployment without sealed access)."""
+        try:
+            role = self.cli.client("iam").get_role(RoleName=sealed_policies.role_name())
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchEntity", *REFUSED):
+                return None
+            raise
+        return str(role["Role"]["Arn"])
+
+    @staticmethod
     def _sealed_check_figures(cloudwatch: Any, settings: dict[str, Any]) -> tuple[float, float]:
         """How often the sealed check ran in the last two periods, and its most findings then."""
         period = int(settings.get("check_every_minutes") or 60) * 60
@@ -336,6 +402,15 @@ class Rehearsal(Timeline):
         copy_incident(self.cli, self.request_id, self.copy, quiet=True)
         prefix = (self.deployment.audit_events_prefix or EVENTS_PREFIX).strip("/")
         return build_incident(LocalBucket(self.copy, events_prefix=prefix), self.request_id)
+
+
+def _canonical_json(value: Any) -> str:
+    """A pattern (JSON text or object) in one spelling: parsed, keys sorted."""
+    try:
+        parsed = json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        return ""
+    return json.dumps(parsed, sort_keys=True)
 
 
 def rehearse(

@@ -49,6 +49,7 @@ from breakglass.contracts import (
     ssm_parameter_name,
 )
 from breakglass.lambdas.approvals.requests import TIER_APPROVAL_KEYS
+from breakglass.policies.naming import PROTECTED_TAG
 from breakglass.validation import (
     EMAIL,
     EMAIL_HINT,
@@ -522,6 +523,12 @@ class BreakGlass(pulumi.ComponentResource):
             opts=self._child,
         )
 
+    @property
+    def _parameter_tags(self) -> dict[str, str]:
+        """Every ``/breakglass/*`` parameter is protected: deleting or rewriting one blinds the CLI
+        and the drill (e.g. the sealed settings: the drill would find no sealed access)."""
+        return {**self.config.tags, "breakglass:deployment": self.config.deployment, PROTECTED_TAG: "true"}
+
     def _create_sealed_access(self) -> None:
         self.sealed: SealedAccess | None = None
         settings = self.config.sealed_access
@@ -554,7 +561,7 @@ class BreakGlass(pulumi.ComponentResource):
             type="String",
             insecure_value=self.sealed.published,
             description=f"break-glass deployment {self.config.deployment}: the sealed last resort",
-            tags={**self.config.tags, "breakglass:deployment": self.config.deployment},
+            tags=self._parameter_tags,
             opts=self._child,
         )
 
@@ -613,7 +620,7 @@ class BreakGlass(pulumi.ComponentResource):
                 # Not secrets: insecure_value keeps them readable in the state and in previews.
                 insecure_value=value,
                 description=f"break-glass deployment {self.config.deployment}: {key}",
-                tags={**self.config.tags, "breakglass:deployment": self.config.deployment},
+                tags=self._parameter_tags,
                 opts=self._child,
             )
             for key, value in values.items()

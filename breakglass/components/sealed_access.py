@@ -24,6 +24,7 @@ import pulumi
 import pulumi_aws as aws
 
 from breakglass.components.functions import python_function
+from breakglass.components.tagging import protect_children
 from breakglass.contracts import (
     ENV_ALERT_TOPIC,
     ENV_AUDIT_BUCKET,
@@ -33,6 +34,7 @@ from breakglass.contracts import (
     ENV_KMS_KEY,
     ENV_SEALED_ALERT_EMAILS,
     ENV_SEALED_ROLE_ARN,
+    ENV_SEALED_ROLE_BASELINE,
     ENV_SEALED_USERS,
     ENV_SENDER,
     ENV_TABLE,
@@ -65,6 +67,7 @@ TYPE_TOKEN: Final = "breakglass:index:SealedAccess"
 IAM_USER_NAME: Final = r"[\w+=,.@-]{1,64}"
 MANAGED_POLICY_ARN: Final = r"arn:aws[a-z-]*:iam::(aws|\d{12}):policy/[\w+=,.@/-]+"
 NAME_PREFIX: Final = r"[a-z][a-z0-9-]{0,29}"
+DEFAULT_NAME_PREFIX: Final = policies.DEFAULT_NAME_PREFIX
 DEFAULT_MAX_SESSION_SECONDS: Final = 3600
 DEFAULT_MAX_MFA_AGE_SECONDS: Final = 900
 DEFAULT_CHECK_MINUTES: Final = 60
@@ -151,12 +154,12 @@ class SealedAccessConfig:
     max_session_seconds: int = DEFAULT_MAX_SESSION_SECONDS
     max_mfa_age_seconds: int = DEFAULT_MAX_MFA_AGE_SECONDS
     check_every_minutes: int = DEFAULT_CHECK_MINUTES
-    name_prefix: str = "breakglass"
+    name_prefix: str = DEFAULT_NAME_PREFIX
     tags: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def role_name(self) -> str:
-        return f"{self.name_prefix}-sealed"
+        return policies.role_name(self.name_prefix)
 
     @classmethod
     def from_args(cls, args: Mapping[str, Any] | None) -> "SealedAccessConfig":
@@ -245,6 +248,9 @@ class _RegionAlerts:
     topic: aws.sns.Topic
     rules: dict[str, aws.cloudwatch.EventRule]
     function: aws.lambda_.Function
+    # Each rule's pattern and target ARNs, published for the drill to compare with AWS's.
+    patterns: pulumi.Output[dict[str, Any]]
+    targets: dict[str, list[pulumi.Input[str]]]
 
 
 class SealedAccess(pulumi.ComponentResource):
@@ -266,7 +272,10 @@ class SealedAccess(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: SealedAccessArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         config = SealedAccessConfig.from_args(args)
-        super().__init__(TYPE_TOKEN, name, None, opts)
+        # Every taggable child is protected, including each function's role and log group: an
+        # admin-tier session could otherwise erase the check's log (its findings' detail).
+        tagging = pulumi.ResourceOptions(transformations=[protect_children(config.tags)])
+        super().__init__(TYPE_TOKEN, name, None, pulumi.ResourceOptions.merge(opts, tagging))
         self.config = config
         self._name = name
         self._tags = {**config.tags, PROTECTED_TAG: "true"}
@@ -314,10 +323,12 @@ class SealedAccess(pulumi.ComponentResource):
             )
             for i, user in enumerate(config.users)
         ]
-        trust = pulumi.Output.all(*[u.arn for u in self.users]).apply(
-            lambda arns: json.dumps(
+        trust = pulumi.Output.all(self._home, *[u.arn for u in self.users]).apply(
+            lambda p: json.dumps(
                 policies.trust_policy(
-                    dict(zip(config.users, arns, strict=True)), max_mfa_age_seconds=config.max_mfa_age_seconds
+                    dict(zip(config.users, p[1:], strict=True)),
+                    max_mfa_age_seconds=config.max_mfa_age_seconds,
+                    regions=policies.alert_regions(p[0]),
                 )
             )
         )
@@ -384,11 +395,17 @@ class SealedAccess(pulumi.ComponentResource):
             environment=self._use_environment(),
             parent=region_parent,
         ).function
+        users = list(config.users)
+        classes = [*policies.ALERT_CLASSES, *(policies.IAM_ALERT_CLASSES if where == WHERE_GLOBAL else ())]
         patterns = pulumi.Output.all(self.role.arn, pulumi.Output.all(*[u.arn for u in self.users])).apply(
-            lambda p: policies.alert_event_patterns(role_arn=p[0], user_arns=p[1])
+            lambda p: {
+                **policies.alert_event_patterns(role_arn=p[0], user_arns=p[1]),
+                **policies.iam_change_patterns(role_name=config.role_name, user_names=users),
+            }
         )
         rules: dict[str, aws.cloudwatch.EventRule] = {}
-        for alert in policies.ALERT_CLASSES:
+        rule_targets: dict[str, list[pulumi.Input[str]]] = {}
+        for alert in classes:
             rule = aws.cloudwatch.EventRule(
                 f"{name}-{alert}",
                 name=f"{config.name_prefix}-{alert}-{where}",
@@ -398,7 +415,10 @@ class SealedAccess(pulumi.ComponentResource):
                 tags=self._tags,
                 opts=opts,
             )
-            targets: list[tuple[str, pulumi.Input[str]]] = [("topic", topic.arn), ("record", function.arn)]
+            records = alert in policies.ALERT_CLASSES  # a use, not an IAM change
+            targets: list[tuple[str, pulumi.Input[str]]] = [("topic", topic.arn)]
+            if records:
+                targets.append(("record", function.arn))
             if provider is None:
                 targets.append(("alerts", config.alert_topic_arn))
             for target_id, arn in targets:
@@ -410,17 +430,26 @@ class SealedAccess(pulumi.ComponentResource):
                     retry_policy={"maximum_event_age_in_seconds": 24 * 3600, "maximum_retry_attempts": 185},
                     opts=opts,
                 )
-            aws.lambda_.Permission(
-                f"{name}-{alert}-invoke",
-                action="lambda:InvokeFunction",
-                function=function.name,
-                principal="events.amazonaws.com",
-                source_arn=rule.arn,
-                opts=opts,
-            )
+            if records:
+                aws.lambda_.Permission(
+                    f"{name}-{alert}-invoke",
+                    action="lambda:InvokeFunction",
+                    function=function.name,
+                    principal="events.amazonaws.com",
+                    source_arn=rule.arn,
+                    opts=opts,
+                )
             rules[alert] = rule
+            rule_targets[alert] = [arn for _, arn in targets]
         region_parent.register_outputs({"topic_arn": topic.arn})
-        return _RegionAlerts(region=region, topic=topic, rules=rules, function=function)
+        return _RegionAlerts(
+            region=region,
+            topic=topic,
+            rules=rules,
+            function=function,
+            patterns=patterns.apply(lambda p: {a: p[a] for a in classes}),
+            targets=rule_targets,
+        )
 
     def _use_environment(self) -> dict[str, pulumi.Input[str]]:
         config = self.config
@@ -468,7 +497,8 @@ class SealedAccess(pulumi.ComponentResource):
             if sender:
                 found.append(send_email_statement(f"arn:{partition}:ses:{home}:{account}:identity/{sender}"))
             if table_arn:
-                found += table_statements(table_arn, write=("REQUEST",))  # a conditional put only
+                # A conditional put, then reading it back and marking it mailed after the email.
+                found += table_statements(table_arn, read=("REQUEST",), write=("REQUEST",))
                 found.append(key_statement(table_key, ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")))
             return found
 
@@ -478,9 +508,26 @@ class SealedAccess(pulumi.ComponentResource):
 
     def _create_check(self, child: pulumi.ResourceOptions) -> None:
         config = self.config
-        statements = pulumi.Output.all(self._partition, self._account, *[u.arn for u in self.users]).apply(
+        statements = pulumi.Output.all(
+            self._partition, self._account, self.role.arn, *[u.arn for u in self.users]
+        ).apply(
             lambda p: policies.check_statements(
-                user_arns=list(p[2:]), partition=p[0], account_id=p[1], metrics_namespace=METRICS_NAMESPACE
+                user_arns=list(p[3:]),
+                role_arn=p[2],
+                partition=p[0],
+                account_id=p[1],
+                metrics_namespace=METRICS_NAMESPACE,
+            )
+        )
+        baseline = self._home.apply(
+            lambda home: json.dumps(
+                {
+                    "managed_policy_arns": list(config.managed_policy_arns),
+                    "max_session_seconds": config.max_session_seconds,
+                    "max_mfa_age_seconds": config.max_mfa_age_seconds,
+                    "regions": policies.alert_regions(home),
+                },
+                sort_keys=True,
             )
         )
         self.check = python_function(
@@ -488,7 +535,11 @@ class SealedAccess(pulumi.ComponentResource):
             handler="breakglass.lambdas.sealed.check.handler",
             description="Alarms when the sealed users gain keys, a password without MFA, virtual MFA or policies",
             statements=statements,
-            environment={ENV_SEALED_USERS: json.dumps(list(config.users))},
+            environment={
+                ENV_SEALED_USERS: json.dumps(list(config.users)),
+                ENV_SEALED_ROLE_ARN: self.role.arn,
+                ENV_SEALED_ROLE_BASELINE: baseline,
+            },
             parent=self,
         )
         minutes = config.check_every_minutes
@@ -558,13 +609,16 @@ class SealedAccess(pulumi.ComponentResource):
         topic_arns = [region.topic.arn for region in self.regions.values()]
         alarm_arns = [a.arn for a in self.alarms.values()]
         document = pulumi.Output.all(
-            pulumi.Output.all(*rule_arns), pulumi.Output.all(*topic_arns), pulumi.Output.all(*alarm_arns)
+            pulumi.Output.all(*rule_arns),
+            pulumi.Output.all(*topic_arns),
+            pulumi.Output.all(*alarm_arns),
+            self.role.arn,
         ).apply(
             lambda p: json.dumps(
                 {
                     "Version": "2012-10-17",
                     "Statement": policies.inspect_statements(
-                        rule_arns=p[0], topic_arns=p[1], alarm_arns=p[2]
+                        rule_arns=p[0], topic_arns=p[1], alarm_arns=p[2], role_arn=p[3]
                     ),
                 }
             )
@@ -581,13 +635,21 @@ class SealedAccess(pulumi.ComponentResource):
     def _published(self) -> pulumi.Output[str]:
         regions = {
             where: pulumi.Output.all(
-                r.region, r.topic.arn, *[rule.name for rule in r.rules.values()], r.function.arn
+                r.region,
+                r.topic.arn,
+                r.function.arn,
+                pulumi.Output.all(**{a: rule.name for a, rule in r.rules.items()}),
+                r.patterns,
+                pulumi.Output.all(**{a: pulumi.Output.all(*arns) for a, arns in r.targets.items()}),
             ).apply(
                 lambda p: {
                     "region": p[0],
                     "topic_arn": p[1],
-                    "rules": list(p[2:-1]),
-                    "record_function_arn": p[-1],
+                    "rules": list(p[3].values()),
+                    "record_function_arn": p[2],
+                    # What the drill compares with DescribeRule and ListTargetsByRule.
+                    "rule_patterns": {p[3][a]: pattern for a, pattern in p[4].items()},
+                    "rule_targets": {p[3][a]: sorted(arns) for a, arns in p[5].items()},
                 }
             )
             for where, r in self.regions.items()

@@ -125,6 +125,8 @@ READ_ONLY_ACTIONS: Final = (
 # Calling the access API's routes (halt, resume) is how an emergency session acts on models: the
 # API authorizes each route itself (verified caller, tier, live grant).
 API_CALLS: Final = ("execute-api:Invoke",)
+# The namespace of the system's metrics (runtime.METRICS_NAMESPACE; policies cannot import lambdas).
+SYSTEM_METRICS_NAMESPACE: Final = "Breakglass"
 
 _S3_BUCKET_ARN = re.compile(r"arn:aws[a-z-]*:s3:::[^/]+")
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
@@ -133,8 +135,10 @@ _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
 def system_name_arns(partition: str) -> list[str]:
     """Everything the system names with its prefix: roles (emergency roles and every function's
     and the state machine's execution role), managed policies (boundaries, guard pages), functions
-    (also tagged; by name too, so no session ever invokes one directly), and the workflow's state
-    machines, executions and activities, which cannot carry tags at all."""
+    (also tagged; by name too, so no session ever invokes one directly), the workflow's state
+    machines, executions and activities, which cannot carry tags at all, and the sealed alert
+    topics with their subscriptions (a subscription carries no tag, and a filter policy set on
+    one, or an unsubscribe, silences the sealed alerts while the address stays listed)."""
     prefix = SYSTEM_NAME_PREFIX
     return [
         f"arn:{partition}:iam::*:role/{prefix}*",
@@ -144,6 +148,7 @@ def system_name_arns(partition: str) -> list[str]:
         f"arn:{partition}:states:*:*:execution:{prefix}*",
         f"arn:{partition}:states:*:*:express:{prefix}*",
         f"arn:{partition}:states:*:*:activity:{prefix}*",
+        f"arn:{partition}:sns:*:*:{prefix}sealed-*",
     ]
 
 
@@ -193,6 +198,15 @@ def permission_boundary(
             "NotAction": [*READ_ONLY_ACTIONS, *API_CALLS],
             "Resource": "*",
             "Condition": {"StringEquals": {f"aws:ResourceTag/{PROTECTED_TAG}": "true"}},
+        },
+        {
+            # The system's own metrics (the sealed check's runs and findings feed its alarms and
+            # the drill): PutMetricData has no resource, so the namespace names them.
+            "Sid": "DenySystemMetricForgery",
+            "Effect": "Deny",
+            "Action": "cloudwatch:PutMetricData",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"cloudwatch:namespace": SYSTEM_METRICS_NAMESPACE}},
         },
         {
             # Sessions always carry both (the trust requires them); without them, no guard

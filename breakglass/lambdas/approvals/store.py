@@ -165,6 +165,7 @@ class RequestRecord:
     chain_window: int | None = None
     chain_cap_seconds: int | None = None
     extended_by: str | None = None  # the latest extension asked of this request
+    mailed: bool = False  # a sealed use's email was sent (a retry after an SES failure sends it)
     version: int = field(default=0, compare=False)  # optimistic-concurrency counter
 
     @property
@@ -775,6 +776,13 @@ class Store:
     def mark_review_opened(self, request_id: str) -> None:
         if not self._update_request(
             request_id, "SET review_opened = :yes", {":yes": {"BOOL": True}}, "attribute_exists(pk)"
+        ):
+            raise RequestNotFound(f"request {request_id!r} not found")
+
+    def mark_mailed(self, request_id: str) -> None:
+        """Note that the request's notice email was sent (set only after SES accepted it)."""
+        if not self._update_request(
+            request_id, "SET mailed = :yes", {":yes": {"BOOL": True}}, "attribute_exists(pk)"
         ):
             raise RequestNotFound(f"request {request_id!r} not found")
 

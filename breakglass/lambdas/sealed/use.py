@@ -11,7 +11,10 @@ alert address through SES when a sender is configured.
 The SNS topics in both regions have already alerted by then: this function is the record, not
 the alarm. Its ids derive from CloudTrail's ``eventID``, so a redelivery, or the same event seen by
 both regions' rules when the home region is us-east-1, rewrites the same objects (one more version
-each) and finds the request record there already (no second email).
+each) and finds the request record there already: no second email once the record says
+``mailed``, which is set only after SES accepted the email (a failed send is retried). Any
+successful assume opens the review, whoever took the session; one by someone who is not a sealed
+user says so in the record, the review, the email and an error log.
 """
 
 from __future__ import annotations
@@ -49,7 +52,12 @@ from breakglass.lambdas.approvals.mail import sealed_use_notice, send_notice
 from breakglass.lambdas.approvals.store import RequestRecord, Store, StoreError
 from breakglass.lambdas.audit.events import AuditEvent, AuditWriter
 from breakglass.lambdas.runtime import get_logger, log_fields, required_env
-from breakglass.policies.sealed_access import CLOUDTRAIL_API_CALL, CONSOLE_SIGN_IN
+from breakglass.policies.sealed_access import (
+    CLOUDTRAIL_API_CALL,
+    CONSOLE_SIGN_IN,
+    SIGN_IN_EVENTS,
+    SWITCH_ROLE,
+)
 from breakglass.validation import ConfigError, require_mapping
 
 log = get_logger(__name__)
@@ -86,8 +94,9 @@ class SealedUse:
 
     @property
     def opens_review(self) -> bool:
-        """Only a session of the sealed role is access to review; a sign-in alone grants nothing."""
-        return self.succeeded and self.event_name == "AssumeRole"
+        """Only a session of the sealed role is access to review (an AssumeRole, or the console's
+        SwitchRole to it); a sign-in alone grants nothing."""
+        return self.succeeded and self.event_name in ("AssumeRole", SWITCH_ROLE) and bool(self.role_arn)
 
     @property
     def request_id(self) -> str:
@@ -113,8 +122,8 @@ def parse_event(event: Mapping[str, Any], *, role_arn: str) -> SealedUse:
         raise ConfigError("detail-type", f"must be {CLOUDTRAIL_API_CALL!r} or {CONSOLE_SIGN_IN!r}")
     detail = require_mapping("detail", values.get("detail"))
     name = detail.get("eventName")
-    if name not in ("AssumeRole", "ConsoleLogin"):
-        raise ConfigError("detail.eventName", f"must be AssumeRole or ConsoleLogin, got {name!r}")
+    if name not in ("AssumeRole", *SIGN_IN_EVENTS):
+        raise ConfigError("detail.eventName", f"must be AssumeRole, ConsoleLogin or SwitchRole, got {name!r}")
     identity = require_mapping("detail.userIdentity", detail.get("userIdentity") or {})
     user_arn = _text(identity.get("arn"))
     user = _text(identity.get("userName")) or user_arn.rsplit("/", 1)[-1] or "unknown"
@@ -133,15 +142,19 @@ def parse_event(event: Mapping[str, Any], *, role_arn: str) -> SealedUse:
     event_id = _text(detail.get("eventID")) or _text(values.get("id"))
     if not event_id:
         raise ConfigError("detail.eventID", "is required (it makes the record idempotent)")
-    login = response.get("ConsoleLogin")
+    login = response.get("ConsoleLogin") or response.get(SWITCH_ROLE)
     error = _text(detail.get("errorCode")) or ("Failure" if login == "Failure" else "")
+    if name == SWITCH_ROLE:
+        # Sign-in names the role switched to here; only the sealed role is a sealed session.
+        switched = _text(extra.get("SwitchTo"))
+        assumed = switched if switched == role_arn else ""
     return SealedUse(
         event_id=event_id,
         event_name=str(name),
         event_time=when,
         user=user,
         user_arn=user_arn,
-        role_arn=assumed if name == "AssumeRole" else "",
+        role_arn=assumed if name in ("AssumeRole", SWITCH_ROLE) else "",
         session_name=_text(parameters.get("roleSessionName")),
         source_identity=_text(parameters.get("sourceIdentity")),
         source_ip=_text(detail.get("sourceIPAddress")),
@@ -176,9 +189,15 @@ class SealedDeps:
 
 
 def record_use(deps: SealedDeps, use: SealedUse) -> dict[str, Any]:
-    """Write the record (and open the review), then email; return what was done."""
+    """Write the record (and open the review), then email; return what was done.
+
+    Every successful assume of the sealed role opens the mandatory review, whoever took it: a
+    session by someone not configured as a sealed user means the trust was widened outside
+    break-glass, which is louder, not quieter. The email is sent until it is known to have been
+    sent (the request record's ``mailed``), so an SES failure is retried by EventBridge's retry.
+    """
     known = use.user in deps.users
-    request_id = use.request_id if use.opens_review and known else ""
+    request_id = use.request_id if use.opens_review else ""
     details = {
         "event_name": use.event_name,
         "cloudtrail_event_id": use.event_id,
@@ -190,7 +209,8 @@ def record_use(deps: SealedDeps, use: SealedUse) -> dict[str, Any]:
         "error_code": use.error_code,
         "sealed_user": known,
     }
-    reason = f"sealed access: {use.event_name} by {use.user} ({use.outcome})"
+    who = use.user if known else f"{use.user} ({use.user_arn}), NOT A SEALED USER"
+    reason = f"sealed access: {use.event_name} by {who} ({use.outcome})"[:REASON_MAX]
     # The stored record first (never lose it); ids from CloudTrail's so a redelivery rewrites it.
     key = deps.audit.write(
         AuditEvent(
@@ -210,6 +230,8 @@ def record_use(deps: SealedDeps, use: SealedUse) -> dict[str, Any]:
         )
     )
     done: dict[str, Any] = {"audit_key": key, "request_id": request_id or None, "outcome": use.outcome}
+    if not known:
+        log.error("sealed role used by someone who is not a sealed user", extra=log_fields(**details, **done))
     if request_id:
         done["review_key"] = deps.audit.write(
             AuditEvent(
@@ -221,18 +243,18 @@ def record_use(deps: SealedDeps, use: SealedUse) -> dict[str, Any]:
                 tier=SEALED_TIER,
                 role_arn=use.role_arn,
                 reason=reason,
-                details={"mandatory": True, "cloudtrail_event_id": use.event_id},
+                details={"mandatory": True, "cloudtrail_event_id": use.event_id, "sealed_user": known},
                 event_time=use.event_time,
                 event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"sealed-review/{use.event_id}")),
             )
         )
-        if deps.store is not None and not _store_request(deps.store, use, request_id):
+        if deps.store is not None and _already_mailed(deps.store, use, request_id, reason):
             done["duplicate"] = True
-            log.info("sealed use already recorded", extra=log_fields(**done))
+            log.info("sealed use already recorded and mailed", extra=log_fields(**done))
             return done
     if deps.ses is not None and deps.sender and deps.alert_emails:
         notice = sealed_use_notice(
-            user=use.user,
+            user=who,
             event_name=use.event_name,
             role_arn=use.role_arn,
             at=use.event_time,
@@ -248,11 +270,22 @@ def record_use(deps: SealedDeps, use: SealedUse) -> dict[str, Any]:
             text=notice.text,
             html=notice.html,
         )
+        if request_id and deps.store is not None:
+            deps.store.mark_mailed(request_id)
     log.warning("sealed use", extra=log_fields(user=use.user, **details, **done))
     return done
 
 
-def _store_request(store: Store, use: SealedUse, request_id: str) -> bool:
+def _already_mailed(store: Store, use: SealedUse, request_id: str, reason: str) -> bool:
+    """Store the request record; True only when it existed already (the conditional put failed:
+    a redelivery) and its email was sent."""
+    if _store_request(store, use, request_id, reason):
+        return False
+    existing = store.get_request(request_id)
+    return existing is not None and existing.mailed
+
+
+def _store_request(store: Store, use: SealedUse, request_id: str, reason: str) -> bool:
     """A final request record, so the review route and the report find the sealed use; False when
     it exists already (a redelivery). Final (``expired``): nothing of the workflow acts on it."""
     record = RequestRecord(
@@ -260,7 +293,7 @@ def _store_request(store: Store, use: SealedUse, request_id: str) -> bool:
         requester=use.user,
         requester_arn=use.user_arn,
         tier=SEALED_TIER,
-        reason=f"sealed access: AssumeRole by {use.user}"[:REASON_MAX],
+        reason=reason,
         ticket=None,
         duration_seconds=max(0, int((parse_iso(use.expires_at) - parse_iso(use.event_time)).total_seconds()))
         if use.expires_at
