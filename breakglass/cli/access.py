@@ -534,11 +534,18 @@ def revoke_command(
     if reason:
         body["reason"] = reason
     answer = _api(cli).post(f"/requests/{rid}/revoke", body)
-    sessions.forget(cli.deployment().name, rid)
+    ended = [str(e) for e in (*answer.get("extensions_revoked", ()), *answer.get("extensions_withdrawn", ()))]
+    for revoked in (rid, *ended):
+        sessions.forget(cli.deployment().name, revoked)
     if as_json:
         Output(Format.json).json(answer)
+        return
+    if answer.get("original_status"):
+        typer.echo(f"request {rid} had already {answer['original_status']}; its extensions are ended")
     else:
         typer.echo(f"request {rid} revoked ({answer.get('outcome')}); its sessions no longer work")
+    if ended:
+        typer.echo(f"extensions ended with it: {', '.join(ended)}")
 
 
 # -- halting and resuming ------------------------------------------------------------------------------
