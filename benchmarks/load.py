@@ -1,21 +1,22 @@
-"""Load on examples/quickstart deployed into the emulator (IAM enforced): fifty requests at once.
+"""Load on examples/many-targets deployed into the emulator (IAM enforced): fifty requests at once
+and a 500-target halt.
 
 Fifty responders (``--people``) each send one request at the same moment (threads, through the
 access API as themselves) across the tiers; approvers answer from their emails, several at a time
 (two grants per tier, the rest denied: a tier's trust policy holds two live grants at IAM's
 default quota). While that runs, a probe opens an approval link again and again, and the deployed
-halt function is invoked for the quickstart's target. Printed:
+halt function is invoked for all of the deployment's 500 deny-invoke targets at once (five
+invoker roles). Printed:
 
 - requests/s: the fifty submissions, first sent to last answered;
 - the approval API under load: p50/p95 of opening an approval link (GET) and of a decision (POST),
   against its budget (the approval function's configured timeout; API Gateway's own limit is 30 s);
-- the halt under load: time of the halt function's answer and its outcome per target;
+- the halt under load: time of the halt function's answer, its outcomes counted per target (and
+  any target not halted, by name);
 - audit events expected vs found, and how many are duplicated (by event id and by what they record).
 
-The quickstart declares one halt target: a deployment's targets travel in the halt function's
-environment (4 KB, see ``MAX_TARGETS_JSON`` in ``breakglass/components/halt_actions.py``), so a
-500-target halt cannot be one deployed function. The 500-target fan-out figures are
-``benchmarks/halt_fanout.py``'s (the service against the emulator).
+The targets ship in the halt function's archive (``breakglass-halt.json``), so one deployed
+function holds them all; ``benchmarks/halt_fanout.py`` measures the service's fan-out alone.
 
     .venv/bin/python benchmarks/load.py [--people 50] [--approvers 5]
 
@@ -33,9 +34,13 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from breakglass.local.world import World, open_world
+
+PROGRAM = Path(__file__).resolve().parents[1] / "examples" / "many-targets"
+INVOKERS = [f"fleet-invoker-{i}" for i in range(5)]  # the program's invoker roles
 
 TIERS = ("halt", "operator", "admin")
 GRANTED_PER_TIER = 2
@@ -71,10 +76,12 @@ def main() -> None:
     plan = {p: "halt" if i < GRANTED_PER_TIER else TIERS[1 + i % 2] for i, p in enumerate(responders)}
 
     started = time.perf_counter()
-    with open_world(name="load", people=people) as world:
-        world.seed_ai_system()
+    with open_world(PROGRAM, name="load", people=people) as world:
+        iam = world.emulator.client("iam")
+        for role in INVOKERS:
+            iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17"}))
         print(
-            f"world: {len(people)} people enrolled, quickstart deployed in {time.perf_counter() - started:.1f} s"
+            f"world: {len(people)} people enrolled, many-targets deployed in {time.perf_counter() - started:.1f} s"
         )
 
         began = time.perf_counter()
@@ -128,7 +135,7 @@ def main() -> None:
             halter = next(p for p in responders if plan[p] == "halt")
             event = {
                 "mode": "deny-invoke",
-                "targets": ["chat"],
+                "targets": "all",
                 "actor": halter,
                 "reason": REASON,
                 "request_id": rid[halter],
@@ -183,9 +190,12 @@ def main() -> None:
             f"{percentile(posts, 0.5) * 1000:.0f} ms, p95 {percentile(posts, 0.95) * 1000:.0f} ms "
             f"({len(posts)} decisions); budget: the function's timeout {budget} s, API Gateway's 30 s"
         )
-        outcomes = [r.get("outcome") for r in halt_answer["payload"].get("results", [])]
+        results = halt_answer["payload"].get("results", [])
+        outcomes = Counter(str(r.get("outcome")) for r in results)
+        not_halted = sorted(str(r.get("target")) for r in results if r.get("outcome") != "halted")
         print(
-            f"halt under load: {halt_answer['seconds']:.2f} s, outcomes {outcomes or halt_answer['payload']}"
+            f"halt under load: {len(results)} targets in {halt_answer['seconds']:.2f} s, outcomes "
+            f"{dict(outcomes) or halt_answer['payload']}; not halted: {not_halted or 'none'}"
         )
         print(
             f"statuses: {dict(Counter(finals.values()))} (expected granted {len(granted)}, denied {len(responders) - len(granted)})"
@@ -197,16 +207,22 @@ def main() -> None:
         events = [e for e in world.audit_events() if e.request_id in set(rid.values())]
         # request each; approval per auto-approved request (system:auto), per quorum request (its
         # round opened) and per approving vote; vote and final denial per denied request; grant,
-        # expiry and review per grant; the halt.
+        # expiry and review per grant; the halt's one event per target.
         auto = sum(1 for p in responders if plan[p] == "halt")
         approving = sum(1 for v in votes.values() for _, d in v if d == "approve")
         denied = len(responders) - len(granted)
         expected = (
-            len(responders) + auto + (len(responders) - auto) + approving + 2 * denied + 3 * len(granted) + 1
+            len(responders)
+            + auto
+            + (len(responders) - auto)
+            + approving
+            + 2 * denied
+            + 3 * len(granted)
+            + len(results)
         )
         kinds = Counter(e.event_type for e in events)
         by_fact = Counter(
-            (e.request_id, e.event_type, e.actor, e.outcome, e.details.get("cause")) for e in events
+            (e.request_id, e.event_type, e.actor, e.outcome, e.target, e.details.get("cause")) for e in events
         )
         print(
             f"audit events: {len(events)} found, {expected} expected; "

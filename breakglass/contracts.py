@@ -133,8 +133,9 @@ ENV_APPROVAL_URL: Final = "BREAKGLASS_APPROVAL_URL"  # base URL of the approval 
 ENV_SENDER: Final = "BREAKGLASS_SENDER_EMAIL"
 ENV_TIERS: Final = "BREAKGLASS_TIERS"
 ENV_APPROVAL_POLICY: Final = "BREAKGLASS_APPROVAL_POLICY"
-ENV_HALT_TARGETS: Final = "BREAKGLASS_HALT_TARGETS"
-ENV_TRIPWIRES: Final = "BREAKGLASS_TRIPWIRES"  # {alarm ARN: tripwire name} the halt function accepts
+# The halt and resume functions' declared targets and the tripwires the halt function accepts: a
+# JSON file at the root of their archive (fixed per deployment, unlike an environment's 4 KB).
+HALT_CONFIG_FILE: Final = "breakglass-halt.json"
 ENV_STATE_MACHINE_ARN: Final = "BREAKGLASS_STATE_MACHINE_ARN"
 # The workflow functions know their state machine by name (its ARN depends on them).
 ENV_STATE_MACHINE_NAME: Final = "BREAKGLASS_STATE_MACHINE_NAME"

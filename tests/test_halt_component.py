@@ -12,17 +12,17 @@ from iam_eval import ADMIN_POLICY, session_allowed, session_context
 from parliament import analyze_policy_string
 
 from breakglass.components import HaltActions, HaltActionsArgs
+from breakglass.components.halt_actions import MAX_TARGETS
 from breakglass.contracts import (
     ENV_ALERT_TOPIC,
     ENV_AUDIT_BUCKET,
     ENV_AUDIT_KMS_KEY,
     ENV_AUDIT_PREFIX,
-    ENV_HALT_TARGETS,
-    ENV_TRIPWIRES,
+    HALT_CONFIG_FILE,
 )
 from breakglass.local.synth import ACCOUNT_ID, SynthError, SynthResult, synth
 from breakglass.policies.boundary import permission_boundary
-from breakglass.policies.halt import parse_targets
+from breakglass.policies.halt import HaltTarget, parse_halt_config
 from breakglass.policies.naming import PROTECTED_TAG
 
 KEY = f"arn:aws:kms:us-east-1:{ACCOUNT_ID}:key/audit"
@@ -66,6 +66,12 @@ def run(**overrides: Any) -> SynthResult:
     return synth(lambda: HaltActions("ai", args(**overrides)))
 
 
+def shipped_config(result: SynthResult, function: str) -> tuple[tuple[HaltTarget, ...], dict[str, str]]:
+    """The targets and tripwires in the function's archive, as its handler parses them."""
+    code = result.one("aws:lambda/function:Function", function).inputs["code"]
+    return parse_halt_config(HALT_CONFIG_FILE, json.loads(code.assets[HALT_CONFIG_FILE].text))
+
+
 def policy_of(result: SynthResult, function: str) -> dict[str, Any]:
     return dict(
         json.loads(result.one("aws:iam/rolePolicy:RolePolicy", f"{function}-policy").inputs["policy"])
@@ -85,14 +91,40 @@ def test_it_deploys_a_halt_and_a_resume_function_each_with_its_own_role() -> Non
     assert all(f.parent == "ai" for f in functions.values())
 
 
-def test_the_functions_get_the_audit_settings_and_targets_through_the_runtime_names() -> None:
-    variables = run().one("aws:lambda/function:Function", "ai-halt").inputs["environment"]["variables"]
-    assert variables[ENV_AUDIT_BUCKET] == "audit-bucket"
-    assert variables[ENV_AUDIT_PREFIX] == "breakglass-events"
-    assert variables[ENV_AUDIT_KMS_KEY] == KEY
-    assert variables[ENV_ALERT_TOPIC] == TOPIC
-    targets = parse_targets("env", json.loads(variables[ENV_HALT_TARGETS]))
-    assert [t.id for t in targets] == ["chat", "claude"]
+def test_the_functions_get_the_audit_settings_by_environment_and_the_targets_in_their_archive() -> None:
+    result = run()
+    variables = result.one("aws:lambda/function:Function", "ai-halt").inputs["environment"]["variables"]
+    assert variables == {
+        ENV_AUDIT_BUCKET: "audit-bucket",
+        ENV_AUDIT_PREFIX: "breakglass-events",
+        ENV_AUDIT_KMS_KEY: KEY,
+        ENV_ALERT_TOPIC: TOPIC,
+    }
+    for function in ("ai-halt", "ai-resume"):
+        targets, _ = shipped_config(result, function)
+        assert [t.id for t in targets] == ["chat", "claude"]
+
+
+def test_five_hundred_targets_synthesize_and_ship_in_the_archive() -> None:
+    many = [
+        {"id": f"model-{i:03d}", "endpoint_name": f"model-{i:03d}", "invoker_roles": [f"invoker-{i % 5}"]}
+        for i in range(500)
+    ]
+    result = run(targets=many, tripwires=[])
+    targets, tripwires = shipped_config(result, "ai-halt")
+    assert [t.id for t in targets] == [t["id"] for t in many] and tripwires == {}
+    assert len(json.dumps(result.one("aws:lambda/function:Function", "ai-halt").inputs["environment"])) < 4096
+
+
+def test_more_targets_than_one_switch_halts_are_refused_by_name() -> None:
+    too_many = [
+        {"id": f"m{i}", "endpoint_name": f"m{i}", "invoker_roles": ["invoker"]}
+        for i in range(MAX_TARGETS + 1)
+    ]
+    with pytest.raises(
+        SynthError, match=f"targets: declares {MAX_TARGETS + 1} targets, over the {MAX_TARGETS}"
+    ):
+        run(targets=too_many, tripwires=[])
 
 
 def test_the_function_policies_name_only_the_declared_targets_and_lint_clean() -> None:
@@ -250,15 +282,6 @@ def test_bad_args_are_rejected_naming_the_field(overrides: dict[str, Any], messa
         run(**overrides)
 
 
-def test_too_many_targets_for_the_lambda_environment_are_refused_with_advice() -> None:
-    targets = [
-        {"id": f"target-{i}", "endpoint_name": f"endpoint-number-{i}", "invoker_roles": [f"invoker-role-{i}"]}
-        for i in range(60)
-    ]
-    with pytest.raises(SynthError, match=r"targets: .*split the targets over several HaltActions"):
-        run(targets=targets, tripwires=[])
-
-
 # --- tags: protected, and only halt and resume invocable by responders -----------------------------
 
 # Every type HaltActions creates that has tags (permissions, role policies and event targets have none).
@@ -301,8 +324,7 @@ def test_every_taggable_resource_is_protected_and_carries_no_other_system_tag() 
 def test_the_halt_function_knows_its_tripwires_by_alarm_arn_and_may_read_only_their_state() -> None:
     result = run()
     assert result.one("aws:cloudwatch/metricAlarm:MetricAlarm").inputs["name"] == "ai-trip-errors"
-    halt = result.one("aws:lambda/function:Function", "ai-halt").inputs["environment"]["variables"]
-    assert json.loads(halt[ENV_TRIPWIRES]) == {ALARM_ARN: "errors"}
+    assert shipped_config(result, "ai-halt")[1] == {ALARM_ARN: "errors"}
     [verify] = [
         s for s in policy_of(result, "ai-halt")["Statement"] if s.get("Sid") == "VerifyTripwireAlarms"
     ]
@@ -313,17 +335,13 @@ def test_the_halt_function_knows_its_tripwires_by_alarm_arn_and_may_read_only_th
         "Resource": [ALARM_ARN],
     }
     # Resume is never driven by a tripwire: no tripwires, no CloudWatch rights.
-    resume = result.one("aws:lambda/function:Function", "ai-resume").inputs["environment"]["variables"]
-    assert ENV_TRIPWIRES not in resume
+    assert shipped_config(result, "ai-resume")[1] == {}
     assert "cloudwatch:" not in json.dumps(policy_of(result, "ai-resume"))
 
 
 def test_without_tripwires_the_halt_function_reads_no_alarm() -> None:
     result = run(tripwires=[])
-    assert (
-        ENV_TRIPWIRES
-        not in result.one("aws:lambda/function:Function", "ai-halt").inputs["environment"]["variables"]
-    )
+    assert shipped_config(result, "ai-halt")[1] == {}
     assert "cloudwatch:" not in json.dumps(policy_of(result, "ai-halt"))
 
 

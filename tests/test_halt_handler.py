@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -11,13 +12,13 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from breakglass.contracts import ENV_ALERT_TOPIC, ENV_AUDIT_BUCKET, ENV_HALT_TARGETS, ENV_TRIPWIRES
+from breakglass.contracts import ENV_ALERT_TOPIC, ENV_AUDIT_BUCKET, HALT_CONFIG_FILE
 from breakglass.lambdas.audit.events import parse_record
 from breakglass.lambdas.halt.handler import (
+    TASK_ROOT_VARIABLE,
     TripwireRefused,
     halt_handler,
-    load_targets,
-    load_tripwires,
+    load_config,
     location,
     parse_request,
     parse_tripwire,
@@ -25,8 +26,7 @@ from breakglass.lambdas.halt.handler import (
     tripwire_handler,
 )
 from breakglass.policies.halt import (
-    encode_targets,
-    encode_tripwires,
+    encode_halt_config,
     parse_targets,
     tripwire_event_pattern,
     tripwire_input_template,
@@ -103,8 +103,14 @@ def alarm_event(alarm_arn: str, state: str = "ALARM") -> dict[str, Any]:
     }
 
 
+def ship(monkeypatch: pytest.MonkeyPatch, root: Path, tripwires: Mapping[str, str]) -> None:
+    """The function's archive as HaltActions builds it: the targets and tripwires in its file."""
+    (root / HALT_CONFIG_FILE).write_text(encode_halt_config(TARGETS, tripwires))
+    monkeypatch.setenv(TASK_ROOT_VARIABLE, str(root))
+
+
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str, Any]]:
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET, ObjectLockEnabledForBucket=True)
@@ -135,8 +141,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
             ComparisonOperator="GreaterThanOrEqualToThreshold",
         )
         assert cloudwatch.describe_alarms(AlarmNames=[ALARM_NAME])["MetricAlarms"][0]["AlarmArn"] == ALARM_ARN
-        monkeypatch.setenv(ENV_HALT_TARGETS, encode_targets(TARGETS))
-        monkeypatch.setenv(ENV_TRIPWIRES, encode_tripwires(TRIPWIRES))
+        ship(monkeypatch, tmp_path, TRIPWIRES)
         monkeypatch.setenv(ENV_AUDIT_BUCKET, BUCKET)
         monkeypatch.setenv(ENV_ALERT_TOPIC, topic)
         yield {"s3": s3, "iam": iam, "sqs": sqs, "alerts": alerts, "cloudwatch": cloudwatch}
@@ -338,10 +343,10 @@ def test_the_recorded_actor_and_reason_come_from_the_configuration_and_cloudwatc
 
 
 def test_a_configured_tripwire_whose_alarm_does_not_exist_is_refused(
-    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     gone = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:deleted"
-    monkeypatch.setenv(ENV_TRIPWIRES, encode_tripwires({**TRIPWIRES, gone: "gone"}))
+    ship(monkeypatch, tmp_path, {**TRIPWIRES, gone: "gone"})
     with pytest.raises(TripwireRefused, match="does not exist; nothing was halted"):
         halt_handler(tripwire_input(alarm_event(gone), "gone"), CONTEXT)
     assert _nothing_happened(aws)
@@ -351,10 +356,10 @@ def test_a_configured_tripwire_whose_alarm_does_not_exist_is_refused(
     "where", ["arn:aws:cloudwatch:eu-west-1:123456789012", "arn:aws:cloudwatch:us-east-1:210987654321"]
 )
 def test_a_tripwire_alarm_of_another_region_or_account_is_refused(
-    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch, where: str
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, where: str
 ) -> None:
     elsewhere = f"{where}:alarm:{ALARM_NAME}"
-    monkeypatch.setenv(ENV_TRIPWIRES, encode_tripwires({elsewhere: "errors"}))
+    ship(monkeypatch, tmp_path, {elsewhere: "errors"})
     trip(aws)
     with pytest.raises(TripwireRefused, match="not in this function's account and region"):
         halt_handler(tripwire_input(alarm_event(elsewhere)), CONTEXT)
@@ -362,18 +367,13 @@ def test_a_tripwire_alarm_of_another_region_or_account_is_refused(
 
 
 def test_without_configured_tripwires_every_tripwire_event_is_refused(
-    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.delenv(ENV_TRIPWIRES)
+    ship(monkeypatch, tmp_path, {})
     trip(aws)
     with pytest.raises(TripwireRefused, match="not a configured tripwire"):
         halt_handler(tripwire_input(alarm_event(ALARM_ARN)), CONTEXT)
     assert _nothing_happened(aws)
-    assert load_tripwires({}) == {}
-    with pytest.raises(RuntimeError, match="not JSON"):
-        load_tripwires({ENV_TRIPWIRES: "{oops"})
-    with pytest.raises(ConfigError, match=ENV_TRIPWIRES):
-        load_tripwires({ENV_TRIPWIRES: json.dumps({"not-an-arn": "errors"})})
 
 
 def test_a_tripwire_event_sent_to_resume_is_refused(aws: dict[str, Any]) -> None:
@@ -428,12 +428,23 @@ def test_all_selects_every_target_that_allows_the_mode() -> None:
     assert (request.actor, request.request_id) == ("alice", "k3x9")
 
 
-def test_a_function_without_its_targets_is_misconfigured_and_says_so() -> None:
-    with pytest.raises(RuntimeError, match=ENV_HALT_TARGETS):
-        load_targets({})
-    with pytest.raises(RuntimeError, match="not JSON"):
-        load_targets({ENV_HALT_TARGETS: "{oops"})
-    assert load_targets({ENV_HALT_TARGETS: encode_targets(TARGETS)}) == CATALOG
+def test_a_function_without_its_targets_file_is_misconfigured_and_says_so(tmp_path: Path) -> None:
+    where = {TASK_ROOT_VARIABLE: str(tmp_path)}
+    with pytest.raises(RuntimeError, match=TASK_ROOT_VARIABLE):
+        load_config({})
+    with pytest.raises(RuntimeError, match=f"{HALT_CONFIG_FILE} is not in the function's archive"):
+        load_config(where)
+    (tmp_path / HALT_CONFIG_FILE).write_text("{oops")
+    with pytest.raises(RuntimeError, match=f"{HALT_CONFIG_FILE} in the function's archive is not JSON"):
+        load_config(where)
+    (tmp_path / HALT_CONFIG_FILE).write_text(json.dumps({"targets": [], "tripwires": {}}))
+    with pytest.raises(ConfigError, match=f"{HALT_CONFIG_FILE}.targets"):
+        load_config(where)
+    (tmp_path / HALT_CONFIG_FILE).write_text(json.dumps({"targets": [], "tripwires": {"not-an-arn": "x"}}))
+    with pytest.raises(ConfigError, match=HALT_CONFIG_FILE):
+        load_config(where)
+    (tmp_path / HALT_CONFIG_FILE).write_text(encode_halt_config(TARGETS, TRIPWIRES))
+    assert load_config(where) == (CATALOG, TRIPWIRES)
 
 
 def test_the_function_learns_its_account_and_region_from_its_own_arn() -> None:

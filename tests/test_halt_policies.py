@@ -14,9 +14,9 @@ from breakglass.policies.halt import (
     AuditAccess,
     HaltTarget,
     deny_invoke_policy,
-    encode_targets,
-    encode_tripwires,
+    encode_halt_config,
     halt_function_statements,
+    parse_halt_config,
     parse_targets,
     parse_tripwires,
     policy_document,
@@ -174,8 +174,17 @@ def test_the_scp_denies_in_every_member_account_and_region() -> None:
     assert all(s["Effect"] == "Deny" for s in scp_document(BY_ID["claude"], partition="aws")["Statement"])
 
 
-def test_targets_survive_the_trip_through_the_lambda_environment() -> None:
-    assert parse_targets("env", json.loads(encode_targets(TARGETS))) == TARGETS
+def test_targets_and_tripwires_survive_the_trip_through_the_functions_archive_file() -> None:
+    tripwires = {f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:ai-trip-errors": "errors"}
+    assert parse_halt_config("file", json.loads(encode_halt_config(TARGETS, tripwires))) == (
+        TARGETS,
+        tripwires,
+    )
+
+
+def test_a_halt_config_file_with_an_unknown_key_is_refused_naming_it() -> None:
+    with pytest.raises(ConfigError, match=r"^file\.extra"):
+        parse_halt_config("file", {"targets": [], "extra": 1})
 
 
 @pytest.mark.parametrize(
@@ -309,8 +318,3 @@ def test_the_halt_function_may_read_the_state_of_its_tripwire_alarms_only() -> N
 def test_bad_tripwire_configuration_is_refused_naming_the_field(tripwires: Any, field: str) -> None:
     with pytest.raises(ConfigError, match=f"^{field}"):
         parse_tripwires("tripwires", tripwires)
-
-
-def test_tripwires_survive_the_trip_through_the_lambda_environment() -> None:
-    tripwires = {f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:ai-trip-errors": "errors"}
-    assert parse_tripwires("env", json.loads(encode_tripwires(tripwires))) == tripwires

@@ -21,13 +21,18 @@ PYTHON_RUNTIME = "python3.12"
 LOG_RETENTION_DAYS = 365
 
 
-def lambda_code() -> pulumi.AssetArchive:
-    """The deployment package every breakglass function shares (handlers differ by entry point)."""
+def lambda_code(files: Mapping[str, str] | None = None) -> pulumi.AssetArchive:
+    """The deployment package every breakglass function shares (handlers differ by entry point),
+    plus ``files`` (archive path -> text): a function's own configuration, fixed per deployment."""
     assets: dict[str, pulumi.Asset | pulumi.Archive] = {
         name: pulumi.FileAsset(str(path)) for name, path in archive.shipped_files().items()
     }
     for name, folder in archive.vendored_packages().items():
         assets[name] = pulumi.FileArchive(str(folder))
+    for name, text in (files or {}).items():
+        if name in assets or name.startswith("breakglass/"):
+            raise ValueError(f"{name} would replace the package's own code in the archive")
+        assets[name] = pulumi.StringAsset(text)
     return pulumi.AssetArchive(assets)
 
 
@@ -57,6 +62,7 @@ def python_function(
     description: str,
     statements: pulumi.Input[Sequence[Mapping[str, Any]]],
     environment: Mapping[str, pulumi.Input[str]] | None = None,
+    files: pulumi.Input[Mapping[str, str]] | None = None,
     timeout: int = 60,
     memory_size: int = 256,
     kms_key_arn: pulumi.Input[str] | None = None,
@@ -66,7 +72,8 @@ def python_function(
     """Create ``name`` (function, role, inline policy, log group) as children of ``parent``.
 
     ``statements`` are the function's own IAM statements; they may contain Outputs (ARNs).
-    ``handler`` is a dotted path such as ``breakglass.lambdas.halt.handler``.
+    ``handler`` is a dotted path such as ``breakglass.lambdas.halt.handler``. ``files`` (archive
+    path -> text) are added to the function's archive, read by the handler under ``LAMBDA_TASK_ROOT``.
     """
     opts = pulumi.ResourceOptions(parent=parent)
     log_group = aws.cloudwatch.LogGroup(
@@ -103,7 +110,7 @@ def python_function(
         description=description[:256],
         runtime=PYTHON_RUNTIME,
         handler=handler,
-        code=lambda_code(),
+        code=lambda_code() if files is None else pulumi.Output.from_input(files).apply(lambda_code),
         role=role.arn,
         timeout=timeout,
         memory_size=memory_size,

@@ -31,17 +31,15 @@ from breakglass.contracts import (
     ENV_AUDIT_BUCKET,
     ENV_AUDIT_KMS_KEY,
     ENV_AUDIT_PREFIX,
-    ENV_HALT_TARGETS,
-    ENV_TRIPWIRES,
     EVENTS_PREFIX,
+    HALT_CONFIG_FILE,
 )
 from breakglass.policies.halt import (
     MODES,
     AuditAccess,
     HaltTarget,
     alarm_arn,
-    encode_targets,
-    encode_tripwires,
+    encode_halt_config,
     halt_function_statements,
     parse_targets,
     resume_function_statements,
@@ -69,11 +67,10 @@ COMPARISONS = (
     "LessThanOrEqualToThreshold",
 )
 MISSING_DATA = ("notBreaching", "breaching", "ignore", "missing")
-# Lambda environments hold 4 KB in total; the targets share it with the audit settings.
-MAX_TARGETS_JSON = 3000
-# What one tripwire adds to the halt function's environment at most: its alarm ARN (partition and
-# region at their longest, a 12-digit account, the alarm's name) and its own name, as JSON.
-TRIPWIRE_JSON_OVERHEAD = len('"arn:aws-iso-b:cloudwatch:ap-southeast-4:123456789012:alarm:":"",')
+# The targets travel in a file of the functions' archive (HALT_CONFIG_FILE), not their 4 KB
+# environment; the bound keeps one switch's fan-out, policies and audit within what a halt
+# function finishes in its timeout (benchmarks/halt_fanout.py, benchmarks/load.py).
+MAX_TARGETS = 1000
 HALT_TIMEOUT_SECONDS = 300
 # Resume waits for recreated endpoints to be InService, which takes minutes: the Lambda maximum.
 RESUME_TIMEOUT_SECONDS = 900
@@ -252,11 +249,11 @@ class HaltActionsConfig:
         if "targets" not in values:
             raise ConfigError("targets", "declare at least one halt target")
         targets = parse_targets("targets", values["targets"])
-        if len(encode_targets(targets)) > MAX_TARGETS_JSON:
+        if len(targets) > MAX_TARGETS:
             raise ConfigError(
                 "targets",
-                f"the target list is over {MAX_TARGETS_JSON} characters as JSON and would not fit the Lambda "
-                "environment (4 KB); split the targets over several HaltActions components",
+                f"declares {len(targets)} targets, over the {MAX_TARGETS} one switch halts; split them over "
+                "several HaltActions components",
             )
         if values.get("audit_bucket_name") is None:
             raise ConfigError("audit_bucket_name", "is required: every halt and resume is audited")
@@ -269,15 +266,6 @@ class HaltActionsConfig:
         if isinstance(raw_tripwires, str) or not isinstance(raw_tripwires, Sequence):
             raise ConfigError("tripwires", f"must be a list, got {type(raw_tripwires).__name__}")
         tripwires = tuple(Tripwire.parse(f"tripwires[{i}]", t, targets) for i, t in enumerate(raw_tripwires))
-        tripwires_json = sum(
-            TRIPWIRE_JSON_OVERHEAD + len(f"{name}-trip-{t.name}") + len(t.name) for t in tripwires
-        )
-        if len(encode_targets(targets)) + tripwires_json > MAX_TARGETS_JSON:
-            raise ConfigError(
-                "tripwires",
-                f"the targets and tripwires are over {MAX_TARGETS_JSON} characters as JSON and would not fit "
-                "the Lambda environment (4 KB); split them over several HaltActions components",
-            )
         seen: set[str] = set()
         for i, tripwire in enumerate(tripwires):
             if tripwire.name in seen:
@@ -360,18 +348,22 @@ class HaltActions(pulumi.ComponentResource):
         environment: dict[str, pulumi.Input[str]] = {
             ENV_AUDIT_BUCKET: config.audit_bucket_name,
             ENV_AUDIT_PREFIX: config.audit_events_prefix,
-            ENV_HALT_TARGETS: encode_targets(config.targets),
         }
         if config.audit_kms_key_arn is not None:
             environment[ENV_AUDIT_KMS_KEY] = config.audit_kms_key_arn
         if config.alert_topic_arn is not None:
             environment[ENV_ALERT_TOPIC] = config.alert_topic_arn
 
-        halt_environment = dict(environment)
-        if config.tripwires:
-            halt_environment[ENV_TRIPWIRES] = alarm_arns.apply(
-                lambda arns: encode_tripwires({arn: tripwire for tripwire, arn in arns.items()})
-            )
+        # The targets and tripwires ship inside each function's archive: fixed per deployment and,
+        # like the code, neither readable nor writable by an emergency session (protected functions).
+        halt_files = alarm_arns.apply(
+            lambda arns: {
+                HALT_CONFIG_FILE: encode_halt_config(
+                    config.targets, {arn: tripwire for tripwire, arn in arns.items()}
+                )
+            }
+        )
+        resume_files = {HALT_CONFIG_FILE: encode_halt_config(config.targets, {})}
 
         ids = ", ".join(t.id for t in config.targets)
         self.halt: DeployedFunction = python_function(
@@ -379,7 +371,8 @@ class HaltActions(pulumi.ComponentResource):
             handler="breakglass.lambdas.halt.handler.halt_handler",
             description=f"Break-glass halt of AI targets: {ids}",
             statements=statements(resume=False),
-            environment=halt_environment,
+            environment=environment,
+            files=halt_files,
             timeout=HALT_TIMEOUT_SECONDS,
             parent=self,
         )
@@ -389,6 +382,7 @@ class HaltActions(pulumi.ComponentResource):
             description=f"Break-glass resume of AI targets: {ids}",
             statements=statements(resume=True),
             environment=environment,
+            files=resume_files,
             timeout=RESUME_TIMEOUT_SECONDS,
             parent=self,
         )

@@ -31,10 +31,13 @@ here it waits. A handler may invoke another function synchronously.
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import io
 import json
 import os
+import shutil
+import tempfile
 import threading
 import traceback
 import types
@@ -236,6 +239,27 @@ def endpoint_for(function: Any) -> str:
     return f"http://127.0.0.1:{os.environ.get('MOTO_PORT', '5000')}"
 
 
+_TASK_ROOTS: dict[str, Path] = {}
+
+
+def task_root(function: Any) -> Path:
+    """The function's zip unpacked in a folder of its own (once per code hash, removed at exit)."""
+    code_sha = str(getattr(function, "code_sha_256", ""))
+    with _ENV_LOCK:
+        root = _TASK_ROOTS.get(code_sha)
+        if root is None:
+            root = Path(tempfile.mkdtemp(prefix="breakglass-task-"))
+            atexit.register(shutil.rmtree, root, ignore_errors=True)
+            code_bytes: bytes = getattr(function, "code_bytes", b"") or b""
+            try:
+                with zipfile.ZipFile(io.BytesIO(code_bytes)) as archive:
+                    archive.extractall(root)
+            except zipfile.BadZipFile:
+                pass  # load_handler reports a zip that is not one
+            _TASK_ROOTS[code_sha] = root
+    return root
+
+
 def runtime_environment(function: Any) -> dict[str, str]:
     """What a handler sees: Lambda's reserved variables, the function's own, its role's
     temporary credentials and the emulator's endpoint."""
@@ -253,7 +277,9 @@ def runtime_environment(function: Any) -> dict[str, str]:
         "AWS_EXECUTION_ENV": f"AWS_Lambda_{function.run_time}",
         "AWS_REGION": str(function.region),
         "AWS_DEFAULT_REGION": str(function.region),
-        "LAMBDA_TASK_ROOT": "/var/task",
+        # The function's archive unpacked, as Lambda does under /var/task: its handler may read
+        # files it ships (the halt functions' targets).
+        "LAMBDA_TASK_ROOT": str(task_root(function)),
         "_HANDLER": str(function.handler),
     }
     variables.update({str(k): str(v) for k, v in (function.environment_vars or {}).items()})

@@ -213,11 +213,6 @@ def parse_targets(field: str, value: Any) -> tuple[HaltTarget, ...]:
     return targets
 
 
-def encode_targets(targets: Iterable[HaltTarget]) -> str:
-    """The targets as compact JSON (Lambda environment variables are limited to 4 KB in total)."""
-    return json.dumps([t.to_spec() for t in targets], separators=(",", ":"), sort_keys=True)
-
-
 def parse_tripwires(field: str, value: Any) -> dict[str, str]:
     """The configured tripwires, ``{alarm ARN: tripwire name}``: the only alarms that may halt."""
     spec = require_mapping(field, value)
@@ -230,9 +225,25 @@ def parse_tripwires(field: str, value: Any) -> dict[str, str]:
     return tripwires
 
 
-def encode_tripwires(tripwires: Mapping[str, str]) -> str:
-    """The tripwires as compact JSON for the halt function's environment (see :func:`parse_tripwires`)."""
-    return json.dumps(dict(tripwires), separators=(",", ":"), sort_keys=True)
+def encode_halt_config(targets: Iterable[HaltTarget], tripwires: Mapping[str, str]) -> str:
+    """The file the halt and resume functions ship (``HALT_CONFIG_FILE``): their declared targets
+    and the tripwires ``{alarm ARN: tripwire name}`` the halt function accepts, as compact JSON."""
+    return json.dumps(
+        {"targets": [t.to_spec() for t in targets], "tripwires": dict(tripwires)},
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+
+
+def parse_halt_config(field: str, value: Any) -> tuple[tuple[HaltTarget, ...], dict[str, str]]:
+    """The targets and tripwires of :func:`encode_halt_config`'s JSON, validated."""
+    spec = require_mapping(field, value)
+    reject_unknown_keys(field, spec, ("targets", "tripwires"))
+    if "targets" not in spec:
+        raise ConfigError(f"{field}.targets", "is required")
+    return parse_targets(f"{field}.targets", spec["targets"]), parse_tripwires(
+        f"{field}.tripwires", spec.get("tripwires", {})
+    )
 
 
 def alarm_arn(name: str, *, partition: str, region: str, account: str) -> str:

@@ -1,8 +1,9 @@
 """Entry points of the halt and resume Lambdas (thin: parse, validate, build clients, call the service).
 
-The declared targets reach the functions through ``BREAKGLASS_HALT_TARGETS`` and the tripwires
-through ``BREAKGLASS_TRIPWIRES`` (``{alarm ARN: tripwire name}``), both set by the ``HaltActions``
-component; an event can only name targets from that list and a mode each allows.
+The declared targets and the tripwires (``{alarm ARN: tripwire name}``) reach the functions in a
+file of their own archive, ``breakglass-halt.json`` (``HALT_CONFIG_FILE``) under
+``LAMBDA_TASK_ROOT``, written by the ``HaltActions`` component (fixed per deployment, with room for
+its 1,000 targets); an event can only name targets from that list and a mode each allows.
 
 Who may invoke: only the access API function (IAM-authorized ``POST /halts`` / ``POST /resumes``)
 and, for halt, the tripwire rules. Emergency sessions cannot invoke these functions directly.
@@ -37,13 +38,14 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Final
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from breakglass.contracts import ENV_HALT_TARGETS, ENV_TRIPWIRES
+from breakglass.contracts import HALT_CONFIG_FILE
 from breakglass.lambdas.halt.service import HaltClients, RetryPolicy, WaitSettings, halt, resume
 from breakglass.lambdas.runtime import audit_writer_from_env, get_logger, log_fields, required_env
 from breakglass.policies.halt import (
@@ -52,8 +54,7 @@ from breakglass.policies.halt import (
     TRIPWIRE_SOURCE,
     HaltTarget,
     alarm_name,
-    parse_targets,
-    parse_tripwires,
+    parse_halt_config,
 )
 from breakglass.validation import (
     REQUEST_ID,
@@ -67,6 +68,9 @@ from breakglass.validation import (
     require_str,
     require_str_list,
 )
+
+# Where Lambda unpacks the function's archive (set by the runtime; the emulator sets it too).
+TASK_ROOT_VARIABLE: Final = "LAMBDA_TASK_ROOT"
 
 # Seconds left for the audit write and the reply after resume stops waiting for InService.
 RESUME_MARGIN_SECONDS: Final = 30.0
@@ -93,27 +97,20 @@ class HaltRequest:
     alarm_arn: str | None = None
 
 
-def load_targets(environ: Mapping[str, str] | None = None) -> dict[str, HaltTarget]:
-    """The declared targets, by id (a misconfigured function fails loudly, never halts nothing)."""
-    raw = required_env(ENV_HALT_TARGETS, os.environ if environ is None else environ)
+def load_config(environ: Mapping[str, str] | None = None) -> tuple[dict[str, HaltTarget], dict[str, str]]:
+    """The declared targets by id and the configured tripwires ``{alarm ARN: name}``, from the
+    function's own archive (a misconfigured function fails loudly, never halts nothing)."""
+    path = (
+        Path(required_env(TASK_ROOT_VARIABLE, os.environ if environ is None else environ)) / HALT_CONFIG_FILE
+    )
     try:
-        specs = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise RuntimeError(f"environment variable {ENV_HALT_TARGETS} is not JSON: {exc}") from exc
-    return {t.id: t for t in parse_targets(ENV_HALT_TARGETS, specs)}
-
-
-def load_tripwires(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The configured tripwires ``{alarm ARN: name}``; none configured means every tripwire event
-    is refused."""
-    raw = (os.environ if environ is None else environ).get(ENV_TRIPWIRES, "")
-    if not raw:
-        return {}
-    try:
-        specs = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise RuntimeError(f"environment variable {ENV_TRIPWIRES} is not JSON: {exc}") from exc
-    return parse_tripwires(ENV_TRIPWIRES, specs)
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise RuntimeError(f"{HALT_CONFIG_FILE} is not in the function's archive ({path})") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RuntimeError(f"{HALT_CONFIG_FILE} in the function's archive is not JSON: {exc}") from exc
+    targets, tripwires = parse_halt_config(HALT_CONFIG_FILE, spec)
+    return {t.id: t for t in targets}, tripwires
 
 
 def _select(field: str, value: Any, mode: str, catalog: Mapping[str, HaltTarget]) -> tuple[HaltTarget, ...]:
@@ -293,16 +290,16 @@ def _run(request: HaltRequest, context: Any, *, halting: bool) -> dict[str, Any]
 def halt_handler(event: Any, context: Any) -> dict[str, Any]:
     if isinstance(event, Mapping) and event.get("source") == TRIPWIRE_SOURCE:
         return tripwire_handler(event, context)
-    return _run(parse_request(event, load_targets()), context, halting=True)
+    return _run(parse_request(event, load_config()[0]), context, halting=True)
 
 
 def resume_handler(event: Any, context: Any) -> dict[str, Any]:
-    return _run(parse_request(event, load_targets()), context, halting=False)
+    return _run(parse_request(event, load_config()[0]), context, halting=False)
 
 
 def tripwire_handler(event: Any, context: Any) -> dict[str, Any]:
     """Halt for a verified tripwire; a refusal is logged and raised, and halts nothing."""
-    catalog, tripwires = load_targets(), load_tripwires()
+    catalog, tripwires = load_config()
     try:
         request = parse_tripwire(event, catalog, tripwires)
         _, region, account = location(context)
