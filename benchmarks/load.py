@@ -5,7 +5,7 @@ Fifty responders (``--people``) each send one request at the same moment (thread
 access API as themselves) across the tiers; approvers answer from their emails, several at a time
 (two grants per tier, the rest denied: a tier's trust policy holds two live grants at IAM's
 default quota). While that runs, a probe opens an approval link again and again, and the deployed
-halt function is invoked for all of the deployment's 500 deny-invoke targets at once (five
+halt function is invoked for all of the deployment's 500 deny-invoke targets at once (25
 invoker roles). Printed:
 
 - requests/s: the fifty submissions, first sent to last answered;
@@ -40,7 +40,7 @@ from typing import Any
 from breakglass.local.world import World, open_world
 
 PROGRAM = Path(__file__).resolve().parents[1] / "examples" / "many-targets"
-INVOKERS = [f"fleet-invoker-{i}" for i in range(5)]  # the program's invoker roles
+INVOKERS = [f"fleet-invoker-{i}" for i in range(25)]  # the program's invoker roles
 
 TIERS = ("halt", "operator", "admin")
 GRANTED_PER_TIER = 2

@@ -1,6 +1,6 @@
 """A 500-target halt at once while people ask: examples/many-targets in the emulator, IAM enforced.
 
-The deployment declares 500 deny-invoke targets over five invoker roles (its targets ship in the
+The deployment declares 500 deny-invoke targets over 25 invoker roles (its targets ship in the
 halt function's archive, not its 4 KB environment). While responders' requests run through the
 access API, the deployed halt function is invoked for every target at once, as the access API does
 for a verified caller: every target is halted once, each has its one audit event, the requests
@@ -20,11 +20,13 @@ from typing import Any
 import pytest
 
 from breakglass.local.world import World, open_world
+from breakglass.policies.documents import policy_size
 from breakglass.policies.halt import HALT_POLICY_PREFIX
 
 MANY_TARGETS = Path(__file__).parent.parent / "examples" / "many-targets"
 TARGETS = [f"model-{i:03d}" for i in range(500)]
-INVOKERS = [f"fleet-invoker-{i}" for i in range(5)]
+INVOKERS = [f"fleet-invoker-{i}" for i in range(25)]
+INLINE_QUOTA = 10_240  # IAM: characters of inline policy per role (the emulator does not enforce it)
 PEOPLE = {
     "p00": ("responder",),
     "p01": ("responder",),
@@ -58,6 +60,19 @@ def invoke(world: World, output: str, event: dict[str, Any]) -> dict[str, Any]:
     )
     assert "FunctionError" not in answer, answer["Payload"].read()[:2000]
     return dict(json.loads(answer["Payload"].read()))
+
+
+def inline_chars(world: World, role: str) -> int:
+    """What the role's inline policies count against IAM's quota (white space removed)."""
+    iam = world.emulator.client("iam")
+    return sum(
+        policy_size(_document(iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]))
+        for name in iam.list_role_policies(RoleName=role, MaxItems=1000)["PolicyNames"]
+    )
+
+
+def _document(document: Any) -> Any:
+    return json.loads(document) if isinstance(document, str) else document
 
 
 def denied_endpoints(world: World) -> dict[str, set[str]]:
@@ -98,7 +113,11 @@ def test_a_500_target_halt_at_once_during_requests_halts_each_target_once_and_on
     assert halted["status"] == "ok"
     assert Counter(r["target"] for r in halted["results"]) == Counter(TARGETS)
     assert {r["outcome"] for r in halted["results"]} == {"halted"}
-    assert denied_endpoints(world) == {role: set(TARGETS[i::5]) for i, role in enumerate(INVOKERS)}
+    assert denied_endpoints(world) == {
+        role: set(TARGETS[i :: len(INVOKERS)]) for i, role in enumerate(INVOKERS)
+    }
+    # Each role's pages fit the quota AWS would hold them to.
+    assert max(inline_chars(world, role) for role in INVOKERS) <= INLINE_QUOTA
 
     # The requests made meanwhile ran as if alone: one granted outright, two waiting for a quorum,
     # then decided independently.

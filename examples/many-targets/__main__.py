@@ -1,8 +1,9 @@
 """Many targets: the quickstart's break-glass deployment guarding 500 SageMaker endpoints.
 
 The fleet is ``model-000`` ... ``model-499`` (``targetCount`` changes how many), invoked through
-five roles ``fleet-invoker-0`` ... ``fleet-invoker-4`` (endpoint *i* through role *i mod 5*), each
-target halted by denying invoke. One ``breakglass halt all`` stops the whole fleet. Used by
+25 roles ``fleet-invoker-0`` ... ``fleet-invoker-24`` (endpoint *i* through role *i mod 25*), each
+target halted by denying invoke. Twenty targets per role keep each role's deny pages (about
+3,700 characters) inside IAM's 10,240-character inline-policy quota per role; a hundred would not. One ``breakglass halt all`` stops the whole fleet. Used by
 ``tests/test_load.py`` and ``benchmarks/load.py``; stack config otherwise as the quickstart's.
 """
 
@@ -13,7 +14,7 @@ from breakglass import BreakGlass
 config = pulumi.Config()
 account = "123456789012"
 count = int(config.get("targetCount") or 500)
-INVOKER_ROLES = 5
+INVOKER_ROLES = 25
 
 breakglass = BreakGlass(
     "breakglass",
