@@ -181,3 +181,12 @@ DEPLOYMENT_NAME: Final = r"[a-z][a-z0-9-]{0,39}"
 
 def ssm_parameter_name(deployment: str, key: str) -> str:
     return f"{SSM_ROOT}/{deployment}/{key}"
+
+
+# What one Standard SSM parameter holds; a longer JSON list is published in pages.
+SSM_VALUE_MAX: Final = 4096
+
+
+def ssm_page_key(key: str, page: int) -> str:
+    """The key of page ``page`` (1-based) of a list published in pages: ``key``, ``key.2``, ..."""
+    return key if page == 1 else f"{key}.{page}"

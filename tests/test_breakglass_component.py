@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from breakglass import BreakGlass
-from breakglass.contracts import SSM_KEYS, ssm_parameter_name
+from breakglass.cli.deployment import from_parameters
+from breakglass.contracts import SSM_KEYS, SSM_VALUE_MAX, ssm_parameter_name
 from breakglass.local.synth import SynthError, SynthResult, synth
 
 ACCOUNT = "123456789012"
@@ -93,6 +94,23 @@ def test_the_deployment_publishes_what_the_command_needs_under_its_name(result: 
         {"id": "chat", "modes": ["deny-invoke"]}
     ]
     assert parameters[ssm_parameter_name("prod", "access_api_url")]["insecureValue"].startswith("https://")
+
+
+def test_a_long_target_list_is_published_in_pages_ssm_can_hold_and_read_back_whole() -> None:
+    fleet = [
+        {"id": f"model-{i:03d}", "endpoint_name": f"model-{i:03d}", "invoker_roles": [f"fleet-{i % 25}"]}
+        for i in range(500)
+    ]
+    found = synth(lambda: program(halt_targets=fleet))
+    values = {
+        p.inputs["name"].rsplit("/", 1)[-1]: p.inputs["insecureValue"]
+        for p in found.by_type("aws:ssm/parameter:Parameter")
+    }
+    pages = sorted(key for key in values if key.startswith("halt_targets"))
+    assert len(pages) > 1 and "halt_targets.2" in pages
+    assert max(len(values[key]) for key in values) <= SSM_VALUE_MAX
+    read = from_parameters("prod", values)
+    assert [t.id for t in read.halt_targets] == [t["id"] for t in fleet]
 
 
 def test_a_dashboard_shows_grants_requests_executions_halts_and_alarms(result: SynthResult) -> None:

@@ -421,6 +421,15 @@ def test_an_unknown_resource_type_fails_with_an_error_naming_it(emulator: Emulat
         deploy(program, emulator, project="unknown-type")
 
 
+def test_an_ssm_parameter_longer_than_its_tier_holds_fails_as_on_aws(emulator: Emulator) -> None:
+    def program() -> None:
+        aws.ssm.Parameter("fits", name="/t/fits", type="String", value="x" * 4096)
+        aws.ssm.Parameter("long", name="/t/long", type="String", value="x" * 4097)
+
+    with pytest.raises(DeployError, match=r"/t/long: the value is 4097 characters, over the 4096"):
+        deploy(program, emulator, project="ssm-size")
+
+
 def test_a_program_that_raises_fails_with_its_error(emulator: Emulator) -> None:
     def program() -> None:
         raise ValueError("tiers: at least one tier is required")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from breakglass.cli.errors import BadInput, CliError
-from breakglass.contracts import SSM_KEYS, SSM_ROOT, ssm_parameter_name
+from breakglass.contracts import SSM_KEYS, SSM_ROOT, ssm_page_key, ssm_parameter_name
 
 #: The keys a command may ask for with :meth:`Deployment.need` (``tiers``/``halt_targets`` are parsed).
 TEXT_KEYS = tuple(k for k in SSM_KEYS if k not in ("tiers", "halt_targets"))
@@ -187,9 +187,19 @@ def from_parameters(name: str, values: Mapping[str, str]) -> Deployment:
     return Deployment(
         name=name,
         tiers=parse_tiers(name, values["tiers"]) if values.get("tiers") else {},
-        halt_targets=parse_halt_targets(name, values["halt_targets"]) if values.get("halt_targets") else (),
+        halt_targets=tuple(
+            target for page in _pages(values, "halt_targets") for target in parse_halt_targets(name, page)
+        ),
         **text,
     )
+
+
+def _pages(values: Mapping[str, str], key: str) -> list[str]:
+    """The pages of a list published in pages (``key``, ``key.2``, ...), up to the first missing."""
+    pages: list[str] = []
+    while values.get(ssm_page_key(key, len(pages) + 1)):
+        pages.append(values[ssm_page_key(key, len(pages) + 1)])
+    return pages
 
 
 # -- reading SSM -----------------------------------------------------------------------------------

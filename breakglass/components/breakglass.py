@@ -46,6 +46,8 @@ from breakglass.contracts import (
     EVENTS_PREFIX,
     SSM_KEYS,
     SSM_SEALED_ACCESS_KEY,
+    SSM_VALUE_MAX,
+    ssm_page_key,
     ssm_parameter_name,
 )
 from breakglass.lambdas.approvals.requests import TIER_APPROVAL_KEYS
@@ -377,6 +379,16 @@ def _tiers(
     return merged
 
 
+def json_pages(items: Sequence[Mapping[str, Any]], limit: int = SSM_VALUE_MAX) -> list[str]:
+    """``items`` as JSON lists of at most ``limit`` characters each, in order (always one page)."""
+    pages: list[list[Mapping[str, Any]]] = [[]]
+    for item in items:
+        if pages[-1] and len(json.dumps([*pages[-1], item], sort_keys=True)) > limit:
+            pages.append([])
+        pages[-1].append(item)
+    return [json.dumps(page, sort_keys=True) for page in pages]
+
+
 def _check_total(tier: str, role: Mapping[str, Any], approval: Mapping[str, Any]) -> None:
     """A chain of extended windows may not be capped below one window of the tier."""
     total = approval.get("max_total_seconds")
@@ -559,6 +571,9 @@ class BreakGlass(pulumi.ComponentResource):
             f"{self._name}-param-sealed-access",
             name=ssm_parameter_name(self.config.deployment, SSM_SEALED_ACCESS_KEY),
             type="String",
+            # The rules' patterns and targets pass a Standard parameter's 4 KB: SSM moves it to the
+            # Advanced tier (8 KB) only when it needs to.
+            tier="Intelligent-Tiering",
             insecure_value=self.sealed.published,
             description=f"break-glass deployment {self.config.deployment}: the sealed last resort",
             tags=self._parameter_tags,
@@ -587,13 +602,13 @@ class BreakGlass(pulumi.ComponentResource):
                 sort_keys=True,
             )
         )
-        targets = json.dumps(
+        target_pages = json_pages(
             [
                 {"id": t.get("id"), "modes": list(t.get("modes", ["deny-invoke"]))}
                 for t in self.config.halt_targets
-            ],
-            sort_keys=True,
+            ]
         )
+        targets = target_pages[0]
         values: dict[str, pulumi.Input[str]] = {
             "version": __version__,
             "region": region,
@@ -625,6 +640,18 @@ class BreakGlass(pulumi.ComponentResource):
             )
             for key, value in values.items()
         }
+        # A long target list goes on in pages (the command reads them all back).
+        for page, value in enumerate(target_pages[1:], start=2):
+            key = ssm_page_key("halt_targets", page)
+            self.parameters[key] = aws.ssm.Parameter(
+                f"{self._name}-param-halt-targets-{page}",
+                name=ssm_parameter_name(self.config.deployment, key),
+                type="String",
+                insecure_value=value,
+                description=f"break-glass deployment {self.config.deployment}: halt_targets, page {page}",
+                tags=self._parameter_tags,
+                opts=self._child,
+            )
 
     def _create_dashboard(self) -> None:
         region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region

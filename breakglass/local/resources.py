@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pulumi
 
+from breakglass.contracts import SSM_VALUE_MAX
 from breakglass.local.iam_enforcement import ensure_aws_managed_policy
 
 if TYPE_CHECKING:
@@ -890,6 +891,15 @@ def _parameter(ctx: ResourceContext) -> Created:
     )
     if ctx.tags():
         params["Tags"] = ctx.tags()
+    # moto stores any length; SSM refuses a value over its tier's size, so a deployment must too.
+    limit = {"Advanced": 8192, "Intelligent-Tiering": 8192}.get(
+        str(params.get("Tier", "Standard")), SSM_VALUE_MAX
+    )
+    if len(params["Value"]) > limit:
+        raise ValueError(
+            f"SSM parameter {name}: the value is {len(params['Value'])} characters, over the "
+            f"{limit} its tier holds (AWS answers ValidationException)"
+        )
     version = ctx.client("ssm").put_parameter(**params)["Version"]
     return Created(
         name, {"arn": ctx.arn("ssm", f"parameter/{name.lstrip('/')}"), "name": name, "version": version}
