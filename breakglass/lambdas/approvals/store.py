@@ -708,7 +708,12 @@ class Store:
     # -- what the workflow, the access API and the reconciler record besides votes --------------
 
     def _update_request(
-        self, request_id: str, expression: str, values: dict[str, Any], condition: str
+        self,
+        request_id: str,
+        expression: str,
+        values: dict[str, Any],
+        condition: str,
+        names: Mapping[str, str] | None = None,
     ) -> bool:
         try:
             self.dynamodb.update_item(
@@ -716,7 +721,7 @@ class Store:
                 Key=_request_key(request_id),
                 UpdateExpression=f"{expression} ADD #version :one",
                 ConditionExpression=condition,
-                ExpressionAttributeNames={"#version": "version"},
+                ExpressionAttributeNames={**(names or {}), "#version": "version"},
                 ExpressionAttributeValues={**values, ":one": {"N": "1"}},
             )
         except ClientError as exc:
@@ -758,20 +763,9 @@ class Store:
         else:
             condition += "extended_by = :replaces"
             values[":replaces"] = {"S": replaces}
-        try:
-            self.dynamodb.update_item(
-                TableName=self.table,
-                Key=_request_key(request_id),
-                UpdateExpression="SET extended_by = :ext ADD #version :one",
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#status": "status", "#version": "version"},
-                ExpressionAttributeValues={**values, ":one": {"N": "1"}},
-            )
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        return True
+        return self._update_request(
+            request_id, "SET extended_by = :ext", values, condition, names={"#status": "status"}
+        )
 
     def mark_review_opened(self, request_id: str) -> None:
         if not self._update_request(
