@@ -81,17 +81,20 @@ def test_cli_prints_a_tree(program_dir: Path) -> None:
     assert "box-policy" in result.output
 
 
-def test_cli_writes_json_with_type_name_parent_and_inputs(program_dir: Path, tmp_path: Path) -> None:
+def test_cli_writes_json_with_type_name_parent_and_inputs_and_the_outputs(
+    program_dir: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "resources.json"
     result = runner.invoke(app, ["synth", str(program_dir), "--json", str(out)])
     assert result.exit_code == 0, result.output
-    resources = json.loads(out.read_text())
-    assert resources[1] == {
+    document = json.loads(out.read_text())
+    assert document["resources"][1] == {
         "type": "aws:s3/bucket:Bucket",
         "name": "box-bucket",
         "parent": "box",
         "inputs": {},
     }
+    assert document["outputs"] == {"answer": 42}
 
 
 def test_cli_reports_a_broken_program_without_a_traceback(tmp_path: Path) -> None:
@@ -104,7 +107,7 @@ def test_cli_reports_a_broken_program_without_a_traceback(tmp_path: Path) -> Non
 
 def test_cli_rejects_a_directory_without_a_program(tmp_path: Path) -> None:
     result = runner.invoke(app, ["synth", str(tmp_path)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no Pulumi program" in result.output
 
 

@@ -2,34 +2,64 @@
 
 No CLI, no provider plugins, no credentials: every resource registration is answered by
 :class:`RecordingMocks`, which echoes the inputs back as outputs (plus the ``id``/``arn`` a
-provider would compute) and remembers each registration with its parent.
+provider would compute, in the configured region and account) and remembers each registration
+with its parent. A string output only the provider could know (an API's execution ARN, a key's
+id) is answered with a visible ``<unknown: NAME.PROPERTY>`` marker, never with ``None`` or a
+value that looks real.
+
+Same program, same result: the SDK registers resources from several threads, in an order that
+changes from run to run, so the recorded resources are put back in the order the program
+constructed them (a stack transformation sees each construction, synchronously, in program
+order). :func:`to_plain` prints a secret as ``[secret]``: the program's secrets (the approval
+link key is random on every run) never reach a reader and never make two runs differ.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import runpy
 import sys
+import typing
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+# Defaults when the stack config names no region (``aws:region``) and no account (``--account``
+# or a single ``aws:allowedAccountIds``): the region Pulumi's AWS provider is most often set to,
+# and the account id AWS's own documentation uses as an example.
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 PARTITION = "aws"
+REGION_KEY: Final = "aws:region"
+ACCOUNTS_KEY: Final = "aws:allowedAccountIds"
+ACCOUNT_PATTERN: Final = re.compile(r"^[0-9]{12}$")
+
+SECRET: Final = "[secret]"
+KNOWN_AFTER_DEPLOY: Final = "(known after deploy)"
+# Archive paths are shown relative to the directory holding the breakglass package, so two
+# checkouts of the same program give the same bytes.
+_PACKAGE_ROOT: Final = Path(__file__).resolve().parents[2]
 
 
 class SynthError(RuntimeError):
     """The program could not be synthesized; the message says why."""
+
+
+class SynthInputError(SynthError):
+    """What synth was given is wrong (no readable program there, a malformed account), not the program."""
 
 
 @dataclass
@@ -44,19 +74,36 @@ class SynthResource:
     custom: bool
     outputs: dict[str, Any] = field(default_factory=dict)
     id: str | None = None
+    # Inputs a later `pulumi up` keeps from the state rather than from the program.
+    ignore_changes: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
-        return {"type": self.type, "name": self.name, "parent": self.parent, "inputs": to_plain(self.inputs)}
+        data = {"type": self.type, "name": self.name, "parent": self.parent, "inputs": to_plain(self.inputs)}
+        if self.ignore_changes:
+            data["ignore_changes"] = list(self.ignore_changes)
+        return data
+
+    def matches(self, pattern: str) -> bool:
+        """``pattern`` (a shell glob) matches the type token, the type's name or the resource name."""
+        return any(
+            fnmatchcase(candidate, pattern)
+            for candidate in (self.type, self.type.rsplit(":", 1)[-1], self.name)
+        )
 
 
 def to_plain(value: Any) -> Any:
-    """Make registered inputs JSON-safe: assets and archives become a description of their source."""
+    """Make registered inputs JSON-safe and fit to show: a secret becomes ``[secret]``, a value
+    not known before deploy ``(known after deploy)``, assets and archives a description of their source."""
     if isinstance(value, Mapping):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return SECRET
         return {str(k): to_plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [to_plain(v) for v in value]
+    if value == rpc.UNKNOWN:
+        return KNOWN_AFTER_DEPLOY
     if isinstance(value, pulumi.FileArchive | pulumi.FileAsset):
-        return {"path": str(value.path)}
+        return {"path": _shown_path(str(value.path))}
     if isinstance(value, pulumi.StringAsset):
         return {"text": value.text}
     if isinstance(value, pulumi.AssetArchive):
@@ -68,8 +115,21 @@ def to_plain(value: Any) -> Any:
     return repr(value)
 
 
-def fake_arn(type_token: str, name: str, inputs: Mapping[str, Any]) -> str:
-    """The ARN a provider would return, so programs that wire ARNs together get real-looking values."""
+def _shown_path(path: str) -> str:
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(_PACKAGE_ROOT)) if resolved.is_relative_to(_PACKAGE_ROOT) else path
+
+
+def fake_arn(
+    type_token: str,
+    name: str,
+    inputs: Mapping[str, Any],
+    *,
+    region: str = REGION,
+    account: str = ACCOUNT_ID,
+) -> str:
+    """The ARN a provider would return, in ``region`` and ``account``, so programs that wire ARNs
+    together get well-formed values."""
     module = type_token.split(":")[1].split("/")[0] if ":" in type_token else "unknown"
     resource = type_token.rsplit(":", 1)[-1]
     physical = str(inputs.get("name") or inputs.get("bucket") or name)
@@ -79,27 +139,59 @@ def fake_arn(type_token: str, name: str, inputs: Mapping[str, Any]) -> str:
         kind = {"Role": "role", "User": "user", "Policy": "policy", "Group": "group"}.get(
             resource, "resource"
         )
-        return f"arn:{PARTITION}:iam::{ACCOUNT_ID}:{kind}/{physical}"
+        return f"arn:{PARTITION}:iam::{account}:{kind}/{physical}"
     if module == "sns":
-        return f"arn:{PARTITION}:sns:{REGION}:{ACCOUNT_ID}:{physical}"
+        return f"arn:{PARTITION}:sns:{region}:{account}:{physical}"
     if module == "lambda":
-        return f"arn:{PARTITION}:lambda:{REGION}:{ACCOUNT_ID}:function:{physical}"
+        return f"arn:{PARTITION}:lambda:{region}:{account}:function:{physical}"
     if module == "sfn":
-        return f"arn:{PARTITION}:states:{REGION}:{ACCOUNT_ID}:stateMachine:{physical}"
+        return f"arn:{PARTITION}:states:{region}:{account}:stateMachine:{physical}"
     if type_token == "aws:cloudwatch/logGroup:LogGroup":
-        return f"arn:{PARTITION}:logs:{REGION}:{ACCOUNT_ID}:log-group:{physical}"
+        return f"arn:{PARTITION}:logs:{region}:{account}:log-group:{physical}"
     if module == "kms":
-        return f"arn:{PARTITION}:kms:{REGION}:{ACCOUNT_ID}:key/{name}-id"
-    return f"arn:{PARTITION}:{module}:{REGION}:{ACCOUNT_ID}:{resource.lower()}/{physical}"
+        return f"arn:{PARTITION}:kms:{region}:{account}:key/{name}-id"
+    return f"arn:{PARTITION}:{module}:{region}:{account}:{resource.lower()}/{physical}"
+
+
+@cache
+def _string_outputs(cls: type) -> tuple[str, ...]:
+    """The engine names of the string properties a resource class reads back from its provider."""
+    names = set()
+    for klass in cls.__mro__:
+        for prop in vars(klass).values():
+            getter = getattr(prop, "fget", None)
+            engine_name = getattr(getter, "_pulumi_name", None)
+            returns = getattr(getter, "__annotations__", {}).get("return")
+            if engine_name and typing.get_args(returns) == (str,):
+                names.add(engine_name)
+    return tuple(sorted(names))
+
+
+def unknown(name: str, prop: str) -> str:
+    """The marker for the ``prop`` of resource ``name``, which only the provider knows."""
+    return f"<unknown: {name}.{prop}>"
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
-    """Answers the engine like a provider would, for offline runs."""
+    """Answers the engine like a provider would, for offline runs, in ``region`` and ``account``.
+
+    ``classes`` (type token -> resource class, filled by :func:`synth` as the program constructs
+    resources) lets a string output the mocks cannot know be answered with an :func:`unknown`
+    marker rather than ``None``, which a program would format into a real-looking value
+    (``None/*/POST/requests``).
+    """
+
+    def __init__(self, *, region: str = REGION, account: str = ACCOUNT_ID) -> None:
+        self.region = region
+        self.account = account
+        self.classes: dict[str, type] = {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         outputs = dict(args.inputs)
         physical = str(args.inputs.get("name") or args.inputs.get("bucket") or args.name)
-        outputs.setdefault("arn", fake_arn(args.typ, args.name, args.inputs))
+        outputs.setdefault(
+            "arn", fake_arn(args.typ, args.name, args.inputs, region=self.region, account=self.account)
+        )
         if args.typ == "aws:s3/bucket:Bucket":
             outputs.setdefault("bucket", physical)
             outputs.setdefault("bucketDomainName", f"{physical}.s3.amazonaws.com")
@@ -108,19 +200,21 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if args.typ == "aws:kms/key:Key":
             outputs.setdefault("keyId", f"{args.name}-id")
         if args.typ == "aws:apigatewayv2/api:Api":
-            outputs.setdefault("apiEndpoint", f"https://{args.name}.execute-api.{REGION}.amazonaws.com")
-        resource_id = args.resource_id or f"{physical}"
-        return resource_id, outputs
+            outputs.setdefault("apiEndpoint", f"https://{args.name}.execute-api.{self.region}.amazonaws.com")
+        cls = self.classes.get(args.typ)
+        for prop in _string_outputs(cls) if cls is not None else ():
+            outputs.setdefault(prop, unknown(args.name, prop))
+        return args.resource_id or physical, outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {
-                "accountId": ACCOUNT_ID,
-                "arn": f"arn:{PARTITION}:iam::{ACCOUNT_ID}:root",
-                "userId": ACCOUNT_ID,
+                "accountId": self.account,
+                "arn": f"arn:{PARTITION}:iam::{self.account}:root",
+                "userId": self.account,
             }, []
         if args.token in {"aws:index/getRegion:getRegion"}:
-            return {"name": REGION, "region": REGION, "id": REGION}, []
+            return {"name": self.region, "region": self.region, "id": self.region}, []
         if args.token == "aws:index/getPartition:getPartition":
             return {"partition": PARTITION, "dnsSuffix": "amazonaws.com", "id": PARTITION}, []
         return dict(args.args), []
@@ -150,6 +244,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 custom=bool(request.custom),
                 outputs=dict(registration.state) if registration else {},
                 id=registration.id if registration else None,
+                ignore_changes=list(request.ignoreChanges),
             )
         )
         return response
@@ -158,6 +253,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 @dataclass
 class SynthResult:
     resources: list[SynthResource]
+    # The stack's exports; a secret one is kept wrapped as the engine wraps it (see to_plain).
     outputs: dict[str, Any]
 
     def by_type(self, type_token: str) -> list[SynthResource]:
@@ -170,8 +266,17 @@ class SynthResult:
             raise LookupError(f"expected one {type_token}{f' named {name}' if name else ''}, found {names}")
         return found[0]
 
-    def as_json(self) -> list[dict[str, Any]]:
-        return [r.as_json() for r in self.resources]
+    def select(self, patterns: Sequence[str]) -> SynthResult:
+        """The resources any of ``patterns`` matches (:meth:`SynthResource.matches`), with every
+        resource inside a matching component; the exports unchanged."""
+        chosen: set[str] = set()
+        for resource in self.resources:  # parents come before their children (program order)
+            if resource.parent in chosen or any(resource.matches(p) for p in patterns):
+                chosen.add(resource.name)
+        return SynthResult([r for r in self.resources if r.name in chosen], self.outputs)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"resources": [r.as_json() for r in self.resources], "outputs": to_plain(self.outputs)}
 
 
 @contextmanager
@@ -205,20 +310,31 @@ def synth(
     stack: str = "dev",
     config: Mapping[str, str] | None = None,
     mocks: pulumi.runtime.Mocks | None = None,
+    account: str | None = None,
 ) -> SynthResult:
-    """Run ``program`` under mocks and return every resource it registered, in order.
+    """Run ``program`` under mocks and return every resource it registered, in program order.
 
-    ``mocks`` answers the registrations (default :class:`RecordingMocks`, which echoes inputs;
-    the emulator's deploy passes mocks that create each resource).
+    ``mocks`` answers the registrations (default :class:`RecordingMocks` in the region and account
+    of :func:`target`; the emulator's deploy passes mocks that create each resource).
     """
-    monitor = RecordingMonitor(mocks or RecordingMocks())
+    settings = dict(config or {})
+    if mocks is None:
+        region, account = target(settings, account)
+        mocks = RecordingMocks(region=region, account=account)
+    order = _ProgramOrder(mocks.classes if isinstance(mocks, RecordingMocks) else {})
+    monitor = RecordingMonitor(mocks)
     stack_outputs: dict[str, Any] = {}
-    with _quiet_deprecations(), _pulumi_config(config or {}, project):
+
+    def run() -> Any:
+        pulumi.runtime.register_stack_transformation(order.remember)
+        return program()
+
+    with _quiet_deprecations(), _pulumi_config(settings, project):
         pulumi.runtime.settings.reset_options()
         pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
         root = pulumi.runtime.get_root_resource()
         try:
-            _sync_await(run_pulumi_func(program))
+            _sync_await(run_pulumi_func(run))
         except SynthError:
             raise
         except Exception as exc:  # the program's own error, reported to a person
@@ -229,14 +345,72 @@ def synth(
     for resource in monitor.recorded:
         if resource.parent is not None:
             resource.parent = urn_to_name.get(resource.parent)
-    return SynthResult(resources=monitor.recorded, outputs=stack_outputs)
+    return SynthResult(resources=order.sorted(monitor.recorded), outputs=stack_outputs)
+
+
+def target(config: Mapping[str, str], account: str | None = None) -> tuple[str, str]:
+    """The region and account fake ARNs name: ``aws:region`` of the stack config, else
+    :data:`REGION`; ``account``, else the one ``aws:allowedAccountIds`` of the stack config (the
+    AWS provider's own settings), else :data:`ACCOUNT_ID`."""
+    region = config.get(REGION_KEY) or REGION
+    if account is not None:
+        if not ACCOUNT_PATTERN.match(account):
+            raise SynthInputError(f"account: expected 12 digits, got {account!r}")
+        return region, account
+    allowed = config.get(ACCOUNTS_KEY)
+    if not allowed:
+        return region, ACCOUNT_ID
+    try:
+        accounts = json.loads(allowed) if allowed.lstrip().startswith("[") else [allowed]
+    except ValueError as exc:
+        raise SynthInputError(f"{ACCOUNTS_KEY}: not a JSON list of account ids: {allowed!r}") from exc
+    if not isinstance(accounts, list) or not all(
+        isinstance(a, str) and ACCOUNT_PATTERN.match(a) for a in accounts
+    ):
+        raise SynthInputError(f"{ACCOUNTS_KEY}: expected 12-digit account ids, got {allowed!r}")
+    # Several allowed accounts: the program may deploy to any of them, so none is "the" account.
+    return region, accounts[0] if len(accounts) == 1 else ACCOUNT_ID
+
+
+class _ProgramOrder:
+    """The order the program constructed its resources in, seen by a stack transformation.
+
+    The SDK serializes and registers resources on several threads, so registrations arrive in an
+    order that changes from run to run; construction happens on the program's one thread, in the
+    program's order. The transformation also notes each type's Python class for
+    :class:`RecordingMocks` (which output properties it has).
+    """
+
+    def __init__(self, classes: dict[str, type]) -> None:
+        self.classes = classes
+        self.constructed: dict[tuple[str, str], list[int]] = {}
+        self.count = 0
+
+    def remember(self, args: pulumi.ResourceTransformationArgs) -> None:
+        self.constructed.setdefault((args.type_, args.name), []).append(self.count)
+        self.count += 1
+        self.classes.setdefault(args.type_, type(args.resource))
+        return None  # the resource is left exactly as the program made it
+
+    def sorted(self, recorded: list[SynthResource]) -> list[SynthResource]:
+        rank: dict[str, int] = {}
+        # Two resources of one type and name (under parents of different types) share a key:
+        # give them that key's construction slots in URN order, which is stable too.
+        for resource in sorted(recorded, key=lambda r: r.urn):
+            slots = self.constructed.get((resource.type, resource.name))
+            rank[resource.urn] = slots.pop(0) if slots else self.count  # e.g. a provider: last
+        return sorted(recorded, key=lambda r: (rank[r.urn], r.urn))
 
 
 def _resolve_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:
     resolved: dict[str, Any] = {}
     for key, value in outputs.items():
         # from_input resolves Outputs nested in lists and dicts too (e.g. a list of role ARNs).
-        resolved[key] = _sync_await(pulumi.Output.from_input(value).future())
+        output = pulumi.Output.from_input(value)
+        plain = _sync_await(output.future())
+        if _sync_await(output.is_secret()):
+            plain = {rpc._special_sig_key: rpc._special_secret_sig, "value": plain}
+        resolved[key] = plain
     return resolved
 
 
@@ -244,17 +418,27 @@ def program_entry(program_dir: Path) -> Path:
     """The file Pulumi would run for ``program_dir``: ``main:`` in Pulumi.yaml, else ``__main__.py``."""
     directory = Path(program_dir)
     if not directory.is_dir():
-        raise SynthError(f"PROGRAM_DIR {directory} is not a directory")
+        what = "does not exist" if not directory.exists() else "is not a directory"
+        raise SynthInputError(f"PROGRAM_DIR {directory} {what}")
     project_file = directory / "Pulumi.yaml"
     if project_file.exists():
-        for line in project_file.read_text().splitlines():
+        for line in _read(project_file).splitlines():
             if line.startswith("main:"):
                 directory = (directory / line.split(":", 1)[1].strip()).resolve()
                 break
     entry = directory if directory.is_file() else directory / "__main__.py"
     if not entry.exists():
-        raise SynthError(f"no Pulumi program in {program_dir}: expected {entry}")
+        raise SynthInputError(f"no Pulumi program in {program_dir}: expected {entry}")
+    _read(entry)  # unreadable: say so here, not as the program's own failure
     return entry
+
+
+def _read(path: Path) -> str:
+    try:
+        # Bytes: a program may declare its own encoding; the project file's lines are ASCII.
+        return path.read_bytes().decode(errors="replace")
+    except OSError as exc:
+        raise SynthInputError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
 def synth_directory(
@@ -263,6 +447,7 @@ def synth_directory(
     stack: str = "dev",
     config: Mapping[str, str] | None = None,
     mocks: pulumi.runtime.Mocks | None = None,
+    account: str | None = None,
 ) -> SynthResult:
     """Synthesize the Pulumi Python program in ``program_dir`` as ``pulumi up`` would run it."""
     entry = program_entry(program_dir)
@@ -275,6 +460,7 @@ def synth_directory(
             stack=stack,
             config=config,
             mocks=mocks,
+            account=account,
         )
     finally:
         sys.path.remove(str(entry.parent))
@@ -283,7 +469,7 @@ def synth_directory(
 def _project_name(program_dir: Path) -> str | None:
     for candidate in (program_dir / "Pulumi.yaml", program_dir.parent / "Pulumi.yaml"):
         if candidate.exists():
-            for line in candidate.read_text().splitlines():
+            for line in _read(candidate).splitlines():
                 if line.startswith("name:"):
                     return line.split(":", 1)[1].strip()
     return None
