@@ -13,7 +13,7 @@ from pulumi.runtime import rpc
 from typer.testing import CliRunner
 
 from breakglass.cli.main import app
-from breakglass.local.synth import synth_directory, to_plain
+from breakglass.local.synth import SynthError, synth, synth_directory, to_plain
 
 runner = CliRunner()
 QUICKSTART = Path(__file__).resolve().parents[1] / "examples" / "quickstart"
@@ -288,3 +288,35 @@ def test_every_file_error_is_one_line_without_a_traceback(
     assert lines[0].startswith("error: ") and message in lines[0], result.output
     assert len(lines) == 2  # the error and what to do
     assert "Traceback" not in result.output
+
+
+def test_a_program_registering_one_urn_twice_is_refused_as_pulumi_up_refuses_it() -> None:
+    import pulumi_aws as aws
+
+    def program() -> None:
+        aws.s3.Bucket("twice")
+        aws.s3.Bucket("twice")
+
+    with pytest.raises(SynthError, match=r"duplicate resource URN .*aws:s3/bucket:Bucket::twice"):
+        synth(program)
+
+
+def test_urns_hold_the_whole_chain_of_parent_types_as_the_engines_do() -> None:
+    import pulumi
+    import pulumi_aws as aws
+
+    def program() -> None:
+        # One child name under two parents of one type, each under a parent of its own type:
+        # distinct URNs for the engine (the SDK's mock would give both the same one).
+        for outer in ("bench:index:A", "bench:index:B"):
+            top = pulumi.ComponentResource(outer, outer.rsplit(":", 1)[-1].lower())
+            inner = pulumi.ComponentResource(
+                "bench:index:Inner", "inner", opts=pulumi.ResourceOptions(parent=top)
+            )
+            aws.s3.Bucket("same", opts=pulumi.ResourceOptions(parent=inner))
+
+    urns = [r.urn for r in synth(program).resources if r.name == "same"]
+    assert urns == [
+        "urn:pulumi:dev::breakglass::bench:index:A$bench:index:Inner$aws:s3/bucket:Bucket::same",
+        "urn:pulumi:dev::breakglass::bench:index:B$bench:index:Inner$aws:s3/bucket:Bucket::same",
+    ]

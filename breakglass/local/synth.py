@@ -21,6 +21,7 @@ import os
 import re
 import runpy
 import sys
+import threading
 import typing
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -34,6 +35,7 @@ from typing import Any, Final
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
+from pulumi.runtime.settings import get_project, get_stack
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
@@ -47,6 +49,7 @@ REGION_KEY: Final = "aws:region"
 ACCOUNTS_KEY: Final = "aws:allowedAccountIds"
 ACCOUNT_PATTERN: Final = re.compile(r"^[0-9]{12}$")
 
+STACK_TYPE: Final = "pulumi:pulumi:Stack"
 SECRET: Final = "[secret]"
 KNOWN_AFTER_DEPLOY: Final = "(known after deploy)"
 # Archive paths are shown relative to the directory holding the breakglass package, so two
@@ -226,10 +229,30 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
         super().__init__(mocks)
         self.recorded: list[SynthResource] = []
+        self._taken: set[str] = set()
+        self._lock = threading.Lock()  # the SDK registers from several threads
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """The URN as the engine makes it: the whole chain of parent types, not the stack's.
+
+        The SDK's mock names only the parent's own type, so two components of one type under
+        parents of different types would share their children's URNs, which the engine keeps apart.
+        """
+        qualified = parent.split("::")[2] if parent else STACK_TYPE
+        chain = type_ if qualified == STACK_TYPE else f"{qualified}${type_}"
+        return f"urn:pulumi:{get_stack()}::{get_project()}::{chain}::{name}"
 
     def RegisterResource(self, request: Any) -> Any:
+        urn = self.make_urn(request.parent, request.type, request.name)
+        with self._lock:
+            if urn in self._taken:
+                # The engine refuses a program that registers one URN twice; so does synth.
+                raise SynthError(
+                    f"duplicate resource URN {urn}: pulumi up refuses it; give the resource a unique name"
+                )
+            self._taken.add(urn)
         response = super().RegisterResource(request)
-        if request.type == "pulumi:pulumi:Stack":
+        if request.type == STACK_TYPE:
             return response
         registration = self.resources.get(response.urn)
         inputs = pulumi.runtime.rpc.deserialize_properties(request.object)
