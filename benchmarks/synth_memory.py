@@ -18,7 +18,8 @@ Four figures:
   and the quickstart's settings less the sealed access) and reports the resources, the synth time
   (after a one-deployment warm-up synth that pays the imports) and the peak memory: the process's peak RSS over the synth, and with
   ``--traced`` also tracemalloc's peak (tracing slows the synth about twofold, so its time is
-  not reported). Each deployment sits in its own component whose *type* names the account: a
+  not reported); ``--no-gc`` turns Python's cyclic garbage collector off for the timed synth, to
+  tell the synth's own time from the collector's. Each deployment sits in its own component whose *type* names the account: a
   URN holds the parent's type, not its name, and the components name their children from a
   fixed prefix, so two deployments under parents of one type would register one URN twice,
   which ``pulumi up`` (and synth) refuse.
@@ -121,12 +122,14 @@ def deployments_program(count: int) -> None:
         )
 
 
-def scaling_run(count: int, traced: bool) -> dict[str, Any]:
+def scaling_run(count: int, traced: bool, no_gc: bool = False) -> dict[str, Any]:
     """One program of ``count`` deployments, synthesized in this (fresh) process."""
     # A one-deployment synth first: it imports every module the program and the SDK load lazily,
     # so the figures below are the synth's own.
     synth(lambda: deployments_program(1))
     gc.collect()
+    if no_gc:
+        gc.disable()  # to tell the synth's own time from the cyclic collector's
     before = rss_bytes()
     started = time.perf_counter()
     result = synth(lambda: deployments_program(count))
@@ -151,10 +154,15 @@ def scaling_run(count: int, traced: bool) -> dict[str, Any]:
     return found
 
 
-def scaling(counts: list[int], traced: bool) -> None:
-    print("synth of a program with N BreakGlass deployments (fresh process each, after a warm-up synth):")
+def scaling(counts: list[int], traced: bool, no_gc: bool = False) -> None:
+    print(
+        "synth of a program with N BreakGlass deployments (fresh process each, after a warm-up synth"
+        + (", cyclic GC off" if no_gc else "")
+        + "):"
+    )
     for count in counts:
-        command = [sys.executable, __file__, "--scaling-run", str(count), *(["--traced"] if traced else [])]
+        options = [*(["--traced"] if traced else []), *(["--no-gc"] if no_gc else [])]
+        command = [sys.executable, __file__, "--scaling-run", str(count), *options]
         done = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT)
         run = json.loads(done.stdout.splitlines()[-1])
         line = (
@@ -227,10 +235,11 @@ def main() -> None:
         help="comma-separated counts of BreakGlass deployments per program, e.g. 1,10,50 (default: none)",
     )
     parser.add_argument("--traced", action="store_true", help="also trace the scaling runs' peak memory")
+    parser.add_argument("--no-gc", action="store_true", help="scaling runs with Python's cyclic GC off")
     parser.add_argument("--scaling-run", type=int, help=argparse.SUPPRESS)  # the child of --deployments
     args = parser.parse_args()
     if args.scaling_run is not None:
-        print(json.dumps(scaling_run(args.scaling_run, args.traced)))
+        print(json.dumps(scaling_run(args.scaling_run, args.traced, args.no_gc)))
         return
 
     if args.cli_runs:
@@ -252,7 +261,7 @@ def main() -> None:
     if args.repeats:
         memory(args.repeats)
     if args.deployments:
-        scaling([int(n) for n in args.deployments.split(",")], args.traced)
+        scaling([int(n) for n in args.deployments.split(",")], args.traced, args.no_gc)
 
 
 if __name__ == "__main__":

@@ -192,6 +192,7 @@ def test_summary_counts_types_lists_each_policy_with_its_statements_and_the_expo
     assert "     2  door-invoke  policy  (Policy)" in text
     assert '  token = "[secret]"' in text
     found = json.loads(synth_cli(str(program_dir), "--summary", "--json", "-"))
+    assert found["count"] == 7
     assert found["types"]["aws:s3/bucket:Bucket"] == 1
     assert found["policies"] == [
         {"resource": "door-invoke", "type": "aws:iam/policy:Policy", "input": "policy", "statements": 2}

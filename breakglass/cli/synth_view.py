@@ -56,7 +56,7 @@ def _short(value: Any) -> str:
 def summary(result: SynthResult) -> dict[str, Any]:
     """Counts per type, every policy document with its statement count, and the exports."""
     return {
-        "resources": len(result.resources),
+        "count": len(result.resources),
         "types": dict(sorted(Counter(r.type for r in result.resources).items())),
         "policies": [
             {"resource": r.name, "type": r.type, "input": where, "statements": count}
@@ -93,7 +93,7 @@ def _documents(value: Any, where: str) -> Iterator[tuple[str, int]]:
 def summary_lines(found: dict[str, Any], *, title: str) -> list[str]:
     """:func:`summary` as text, one fact a line."""
     lines = [
-        f"{title}: {found['resources']} resources, {len(found['outputs'])} outputs",
+        f"{title}: {found['count']} resources, {len(found['outputs'])} outputs",
         "",
         "Resources by type",
     ]
