@@ -13,16 +13,17 @@ Four figures:
   Each synth registers the same resources into a fresh mock runtime, so memory that keeps
   growing with the count of synths is a leak; a flat line is not. The largest growth by source
   line is printed so a leak names where it is;
-- scaling: for each count in ``--deployments`` (default 1,10,50), a fresh process synthesizes a
-  program with that many BreakGlass deployments (one per account, each with its own AWS provider
-  and the quickstart's settings less the sealed access) and reports the resources, the synth time
-  (after a one-deployment warm-up synth that pays the imports) and the peak memory: the process's peak RSS over the synth, and with
-  ``--traced`` also tracemalloc's peak (tracing slows the synth about twofold, so its time is
-  not reported); ``--no-gc`` turns Python's cyclic garbage collector off for the timed synth, to
-  tell the synth's own time from the collector's. Each deployment sits in its own component whose *type* names the account: a
-  URN holds the parent's type, not its name, and the components name their children from a
-  fixed prefix, so two deployments under parents of one type would register one URN twice,
-  which ``pulumi up`` (and synth) refuse.
+- scaling: for each count in ``--deployments`` (e.g. 1,10,50; none by default, so ``make bench``
+  stays short), a fresh process synthesizes a program with that many BreakGlass deployments (one
+  per account, each with its own AWS provider and the quickstart's settings less the sealed
+  access) and reports the resources, the synth time (after a one-deployment warm-up synth that
+  pays the imports) and the peak memory: the process's peak RSS over the synth and, with
+  ``--traced``, tracemalloc's peak (tracing slows the synth about twofold, so its time is not
+  reported). ``--no-gc`` turns Python's cyclic garbage collector off for the timed synth, to tell
+  the synth's own time from the collector's. Each deployment sits in its own component whose
+  *type* names the account: a URN holds the chain of parent types, not their names, and the
+  components name their children from a fixed prefix, so two deployments under parents of one
+  type would register one URN twice, which ``pulumi up`` (and synth) refuse.
 
     .venv/bin/python benchmarks/synth_memory.py [--runs 5] [--repeats 10] [--cli-runs 3]
     .venv/bin/python benchmarks/synth_memory.py --runs 0 --repeats 0 --cli-runs 0 --deployments 1,10,50
@@ -249,8 +250,10 @@ def main() -> None:
             f" (min {min(cli):.2f}, max {max(cli):.2f}; {args.cli_runs} runs)"
         )
 
-    if args.runs:
+    if args.runs or args.repeats:
+        # Also the warm-up of the memory figures: imports traced would read as held memory.
         first, count = one_synth()
+    if args.runs:
         timed = [one_synth()[0] for _ in range(args.runs)]
         print(
             f"in one process, {count} resources: first synth {first:.2f} s (imports),"

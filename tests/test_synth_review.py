@@ -160,18 +160,23 @@ def test_the_account_may_come_from_the_aws_providers_allowed_account_ids(program
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "message", "hint"),
     [
-        (["--account", "12345"], "--account '12345' is not a 12-digit account id"),
-        (["--config", "aws:allowedAccountIds=[12]"], "aws:allowedAccountIds: expected 12-digit account ids"),
+        (["--account", "12345"], "--account '12345' is not a 12-digit account id", "--account 111122223333"),
+        (
+            ["--config", "aws:allowedAccountIds=[12]"],
+            "aws:allowedAccountIds: expected 12-digit account ids",
+            'aws:allowedAccountIds=["111122223333"]',
+        ),
     ],
 )
 def test_a_malformed_account_is_refused_naming_the_field(
-    program_dir: Path, args: list[str], message: str
+    program_dir: Path, args: list[str], message: str, hint: str
 ) -> None:
     result = runner.invoke(app, ["synth", str(program_dir), *args])
     assert result.exit_code == 2
-    assert message in result.output
+    error, advice = result.output.strip().splitlines()
+    assert message in error and hint in advice
     assert "Traceback" not in result.output
 
 

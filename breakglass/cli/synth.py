@@ -11,7 +11,7 @@ from rich.console import Console
 
 from breakglass.cli.errors import BAD_INPUT, fail
 from breakglass.cli.synth_view import render_tree, summary, summary_lines
-from breakglass.local.synth import ACCOUNT_PATTERN, SynthError, SynthInputError, synth_directory
+from breakglass.local.synth import ACCOUNT_HINT, ACCOUNT_PATTERN, SynthError, SynthInputError, synth_directory
 
 
 def synth_command(
@@ -26,7 +26,8 @@ def synth_command(
     account: Annotated[
         str | None,
         typer.Option(
-            help="Account id in the ARNs the mocks make up (default: the one aws:allowedAccountIds, else 123456789012)."
+            help="Account id in the ARNs the mocks make up"
+            " (default: the one aws:allowedAccountIds, else 123456789012)."
         ),
     ] = None,
     summary_only: Annotated[
@@ -72,13 +73,13 @@ def synth_command(
     if account is not None and not ACCOUNT_PATTERN.match(account):
         fail(
             f"--account {account!r} is not a 12-digit account id",
-            hint="example: --account 111122223333",
+            hint=ACCOUNT_HINT,
             code=BAD_INPUT,
         )
     try:
         result = synth_directory(program_dir, stack=stack, config=settings, account=account)
     except SynthInputError as exc:
-        fail(str(exc), hint="name a directory holding a Pulumi Python program (__main__.py)", code=BAD_INPUT)
+        fail(str(exc), hint=exc.hint, code=BAD_INPUT)
     except SynthError as exc:
         fail(f"the program in {program_dir} failed: {exc}", hint="fix the program or its config and rerun")
     if filters:
@@ -86,7 +87,8 @@ def synth_command(
         if not result.resources:
             fail(
                 f"no resource matches --filter {' --filter '.join(filters)}",
-                hint="a glob on the type (aws:iam/role:Role), its name (Role) or the resource name; --summary lists the types",
+                hint="a glob on the type (aws:iam/role:Role), its name (Role) or the resource name;"
+                " --summary lists the types",
                 code=BAD_INPUT,
             )
     if json_file is not None:

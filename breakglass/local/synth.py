@@ -50,6 +50,11 @@ ACCOUNTS_KEY: Final = "aws:allowedAccountIds"
 ACCOUNT_PATTERN: Final = re.compile(r"^[0-9]{12}$")
 
 STACK_TYPE: Final = "pulumi:pulumi:Stack"
+PROGRAM_HINT: Final = "name a directory holding a Pulumi Python program (__main__.py)"
+ACCOUNT_HINT: Final = "a 12-digit AWS account id, e.g. --account 111122223333"
+ACCOUNTS_HINT: Final = (
+    """a JSON list of 12-digit account ids, e.g. --config 'aws:allowedAccountIds=["111122223333"]'"""
+)
 SECRET: Final = "[secret]"
 KNOWN_AFTER_DEPLOY: Final = "(known after deploy)"
 # Archive paths are shown relative to the directory holding the breakglass package, so two
@@ -63,6 +68,10 @@ class SynthError(RuntimeError):
 
 class SynthInputError(SynthError):
     """What synth was given is wrong (no readable program there, a malformed account), not the program."""
+
+    def __init__(self, message: str, *, hint: str = PROGRAM_HINT) -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
 @dataclass
@@ -378,7 +387,7 @@ def target(config: Mapping[str, str], account: str | None = None) -> tuple[str, 
     region = config.get(REGION_KEY) or REGION
     if account is not None:
         if not ACCOUNT_PATTERN.match(account):
-            raise SynthInputError(f"account: expected 12 digits, got {account!r}")
+            raise SynthInputError(f"account: expected 12 digits, got {account!r}", hint=ACCOUNT_HINT)
         return region, account
     allowed = config.get(ACCOUNTS_KEY)
     if not allowed:
@@ -386,11 +395,15 @@ def target(config: Mapping[str, str], account: str | None = None) -> tuple[str, 
     try:
         accounts = json.loads(allowed) if allowed.lstrip().startswith("[") else [allowed]
     except ValueError as exc:
-        raise SynthInputError(f"{ACCOUNTS_KEY}: not a JSON list of account ids: {allowed!r}") from exc
+        raise SynthInputError(
+            f"{ACCOUNTS_KEY}: not a JSON list of account ids: {allowed!r}", hint=ACCOUNTS_HINT
+        ) from exc
     if not isinstance(accounts, list) or not all(
         isinstance(a, str) and ACCOUNT_PATTERN.match(a) for a in accounts
     ):
-        raise SynthInputError(f"{ACCOUNTS_KEY}: expected 12-digit account ids, got {allowed!r}")
+        raise SynthInputError(
+            f"{ACCOUNTS_KEY}: expected 12-digit account ids, got {allowed!r}", hint=ACCOUNTS_HINT
+        )
     # Several allowed accounts: the program may deploy to any of them, so none is "the" account.
     return region, accounts[0] if len(accounts) == 1 else ACCOUNT_ID
 
