@@ -134,6 +134,14 @@ def test_a_secret_wrapped_at_any_depth_is_shown_as_secret() -> None:
     assert to_plain(value) == {"a": [1, {"b": "[secret]"}], "c": ["[secret]"], "d": "[secret]"}
 
 
+def test_whole_numbers_read_as_the_program_wrote_them() -> None:
+    assert to_plain({"maxSessionDuration": 3600.0, "threshold": 0.5, "days": [365.0]}) == {
+        "maxSessionDuration": 3600,
+        "threshold": 0.5,
+        "days": [365],
+    }
+
+
 def test_a_value_only_aws_knows_is_marked_unknown_never_none(program_dir: Path) -> None:
     document = json.loads(synth_cli(str(program_dir), "--json", "-"))
     invoke = next(r for r in document["resources"] if r["name"] == "door-invoke")

@@ -114,6 +114,8 @@ def to_plain(value: Any) -> Any:
         return [to_plain(v) for v in value]
     if value == rpc.UNKNOWN:
         return KNOWN_AFTER_DEPLOY
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # the engine carries every number as a float; the program wrote 3600
     if isinstance(value, pulumi.FileArchive | pulumi.FileAsset):
         return {"path": _shown_path(str(value.path))}
     if isinstance(value, pulumi.StringAsset):
@@ -347,7 +349,8 @@ def synth(
     """Run ``program`` under mocks and return every resource it registered, in program order.
 
     ``mocks`` answers the registrations (default :class:`RecordingMocks` in the region and account
-    of :func:`target`; the emulator's deploy passes mocks that create each resource).
+    of :func:`target`, ``account`` overriding the config's; the emulator's deploy passes mocks that
+    create each resource, in the emulator's own account, and ``account`` is then unused).
     """
     settings = dict(config or {})
     if mocks is None:
