@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.tree import Tree
 
 from breakglass.cli.errors import fail
+from breakglass.cli.synth_check import run_check
 from breakglass.local.synth import SynthError, SynthResult, synth_directory
 
 
@@ -23,6 +24,19 @@ def synth_command(
     config: Annotated[
         list[str] | None, typer.Option("--config", "-c", help="Stack config as key=value (repeatable).")
     ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Run the guardrail policy pack and parliament over every resource; exit 1 on any finding.",
+        ),
+    ] = False,
+    policy_config: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --check: the pack's config, a JSON file as `pulumi --policy-pack-config` takes."
+        ),
+    ] = None,
 ) -> None:
     """Run a Pulumi program under the SDK's mock runtime and print every resource it would create.
 
@@ -33,6 +47,8 @@ def synth_command(
       $ breakglass synth examples/quickstart
 
       $ breakglass synth examples/quickstart --json - --config alertEmail=sec@example.com
+
+      $ breakglass synth examples/quickstart --check
     """
     settings: dict[str, str] = {}
     for item in config or []:
@@ -40,6 +56,9 @@ def synth_command(
         if not sep or not key:
             fail(f"--config {item!r} is not key=value", hint="example: --config alertEmail=sec@example.com")
         settings[key] = value
+    if check:
+        run_check(program_dir, stack=stack, config=settings, policy_config=policy_config)
+        return
     try:
         result = synth_directory(program_dir, stack=stack, config=settings)
     except SynthError as exc:

@@ -30,7 +30,13 @@ from breakglass.policies.emergency_role import (
     TRUST_POLICY_MAX_CHARS,
     locked_trust_policy,
 )
-from breakglass.policies.naming import EMERGENCY_ROLE_TAG, PROTECTED_TAG, emergency_role_name
+from breakglass.policies.naming import (
+    EMERGENCY_ROLE_TAG,
+    PROTECTED_TAG,
+    ROLE_CHAINING_OPT_IN,
+    ROLE_CHAINING_TAG,
+    emergency_role_name,
+)
 from breakglass.validation import (
     ARN,
     IAM_ROLE_OR_USER_ARN,
@@ -52,7 +58,7 @@ MAX_SESSION_DURATION: Final = 43200
 ROLE_ARN: Final = r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+"
 MANAGED_POLICY_ARN: Final = r"arn:aws[a-z-]*:iam::(aws|\d{12}):policy/[\w+=,.@/-]+"
 INLINE_POLICY_NAME: Final = r"[\w+=,.@-]{1,128}"
-_RESERVED_TAGS: Final = (EMERGENCY_ROLE_TAG, PROTECTED_TAG)
+_RESERVED_TAGS: Final = (EMERGENCY_ROLE_TAG, PROTECTED_TAG, ROLE_CHAINING_TAG)
 
 
 class EmergencyRoleArgs(TypedDict, total=False):
@@ -284,6 +290,9 @@ class EmergencyRole(pulumi.ComponentResource):
         self.config = config
         child = pulumi.ResourceOptions(parent=self)
         tags = {**config.tags, EMERGENCY_ROLE_TAG: config.tier, PROTECTED_TAG: "true"}
+        if config.role_chaining_opt_in:
+            # Says so on the role, where the guardrail pack looks (see docs/policy-pack.md).
+            tags[ROLE_CHAINING_TAG] = ROLE_CHAINING_OPT_IN
 
         boundary_document = pulumi.Output.all(*config.protected_arns).apply(
             lambda arns: _checked_boundary(

@@ -490,9 +490,38 @@ def missing_kms_rights(resources: Sequence[RegisteredResource]) -> list[KmsRight
     return [need.right for need in _needs(program) if not _holds(program, need)]
 
 
+def role_statements(resources: Sequence[RegisteredResource]) -> dict[str, list[Statement]]:
+    """Each role of the program (by resource name) -> the statements of every policy it holds there.
+
+    The same reading of inline policies, ``RolePolicy`` resources and attached managed policies the
+    KMS check uses (the guardrail pack's wildcard rule reads roles through it too).
+    """
+    program = _Program(resources)
+    return {role.name: program.role_statements(role) for role in resources if role.type == ROLE}
+
+
+def policy_statements(policy: Any) -> list[Statement]:
+    """The statements of a policy given as JSON text or as a mapping (anything else: none)."""
+    return _statements(policy)
+
+
+def action_matches(statement: Statement, action: str) -> bool:
+    """Whether the statement's ``Action`` / ``NotAction`` covers ``action`` (IAM wildcards)."""
+    return _action_matches(statement, action)
+
+
 def report(findings: Sequence[KmsRight]) -> str:
     """One line per finding, for a person (the CLI prints this)."""
     return "\n".join(str(f) for f in findings)
 
 
-__all__ = ["KmsRight", "RegisteredResource", "missing_kms_rights", "report", "required_kms_rights"]
+__all__ = [
+    "KmsRight",
+    "RegisteredResource",
+    "action_matches",
+    "missing_kms_rights",
+    "policy_statements",
+    "report",
+    "required_kms_rights",
+    "role_statements",
+]

@@ -292,10 +292,12 @@ def check_statements(
             "Resource": role_arn,
         },
         {
+            # ListVirtualMFADevices has no resource-level form (the Service Authorization Reference
+            # lists no resource type): a statement naming mfa/* ARNs never matches the call.
             "Sid": "ListVirtualMfaDevices",
             "Effect": "Allow",
             "Action": "iam:ListVirtualMFADevices",
-            "Resource": f"arn:{partition}:iam::{account_id}:mfa/*",
+            "Resource": "*",
         },
         {
             # PutMetricData has no resource-level form; the namespace condition bounds it.
@@ -334,11 +336,12 @@ def inspect_statements(
             "Resource": sorted(topic_arns),
         },
         {
-            # A subscription's ARN is its topic's ARN and an id.
+            # GetSubscriptionAttributes has no resource-level form (no resource type in the Service
+            # Authorization Reference): subscription ARNs in Resource never match the call. Read only.
             "Sid": "InspectSealedSubscriptions",
             "Effect": "Allow",
             "Action": "sns:GetSubscriptionAttributes",
-            "Resource": [f"{arn}:*" for arn in sorted(topic_arns)],
+            "Resource": "*",
         },
         {
             "Sid": "InspectSealedAlarms",
