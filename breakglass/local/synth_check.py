@@ -10,6 +10,7 @@ known false positive for a document these components write, matched narrowly and
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,10 +40,21 @@ class Allowed:
     reason: str
     required_format: str = ""
     resource_types: tuple[str, ...] = ()
+    # A regular expression every Resource of the statement must match (any if empty).
+    statement_resources: str = ""
 
-    def covers(self, issue: str, action: str, required: str, resource_type: str) -> bool:
+    def covers(
+        self, issue: str, action: str, required: str, resource_type: str, statement: Mapping[str, Any]
+    ) -> bool:
+        resources = statement.get("Resource")
+        named = [resources] if isinstance(resources, str) else list(resources or [])
         return (
             issue == self.issue
+            and (
+                not self.statement_resources
+                or all(re.fullmatch(self.statement_resources, str(r)) for r in named)
+            )
+            and bool(named or not self.statement_resources)
             and (action == self.action or (self.action.endswith("*") and action.startswith(self.action[:-1])))
             and required.startswith(self.required_format)
             and (not self.resource_types or resource_type in self.resource_types)
@@ -72,6 +84,7 @@ PARLIAMENT_ALLOWED: Final = (
         "authorizes them on the state machine that issued the token (what AWS CDK's "
         "grantTaskResponse grants), so the approval functions name the workflow's state machine",
         required_format="*",
+        statement_resources=r"arn:[\w-]+:states:[\w-]+:\d{12}:stateMachine:[\w-]+",
     ),
     Allowed(
         "RESOURCE_MISMATCH",
@@ -79,6 +92,7 @@ PARLIAMENT_ALLOWED: Final = (
         "parliament requires both execution and express execution ARNs; the workflow is a STANDARD "
         "state machine, so its execution ARNs are the whole of what the statement needs",
         required_format="arn:*:states:*:*:express:",
+        statement_resources=r"arn:[\w-]+:states:[\w-]+:\d{12}:execution:[\w-]+:.+",
     ),
     Allowed(
         "RESOURCE_MISMATCH",
@@ -86,6 +100,7 @@ PARLIAMENT_ALLOWED: Final = (
         "parliament requires an access point ARN as well as object ARNs; the audit trail is read "
         "directly, not through an access point, so object ARNs are what AWS matches",
         required_format="arn:*:s3:*:*:accesspoint/",
+        statement_resources=r"arn:[\w-]+:s3:::[^/]+(/.*)?",
     ),
 )
 
@@ -153,14 +168,11 @@ def _as_identity_policy(trust: Mapping[str, Any], role_arn: str) -> dict[str, An
     # parliament lints identity policies and stops at a trust statement's missing Resource (the role
     # is a trust policy's resource): lint each trust statement as the identity statement it is
     # equivalent to for actions and condition keys, Principal out and the role in.
-    statements = trust.get("Statement", [])
-    statements = [statements] if isinstance(statements, Mapping) else statements
     return {
         **trust,
         "Statement": [
             {**{k: v for k, v in s.items() if k != "Principal"}, "Resource": role_arn or "*"}
-            for s in statements
-            if isinstance(s, Mapping)
+            for s in _statements(trust)
         ],
     }
 
@@ -179,12 +191,19 @@ def _problems(issue: str, detail: Any) -> list[tuple[str, str]]:
     return [(str(detail), "")]
 
 
-def allowed(issue: str, detail: Any, resource_type: str) -> bool:
-    """Whether every part of a parliament finding is covered by :data:`PARLIAMENT_ALLOWED`."""
+def allowed(issue: str, detail: Any, resource_type: str, statement: Mapping[str, Any]) -> bool:
+    """Whether every part of a parliament finding about ``statement`` is covered by
+    :data:`PARLIAMENT_ALLOWED`."""
     return all(
-        any(entry.covers(issue, action, required, resource_type) for entry in PARLIAMENT_ALLOWED)
+        any(entry.covers(issue, action, required, resource_type, statement) for entry in PARLIAMENT_ALLOWED)
         for action, required in _problems(issue, detail)
     )
+
+
+def _statements(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    statements = document.get("Statement", [])
+    statements = [statements] if isinstance(statements, Mapping) else statements
+    return [s for s in statements if isinstance(s, Mapping)]
 
 
 def lint(resources: Sequence[Resource]) -> list[Finding]:
@@ -198,17 +217,18 @@ def lint(resources: Sequence[Resource]) -> list[Finding]:
         for key, document in _documents(resource.inputs):
             if key == "assumeRolePolicy":
                 document = _as_identity_policy(document, str(resource.get("arn") or ""))
-            for issue in analyze_policy_string(json.dumps(document)).findings:
-                if allowed(issue.issue, issue.detail, resource.type):
-                    continue
-                found.append(
-                    Finding(
-                        PARLIAMENT_RULE,
-                        resource.type,
-                        resource.name,
-                        f"{key}: {issue.issue} {json.dumps(issue.detail, sort_keys=True, default=str)}",
+            # One statement at a time, so an allow-list entry can look at the statement it excuses.
+            for statement in _statements(document):
+                single = json.dumps({**document, "Statement": [statement]})
+                for issue in analyze_policy_string(single).findings:
+                    if allowed(issue.issue, issue.detail, resource.type, statement):
+                        continue
+                    detail = json.dumps(issue.detail, sort_keys=True, default=str)
+                    found.append(
+                        Finding(
+                            PARLIAMENT_RULE, resource.type, resource.name, f"{key}: {issue.issue} {detail}"
+                        )
                     )
-                )
     return found
 
 
