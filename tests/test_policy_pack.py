@@ -467,3 +467,18 @@ def test_the_pack_is_runnable_by_pulumi_and_never_shipped_to_a_lambda() -> None:
     shipped = archive.shipped_files()
     assert not [name for name in shipped if "/pack/" in name]
     assert "breakglass/policies/kms_rights.py" in shipped
+
+
+def test_the_chaining_opt_in_tag_comes_from_the_tier_setting_and_cannot_be_set_by_hand() -> None:
+    from breakglass.components.emergency_role import EmergencyRoleConfig
+
+    with pytest.raises(ConfigError) as raised:
+        EmergencyRoleConfig.from_args(
+            {
+                "tier": "admin",
+                "allowed_requesters": [f"arn:aws:iam::{ACCOUNT}:role/oncall"],
+                "managed_policy_arns": ["arn:aws:iam::aws:policy/ReadOnlyAccess"],
+                "tags": {ROLE_CHAINING_TAG: ROLE_CHAINING_OPT_IN},
+            }
+        )
+    assert raised.value.field.startswith("tags")
