@@ -77,6 +77,16 @@ def test_a_tier_that_opts_in_to_role_chaining_says_so_on_its_role() -> None:
     assert ROLE_CHAINING_TAG not in roles["breakglass-operator-role"].inputs["tags"]
 
 
+def test_the_check_s_mocks_give_the_arns_policies_name_the_format_aws_uses() -> None:
+    outputs = {r.type: r.outputs for r in flawed("none")}
+    assert (
+        ":secretsmanager:us-east-1:123456789012:secret:" in outputs["aws:secretsmanager/secret:Secret"]["arn"]
+    )
+    assert ":events:us-east-1:123456789012:rule/" in outputs["aws:cloudwatch/eventRule:EventRule"]["arn"]
+    assert ":ses:us-east-1:123456789012:identity/" in outputs["aws:ses/emailIdentity:EmailIdentity"]["arn"]
+    assert outputs["aws:apigatewayv2/api:Api"]["executionArn"].startswith("arn:aws:execute-api:us-east-1:")
+
+
 def test_the_pack_config_raises_the_session_limit_for_a_team_that_chose_12_hours() -> None:
     assert check_resources(flawed("admin-12h-sessions"), PackConfig(max_session_seconds=43200)) == []
 

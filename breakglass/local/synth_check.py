@@ -105,36 +105,37 @@ PARLIAMENT_ALLOWED: Final = (
 )
 
 
+# Type token -> (service, resource part of the ARN AWS returns, from the physical name), for the
+# resources whose ARNs the components' policies name. The API's is its execution ARN.
+REAL_ARNS: Final[Mapping[str, tuple[str, str]]] = {
+    "aws:secretsmanager/secret:Secret": ("secretsmanager", "secret:{}-AbCdEf"),
+    "aws:ses/emailIdentity:EmailIdentity": ("ses", "identity/{}"),
+    "aws:cloudwatch/eventRule:EventRule": ("events", "rule/{}"),
+    "aws:cloudwatch/metricAlarm:MetricAlarm": ("cloudwatch", "alarm:{}"),
+    "aws:apigatewayv2/api:Api": ("execute-api", "{}"),
+}
+
+
 class CheckMocks(RecordingMocks):
     """The synth's mocks, with the ARN formats AWS really uses where a policy names them.
 
     parliament checks each ARN in a policy against the format of its action's resource type, so a
-    placeholder of the wrong shape would be a finding about the mock, not the program. Region,
-    account and partition come from the synth's own ARN, so they stay whatever it chose.
+    placeholder of the wrong shape would be a finding about the mock, not the program. Partition,
+    region and account come from the synth's own ARN, so they stay whatever it chose.
     """
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         resource_id, outputs = super().new_resource(args)
-        arn = str(outputs.get("arn") or "")
-        parts = arn.split(":", 5)
-        if len(parts) < 6:
+        parts = str(outputs.get("arn") or "").split(":", 5)
+        if args.typ not in REAL_ARNS or len(parts) < 6:
             return resource_id, outputs
-        partition, region, account = parts[1], parts[3], parts[4]
-        name = str(args.inputs.get("name") or args.name)
-        base = f"arn:{partition}:{{}}:{region}:{account}:"
-        real = {
-            "aws:apigatewayv2/api:Api": None,
-            "aws:secretsmanager/secret:Secret": base.format("secretsmanager") + f"secret:{name}-AbCdEf",
-            "aws:ses/emailIdentity:EmailIdentity": base.format("ses")
-            + f"identity/{args.inputs.get('email') or name}",
-            "aws:cloudwatch/eventRule:EventRule": base.format("events") + f"rule/{name}",
-            "aws:cloudwatch/metricAlarm:MetricAlarm": base.format("cloudwatch")
-            + f"alarm:{args.inputs.get('name') or args.name}",
-        }
+        service, resource = REAL_ARNS[args.typ]
+        physical = str(args.inputs.get("email") or args.inputs.get("name") or args.name)
+        arn = f"arn:{parts[1]}:{service}:{parts[3]}:{parts[4]}:{resource.format(physical)}"
         if args.typ == "aws:apigatewayv2/api:Api":
-            outputs.setdefault("executionArn", base.format("execute-api") + name)
-        elif args.typ in real:
-            outputs["arn"] = real[args.typ]
+            outputs.setdefault("executionArn", arn)
+        else:
+            outputs["arn"] = arn
         return resource_id, outputs
 
 

@@ -391,17 +391,16 @@ KMS_RIGHTS: Final = "function-kms-rights"
 ROLE_CHAINING: Final = "role-chaining-opt-in"
 
 
-def _retention_days(rule: Mapping[str, Any]) -> int:
-    retention = rule.get("defaultRetention") or {}
-    if not isinstance(retention, Mapping):
-        return 0
-    return int(retention.get("days") or 0) or 365 * int(retention.get("years") or 0)
+def _default_retention(lock: Any) -> Mapping[str, Any] | None:
+    """The default retention of a lock configuration (its ``rule``, one mapping or a list of one)."""
+    rules = _as_list(lock.get("rule")) if isinstance(lock, Mapping) else []
+    retention = rules[0].get("defaultRetention") if rules and isinstance(rules[0], Mapping) else None
+    return retention if isinstance(retention, Mapping) else None
 
 
 def _lock_findings(resource: Resource, lock: Any, config: PackConfig) -> list[Finding]:
-    rules = [r for r in _as_list(lock.get("rule") if isinstance(lock, Mapping) else None) if r]
-    retention = next((r.get("defaultRetention") for r in rules if isinstance(r, Mapping)), None)
-    if not isinstance(retention, Mapping):
+    retention = _default_retention(lock)
+    if retention is None:
         return [
             _finding(COMPLIANCE_LOCK, resource, "no default retention: set a COMPLIANCE default retention")
         ]
@@ -416,7 +415,7 @@ def _lock_findings(resource: Resource, lock: Any, config: PackConfig) -> list[Fi
                 "audit records (GOVERNANCE can be bypassed)",
             )
         )
-    days = _retention_days(rules[0]) if rules and isinstance(rules[0], Mapping) else 0
+    days = int(retention.get("days") or 0) or 365 * int(retention.get("years") or 0)
     if days < config.min_retention_days:
         found.append(
             _finding(
