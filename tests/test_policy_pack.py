@@ -95,7 +95,7 @@ def test_an_if_exists_source_identity_does_not_count_as_pinning_it() -> None:
             {
                 "Effect": "Allow",
                 "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:role/oncall"},
-                "Action": "sts:*",
+                "Action": "sts:AssumeRole",
                 "Condition": {
                     "StringEqualsIfExists": {"sts:SourceIdentity": "alice"},
                     "StringEquals": {"sts:RoleSessionName": "alice"},
@@ -106,6 +106,24 @@ def test_an_if_exists_source_identity_does_not_count_as_pinning_it() -> None:
     }
     [finding] = rules.emergency_role_trust_locked(role(trust), CONFIG)
     assert "sts:SourceIdentity" in finding.message
+
+
+@pytest.mark.parametrize("action", ["sts:AssumeRoleWithWebIdentity", "sts:AssumeRoleWithSAML", "sts:*"])
+def test_an_emergency_role_that_trusts_an_identity_provider_is_refused(action: str) -> None:
+    # A grant only ever adds sts:AssumeRole for one principal; a federated trust would admit every
+    # user of the provider, with none of the grant's conditions.
+    trust = {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.example.com"},
+                "Action": action,
+                "Condition": {"StringEquals": {"token.actions.example.com:aud": "sts.amazonaws.com"}},
+            }
+        ]
+    }
+    findings = rules.emergency_role_trust_locked(role(trust), CONFIG)
+    assert any("only through sts:AssumeRole" in f.message for f in findings), findings
 
 
 def test_a_role_named_as_an_emergency_role_is_one_even_without_the_tier_tag() -> None:
@@ -211,6 +229,11 @@ def test_a_trail_that_is_single_region_unvalidated_or_unencrypted_is_refused(
     assert words in finding.message
 
 
+def test_a_trail_that_does_not_log_is_refused() -> None:
+    [finding] = rules.trail_multi_region_validated_encrypted(trail(enableLogging=False), CONFIG)
+    assert "not logging" in finding.message
+
+
 def test_a_state_machine_must_log() -> None:
     logged = Resource(
         rules.STATE_MACHINE, "sm", {"loggingConfiguration": {"level": "ALL", "logDestination": "arn:log:*"}}
@@ -304,6 +327,28 @@ def test_every_justified_resource_star_action_passes_and_a_deny_never_counts() -
     deny = {"Effect": "Deny", "Action": "*", "Resource": "*"}
     assert rules.lambda_role_no_wildcards(function_role(*justified, deny), CONFIG) == []
     assert all(len(reason) > 40 for reason in rules.RESOURCE_STAR_ALLOWED.values())
+
+
+@pytest.mark.parametrize("attach", ["managedPolicyArns", "attachment"])
+def test_a_function_role_holding_a_policy_whose_text_is_outside_the_program_is_refused(attach: str) -> None:
+    admin = "arn:aws:iam::aws:policy/AdministratorAccess"
+    program = function_role(
+        {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "arn:aws:sqs:us-east-1:1:q"}
+    )
+    if attach == "attachment":
+        program.append(
+            Resource(
+                "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+                "fn-admin",
+                {"role": "fn", "policyArn": admin},
+            )
+        )
+    else:
+        program[0] = Resource(
+            rules.ROLE, "fn-role", {**program[0].inputs, "managedPolicyArns": [admin]}, program[0].outputs
+        )
+    [finding] = rules.lambda_role_no_wildcards(program, CONFIG)
+    assert admin in finding.message and "outside the program" in finding.message
 
 
 def test_a_person_s_role_is_not_a_function_role() -> None:

@@ -21,6 +21,7 @@ from breakglass.contracts import ENV_AUDIT_BUCKET
 from breakglass.policies.kms_rights import (
     action_matches,
     missing_kms_rights,
+    policies_outside,
     policy_statements,
     role_statements,
 )
@@ -250,6 +251,8 @@ def role_trust_not_open(resource: Resource, config: PackConfig) -> list[Finding]
     ]
 
 
+# Ways into a role a grant never opens: each would admit every user of an identity provider.
+FEDERATED_ASSUME: Final = ("sts:AssumeRoleWithWebIdentity", "sts:AssumeRoleWithSAML")
 # What the component's grant statements pin on every AssumeRole they allow (docs/security.md).
 _GRANT_CONDITIONS: Final = (
     ("StringEquals", "sts:SourceIdentity", "sts:SourceIdentity equal to the requester"),
@@ -268,9 +271,19 @@ def emergency_role_trust_locked(resource: Resource, config: PackConfig) -> list[
         return [_finding(TRUST_LOCKED, resource, "the trust policy is missing or unreadable")]
     found: list[Finding] = []
     for i, statement in enumerate(statements):
+        sid = statement.get("Sid") or i
+        federated = [a for a in FEDERATED_ASSUME if action_matches(statement, a)]
+        if statement.get("Effect") == "Allow" and federated:
+            found.append(
+                _finding(
+                    TRUST_LOCKED,
+                    resource,
+                    f"trust statement {sid} allows {', '.join(federated)}: an emergency role is assumed "
+                    "only through sts:AssumeRole, as a grant allows it",
+                )
+            )
         if statement.get("Effect") != "Allow" or not action_matches(statement, "sts:AssumeRole"):
             continue
-        sid = statement.get("Sid") or i
         if "*" in _principals(statement) or not _principals(statement):
             found.append(
                 _finding(TRUST_LOCKED, resource, f"trust statement {sid} does not name one principal")
@@ -322,11 +335,13 @@ def emergency_role_session_limit(resource: Resource, config: PackConfig) -> list
 
 
 def trail_multi_region_validated_encrypted(resource: Resource, config: PackConfig) -> list[Finding]:
-    """A trail logs every region, signs its log files (validation) and encrypts them with KMS."""
-    keys = ("isMultiRegionTrail", "enableLogFileValidation", "kmsKeyId")
+    """A trail is logging, in every region, signs its log files (validation) and encrypts them with KMS."""
+    keys = ("isMultiRegionTrail", "enableLogFileValidation", "kmsKeyId", "enableLogging")
     if resource.type != TRAIL or not resource.known(*keys):
         return []
-    problems = [
+    # enable_logging defaults to true; only an explicit false stops the trail.
+    problems = ["is not logging (enable_logging is false)"] if resource.get("enableLogging") is False else []
+    problems += [
         text
         for key, text in (
             ("isMultiRegionTrail", "is not multi-region (is_multi_region_trail)"),
@@ -500,18 +515,29 @@ def _wildcard_problems(statement: Mapping[str, Any]) -> list[str]:
 
 def lambda_role_no_wildcards(resources: Sequence[Resource], config: PackConfig) -> list[Finding]:
     """A function's (or the state machine's) role holds no ``*`` action and no ``*`` resource beyond
-    :data:`RESOURCE_STAR_ALLOWED`: code that runs unattended gets what it needs, by name."""
+    :data:`RESOURCE_STAR_ALLOWED`, and no policy the program does not show: code that runs
+    unattended gets what it needs, by name."""
     if any(
         not r.known("policy", "assumeRolePolicy", "inlinePolicies", "role", "policyArn") for r in resources
     ):
         return []
     statements = role_statements(resources)
+    outside = policies_outside(resources)
     found: list[Finding] = []
     for role in resources:
         if role.type != ROLE or not _trusted_services(role) & set(SYSTEM_SERVICES):
             continue
         for statement in statements.get(role.name, []):
             found += [_finding(NO_WILDCARDS, role, p) for p in _wildcard_problems(statement)]
+        found += [
+            _finding(
+                NO_WILDCARDS,
+                role,
+                f"attached policy {arn} is outside the program, so nothing shows it grants no '*': "
+                "grant what the function needs in its own policy",
+            )
+            for arn in outside.get(role.name, [])
+        ]
     return found
 
 
