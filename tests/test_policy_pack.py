@@ -72,6 +72,38 @@ def test_a_role_that_trusts_everyone_is_refused_whatever_it_is(principal: Any) -
     assert rule_names(rules.role_trust_not_open(plain_role, CONFIG)) == ["role-trust-not-open"]
 
 
+def test_a_trust_that_allows_everyone_but_one_principal_is_open() -> None:
+    trust = {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "NotPrincipal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                "Action": "sts:AssumeRole",
+            }
+        ]
+    }
+    plain_role = Resource(rules.ROLE, "app", {"name": "app", "assumeRolePolicy": json.dumps(trust)})
+    assert rule_names(rules.role_trust_not_open(plain_role, CONFIG)) == ["role-trust-not-open"]
+
+
+def test_an_emergency_trust_statement_naming_two_principals_is_refused() -> None:
+    granted = trust_policy(
+        grant_trust_statements(
+            request_id="req1",
+            requester_arn=f"arn:aws:iam::{ACCOUNT}:role/oncall",
+            source_identity="alice",
+            starts_at=START,
+            expires_at=START.replace(hour=1),
+            require_mfa=True,
+        )
+    )
+    granted["Statement"][0]["Principal"] = {
+        "AWS": [f"arn:aws:iam::{ACCOUNT}:role/oncall", f"arn:aws:iam::{ACCOUNT}:root"]
+    }
+    [finding] = rules.emergency_role_trust_locked(role(granted), CONFIG)
+    assert "does not name one principal" in finding.message
+
+
 def test_an_emergency_trust_that_admits_a_named_principal_without_the_grant_conditions_is_refused() -> None:
     trust = {
         "Statement": [

@@ -254,7 +254,7 @@ def report(findings: Sequence[Finding], *, title: str) -> str:
     """What the command prints: one line per finding (rule, resource, message), or one OK line."""
     if not findings:
         return f"OK: {title} passes the breakglass guardrail pack and parliament (0 findings)"
-    lines = [f"{f.rule}: {f.resource_type} {f.resource_name}: {f.message}" for f in findings]
+    lines = [str(f) for f in findings]
     return "\n".join([*lines, f"{len(findings)} finding(s) in {title}"])
 
 

@@ -237,17 +237,19 @@ POST_ONLY: Final = "approval-api-post-only"
 
 
 def role_trust_not_open(resource: Resource, config: PackConfig) -> list[Finding]:
-    """No role trusts everyone: an Allow whose principal is ``*`` lets any AWS account assume it."""
+    """No role trusts everyone: an Allow whose principal is ``*`` (or everyone but a ``NotPrincipal``)
+    lets any AWS account assume it."""
     if resource.type != ROLE or not resource.known("assumeRolePolicy"):
         return []
     return [
         _finding(
             OPEN_TRUST,
             resource,
-            f"trust statement {s.get('Sid') or i} allows principal '*': name the principals that may assume it",
+            f"trust statement {s.get('Sid') or i} allows principal '*' (or NotPrincipal): name the principals "
+            "that may assume it",
         )
         for i, s in enumerate(_trust(resource))
-        if s.get("Effect") == "Allow" and "*" in _principals(s)
+        if s.get("Effect") == "Allow" and ("*" in _principals(s) or "NotPrincipal" in s)
     ]
 
 
@@ -284,7 +286,7 @@ def emergency_role_trust_locked(resource: Resource, config: PackConfig) -> list[
             )
         if statement.get("Effect") != "Allow" or not action_matches(statement, "sts:AssumeRole"):
             continue
-        if "*" in _principals(statement) or not _principals(statement):
+        if _principals(statement) == ["*"] or len(_principals(statement)) != 1:
             found.append(
                 _finding(TRUST_LOCKED, resource, f"trust statement {sid} does not name one principal")
             )
