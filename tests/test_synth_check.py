@@ -4,11 +4,21 @@ allow-list stays narrow."""
 from __future__ import annotations
 
 import json
+import runpy
 import sys
 from functools import cache
 from pathlib import Path
 
 import pytest
+from pulumi_policy import (
+    PolicyCustomTimeouts,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+)
+from pulumi_policy.proxy import unknown_checking_proxy
 from typer.testing import CliRunner
 
 from breakglass.cli.main import app
@@ -160,3 +170,55 @@ def test_without_parliament_the_check_says_how_to_install_it(monkeypatch: pytest
     monkeypatch.setitem(sys.modules, "parliament", None)
     with pytest.raises(MissingDependency, match=r"breakglass\[policy\]"):
         lint([])
+
+
+# --- the same rules through CrossGuard ------------------------------------------------------------
+
+
+def crossguard_violations(resources: tuple[Resource, ...]) -> set[str]:
+    """Run every policy of the pack as Pulumi would, over a program's registered state."""
+    pack = runpy.run_path(
+        str(ROOT / "breakglass" / "policies" / "pack" / "__main__.py"), run_name="pack_under_test"
+    )
+    options = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
+    state = [
+        PolicyResource(
+            r.type,
+            unknown_checking_proxy(json.loads(json.dumps(r.outputs, default=str))),
+            r.urn,
+            r.name,
+            options,
+            None,
+            None,
+            [],
+            {},
+        )
+        for r in resources
+    ]
+    violated: set[str] = set()
+    for policy in pack["policies"]():
+
+        def report(message: str, urn: str | None = None, name: str = policy.name) -> None:
+            violated.add(name)
+
+        if isinstance(policy, ResourceValidationPolicy):
+            for r in resources:
+                props = unknown_checking_proxy(json.loads(json.dumps(r.inputs, default=str)))
+                policy.validate(
+                    ResourceValidationArgs(r.type, props, r.urn, r.name, options, None, {}), report
+                )
+        else:
+            policy.validate(StackValidationArgs(state, {}), report)
+    return violated
+
+
+@pytest.mark.parametrize(
+    ("flaw", "rules"),
+    [
+        ("none", set()),
+        ("governance-lock", {"audit-bucket-compliance-lock"}),
+        ("missing-kms-rights", {"function-kms-rights"}),
+    ],
+)
+def test_crossguard_runs_the_same_rules_with_the_same_verdicts(flaw: str, rules: set[str]) -> None:
+    assert crossguard_violations(flawed(flaw)) == rules
