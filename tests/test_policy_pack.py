@@ -290,6 +290,23 @@ def test_a_route_that_could_decide_on_a_get_is_refused(key: str) -> None:
     assert rule_names(rules.approval_api_post_only(route(key), CONFIG)) == ["approval-api-post-only"]
 
 
+def test_a_stack_s_own_get_route_passes_only_when_listed_as_an_opt_in_and_any_stays_refused() -> None:
+    opted = PackConfig.from_policy_config(
+        {"approval-api-post-only": {"readOnlyGetRoutesOptIn": ["GET /predict"]}}
+    )
+    assert rule_names(rules.approval_api_post_only(route("GET /predict"), CONFIG)) == [
+        "approval-api-post-only"
+    ]
+    assert rules.approval_api_post_only(route("GET /predict"), opted) == []
+    assert rule_names(rules.approval_api_post_only(route("ANY /predict"), opted)) == [
+        "approval-api-post-only"
+    ]
+    for key in ("POST /requests/{id}", "ANY /predict", "$default"):
+        with pytest.raises(ConfigError) as raised:
+            PackConfig.from_policy_config({"approval-api-post-only": {"readOnlyGetRoutesOptIn": [key]}})
+        assert raised.value.field == "approval-api-post-only.readOnlyGetRoutesOptIn[0]"
+
+
 def test_the_read_only_get_paths_are_exactly_the_gets_the_handlers_serve() -> None:
     # The approval page's GET shows the form (lambdas/approvals/api.py); the access API's GETs read.
     served = {key.split(" ", 1)[1] for key in route_keys() if key.startswith("GET ")} | {"/requests/{id}"}
@@ -502,7 +519,11 @@ def test_the_pack_registers_one_policy_per_rule_of_the_right_kind() -> None:
     for policy in policies:
         assert policy.description == rules.description(policy.name)
     configured = {p.name for p in policies if p.config_schema is not None}
-    assert configured == {"emergency-role-session-limit", "audit-bucket-compliance-lock"}
+    assert configured == {
+        "emergency-role-session-limit",
+        "audit-bucket-compliance-lock",
+        "approval-api-post-only",
+    }
 
 
 def test_the_pack_reports_a_violation_through_crossguard_with_its_config() -> None:

@@ -31,7 +31,7 @@ from breakglass.policies.naming import (
     ROLE_CHAINING_OPT_IN,
     ROLE_CHAINING_TAG,
 )
-from breakglass.validation import require_int, require_mapping
+from breakglass.validation import require_int, require_mapping, require_str_list
 
 ROLE: Final = "aws:iam/role:Role"
 MANAGED_POLICY: Final = "aws:iam/policy:Policy"
@@ -53,6 +53,8 @@ SESSION_SECONDS_BOUNDS: Final = (900, 43200)
 RETENTION_DAYS_BOUNDS: Final = (1, 36500)
 MAX_SESSION_KEY: Final = "maxSessionSeconds"
 MIN_RETENTION_KEY: Final = "minRetentionDays"
+GET_ROUTES_KEY: Final = "readOnlyGetRoutesOptIn"
+GET_ROUTE: Final = r"(GET|HEAD) /\S*"
 
 # Service principals whose roles run the system's code: the wildcard rule covers both.
 SYSTEM_SERVICES: Final = ("lambda.amazonaws.com", "states.amazonaws.com")
@@ -146,6 +148,9 @@ class PackConfig:
 
     max_session_seconds: int = DEFAULT_MAX_SESSION_SECONDS
     min_retention_days: int = DEFAULT_MIN_RETENTION_DAYS
+    # GET routes of the stack's own APIs (not the break-glass ones) that only read, by route key:
+    # listed by hand, so each exemption is visible in the config.
+    read_only_get_routes_opt_in: tuple[str, ...] = ()
 
     @classmethod
     def from_policy_config(cls, raw: Any) -> PackConfig:
@@ -155,7 +160,7 @@ class PackConfig:
         enforcement level or another rule's config, and left to Pulumi.
         """
         document = require_mapping("policy config", raw)
-        values: dict[str, int] = {}
+        values: dict[str, Any] = {}
         for rule, key, attr, (low, high) in (
             (SESSION_LIMIT, MAX_SESSION_KEY, "max_session_seconds", SESSION_SECONDS_BOUNDS),
             (COMPLIANCE_LOCK, MIN_RETENTION_KEY, "min_retention_days", RETENTION_DAYS_BOUNDS),
@@ -163,6 +168,14 @@ class PackConfig:
             section = document.get(rule)
             if isinstance(section, Mapping) and key in section:
                 values[attr] = require_int(f"{rule}.{key}", section[key], minimum=low, maximum=high)
+        section = document.get(POST_ONLY)
+        if isinstance(section, Mapping) and GET_ROUTES_KEY in section:
+            values["read_only_get_routes_opt_in"] = require_str_list(
+                f"{POST_ONLY}.{GET_ROUTES_KEY}",
+                section[GET_ROUTES_KEY],
+                pattern=GET_ROUTE,
+                hint='must be a GET route key, e.g. "GET /predict"',
+            )
         return cls(**values)
 
 
@@ -375,7 +388,8 @@ def state_machine_logs(resource: Resource, config: PackConfig) -> list[Finding]:
 
 
 def approval_api_post_only(resource: Resource, config: PackConfig) -> list[Finding]:
-    """Routes decide only on POST: no ANY or ``$default`` route, and GET only where it only reads."""
+    """Routes decide only on POST: no ANY or ``$default`` route, and GET only where it only reads
+    (the system's read paths, and the stack's own routes listed in ``readOnlyGetRoutesOptIn``)."""
     if resource.type != ROUTE or not resource.known("routeKey"):
         return []
     key = str(resource.get("routeKey") or "")
@@ -389,6 +403,8 @@ def approval_api_post_only(resource: Resource, config: PackConfig) -> list[Findi
             )
         ]
     if method.upper() in ("GET", "HEAD") and path not in READ_ONLY_GET_PATHS:
+        if key in config.read_only_get_routes_opt_in:
+            return []
         return [
             _finding(
                 POST_ONLY,
@@ -647,6 +663,14 @@ RULE_CONFIG: Final[Mapping[str, Mapping[str, Mapping[str, Any]]]] = {
             "maximum": SESSION_SECONDS_BOUNDS[1],
             "default": DEFAULT_MAX_SESSION_SECONDS,
             "description": "Longest session an emergency role may allow, in seconds.",
+        }
+    },
+    POST_ONLY: {
+        GET_ROUTES_KEY: {
+            "type": "array",
+            "items": {"type": "string", "pattern": f"^{GET_ROUTE}$"},
+            "default": [],
+            "description": "GET route keys of the stack's own APIs that only read (each one an exemption).",
         }
     },
     COMPLIANCE_LOCK: {
