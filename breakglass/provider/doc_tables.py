@@ -6,7 +6,7 @@ Each table sits between markers in its component's guide::
 
     <!-- inputs:BreakGlass start -->  ...  <!-- inputs:BreakGlass end -->
 
-``python -m breakglass.provider.doc_tables`` rewrites them; ``--check`` only reports stale ones
+``make docs-tables`` (``python -m breakglass.provider.doc_tables``) rewrites them; ``--check`` only reports stale ones
 (tests/test_doc_tables.py fails on a stale table and names this command).
 """
 
@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from breakglass.provider.host import PACKAGE, analyze, schema
 
-FIX_COMMAND: Final = ".venv/bin/python -m breakglass.provider.doc_tables"
+FIX_COMMAND: Final = "make docs-tables"
 # Which guide documents which component (inputs and outputs) or nested type.
 GUIDES: Final[Mapping[str, str]] = {
     "BreakGlass": "docs/cloud-team.md",
@@ -68,9 +68,14 @@ def _default(description: str) -> str:
     return ""
 
 
-def _rows(properties: Mapping[str, Any], mapping: Mapping[str, str], required: set[str], *, inputs: bool) -> list[str]:
+def _rows(
+    properties: Mapping[str, Any], mapping: Mapping[str, str], required: set[str], *, inputs: bool
+) -> list[str]:
     if inputs:
-        rows = ["| Python | other languages | type | required | default | description |", "|---|---|---|---|---|---|"]
+        rows = [
+            "| Python | other languages | type | required | default | description |",
+            "|---|---|---|---|---|---|",
+        ]
     else:
         rows = ["| Python | other languages | type | description |", "|---|---|---|---|"]
     for name, prop in properties.items():
