@@ -6,13 +6,12 @@ inside the untyped settings (``tiers``, ``audit``, ``sealedAccess``). The provid
 same resources the Python program builds from the same settings.
 """
 
-import asyncio
 from typing import Any
 
 import pytest
+from provider_wire import over_the_wire
 from pulumi.provider.experimental.component import ComponentProvider
 from pulumi.provider.server import ComponentInitError
-from pulumi.runtime import rpc
 
 from breakglass import BreakGlass
 from breakglass.components import AuditTrail
@@ -81,16 +80,6 @@ WIRE_ARGS: dict[str, Any] = {
         "max_session_seconds": 1800,
     },
 }
-
-
-def over_the_wire(values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` as the provider receives them: serialized to protobuf and decoded again."""
-    loop = asyncio.new_event_loop()  # not asyncio.run: it unsets the loop the mocked runtime uses
-    try:
-        struct = loop.run_until_complete(rpc.serialize_properties(values, {}))
-    finally:
-        loop.close()
-    return dict(rpc.deserialize_properties(struct, keep_unknowns=True))
 
 
 def shape(result: SynthResult) -> list[tuple[str, str]]:
