@@ -124,6 +124,8 @@ class ApprovalWorkflowArgs(TypedDict, total=False):
     and ``backup_approvers`` (enrolled user ids), ``ticket_required``, ``ticket_pattern`` (regex)
     and ``approval_timeout_seconds`` (deadline of each approval round, 3600 unless set)."""
 
+    # list[Any], not list[EmergencyRole]: Pulumi's analyzer refuses a reference to a component of
+    # this package (it looks for another package's schema); the config checks each item's type.
     emergency_roles: list[Any]
     """The tiers' :class:`EmergencyRole` components (one per tier in ``tiers``), from Python only:
     the workflow reads each role's settings from the Python object, which another language's
