@@ -166,3 +166,31 @@ def test_a_bad_setting_is_refused_with_the_components_own_error_naming_the_field
         synth(lambda: provider.construct("breakglass", "breakglass:index:BreakGlass", wire, None))
     assert isinstance(refused.value.__cause__, ComponentInitError)
     assert "tiers.admin.approval" in str(refused.value)
+
+
+def _role_names(result: SynthResult) -> set[str]:
+    return {r.name for r in result.by_type("aws:iam/role:Role")}
+
+
+def test_a_null_tier_from_another_language_never_reaches_the_component(provider: BreakGlassProvider) -> None:
+    # The attack on intent: a team "removes" the operator tier (1 approver, SageMaker full access)
+    # with null, as Python's None; the entry is dropped on the way, so the tier would stay.
+    assert over_the_wire({"tiers": {"operator": None}}) == {"tiers": {}}
+
+
+def test_a_default_tier_removed_with_false_from_another_language_is_removed(
+    provider: BreakGlassProvider,
+) -> None:
+    wire = over_the_wire({**WIRE_ARGS, "tiers": {"operator": False}})
+    wire_kept = over_the_wire(WIRE_ARGS)
+    built = synth(lambda: provider.construct("breakglass", "breakglass:index:BreakGlass", wire, None))
+    kept = synth(lambda: provider.construct("breakglass", "breakglass:index:BreakGlass", wire_kept, None))
+    assert "breakglass-operator-role" in _role_names(kept)
+    assert "breakglass-operator-role" not in _role_names(built)
+
+
+def test_python_removes_a_default_tier_with_none_or_false_alike() -> None:
+    by_none = synth(lambda: BreakGlass("breakglass", {**PYTHON_ARGS, "tiers": {"operator": None}}))  # type: ignore[arg-type,dict-item]
+    by_false = synth(lambda: BreakGlass("breakglass", {**PYTHON_ARGS, "tiers": {"operator": False}}))  # type: ignore[arg-type,dict-item]
+    assert shape(by_none) == shape(by_false)
+    assert "breakglass-operator-role" not in _role_names(by_none)

@@ -172,7 +172,8 @@ class BreakGlassArgs(TypedDict, total=False):
     ``admin`` only, never on an auto-approved tier that may halt; ``max_total_seconds`` (cap
     from a first window's start to its last extension's expiry; default twice the window),
     ``max_start_delay_seconds`` (how far ahead a request may schedule its start; default 4 h, 0
-    turns scheduling off)). ``None`` removes a default tier."""
+    turns scheduling off)). ``None`` or ``False`` removes a default tier (``false`` from other
+    languages: their null entries never reach the component)."""
 
     admin_long_window_opt_in: bool
     """Allow the ``admin`` tier windows over one hour (weaker; default false)."""
@@ -334,8 +335,10 @@ def _tiers(
     merged: dict[str, TierSettings] = {}
     for tier in [*DEFAULT_TIERS, *(t for t in changes if t not in DEFAULT_TIERS)]:
         require_str(f"tiers.{tier}", tier, pattern=RESOURCE_NAME, hint=RESOURCE_NAME_HINT)
-        if tier in changes and changes[tier] is None:
-            continue  # a default tier removed on purpose
+        if tier in changes and changes[tier] in (None, False):
+            # A default tier removed on purpose. False too: other languages' programs reach the
+            # component provider without their null map entries, so a null there never arrives.
+            continue
         change = dict(require_mapping(f"tiers.{tier}", changes.get(tier, {})))
         reject_unknown_keys(f"tiers.{tier}", change, (*ROLE_KEYS, *TIER_APPROVAL_KEYS))
         role_defaults, approval_defaults = DEFAULT_TIERS.get(tier, ({}, {}))
