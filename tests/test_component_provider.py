@@ -194,3 +194,10 @@ def test_python_removes_a_default_tier_with_none_or_false_alike() -> None:
     by_false = synth(lambda: BreakGlass("breakglass", {**PYTHON_ARGS, "tiers": {"operator": False}}))  # type: ignore[arg-type,dict-item]
     assert shape(by_none) == shape(by_false)
     assert "breakglass-operator-role" not in _role_names(by_none)
+
+
+def test_a_camelcase_key_inside_an_untyped_setting_is_refused_naming_it(provider: BreakGlassProvider) -> None:
+    # Inside `tiers` the keys are the Python names; a guessed camelCase one must not be ignored.
+    wire = over_the_wire({**WIRE_ARGS, "tiers": {"operator": {"maxWindowSeconds": 600}}})
+    with pytest.raises(SynthError, match=r"tiers\.operator.*maxWindowSeconds"):
+        synth(lambda: provider.construct("breakglass", "breakglass:index:BreakGlass", wire, None))
