@@ -6,6 +6,7 @@ inside the untyped settings (``tiers``, ``audit``, ``sealedAccess``). The provid
 same resources the Python program builds from the same settings.
 """
 
+import json
 from typing import Any
 
 import pytest
@@ -113,17 +114,63 @@ def test_the_provider_builds_breakglass_from_another_languages_values_as_python_
     assert lock.inputs["rule"]["defaultRetention"] == {"mode": "COMPLIANCE", "days": 400}
 
 
-def test_the_provider_returns_every_declared_output(provider: BreakGlassProvider) -> None:
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/breakglass-emergency-halt"
+AUDIT = {
+    "auditBucketName": "audit-bucket",
+    "auditKmsKeyArn": f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    "alertTopicArn": f"arn:aws:sns:us-east-1:{ACCOUNT}:breakglass-alerts",
+}
+# Each component's smallest settings, as another language writes them (plain values only).
+EVERY_COMPONENT: dict[str, dict[str, Any]] = {
+    "BreakGlass": WIRE_ARGS,
+    "AuditTrail": {},
+    "AuditQueries": {"auditBucket": "audit-bucket", "kmsKeyArn": AUDIT["auditKmsKeyArn"]},
+    "EmergencyRole": {
+        "tier": "halt",
+        "allowedRequesters": [f"arn:aws:iam::{ACCOUNT}:role/oncall-ml"],
+        "managedPolicyArns": ["arn:aws:iam::aws:policy/ReadOnlyAccess"],
+    },
+    "ApprovalWorkflow": {
+        **AUDIT,
+        "auditBucketArn": "arn:aws:s3:::audit-bucket",
+        "senderEmail": "breakglass@example.com",
+        "tiers": {"halt": {"approval": "auto", "approvers": ["ann"]}},
+        "tiersJson": json.dumps({"halt": {"name": "halt", "role_arn": ROLE_ARN}}),
+        "emergencyRoleArns": [ROLE_ARN],
+    },
+    "HaltActions": {
+        "auditBucketName": "audit-bucket",
+        "targets": [{"id": "chat", "endpointName": "chat-prod", "invokerRoles": ["chat-api"]}],
+    },
+    "SealedAccess": {
+        "auditBucketName": "audit-bucket",
+        "alertTopicArn": AUDIT["alertTopicArn"],
+        "users": ["bg-anna"],
+        "managedPolicyArns": ["arn:aws:iam::aws:policy/AdministratorAccess"],
+        "alertEmails": ["security@example.com"],
+    },
+}
+
+
+def test_every_component_is_listed_with_settings_here() -> None:
+    assert sorted(EVERY_COMPONENT) == sorted(c.__name__ for c in COMPONENTS)
+
+
+@pytest.mark.parametrize("component", EVERY_COMPONENT)
+def test_every_component_is_built_from_plain_values_and_returns_every_declared_output(
+    provider: BreakGlassProvider, component: str
+) -> None:
     state: dict[str, Any] = {}
-    wire = over_the_wire(WIRE_ARGS)
+    wire = over_the_wire(EVERY_COMPONENT[component])
 
     def program() -> None:
-        result = provider.construct("breakglass", "breakglass:index:BreakGlass", wire, None)
+        result = provider.construct("it", f"breakglass:index:{component}", wire, None)
         state.update(result.state)
 
-    synth(program)
-    outputs = provider._component_defs["BreakGlass"].outputs
-    assert sorted(state) == sorted(outputs)
+    built = synth(program)
+    assert built.one(f"breakglass:index:{component}", "it")
+    assert len(built.resources) > 1
+    assert sorted(state) == sorted(provider._component_defs[component].outputs)
 
 
 def test_pulumis_stock_provider_still_hands_integers_over_as_floats() -> None:
