@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, TypedDict
+from typing import Any, Required, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -57,9 +57,9 @@ _REGION = r"[a-z]{2}(-[a-z]+)+-\d"
 class AuditQueriesArgs(TypedDict, total=False):
     """Inputs of :class:`AuditQueries`."""
 
-    audit_bucket: pulumi.Input[str]
+    audit_bucket: Required[pulumi.Input[str]]
     """Name of the audit bucket holding the CloudTrail logs and the break-glass events (required)."""
-    kms_key_arn: pulumi.Input[str]
+    kms_key_arn: Required[pulumi.Input[str]]
     """ARN of the KMS key that encrypts query results (normally the audit trail's key; required)."""
     account_id: pulumi.Input[str]
     """Account whose CloudTrail logs the table reads (``AWSLogs/<account>/``); default: this stack's account."""
