@@ -69,15 +69,6 @@ PARLIAMENT_ALLOWED: Final = (
         resource_types=KEY_POLICY_TYPES,
     ),
     Allowed(
-        "UNKNOWN_CONDITION_FOR_ACTION",
-        "Unknown condition sts:RoleSessionName for action sts:SetSourceIdentity",
-        "the sealed role's trust pins the session name in the statement that also allows "
-        "sts:SetSourceIdentity; the sealed users have no access keys and the console's Switch role "
-        "sets no source identity, so that action is never evaluated for them (the emergency roles' "
-        "grants keep the two in separate statements, see policies/emergency_role.py)",
-        resource_types=("aws:iam/role:Role",),
-    ),
-    Allowed(
         "RESOURCE_MISMATCH",
         "states:SendTask*",
         "parliament's action table gives task-token answers no resource type; Step Functions "
