@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 from breakglass.cli.main import app
 from breakglass.contracts import EVENTS_PREFIX, parse_iso
 from breakglass.local.emulator import Emulator
+from breakglass.local.synth import ACCOUNT_ID, SynthError, synth_directory
 from breakglass.local.world import World, open_world
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -286,6 +287,25 @@ def test_a_request_s_events_and_its_calls_land_in_the_organization_bucket(world:
         ]
     ]
     assert any(r["eventName"] == "UpdateAssumeRolePolicy" for r in records)
+
+
+def test_the_athena_cloudtrail_table_reads_where_the_organization_trail_delivers() -> None:
+    config = {
+        "organizationId": "o-z9y8x7w6v5",
+        "cloudtrailPrefix": "central",
+        "existingBucketName": "acme-logs",
+    }
+    table = synth_directory(EXAMPLES / "existing-trail", config=config).one(
+        "aws:glue/catalogTable:CatalogTable", "breakglass-queries-cloudtrail"
+    )
+    # The member account's logs, as an organization trail files them (the synth's account).
+    expected = f"s3://acme-logs/central/AWSLogs/o-z9y8x7w6v5/{ACCOUNT_ID}/CloudTrail/"
+    assert table.inputs["storageDescriptor"]["location"] == expected
+
+
+def test_a_malformed_organization_id_is_refused_naming_the_audit_setting() -> None:
+    with pytest.raises(SynthError, match=r"audit\.organization_id: use the organization's id"):
+        synth_directory(EXAMPLES / "existing-trail", config={"organizationId": "r-root"})
 
 
 # -- sagemaker-bedrock: a tripwire on the guardrail halts both kinds of target ----------------------

@@ -8,7 +8,8 @@ Athena tables and queries, the tiers, the workflow, the kill switch).
 
 Preview it offline with ``breakglass synth examples/existing-trail``. Stack config:
 ``existingTrailArn``, ``existingBucketName`` and ``existingKmsKeyArn`` (the organization's, see
-the README for what each must allow), and as in the quickstart (all optional) ``deployment``,
+the README for what each must allow), ``organizationId`` and ``cloudtrailPrefix`` (where the trail
+delivers), and as in the quickstart (all optional) ``deployment``,
 ``responders``, ``approvers``, ``securityAdmins``, ``senderEmail``, ``alertEmail``,
 ``endpointName`` and ``invokerRole``.
 """
@@ -27,6 +28,7 @@ org_key = (
     config.get("existingKmsKeyArn")
     or "arn:aws:kms:us-east-1:444455556666:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 )
+organization = config.get("organizationId") or "o-a1b2c3d4e5"
 endpoint = config.get("endpointName") or "chat-prod"
 
 breakglass = BreakGlass(
@@ -45,6 +47,10 @@ breakglass = BreakGlass(
             "existing_trail_arn": org_trail,
             "existing_bucket_name": org_bucket,
             "existing_kms_key_arn": org_key,
+            # Where that trail delivers, for the Athena tables: an organization trail writes each
+            # account's logs under [<prefix>/]AWSLogs/<organization id>/<account>/.
+            "organization_id": organization,
+            "cloudtrail_prefix": config.get("cloudtrailPrefix") or "",
         },
         "halt_targets": [
             {
