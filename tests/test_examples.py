@@ -31,8 +31,8 @@ from breakglass.local.world import World, open_world
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 NAMES = ("quickstart", "tiers", "existing-trail", "sagemaker-bedrock")
 REASON = "the recommender learned from a poisoned batch of feature rows"
-# The emergency sessions in the emulator carry no MFA; the command asks for a code when a tier
-# requires one, as it would for a real profile.
+# The tiers require MFA: the command sends the device and a code with AssumeRole, as a person's
+# profile with `mfa_serial` does (the emulator does not check the code).
 MFA = ["--mfa-serial", "arn:aws:iam::000000000000:mfa/responder", "--mfa-code", "123456"]
 PEOPLE: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     "tiers": {
