@@ -53,6 +53,7 @@ PEOPLE: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     },
     "sagemaker-bedrock": {
         "rita": ("responder",),
+        "sam": ("responder",),
         "ann": ("approver",),
         "bob": ("approver",),
         "sec": ("security",),
@@ -385,3 +386,43 @@ def test_the_guardrail_tripwire_halts_the_endpoint_and_the_bedrock_model_and_res
         (e.target, e.actor, e.request_id) for e in world.audit_events() if e.event_type == "resume"
     )
     assert resumes == [("assistant", "rita", rid), ("chat", "rita", rid)]
+
+
+@example("sagemaker-bedrock")
+def test_a_responder_deletes_the_endpoint_and_resume_recreates_it_from_its_snapshot(world: World) -> None:
+    sagemaker = world.emulator.client("sagemaker")
+    code = world.code("sam")
+    halted = world.cli(
+        "sam", "halt", "chat", "--mode", "delete-endpoint", "--reason", REASON, "--totp", code, *MFA
+    )
+    assert halted.exit_code == 0, halted.stderr
+    assert [e["EndpointName"] for e in sagemaker.list_endpoints()["Endpoints"]] == []
+    snapshots = world.emulator.client("s3").list_objects_v2(
+        Bucket=world.deployment.output("audit_bucket"), Prefix="breakglass-snapshots/chat/"
+    )
+    assert snapshots.get("KeyCount", 0) >= 1
+
+    made = world.request("sam", "operator", "the endpoint's config is fixed", "--no-wait")
+    assert made.exit_code == 0, made.stderr
+    rid = made.json()["request_id"]
+    approve(world, "bob", rid)
+    assert world.wait_for(rid, ["granted", "denied"])["status"] == "granted"
+    resumed = world.cli(
+        "sam",
+        "resume",
+        "chat",
+        "--mode",
+        "delete-endpoint",
+        "--tier",
+        "operator",
+        "--reason",
+        "config fixed",
+        *MFA,
+    )
+    assert resumed.exit_code == 0, resumed.stderr
+    described = sagemaker.describe_endpoint(EndpointName="chat-prod")
+    assert (described["EndpointStatus"], described["EndpointConfigName"]) == ("InService", "chat-prod-config")
+    recorded = [
+        (e.event_type, e.target, e.actor) for e in world.audit_events() if e.mode == "delete-endpoint"
+    ]
+    assert recorded == [("halt", "chat", "sam"), ("resume", "chat", "sam")]
