@@ -30,7 +30,7 @@ import pulumi_aws as aws
 
 from breakglass import __version__
 from breakglass.components.approval_workflow import ApprovalWorkflow, ApprovalWorkflowArgs
-from breakglass.components.audit_queries import AuditQueries
+from breakglass.components.audit_queries import AuditQueries, AuditQueriesArgs
 from breakglass.components.audit_trail import AuditTrail
 from breakglass.components.emergency_role import (
     DEFAULT_MAX_WINDOW_SECONDS,
@@ -192,7 +192,9 @@ class BreakGlassArgs(TypedDict, total=False):
     """Alarms that halt targets without waiting for a person (see HaltActions' tripwires)."""
 
     audit: dict[str, Any]
-    """Settings passed to AuditTrail (e.g. ``retention_days``, ``existing_trail_arn``)."""
+    """Settings passed to AuditTrail (e.g. ``retention_days``, ``existing_trail_arn``), and where
+    an existing trail delivers, for the Athena tables (AuditQueries): ``cloudtrail_prefix`` and,
+    for an organization trail, ``organization_id``."""
 
     dashboard: bool
     """Create the CloudWatch dashboard. Default true."""
@@ -301,6 +303,11 @@ class BreakGlassConfig:
             sealed_access=_sealed_settings(values.get("sealed_access")),
             tags=dict(require_mapping("tags", values.get("tags", {}))),
         )
+
+
+# The `audit` settings that say where an existing trail delivers: for the Athena tables
+# (AuditQueries), not for AuditTrail.
+AUDIT_QUERY_KEYS: Final = ("cloudtrail_prefix", "organization_id")
 
 
 # What BreakGlass passes on to SealedAccess from its own `sealed_access` setting (the rest is wired).
@@ -465,15 +472,29 @@ class BreakGlass(pulumi.ComponentResource):
         )
 
     def _create_audit(self) -> None:
-        audit_args = {"alert_emails": list(self.config.alert_emails), **self.config.audit}
+        settings = self.config.audit
+        audit_args = {
+            "alert_emails": list(self.config.alert_emails),
+            **{k: v for k, v in settings.items() if k not in AUDIT_QUERY_KEYS},
+        }
         if self.config.tags:
             audit_args.setdefault("tags", dict(self.config.tags))
         self.audit = AuditTrail(f"{self._name}-audit", audit_args, opts=self._child)  # type: ignore[arg-type]
-        self.queries = AuditQueries(
-            f"{self._name}-queries",
-            {"audit_bucket": self.audit.bucket_name, "kms_key_arn": self.audit.kms_key_arn},
-            opts=self._child,
-        )
+        try:
+            self.queries = AuditQueries(
+                f"{self._name}-queries",
+                cast(
+                    AuditQueriesArgs,
+                    {
+                        "audit_bucket": self.audit.bucket_name,
+                        "kms_key_arn": self.audit.kms_key_arn,
+                        **{k: v for k, v in settings.items() if k in AUDIT_QUERY_KEYS},
+                    },
+                ),
+                opts=self._child,
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"audit.{exc.field}", exc.problem) from exc
 
     def _create_tiers(self) -> None:
         # The halt functions and their roles by ARN: no session invokes them, changes them or
