@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.demo-installed
 
-.PHONY: env demo test lint unit browser bench clean
+.PHONY: env demo test lint unit browser bench clean docs-tables
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,8 @@ demo: $(DEMO_STAMP)
 	$(BIN)/breakglass drill
 
 lint: env
-	$(BIN)/ruff check breakglass tests examples benchmarks
-	$(BIN)/ruff format --check breakglass tests examples benchmarks
+	$(BIN)/ruff check breakglass tests examples benchmarks __main__.py
+	$(BIN)/ruff format --check breakglass tests examples benchmarks __main__.py
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -46,6 +46,10 @@ unit: env
 	$(BIN)/pytest
 
 test: lint browser unit
+
+# The Inputs/Outputs tables in docs/*.md, from the components' docstrings (tests/test_doc_tables.py).
+docs-tables: env
+	$(BIN)/python -m breakglass.provider.doc_tables
 
 bench: env
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -181,10 +181,20 @@ def test_outputs_name_the_database_workgroup_tables_and_queries() -> None:
     assert set(outputs["ids"]) == set(NAMED_QUERIES)
 
 
+def test_an_organization_trail_s_logs_are_read_under_its_organization_id() -> None:
+    result = _synth(cloudtrail_prefix="central", organization_id="o-a1b2c3d4e5", account_id="444455556666")
+    trail = result.one(TABLE, "audit-cloudtrail").inputs
+    base = f"s3://{AUDIT_BUCKET}/central/AWSLogs/o-a1b2c3d4e5/444455556666/CloudTrail"
+    assert trail["storageDescriptor"]["location"] == f"{base}/"
+    assert trail["parameters"]["storage.location.template"] == f"{base}/${{region}}/${{date}}"
+
+
 @pytest.mark.parametrize(
     ("args", "field"),
     [
         ({"kms_key_arn": KEY_ARN}, "audit_bucket"),
+        ({**BASE, "organization_id": "r-ab12"}, "organization_id"),
+        ({**BASE, "organization_id": "o-../x"}, "organization_id"),
         ({"audit_bucket": AUDIT_BUCKET}, "kms_key_arn"),
         ({**BASE, "audit_bucket": "Not_A_Bucket"}, "audit_bucket"),
         ({**BASE, "kms_key_arn": "alias/audit"}, "kms_key_arn"),

@@ -60,11 +60,19 @@ def test_a_sealed_user_with_fresh_mfa_and_a_session_named_after_them_may_assume(
 def test_a_sealed_assume_through_an_sts_endpoint_no_sealed_rule_listens_in_is_refused() -> None:
     assert can_assume(TRUST, ROLE, ANNA, context("bg-anna", region="us-east-1"))
     assert not can_assume(TRUST, ROLE, ANNA, context("bg-anna", region="eu-central-1"))
-    statements = TRUST["Statement"]
+    assumes = [s for s in TRUST["Statement"] if s["Action"] == "sts:AssumeRole"]
+    assert len(assumes) == 2
     assert all(
-        s["Condition"]["StringEquals"]["aws:RequestedRegion"] == ["eu-west-1", "us-east-1"]
-        for s in statements
+        s["Condition"]["StringEquals"]["aws:RequestedRegion"] == ["eu-west-1", "us-east-1"] for s in assumes
     )
+
+
+def test_the_source_identity_statement_pins_only_keys_sts_evaluates_for_that_action() -> None:
+    sources = [s for s in TRUST["Statement"] if s["Action"] == "sts:SetSourceIdentity"]
+    assert [s["Condition"] for s in sources] == [
+        {"StringEquals": {"sts:SourceIdentity": "bg-anna"}},
+        {"StringEquals": {"sts:SourceIdentity": "bg-ben"}},
+    ]
 
 
 def test_a_principal_that_is_not_a_sealed_user_is_refused() -> None:
@@ -164,7 +172,8 @@ def test_it_creates_the_users_without_keys_or_passwords_each_holding_only_the_as
     role = result.one("aws:iam/role:Role", "sealed-role")
     assert role.inputs["maxSessionDuration"] == 3600
     statements = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
-    assert [s["Condition"]["StringEquals"]["sts:RoleSessionName"] for s in statements] == [
+    assumes = [s for s in statements if s["Action"] == "sts:AssumeRole"]
+    assert [s["Condition"]["StringEquals"]["sts:RoleSessionName"] for s in assumes] == [
         "bg-anna",
         "bg-ben",
     ]

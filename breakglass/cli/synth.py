@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from breakglass.cli.errors import BAD_INPUT, fail
+from breakglass.cli.synth_check import run_check
 from breakglass.cli.synth_view import render_tree, summary, summary_lines
 from breakglass.local.synth import ACCOUNT_HINT, ACCOUNT_PATTERN, SynthError, SynthInputError, synth_directory
 
@@ -22,6 +23,19 @@ def synth_command(
     stack: Annotated[str, typer.Option(help="Stack name the program sees.")] = "dev",
     config: Annotated[
         list[str] | None, typer.Option("--config", "-c", help="Stack config as key=value (repeatable).")
+    ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Run the guardrail policy pack and parliament over every resource; exit 1 on any finding.",
+        ),
+    ] = False,
+    policy_config: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --check: the pack's config, a JSON file as `pulumi --policy-pack-config` takes."
+        ),
     ] = None,
     account: Annotated[
         str | None,
@@ -63,6 +77,8 @@ def synth_command(
       $ breakglass synth examples/quickstart --filter 'aws:iam/*' --filter breakglass-audit
 
       $ breakglass synth examples/quickstart --json - --config alertEmail=sec@example.com
+
+      $ breakglass synth examples/quickstart --check
     """
     settings: dict[str, str] = {}
     for item in config or []:
@@ -70,6 +86,9 @@ def synth_command(
         if not sep or not key:
             fail(f"--config {item!r} is not key=value", hint="example: --config alertEmail=sec@example.com")
         settings[key] = value
+    if check:
+        run_check(program_dir, stack=stack, config=settings, policy_config=policy_config)
+        return
     if account is not None and not ACCOUNT_PATTERN.match(account):
         fail(
             f"--account {account!r} is not a 12-digit account id",

@@ -27,7 +27,7 @@ import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, TypedDict
+from typing import Any, Final, Required, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -119,13 +119,17 @@ class ApprovalWorkflowArgs(TypedDict, total=False):
     """Settings of :class:`ApprovalWorkflow`. Required: ``tiers``, the emergency roles (either
     ``emergency_roles`` or ``tiers_json``), the audit trail outputs and ``sender_email``."""
 
-    tiers: dict[str, dict[str, Any]]
+    tiers: Required[dict[str, dict[str, Any]]]
     """Approval policy per tier name: ``approval`` (``"auto"`` or a quorum 1-10), ``approvers``
     and ``backup_approvers`` (enrolled user ids), ``ticket_required``, ``ticket_pattern`` (regex)
-    and ``approval_timeout_seconds`` (deadline of each approval round; default 3600)."""
+    and ``approval_timeout_seconds`` (deadline of each approval round, 3600 unless set)."""
 
-    emergency_roles: list[EmergencyRole]
-    """The tiers' :class:`EmergencyRole` components (one per tier in ``tiers``)."""
+    # list[Any], not list[EmergencyRole]: Pulumi's analyzer refuses a reference to a component of
+    # this package (it looks for another package's schema); the config checks each item's type.
+    emergency_roles: list[Any]
+    """The tiers' :class:`EmergencyRole` components (one per tier in ``tiers``), from Python only:
+    the workflow reads each role's settings from the Python object, which another language's
+    reference does not carry (there, give ``tiers_json`` and ``emergency_role_arns``)."""
 
     tiers_json: pulumi.Input[str]
     """Instead of ``emergency_roles``: the ``BREAKGLASS_TIERS`` JSON (``{tier: Tier.to_dict()}``),
@@ -134,22 +138,22 @@ class ApprovalWorkflowArgs(TypedDict, total=False):
     emergency_role_arns: list[pulumi.Input[str]]
     """With ``tiers_json``: the ARNs of the emergency roles the grant function may edit."""
 
-    audit_bucket_name: pulumi.Input[str]
+    audit_bucket_name: Required[pulumi.Input[str]]
     """Name of the locked audit bucket (``AuditTrail.bucket_name``)."""
 
-    audit_bucket_arn: pulumi.Input[str]
+    audit_bucket_arn: Required[pulumi.Input[str]]
     """ARN of the locked audit bucket (``AuditTrail.bucket_arn``)."""
 
-    audit_kms_key_arn: pulumi.Input[str]
+    audit_kms_key_arn: Required[pulumi.Input[str]]
     """ARN of the audit KMS key (``AuditTrail.kms_key_arn``)."""
 
     audit_events_prefix: str
     """Key prefix of the workflow's events in the bucket. Default ``breakglass-events``."""
 
-    alert_topic_arn: pulumi.Input[str]
+    alert_topic_arn: Required[pulumi.Input[str]]
     """The alert topic (``AuditTrail.alert_topic_arn``): every event and the workflow's alarms."""
 
-    sender_email: str
+    sender_email: Required[str]
     """Address the approval emails come from; created as an SES email identity (verify it)."""
 
     name_prefix: str

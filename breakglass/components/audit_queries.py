@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, TypedDict
+from typing import Any, Required, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -52,19 +52,23 @@ _BUCKET_NAME = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
 _KMS_KEY_ARN = r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+"
 _PREFIX = r"[A-Za-z0-9!_.*'()/-]*"
 _REGION = r"[a-z]{2}(-[a-z]+)+-\d"
+_ORGANIZATION_ID = r"(o-[a-z0-9]{10,32})?"
 
 
 class AuditQueriesArgs(TypedDict, total=False):
     """Inputs of :class:`AuditQueries`."""
 
-    audit_bucket: pulumi.Input[str]
+    audit_bucket: Required[pulumi.Input[str]]
     """Name of the audit bucket holding the CloudTrail logs and the break-glass events (required)."""
-    kms_key_arn: pulumi.Input[str]
+    kms_key_arn: Required[pulumi.Input[str]]
     """ARN of the KMS key that encrypts query results (normally the audit trail's key; required)."""
     account_id: pulumi.Input[str]
     """Account whose CloudTrail logs the table reads (``AWSLogs/<account>/``); default: this stack's account."""
     cloudtrail_prefix: str
     """S3 key prefix the trail delivers under (before ``AWSLogs/``); default: none."""
+    organization_id: str
+    """The organization id (``o-...``) when an organization trail delivers the logs, under
+    ``AWSLogs/<organization id>/<account>/``; default: none (a trail of the account)."""
     events_prefix: str
     """S3 key prefix of the break-glass events; default ``breakglass-events``."""
     regions: Sequence[str]
@@ -97,6 +101,7 @@ class AuditQueriesConfig:
     kms_key_arn: pulumi.Input[str]
     account_id: pulumi.Input[str] | None
     cloudtrail_prefix: str
+    organization_id: str
     events_prefix: str
     regions: tuple[str, ...]
     first_day: str
@@ -147,6 +152,13 @@ class AuditQueriesConfig:
             kms_key_arn=kms_key_arn,
             account_id=account_id,
             cloudtrail_prefix=_prefix("cloudtrail_prefix", values.get("cloudtrail_prefix", "")),
+            organization_id=require_str(
+                "organization_id",
+                values.get("organization_id", ""),
+                min_length=0,
+                pattern=_ORGANIZATION_ID,
+                hint="use the organization's id (o- and 10-32 lower-case letters or digits)",
+            ),
             events_prefix=_prefix("events_prefix", values.get("events_prefix", EVENTS_PREFIX), required=True),
             regions=require_str_list(
                 "regions",
@@ -241,6 +253,7 @@ class AuditQueries(pulumi.ComponentResource):
                 bucket=v[0],
                 account_id=v[1],
                 cloudtrail_prefix=cfg.cloudtrail_prefix,
+                organization_id=cfg.organization_id,
                 regions=cfg.regions,
                 first_day=cfg.first_day,
             )

@@ -23,21 +23,21 @@ whose name says so):
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, TypedDict, cast
+from typing import Any, Final, Required, TypedDict, cast
 
 import pulumi
 import pulumi_aws as aws
 
 from breakglass import __version__
-from breakglass.components.approval_workflow import ApprovalWorkflow
-from breakglass.components.audit_queries import AuditQueries
+from breakglass.components.approval_workflow import ApprovalWorkflow, ApprovalWorkflowArgs
+from breakglass.components.audit_queries import AuditQueries, AuditQueriesArgs
 from breakglass.components.audit_trail import AuditTrail
 from breakglass.components.emergency_role import (
     DEFAULT_MAX_WINDOW_SECONDS,
     EmergencyRole,
     EmergencyRoleArgs,
 )
-from breakglass.components.halt_actions import HaltActions, HaltActionsArgs
+from breakglass.components.halt_actions import HaltActions, HaltActionsArgs, HaltTargetArgs, TripwireArgs
 from breakglass.components.sealed_access import SealedAccess, SealedAccessArgs
 from breakglass.contracts import (
     DEPLOYMENT_NAME,
@@ -142,10 +142,10 @@ class BreakGlassArgs(TypedDict, total=False):
     are published under ``/breakglass/<deployment>/`` in SSM. 1-40 lower-case letters, digits or
     '-'. Default ``breakglass``."""
 
-    requesters: list[str]
+    requesters: Required[list[str]]
     """IAM user or role ARNs that may request any tier (responders' own principals)."""
 
-    approvers: list[str]
+    approvers: Required[list[str]]
     """Enrolled user ids who approve requests (never their own)."""
 
     backup_approvers: list[str]
@@ -154,7 +154,7 @@ class BreakGlassArgs(TypedDict, total=False):
     security_admins: list[str]
     """IAM principal ARNs allowed to enroll people before any security person is enrolled."""
 
-    sender_email: str
+    sender_email: Required[str]
     """Address the approval emails come from (an SES identity is created; verify it)."""
 
     alert_emails: list[str]
@@ -172,7 +172,8 @@ class BreakGlassArgs(TypedDict, total=False):
     ``admin`` only, never on an auto-approved tier that may halt; ``max_total_seconds`` (cap
     from a first window's start to its last extension's expiry; default twice the window),
     ``max_start_delay_seconds`` (how far ahead a request may schedule its start; default 4 h, 0
-    turns scheduling off)). ``None`` removes a default tier."""
+    turns scheduling off)). ``None`` or ``False`` removes a default tier (``false`` from other
+    languages: their null entries never reach the component)."""
 
     admin_long_window_opt_in: bool
     """Allow the ``admin`` tier windows over one hour (weaker; default false)."""
@@ -184,14 +185,16 @@ class BreakGlassArgs(TypedDict, total=False):
     """Allow ``tiers={"admin": {"review_gate": False}}``: admin access again before the last admin
     grant was reviewed (weaker; default false)."""
 
-    halt_targets: list[dict[str, Any]]
+    halt_targets: list[HaltTargetArgs]
     """The AI systems the kill switch can stop (see HaltActions' targets). Optional."""
 
-    tripwires: list[dict[str, Any]]
+    tripwires: list[TripwireArgs]
     """Alarms that halt targets without waiting for a person (see HaltActions' tripwires)."""
 
     audit: dict[str, Any]
-    """Settings passed to AuditTrail (e.g. ``retention_days``, ``existing_trail_arn``)."""
+    """Settings passed to AuditTrail (e.g. ``retention_days``, ``existing_trail_arn``), and where
+    an existing trail delivers, for the Athena tables (AuditQueries): ``cloudtrail_prefix`` and,
+    for an organization trail, ``organization_id``."""
 
     dashboard: bool
     """Create the CloudWatch dashboard. Default true."""
@@ -302,6 +305,11 @@ class BreakGlassConfig:
         )
 
 
+# The `audit` settings that say where an existing trail delivers: for the Athena tables
+# (AuditQueries), not for AuditTrail.
+AUDIT_QUERY_KEYS: Final = ("cloudtrail_prefix", "organization_id")
+
+
 # What BreakGlass passes on to SealedAccess from its own `sealed_access` setting (the rest is wired).
 SEALED_KEYS: Final = (
     "users",
@@ -334,8 +342,10 @@ def _tiers(
     merged: dict[str, TierSettings] = {}
     for tier in [*DEFAULT_TIERS, *(t for t in changes if t not in DEFAULT_TIERS)]:
         require_str(f"tiers.{tier}", tier, pattern=RESOURCE_NAME, hint=RESOURCE_NAME_HINT)
-        if tier in changes and changes[tier] is None:
-            continue  # a default tier removed on purpose
+        if tier in changes and changes[tier] in (None, False):
+            # A default tier removed on purpose. False too: other languages' programs reach the
+            # component provider without their null map entries, so a null there never arrives.
+            continue
         change = dict(require_mapping(f"tiers.{tier}", changes.get(tier, {})))
         reject_unknown_keys(f"tiers.{tier}", change, (*ROLE_KEYS, *TIER_APPROVAL_KEYS))
         role_defaults, approval_defaults = DEFAULT_TIERS.get(tier, ({}, {}))
@@ -462,15 +472,29 @@ class BreakGlass(pulumi.ComponentResource):
         )
 
     def _create_audit(self) -> None:
-        audit_args = {"alert_emails": list(self.config.alert_emails), **self.config.audit}
+        settings = self.config.audit
+        audit_args = {
+            "alert_emails": list(self.config.alert_emails),
+            **{k: v for k, v in settings.items() if k not in AUDIT_QUERY_KEYS},
+        }
         if self.config.tags:
             audit_args.setdefault("tags", dict(self.config.tags))
         self.audit = AuditTrail(f"{self._name}-audit", audit_args, opts=self._child)  # type: ignore[arg-type]
-        self.queries = AuditQueries(
-            f"{self._name}-queries",
-            {"audit_bucket": self.audit.bucket_name, "kms_key_arn": self.audit.kms_key_arn},
-            opts=self._child,
-        )
+        try:
+            self.queries = AuditQueries(
+                f"{self._name}-queries",
+                cast(
+                    AuditQueriesArgs,
+                    {
+                        "audit_bucket": self.audit.bucket_name,
+                        "kms_key_arn": self.audit.kms_key_arn,
+                        **{k: v for k, v in settings.items() if k in AUDIT_QUERY_KEYS},
+                    },
+                ),
+                opts=self._child,
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"audit.{exc.field}", exc.problem) from exc
 
     def _create_tiers(self) -> None:
         # The halt functions and their roles by ARN: no session invokes them, changes them or
@@ -518,22 +542,21 @@ class BreakGlass(pulumi.ComponentResource):
 
     def _create_workflow(self) -> None:
         config = self.config
-        self.workflow = ApprovalWorkflow(
-            f"{self._name}-approvals",
-            {
-                "tiers": {tier: dict(settings.approval) for tier, settings in config.tiers.items()},
-                "emergency_roles": list(self.roles.values()),
-                "audit_bucket_name": self.audit.bucket_name,
-                "audit_bucket_arn": self.audit.bucket_arn,
-                "audit_kms_key_arn": self.audit.kms_key_arn,
-                "alert_topic_arn": self.audit.alert_topic_arn,
-                "sender_email": config.sender_email,
-                "security_admins": list(config.security_admins),
-                **({"halt_actions": self.halt} if self.halt else {}),
-                **({"tags": dict(config.tags)} if config.tags else {}),
-            },
-            opts=self._child,
-        )
+        args: ApprovalWorkflowArgs = {
+            "tiers": {tier: dict(settings.approval) for tier, settings in config.tiers.items()},
+            "emergency_roles": list(self.roles.values()),
+            "audit_bucket_name": self.audit.bucket_name,
+            "audit_bucket_arn": self.audit.bucket_arn,
+            "audit_kms_key_arn": self.audit.kms_key_arn,
+            "alert_topic_arn": self.audit.alert_topic_arn,
+            "sender_email": config.sender_email,
+            "security_admins": list(config.security_admins),
+        }
+        if self.halt:
+            args["halt_actions"] = self.halt
+        if config.tags:
+            args["tags"] = dict(config.tags)
+        self.workflow = ApprovalWorkflow(f"{self._name}-approvals", args, opts=self._child)
 
     @property
     def _parameter_tags(self) -> dict[str, str]:

@@ -8,13 +8,13 @@ the role's exclusive ``inline_policies`` / ``managed_policy_arns``), so Pulumi n
 guard policy either.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Pulumi's schema analyzer reads the real annotations.
 
 import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, TypedDict
+from typing import Any, Final, Required, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -30,7 +30,13 @@ from breakglass.policies.emergency_role import (
     TRUST_POLICY_MAX_CHARS,
     locked_trust_policy,
 )
-from breakglass.policies.naming import EMERGENCY_ROLE_TAG, PROTECTED_TAG, emergency_role_name
+from breakglass.policies.naming import (
+    EMERGENCY_ROLE_TAG,
+    PROTECTED_TAG,
+    ROLE_CHAINING_OPT_IN,
+    ROLE_CHAINING_TAG,
+    emergency_role_name,
+)
 from breakglass.validation import (
     ARN,
     IAM_ROLE_OR_USER_ARN,
@@ -52,13 +58,13 @@ MAX_SESSION_DURATION: Final = 43200
 ROLE_ARN: Final = r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+"
 MANAGED_POLICY_ARN: Final = r"arn:aws[a-z-]*:iam::(aws|\d{12}):policy/[\w+=,.@/-]+"
 INLINE_POLICY_NAME: Final = r"[\w+=,.@-]{1,128}"
-_RESERVED_TAGS: Final = (EMERGENCY_ROLE_TAG, PROTECTED_TAG)
+_RESERVED_TAGS: Final = (EMERGENCY_ROLE_TAG, PROTECTED_TAG, ROLE_CHAINING_TAG)
 
 
 class EmergencyRoleArgs(TypedDict, total=False):
     """Settings of :class:`EmergencyRole`. ``tier`` and ``allowed_requesters`` are required."""
 
-    tier: str
+    tier: Required[str]
     """Tier name (e.g. ``halt``, ``operator``, ``admin``): 1-40 lower-case letters, digits or '-'.
     The role is named ``breakglass-emergency-<tier>``."""
 
@@ -83,7 +89,7 @@ class EmergencyRoleArgs(TypedDict, total=False):
     max_mfa_age_seconds: int
     """With ``require_mfa``: also require the MFA sign-in to be younger than this (60-129600 s)."""
 
-    allowed_requesters: list[str]
+    allowed_requesters: Required[list[str]]
     """IAM role or user ARNs that may ever be granted this tier (non-empty). Nobody else can be."""
 
     protected_arns: list[pulumi.Input[str]]
@@ -132,7 +138,7 @@ class EmergencyRoleConfig:
         return emergency_role_name(self.tier)
 
     @classmethod
-    def from_args(cls, args: Mapping[str, Any] | None) -> EmergencyRoleConfig:
+    def from_args(cls, args: Mapping[str, Any] | None) -> "EmergencyRoleConfig":
         raw = require_mapping("args", {} if args is None else args)
         reject_unknown_keys("", raw, EmergencyRoleArgs.__annotations__)
         tier = require_str("tier", raw.get("tier"), pattern=RESOURCE_NAME, hint=RESOURCE_NAME_HINT)
@@ -272,18 +278,26 @@ class EmergencyRole(pulumi.ComponentResource):
     """
 
     role_arn: pulumi.Output[str]
+    """ARN of the emergency role (locked until a grant opens its trust to one requester)."""
     role_name: pulumi.Output[str]
+    """Name of the emergency role, ``breakglass-emergency-<tier>``."""
     boundary_arn: pulumi.Output[str]
+    """ARN of the role's permission boundary (no tampering with the system)."""
     tier: pulumi.Output[dict[str, Any]]
+    """The tier's settings for the grant function (``name``, windows, MFA, requesters): ApprovalWorkflow's
+    ``tiers_json`` is these objects of every tier, keyed by ``name``, JSON-encoded."""
 
     def __init__(
-        self, name: str, args: EmergencyRoleArgs | None = None, opts: pulumi.ResourceOptions | None = None
+        self, name: str, args: EmergencyRoleArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         config = EmergencyRoleConfig.from_args(args)
         super().__init__("breakglass:index:EmergencyRole", name, None, opts)
         self.config = config
         child = pulumi.ResourceOptions(parent=self)
         tags = {**config.tags, EMERGENCY_ROLE_TAG: config.tier, PROTECTED_TAG: "true"}
+        if config.role_chaining_opt_in:
+            # Says so on the role, where the guardrail pack looks (see docs/policy-pack.md).
+            tags[ROLE_CHAINING_TAG] = ROLE_CHAINING_OPT_IN
 
         boundary_document = pulumi.Output.all(*config.protected_arns).apply(
             lambda arns: _checked_boundary(

@@ -14,12 +14,12 @@ and environment. The halt function gets ``{alarm ARN: tripwire name}`` of its tr
 read only those alarms' state, which it checks before believing a tripwire event.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Pulumi's schema analyzer reads the real annotations.
 
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any, Required, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -79,7 +79,7 @@ RESUME_TIMEOUT_SECONDS = 900
 class HaltTargetArgs(TypedDict, total=False):
     """One thing the kill switch can stop."""
 
-    id: str
+    id: Required[str]
     """Short name of the target (1-40 lower-case letters, digits, '-'): used in results, audit
     events, the statement ids of its denies and the name of a deny page it has alone
     (``breakglass-halt-<id>``; targets halted together on one invoker role share a page)."""
@@ -101,17 +101,17 @@ class HaltTargetArgs(TypedDict, total=False):
 class TripwireArgs(TypedDict, total=False):
     """An alarm that halts targets without waiting for a person."""
 
-    name: str
+    name: Required[str]
     """Short name of the tripwire (1-40 lower-case letters, digits, '-')."""
-    metric_name: str
+    metric_name: Required[str]
     """The CloudWatch metric watched, e.g. ``Invocation5XXErrors`` or a guardrail-intervention metric."""
-    namespace: str
+    namespace: Required[str]
     """The metric's namespace, e.g. ``AWS/SageMaker`` or ``AWS/Bedrock``."""
     dimensions: Mapping[str, str]
     """The metric's dimensions, e.g. ``{"EndpointName": "chat", "VariantName": "AllTraffic"}``."""
     statistic: str
     """SampleCount, Average, Sum (default), Minimum or Maximum."""
-    threshold: float
+    threshold: Required[float]
     """The value compared with the statistic (required)."""
     comparison: str
     """How the statistic is compared with the threshold (default GreaterThanOrEqualToThreshold)."""
@@ -132,9 +132,9 @@ class TripwireArgs(TypedDict, total=False):
 class HaltActionsArgs(TypedDict, total=False):
     """Arguments of :class:`HaltActions`."""
 
-    targets: Sequence[HaltTargetArgs]
+    targets: Required[Sequence[HaltTargetArgs]]
     """The halt targets (at least one)."""
-    audit_bucket_name: pulumi.Input[str]
+    audit_bucket_name: Required[pulumi.Input[str]]
     """Name of the audit bucket (Object Lock) for audit events and delete-endpoint snapshots. Required."""
     audit_kms_key_arn: pulumi.Input[str]
     """ARN of the audit KMS key used for those objects (recommended)."""
@@ -163,7 +163,7 @@ class Tripwire:
     targets: tuple[str, ...]
 
     @classmethod
-    def parse(cls, field: str, value: Any, targets: Sequence[HaltTarget]) -> Tripwire:
+    def parse(cls, field: str, value: Any, targets: Sequence[HaltTarget]) -> "Tripwire":
         spec = require_mapping(field, value)
         reject_unknown_keys(field, spec, TripwireArgs.__annotations__)
         for required in ("name", "metric_name", "namespace", "threshold"):
@@ -242,7 +242,7 @@ class HaltActionsConfig:
     tripwires: tuple[Tripwire, ...]
 
     @classmethod
-    def from_args(cls, name: str, args: Mapping[str, Any] | None) -> HaltActionsConfig:
+    def from_args(cls, name: str, args: Mapping[str, Any] | None) -> "HaltActionsConfig":
         require_str("name", name, pattern=RESOURCE_NAME, hint=RESOURCE_NAME_HINT)
         values = require_mapping("args", args if args is not None else {})
         reject_unknown_keys("", values, HaltActionsArgs.__annotations__)
@@ -289,16 +289,25 @@ class HaltActionsConfig:
 class HaltActions(pulumi.ComponentResource):
     """Halt and resume Lambdas scoped to the declared targets, and optional tripwires."""
 
-    halt_function: aws.lambda_.Function
-    resume_function: aws.lambda_.Function
+    # ``halt_function`` and ``resume_function`` (the aws.lambda_.Function resources, for wiring in
+    # Python) are deliberately not annotated here: annotated attributes become the component's
+    # schema outputs, and a resource reference would tie every other language's SDK to pulumi-aws.
     halt_function_arn: pulumi.Output[str]
+    """ARN of the halt function (responders' sessions and the tripwires invoke it)."""
     halt_function_name: pulumi.Output[str]
+    """Name of the halt function."""
     resume_function_arn: pulumi.Output[str]
+    """ARN of the resume function (undoes a halt; only quorum-approved tiers may invoke it)."""
     resume_function_name: pulumi.Output[str]
+    """Name of the resume function."""
     tripwire_alarm_arns: pulumi.Output[dict[str, str]]
+    """The CloudWatch alarm of each tripwire, by tripwire name."""
     halt_role_arn: pulumi.Output[str]
+    """The halt function's execution role."""
     resume_role_arn: pulumi.Output[str]
+    """The resume function's execution role."""
     protected_arns: list[pulumi.Output[str]]
+    """ARNs of this component's functions and roles, for the emergency roles' ``protected_arns``."""
 
     def __init__(self, name: str, args: HaltActionsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         config = HaltActionsConfig.from_args(name, args)

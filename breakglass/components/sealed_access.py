@@ -18,7 +18,7 @@ is guarded by being loud and watched instead (see ``breakglass.policies.sealed_a
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, TypedDict
+from typing import Any, Final, Required, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -81,12 +81,12 @@ class SealedAccessArgs(TypedDict, total=False):
     """Settings of :class:`SealedAccess`. Required: ``users``, ``managed_policy_arns``,
     ``alert_topic_arn``, ``alert_emails``, ``audit_bucket_name``."""
 
-    users: list[str]
+    users: Required[list[str]]
     """Names of the break-glass IAM users to create (no access key, no password: a person adds the
     hardware MFA device and the console password out of band). Existing users are not adopted: the
     check's baseline is what this component made."""
 
-    managed_policy_arns: list[str]
+    managed_policy_arns: Required[list[str]]
     """What the sealed role may do (managed policy ARNs), e.g. AdministratorAccess. Required: no
     default grants everything."""
 
@@ -96,14 +96,14 @@ class SealedAccessArgs(TypedDict, total=False):
     max_mfa_age_seconds: int
     """How fresh the user's MFA sign-in must be to assume the role, 60-129600 s. Default 900."""
 
-    alert_topic_arn: pulumi.Input[str]
+    alert_topic_arn: Required[pulumi.Input[str]]
     """The home alert topic (AuditTrail's): every sealed use and the check's alarms go there too."""
 
-    alert_emails: list[str]
+    alert_emails: Required[list[str]]
     """Every approver's and security's address: subscribed to the sealed topics in both regions
     (each must confirm) and mailed by the record function when ``sender_email`` is set."""
 
-    audit_bucket_name: pulumi.Input[str]
+    audit_bucket_name: Required[pulumi.Input[str]]
     """The Object Lock audit bucket the ``sealed-use`` and ``review`` events are written to."""
 
     audit_kms_key_arn: pulumi.Input[str]

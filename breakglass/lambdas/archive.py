@@ -18,6 +18,9 @@ PACKAGE_ROOT: Final = Path(breakglass.__file__).parent
 SHIPPED_MODULES: Final = ("__init__.py", "contracts.py", "validation.py")
 SHIPPED_SUBPACKAGES: Final = ("lambdas", "policies")
 SHIPPED_SUFFIXES: Final = frozenset({".py", ".html", ".json"})
+# Inside the shipped subpackages but never run by a function: the CrossGuard policy pack (its
+# __main__ imports pulumi_policy).
+NOT_SHIPPED: Final = ("policies/pack",)
 # Runtime dependencies the Lambda Python runtime does not provide.
 VENDORED: Final = ("pyotp",)
 # What shipped code may import besides itself and the standard library.
@@ -29,6 +32,9 @@ def shipped_files() -> dict[str, Path]:
     files = {f"breakglass/{module}": PACKAGE_ROOT / module for module in SHIPPED_MODULES}
     for sub in SHIPPED_SUBPACKAGES:
         for path in sorted((PACKAGE_ROOT / sub).rglob("*")):
+            inside = path.relative_to(PACKAGE_ROOT).as_posix()
+            if any(inside.startswith(f"{folder}/") for folder in NOT_SHIPPED):
+                continue
             if path.is_file() and "__pycache__" not in path.parts and path.suffix in SHIPPED_SUFFIXES:
                 files[path.relative_to(PACKAGE_ROOT.parent).as_posix()] = path
     return files

@@ -19,7 +19,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -392,8 +392,12 @@ def open_world(
     people: Mapping[str, tuple[str, ...]] = PEOPLE,
     enroll: bool = True,
     transform: Any = None,
+    prepare: Callable[[Emulator], Mapping[str, str]] | None = None,
 ) -> Iterator[World]:
     """Deploy ``program`` into a fresh emulator (IAM enforced) with ``people`` around it.
+
+    ``prepare`` creates what the account holds before the stack (an organization's trail, bucket
+    and key, say) and returns the stack config that names it, added to the people's config.
 
     Wait states hold (in real time, up to an hour) until the emulator's clock is moved past
     them: a window ends when the world says so (:meth:`World.end_window`), never while a
@@ -413,6 +417,7 @@ def open_world(
             "securityAdmins": users[ADMIN].arn,
             "senderEmail": SENDER,
             "alertEmail": "security@example.com",
+            **(prepare(emulator) if prepare is not None else {}),
         }
         deployment = deploy_directory(program, emulator, config=config, transform=transform)
         _grant_persona_policies(emulator, deployment, users)

@@ -321,24 +321,32 @@ class _Program:
             return None
         return self.key_arns.get(text, text)
 
-    def role_statements(self, role: RegisteredResource) -> list[Statement]:
+    def _role_resources(self, role: RegisteredResource) -> list[RegisteredResource]:
+        """The program's resources that name ``role`` in ``role`` / ``roles`` (policies, attachments)."""
         refs = {_arn(role), _physical(role), role.name} - {""}
+        return [
+            r
+            for r in self.resources
+            if refs & (set(_as_list(r.inputs.get("role"))) | set(_as_list(r.inputs.get("roles"))))
+        ]
+
+    def attached_policy_arns(self, role: RegisteredResource) -> set[str]:
+        """ARNs of the managed policies attached to ``role`` (in the program or not)."""
+        attached = set(_as_list(role.inputs.get("managedPolicyArns")))
+        for resource in self._role_resources(role):
+            if resource.type in (ROLE_POLICY_ATTACHMENT, POLICY_ATTACHMENT):
+                attached.add(str(resource.inputs.get("policyArn")))
+        return attached
+
+    def role_statements(self, role: RegisteredResource) -> list[Statement]:
         statements: list[Statement] = []
         for inline in role.inputs.get("inlinePolicies") or []:
             if isinstance(inline, Mapping):
                 statements += _statements(inline.get("policy"))
-        attached = set(_as_list(role.inputs.get("managedPolicyArns")))
-        for resource in self.resources:
-            role_refs = set(_as_list(resource.inputs.get("role"))) | set(
-                _as_list(resource.inputs.get("roles"))
-            )
-            if not refs & role_refs:
-                continue
+        for resource in self._role_resources(role):
             if resource.type == ROLE_POLICY:
                 statements += _statements(resource.inputs.get("policy"))
-            elif resource.type in (ROLE_POLICY_ATTACHMENT, POLICY_ATTACHMENT):
-                attached.add(str(resource.inputs.get("policyArn")))
-        for arn in sorted(attached):
+        for arn in sorted(self.attached_policy_arns(role)):
             if arn in self.policies:
                 statements += _statements(self.policies[arn].inputs.get("policy"))
         return statements
@@ -490,9 +498,50 @@ def missing_kms_rights(resources: Sequence[RegisteredResource]) -> list[KmsRight
     return [need.right for need in _needs(program) if not _holds(program, need)]
 
 
+def role_statements(resources: Sequence[RegisteredResource]) -> dict[str, list[Statement]]:
+    """Each role of the program (by resource name) -> the statements of every policy it holds there.
+
+    The same reading of inline policies, ``RolePolicy`` resources and attached managed policies the
+    KMS check uses (the guardrail pack's wildcard rule reads roles through it too).
+    """
+    program = _Program(resources)
+    return {role.name: program.role_statements(role) for role in resources if role.type == ROLE}
+
+
+def policies_outside(resources: Sequence[RegisteredResource]) -> dict[str, list[str]]:
+    """Each role (by resource name) -> the ARNs of attached managed policies whose text is not in
+    the program (AWS managed policies, policies of other stacks): nothing here can read them."""
+    program = _Program(resources)
+    return {
+        role.name: sorted(program.attached_policy_arns(role) - set(program.policies))
+        for role in resources
+        if role.type == ROLE
+    }
+
+
+def policy_statements(policy: Any) -> list[Statement]:
+    """The statements of a policy given as JSON text or as a mapping (anything else: none)."""
+    return _statements(policy)
+
+
+def action_matches(statement: Statement, action: str) -> bool:
+    """Whether the statement's ``Action`` / ``NotAction`` covers ``action`` (IAM wildcards)."""
+    return _action_matches(statement, action)
+
+
 def report(findings: Sequence[KmsRight]) -> str:
     """One line per finding, for a person (the CLI prints this)."""
     return "\n".join(str(f) for f in findings)
 
 
-__all__ = ["KmsRight", "RegisteredResource", "missing_kms_rights", "report", "required_kms_rights"]
+__all__ = [
+    "KmsRight",
+    "RegisteredResource",
+    "action_matches",
+    "missing_kms_rights",
+    "policies_outside",
+    "policy_statements",
+    "report",
+    "required_kms_rights",
+    "role_statements",
+]

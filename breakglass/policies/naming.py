@@ -18,6 +18,10 @@ EMERGENCY_ROLE_PREFIX: Final = f"{SYSTEM_NAME_PREFIX}emergency-"
 SYSTEM_ROLE_PREFIX: Final = f"{SYSTEM_NAME_PREFIX}system-"
 # Tag on every emergency role (value: the tier name).
 EMERGENCY_ROLE_TAG: Final = "breakglass:emergency-tier"
+# Tag on an emergency role whose tier opted in to role chaining (``role_chaining_opt_in``; value
+# ROLE_CHAINING_OPT_IN): the guardrail pack accepts a boundary that lets it chain only with this tag.
+ROLE_CHAINING_TAG: Final = "breakglass:role-chaining"
+ROLE_CHAINING_OPT_IN: Final = "opt-in"
 # Tag on every resource the break-glass system itself consists of; emergency roles may not touch them.
 PROTECTED_TAG: Final = "breakglass:protected"
 # Session tag carrying the request id on every emergency session.

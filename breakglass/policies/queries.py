@@ -156,9 +156,15 @@ def cloudtrail_table(
     cloudtrail_prefix: str = "",
     regions: tuple[str, ...] = ALL_REGIONS,
     first_day: str = "2024-01-01",
+    organization_id: str = "",
 ) -> TableDefinition:
-    """CloudTrail logs, partition projection on ``region`` (enum) and ``date`` (``yyyy/MM/dd``)."""
-    base = f"s3://{bucket}/{_prefix(cloudtrail_prefix)}AWSLogs/{account_id}/CloudTrail"
+    """CloudTrail logs, partition projection on ``region`` (enum) and ``date`` (``yyyy/MM/dd``).
+
+    An organization trail delivers each account's logs under ``AWSLogs/<organization id>/<account>/``.
+    """
+    base = (
+        f"s3://{bucket}/{_prefix(cloudtrail_prefix)}AWSLogs/{_prefix(organization_id)}{account_id}/CloudTrail"
+    )
     return TableDefinition(
         name=CLOUDTRAIL_TABLE,
         description="CloudTrail management and data events of the break-glass trail",

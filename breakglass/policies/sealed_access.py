@@ -121,9 +121,10 @@ def alert_regions(home: str) -> list[str]:
 def trust_policy(
     user_arns: Mapping[str, str], *, max_mfa_age_seconds: int, regions: Sequence[str]
 ) -> dict[str, Any]:
-    """One statement per sealed user ``{name: arn}``: that principal, MFA present and fresh, the
-    session named after the user, a source identity (if set) equal to it, and the call made
-    through the STS endpoint of one of ``regions`` (:func:`alert_regions`).
+    """Per sealed user ``{name: arn}``, an assume statement: that principal, MFA present and fresh,
+    the session named after the user, a source identity (if set) equal to it, and the call made
+    through the STS endpoint of one of ``regions`` (:func:`alert_regions`); and a statement letting
+    that user set only their own name as source identity.
 
     CloudTrail delivers a regional STS call to that region's bus only: an assume through any other
     region's endpoint would match no sealed rule. Refusing it keeps every *successful* assume loud;
@@ -136,27 +137,40 @@ def trust_policy(
         raise ValueError("user_arns: a sealed role needs at least one user")
     if not regions:
         raise ValueError("regions: a sealed role needs the regions its alerts listen in")
-    statements = [
-        {
-            "Sid": f"SealedUser{index}",
-            "Effect": "Allow",
-            "Principal": {"AWS": arn},
-            "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
-            "Condition": {
-                "Bool": {"aws:MultiFactorAuthPresent": "true"},
-                "NumericLessThan": {"aws:MultiFactorAuthAge": str(max_mfa_age_seconds)},
-                "StringEquals": {
-                    "sts:RoleSessionName": user,
-                    # The global endpoint's calls carry us-east-1.
-                    "aws:RequestedRegion": sorted(regions),
+    statements: list[dict[str, Any]] = []
+    for index, (user, arn) in enumerate(sorted(user_arns.items())):
+        statements.append(
+            {
+                "Sid": f"SealedUser{index}",
+                "Effect": "Allow",
+                "Principal": {"AWS": arn},
+                "Action": "sts:AssumeRole",
+                "Condition": {
+                    "Bool": {"aws:MultiFactorAuthPresent": "true"},
+                    "NumericLessThan": {"aws:MultiFactorAuthAge": str(max_mfa_age_seconds)},
+                    "StringEquals": {
+                        "sts:RoleSessionName": user,
+                        # The global endpoint's calls carry us-east-1.
+                        "aws:RequestedRegion": sorted(regions),
+                    },
+                    # The console's Switch role sets no source identity (and these users have no
+                    # keys to call STS with one): bound it when present, never require it.
+                    "StringEqualsIfExists": {"sts:SourceIdentity": user},
                 },
-                # The console's Switch role sets no source identity (and these users have no keys
-                # to call STS with one): bound it when present, never require it.
-                "StringEqualsIfExists": {"sts:SourceIdentity": user},
-            },
-        }
-        for index, (user, arn) in enumerate(sorted(user_arns.items()))
-    ]
+            }
+        )
+        # STS evaluates sts:SetSourceIdentity only inside an AssumeRole the statement above admitted,
+        # and documents neither the session name nor MFA age for it: a condition on a key the action
+        # does not see would refuse every assume that sets a source identity. It pins the value only.
+        statements.append(
+            {
+                "Sid": f"SealedUserSource{index}",
+                "Effect": "Allow",
+                "Principal": {"AWS": arn},
+                "Action": "sts:SetSourceIdentity",
+                "Condition": {"StringEquals": {"sts:SourceIdentity": user}},
+            }
+        )
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -292,10 +306,12 @@ def check_statements(
             "Resource": role_arn,
         },
         {
+            # ListVirtualMFADevices has no resource-level form (the Service Authorization Reference
+            # lists no resource type): a statement naming mfa/* ARNs never matches the call.
             "Sid": "ListVirtualMfaDevices",
             "Effect": "Allow",
             "Action": "iam:ListVirtualMFADevices",
-            "Resource": f"arn:{partition}:iam::{account_id}:mfa/*",
+            "Resource": "*",
         },
         {
             # PutMetricData has no resource-level form; the namespace condition bounds it.
@@ -334,11 +350,12 @@ def inspect_statements(
             "Resource": sorted(topic_arns),
         },
         {
-            # A subscription's ARN is its topic's ARN and an id.
+            # GetSubscriptionAttributes has no resource-level form (no resource type in the Service
+            # Authorization Reference): subscription ARNs in Resource never match the call. Read only.
             "Sid": "InspectSealedSubscriptions",
             "Effect": "Allow",
             "Action": "sns:GetSubscriptionAttributes",
-            "Resource": [f"{arn}:*" for arn in sorted(topic_arns)],
+            "Resource": "*",
         },
         {
             "Sid": "InspectSealedAlarms",
