@@ -22,7 +22,7 @@ from moto import mock_aws
 
 from breakglass.contracts import iso
 from breakglass.lambdas.access.grants import Tier
-from breakglass.lambdas.approvals import access_api
+from breakglass.lambdas.approvals import access_api, workflow
 from breakglass.lambdas.approvals.access_api import AccessDeps, handle
 from breakglass.lambdas.approvals.admission import ADMISSION_GRACE, Admission
 from breakglass.lambdas.approvals.enrollment import enroll
@@ -650,3 +650,48 @@ def test_a_malformed_event_is_answered_never_raised(world: World, event: Any, st
 def test_whoami_from_a_session_whose_name_is_not_a_person_is_refused_not_raised(world: World) -> None:
     status, answer = world.call(session_arn("breakglass-emergency-halt", "a"), "GET", "/whoami")
     assert status == 403 and answer["error"]["code"] == "not-emergency-session"
+
+
+def await_task(world: World, request_id: str, token: str, round_name: str = "primary") -> dict[str, Any]:
+    """The workflow's AwaitApproval task starting to wait, on the same table and audit bucket."""
+    deps = workflow.WorkflowDeps(
+        store=world.deps.store,
+        audit=world.deps.audit,
+        ses=None,
+        iam=None,
+        tiers=world.deps.tiers,
+        policy=world.deps.policy,
+        sender="bg@example.com",
+        approval_url="https://approvals.example.com",
+        link_key=lambda: b"k" * 32,
+        clock=lambda: world.clock[0],
+        sfn=world.sfn,
+    )
+    event = workflow.AwaitEvent(request_id=request_id, task_token=token, round=round_name, execution_arn=None)
+    return workflow.await_approval(deps, event)
+
+
+@pytest.mark.parametrize(("decision", "status"), [("approve", "approved"), ("deny", "denied")])
+def test_a_vote_that_decides_before_the_workflow_waits_is_its_answer_when_it_does(
+    world: World, decision: str, status: str
+) -> None:
+    # An approver told by chat votes from a terminal before the workflow has stored its task token:
+    # the vote stands and the workflow, once waiting, takes that decision instead of failing.
+    _, made = ask(world, "rita", tier="operator")
+    got, answer = world.call(
+        user_arn("ann"),
+        "POST",
+        f"/requests/{made['request_id']}/votes",
+        {"decision": decision, "totp": world.code("ann")},
+    )
+    assert got == 200 and answer["status"] == status and answer["decided"], answer
+    assert not [c for c in world.sfn.calls if c[0] == "send_task_success"]
+
+    result = await_task(world, made["request_id"], "token-1")
+
+    (success,) = [c for c in world.sfn.calls if c[0] == "send_task_success"]
+    assert success[1]["taskToken"] == "token-1"
+    assert json.loads(success[1]["output"])["decision"] == status
+    assert result["decided"] == status and result["notified"] == []
+    record = world.deps.store.get_request(made["request_id"])
+    assert record is not None and record.status == status

@@ -542,10 +542,13 @@ def test_a_vote_whose_audit_write_fails_is_taken_back_and_its_link_works_again(w
     assert post(world, token, code("alice", later + timedelta(seconds=30)))["statusCode"] == 409
 
 
-def test_a_decided_request_without_a_waiting_task_is_an_error(world: World) -> None:
+def test_a_deciding_vote_before_any_task_waits_is_kept_for_the_workflow_to_take(world: World) -> None:
     world.store.put_request(replace(RECORD, request_id="req5", quorum=1))
-    with pytest.raises(RuntimeError, match="no workflow task is waiting"):
-        post(world, link("alice", "req5"), code("alice"), request_id="req5")
+    response = post(world, link("alice", "req5"), code("alice"), request_id="req5")
+    assert response["statusCode"] == 200, response
+    assert world.store.get_request("req5").status == "approved"  # type: ignore[union-attr]
+    # Nothing to answer yet: AwaitApproval hands this decision to its task when it starts waiting.
+    assert world.sfn.calls == []
 
 
 # --- the deployed entry point --------------------------------------------------------------------

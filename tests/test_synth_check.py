@@ -46,7 +46,15 @@ def flawed(flaw: str) -> tuple[Resource, ...]:
     return tuple(resources_of(result.resources))
 
 
-@pytest.mark.parametrize("example", ["quickstart", "many-targets"])
+# Every Python program under examples/ (the TypeScript and YAML ones go through the provider).
+PYTHON_EXAMPLES = sorted(p.parent.name for p in (ROOT / "examples").glob("*/__main__.py"))
+
+
+def test_the_python_examples_are_the_ones_the_readme_promises() -> None:
+    assert PYTHON_EXAMPLES == ["existing-trail", "many-targets", "quickstart", "sagemaker-bedrock", "tiers"]
+
+
+@pytest.mark.parametrize("example", PYTHON_EXAMPLES)
 def test_every_example_passes_with_zero_findings(example: str) -> None:
     assert check_directory(ROOT / "examples" / example) == []
 

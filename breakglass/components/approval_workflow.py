@@ -484,6 +484,7 @@ class ApprovalWorkflow(pulumi.ComponentResource):
         link_key: bool = False,
         roles: bool = False,
         watch: bool = False,
+        answer: bool = False,
         extra: pulumi.Input[list[dict[str, Any]]] | None = None,
     ) -> pulumi.Output[list[dict[str, Any]]]:
         """One function's statements: its table item kinds, keys, mail, roles; plus audit writing."""
@@ -543,6 +544,9 @@ class ApprovalWorkflow(pulumi.ComponentResource):
                 found.append(sm.send_email_statement(identity_arn))
             if roles:
                 found.extend(grant_function_statements(list(arns)))
+            if answer:
+                # Named, since the machine's ARN depends on the functions.
+                found.append(sm.send_task_statement(f"arn:{part}:states:{reg}:{acct}:stateMachine:{machine}"))
             if watch:
                 found.append(
                     sm.watch_executions_statement(
@@ -558,8 +562,14 @@ class ApprovalWorkflow(pulumi.ComponentResource):
         decrypt = ("kms:Decrypt",)
         permissions: dict[str, pulumi.Output[list[dict[str, Any]]]] = {
             "validate": self._statements(read=("REQUEST",), write=("REQUEST",), key=decrypt),
+            # answer: votes that decided the request before it waited are handed to the task at once
             "await-approval": self._statements(
-                read=("USER", "REQUEST"), write=("REQUEST",), key=decrypt, mail=True, link_key=True
+                read=("USER", "REQUEST"),
+                write=("REQUEST",),
+                key=decrypt,
+                mail=True,
+                link_key=True,
+                answer=True,
             ),
             "auto-approve": self._statements(
                 read=("USER", "REQUEST"), write=("REQUEST",), key=decrypt, mail=True

@@ -443,7 +443,8 @@ def send_email_statement(identity_arn: str) -> dict[str, Any]:
 
 
 def send_task_statement(state_machine_arn: str) -> dict[str, Any]:
-    """Answer the workflow's waiting task (the approval API, when a vote decides the request)."""
+    """Answer the workflow's waiting task (the approval and access APIs, when a vote decides the
+    request; the await function, when votes decided it before it waited)."""
     return {
         "Sid": "AnswerWaitingTask",
         "Effect": "Allow",

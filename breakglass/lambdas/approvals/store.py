@@ -45,6 +45,8 @@ TTL_ATTRIBUTE: Final = "ttl"
 
 ROLES: Final = ("responder", "approver", "security")
 DECISIONS: Final = ("approve", "deny")
+# What votes make of a pending request: quorum reached, or any denial (final).
+DECIDED_BY_VOTES: Final = ("approved", "denied")
 
 # Encryption context binding a TOTP secret's ciphertext to its owner: a ciphertext copied onto
 # another user's item fails to decrypt.
@@ -563,15 +565,20 @@ class Store:
         approvers: Sequence[str],
         *,
         execution_arn: str | None = None,
-    ) -> None:
-        """Record the task token the workflow waits on and who may answer (replaces both).
+    ) -> RequestRecord:
+        """Record the task token the workflow waits on and who may answer (replaces both); return
+        the request as stored.
 
-        Only a pending request can wait; the requester is never an approver.
+        Only a pending request can wait; the requester is never an approver. A request that votes
+        already decided (approved or denied before any task waited for them) is returned as it is,
+        for the caller to hand its decision to the new task.
         """
         if not task_token:
             raise ValueError("task_token: must not be empty")
         for _ in range(_VOTE_ATTEMPTS):
             record = self._require_request(request_id)
+            if record.status in DECIDED_BY_VOTES:
+                return record
             if record.status != "pending":
                 raise StatusConflict(f"request {request_id!r} is {record.status}, not pending")
             if _names(record.requester, approvers):
@@ -583,7 +590,7 @@ class Store:
                 execution_arn=execution_arn or record.execution_arn,
             )
             if self._replace_request(record, updated):
-                return
+                return updated
         raise StoreError(f"request {request_id!r} kept changing; try again")
 
     def record_vote(

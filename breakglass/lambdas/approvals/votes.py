@@ -20,7 +20,14 @@ from typing import Any, Final
 from botocore.exceptions import ClientError
 
 from breakglass.lambdas.approvals.mail import APPROVING_ROLES
-from breakglass.lambdas.approvals.store import RequestRecord, Store, VoteRefused, one_person, same_person
+from breakglass.lambdas.approvals.store import (
+    DECIDED_BY_VOTES,
+    RequestRecord,
+    Store,
+    VoteRefused,
+    one_person,
+    same_person,
+)
 from breakglass.lambdas.approvals.totp import TotpRejected, verify_totp
 from breakglass.lambdas.audit.events import AuditEvent, AuditWriter
 
@@ -57,14 +64,21 @@ def identity_refusal(store: Store, record: RequestRecord, approver: str) -> str 
 
 
 def resume_workflow(sfn: Any, record: RequestRecord) -> bool:
-    """Hand a decided request to the waiting workflow; False if its round already closed."""
+    """Hand a decided request to the waiting workflow; False if its round already closed.
+
+    No task waiting yet (a vote right after the request, before the workflow stored its token):
+    the decision is on record and the workflow takes it when it starts waiting (``await_approval``).
+    """
     if not record.task_token:
-        raise RuntimeError(
-            f"request {record.request_id} is {record.status} but no workflow task is waiting for it"
-        )
+        return True
+    return answer_task(sfn, record.task_token, record)
+
+
+def answer_task(sfn: Any, task_token: str, record: RequestRecord) -> bool:
+    """Send ``record``'s decision to the task ``task_token``; False if that task is no longer waiting."""
     try:
         sfn.send_task_success(
-            taskToken=record.task_token,
+            taskToken=task_token,
             output=json.dumps(
                 {
                     "decision": record.status,
@@ -144,7 +158,7 @@ def cast_vote(
         # No vote counts unrecorded.
         store.retract_vote(updated, approver)
         raise
-    decided = updated.status in ("approved", "denied")
+    decided = updated.status in DECIDED_BY_VOTES
     if decided and not resume_workflow(sfn, updated):
         refused(updated, "round-closed")
         return VoteOutcome(record=updated, decided=True, round_closed=True)

@@ -32,7 +32,14 @@ from breakglass.lambdas.approvals.requests import (
     load_policy,
     state_of,
 )
-from breakglass.lambdas.approvals.store import Enrollment, RequestNotFound, RequestRecord, Store
+from breakglass.lambdas.approvals.store import (
+    DECIDED_BY_VOTES,
+    Enrollment,
+    RequestNotFound,
+    RequestRecord,
+    Store,
+)
+from breakglass.lambdas.approvals.votes import answer_task
 from breakglass.lambdas.audit.events import AuditEvent, AuditWriter
 from breakglass.lambdas.runtime import audit_writer_from_env, get_logger, log_fields, required_env
 from breakglass.validation import REQUEST_ID, ConfigError, require_choice, require_mapping, require_str
@@ -230,8 +237,16 @@ def await_approval(deps: WorkflowDeps, e: AwaitEvent) -> dict[str, Any]:
         raise ConfigError("tier", f"tier {record.tier!r} has no approval policy")
     backup = e.round == "backup"
     voters = eligible_approvers(approval, record.requester, backup=backup)
-    deps.store.set_waiting(record.request_id, e.task_token, voters, execution_arn=e.execution_arn)
-    record = _record(deps, e.request_id)
+    record = deps.store.set_waiting(record.request_id, e.task_token, voters, execution_arn=e.execution_arn)
+    if record.status in DECIDED_BY_VOTES:
+        # Votes decided it before any task waited (a terminal vote right after the request, or one
+        # between rounds): their decision is this task's answer, and nobody more is asked.
+        answer_task(deps.sfn, e.task_token, record)
+        log.info(
+            "decided before the workflow waited",
+            extra=log_fields(request_id=record.request_id, round=e.round, status=record.status),
+        )
+        return {"round": e.round, "notified": [], "message_ids": [], "decided": record.status}
     pending = [u for u in voters if u not in record.approvals and u not in record.denials]
     recipients, missing = _enrollments(deps, pending)
     if not recipients:
