@@ -112,7 +112,7 @@ def to_plain(value: Any) -> Any:
         return {str(k): to_plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [to_plain(v) for v in value]
-    if value == rpc.UNKNOWN:
+    if is_unknown(value):
         return KNOWN_AFTER_DEPLOY
     if isinstance(value, float) and value.is_integer():
         return int(value)  # the engine carries every number as a float; the program wrote 3600
@@ -127,6 +127,12 @@ def to_plain(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return repr(value)
+
+
+def is_unknown(value: Any) -> bool:
+    """A value only known after deploy (the engine's marker, or the SDK's ``Unknown`` kept by
+    :class:`RecordingMonitor`)."""
+    return isinstance(value, pulumi.output.Unknown) or (isinstance(value, str) and value == rpc.UNKNOWN)
 
 
 def _shown_path(path: str) -> str:
@@ -266,7 +272,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         if request.type == STACK_TYPE:
             return response
         registration = self.resources.get(response.urn)
-        inputs = pulumi.runtime.rpc.deserialize_properties(request.object)
+        # Keep unknown inputs (shown "(known after deploy)"): dropped, a checker would read an
+        # unknown trust policy as no trust policy at all.
+        inputs = pulumi.runtime.rpc.deserialize_properties(request.object, keep_unknowns=True)
         parent = request.parent or None
         self.recorded.append(
             SynthResource(

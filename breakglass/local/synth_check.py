@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any, Final
 
 import pulumi
+from pulumi.runtime import rpc
 
-from breakglass.local.synth import RecordingMocks, SynthResource, synth_directory, target
+from breakglass.local.synth import RecordingMocks, SynthResource, is_unknown, synth_directory, target
 from breakglass.policies.pack.rules import Finding, PackConfig, Resource, check
 
 PARLIAMENT_RULE: Final = "parliament"
+UNKNOWN_RULE: Final = "value-known-before-deploy"
 KEY_POLICY_TYPES: Final = ("aws:kms/key:Key", "aws:kms/keyPolicy:KeyPolicy")
 
 
@@ -130,12 +132,56 @@ class CheckMocks(RecordingMocks):
         return resource_id, outputs
 
 
+def _revealed(value: Any) -> Any:
+    """``value`` with every secret unwrapped: a secret policy is still a policy the rules must read."""
+    if isinstance(value, Mapping):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return _revealed(value.get("value"))
+        return {k: _revealed(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_revealed(v) for v in value]
+    return value
+
+
+def _holds_unknown(value: Any) -> bool:
+    if isinstance(value, Mapping):
+        return any(_holds_unknown(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_holds_unknown(v) for v in value)
+    return is_unknown(value)
+
+
 def resources_of(synthesized: Sequence[SynthResource]) -> list[Resource]:
-    """The pack's view of synthesized resources (custom resources only: components hold nothing)."""
+    """The pack's view of synthesized resources (custom resources only: components hold nothing),
+    secrets revealed and unknown inputs named in :attr:`Resource.unknown`."""
     return [
-        Resource(type=r.type, name=r.name, inputs=r.inputs, outputs=r.outputs, urn=r.urn)
+        Resource(
+            type=r.type,
+            name=r.name,
+            inputs=_revealed(r.inputs),
+            outputs=_revealed(r.outputs),
+            urn=r.urn,
+            unknown=frozenset(k for k, v in r.inputs.items() if _holds_unknown(v)),
+        )
         for r in synthesized
         if r.custom
+    ]
+
+
+def unknown_values(resources: Sequence[Resource]) -> list[Finding]:
+    """A finding for every input not known before deploy: the rules skip what they cannot read (as
+    in a CrossGuard preview), so offline, where every value the program computes is known, an
+    unknown one is a place the gate would be blind."""
+    return [
+        Finding(
+            UNKNOWN_RULE,
+            r.type,
+            r.name,
+            f"{', '.join(sorted(r.unknown))} not known before deploy, so no rule can read it: compute it in "
+            "the program (or pass it as config)",
+        )
+        for r in resources
+        if r.unknown
     ]
 
 
@@ -211,8 +257,21 @@ def lint(resources: Sequence[Resource]) -> list[Finding]:
                 document = _as_identity_policy(document, str(resource.get("arn") or ""))
             # One statement at a time, so an allow-list entry can look at the statement it excuses.
             for statement in _statements(document):
-                single = json.dumps({**document, "Statement": [statement]})
-                for issue in analyze_policy_string(single).findings:
+                single = json.dumps({**document, "Statement": [statement]}, default=str)
+                try:
+                    issues = analyze_policy_string(single).findings
+                except Exception as exc:  # a linter that crashes must not pass the document
+                    found.append(
+                        Finding(
+                            PARLIAMENT_RULE,
+                            resource.type,
+                            resource.name,
+                            f"{key}: parliament could not read a statement ({type(exc).__name__}: {exc}): "
+                            "write it in the shape IAM documents",
+                        )
+                    )
+                    continue
+                for issue in issues:
                     if allowed(issue.issue, issue.detail, resource.type, statement):
                         continue
                     detail = json.dumps(issue.detail, sort_keys=True, default=str)
@@ -226,7 +285,7 @@ def lint(resources: Sequence[Resource]) -> list[Finding]:
 
 def check_resources(resources: Sequence[Resource], config: PackConfig | None = None) -> list[Finding]:
     """The pack's rules and parliament: every finding, sorted."""
-    return sorted({*check(resources, config), *lint(resources)})
+    return sorted({*check(resources, config), *lint(resources), *unknown_values(resources)})
 
 
 def check_directory(

@@ -80,6 +80,8 @@ ROLE: Final = "aws:iam/role:Role"
 ROLE_POLICY: Final = "aws:iam/rolePolicy:RolePolicy"
 ROLE_POLICY_ATTACHMENT: Final = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
 POLICY_ATTACHMENT: Final = "aws:iam/policyAttachment:PolicyAttachment"
+# Attaches exactly the listed managed policies to the role named by roleName (and detaches the rest).
+ATTACHMENTS_EXCLUSIVE: Final = "aws:iam/rolePolicyAttachmentsExclusive:RolePolicyAttachmentsExclusive"
 MANAGED_POLICY: Final = "aws:iam/policy:Policy"
 KEY: Final = "aws:kms/key:Key"
 KEY_POLICY: Final = "aws:kms/keyPolicy:KeyPolicy"
@@ -179,9 +181,9 @@ def _glob(pattern: str, *, ignore_case: bool = False) -> re.Pattern[str]:
 def _as_list(value: Any) -> list[str]:
     if value is None:
         return []
-    if isinstance(value, str):
-        return [value]
-    return [str(v) for v in value]
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    return [str(value)]  # one value, whatever its type: an odd shape is read, never a crash
 
 
 def _action_matches(statement: Statement, action: str) -> bool:
@@ -327,7 +329,12 @@ class _Program:
         return [
             r
             for r in self.resources
-            if refs & (set(_as_list(r.inputs.get("role"))) | set(_as_list(r.inputs.get("roles"))))
+            if refs
+            & {
+                *_as_list(r.inputs.get("role")),
+                *_as_list(r.inputs.get("roles")),
+                *_as_list(r.inputs.get("roleName")),
+            }
         ]
 
     def attached_policy_arns(self, role: RegisteredResource) -> set[str]:
@@ -336,6 +343,8 @@ class _Program:
         for resource in self._role_resources(role):
             if resource.type in (ROLE_POLICY_ATTACHMENT, POLICY_ATTACHMENT):
                 attached.add(str(resource.inputs.get("policyArn")))
+            elif resource.type == ATTACHMENTS_EXCLUSIVE:
+                attached.update(_as_list(resource.inputs.get("policyArns")))
         return attached
 
     def role_statements(self, role: RegisteredResource) -> list[Statement]:
@@ -524,6 +533,11 @@ def policy_statements(policy: Any) -> list[Statement]:
     return _statements(policy)
 
 
+def glob_matches(pattern: str, value: str) -> bool:
+    """Whether an IAM pattern (``*`` and ``?`` wildcards, case-sensitive as for ARNs) matches ``value``."""
+    return _glob(pattern).fullmatch(value) is not None
+
+
 def action_matches(statement: Statement, action: str) -> bool:
     """Whether the statement's ``Action`` / ``NotAction`` covers ``action`` (IAM wildcards)."""
     return _action_matches(statement, action)
@@ -538,6 +552,7 @@ __all__ = [
     "KmsRight",
     "RegisteredResource",
     "action_matches",
+    "glob_matches",
     "missing_kms_rights",
     "policies_outside",
     "policy_statements",

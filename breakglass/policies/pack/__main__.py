@@ -47,9 +47,9 @@ from breakglass.policies.pack.rules import (
     STACK_RULES,
     PackConfig,
     Resource,
-    ResourceRule,
-    StackRule,
     description,
+    run_resource_rule,
+    run_stack_rule,
 )
 
 PACK_NAME: Final = "breakglass-guardrails"
@@ -105,20 +105,20 @@ def _schema(rule: str) -> PolicyConfigSchema | None:
     return PolicyConfigSchema(properties={k: dict(v) for k, v in properties.items()}) if properties else None
 
 
-def resource_policy(rule: str, check: ResourceRule) -> ResourceValidationPolicy:
+def resource_policy(rule: str) -> ResourceValidationPolicy:
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
         subject = resource(args.resource_type, args.name, args.urn, args.props)
-        for finding in check(subject, _config(args.get_config())):
+        for finding in run_resource_rule(rule, subject, _config(args.get_config())):
             report_violation(finding.message, None)
 
     return ResourceValidationPolicy(rule, description(rule), validate, config_schema=_schema(rule))
 
 
-def stack_policy(rule: str, check: StackRule) -> StackValidationPolicy:
+def stack_policy(rule: str) -> StackValidationPolicy:
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         subjects = [_of(r) for r in args.resources]
         urns = {(s.type, s.name): s.urn for s in subjects}
-        for finding in check(subjects, _config(args.get_config())):
+        for finding in run_stack_rule(rule, subjects, _config(args.get_config())):
             report_violation(finding.message, urns.get((finding.resource_type, finding.resource_name)))
 
     return StackValidationPolicy(rule, description(rule), validate, config_schema=_schema(rule))
@@ -133,8 +133,8 @@ def _of(policy_resource: PolicyResource) -> Resource:
 def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
     """One policy per rule, named as the rule."""
     return [
-        *(resource_policy(rule, check) for rule, check in RESOURCE_RULES.items()),
-        *(stack_policy(rule, check) for rule, check in STACK_RULES.items()),
+        *(resource_policy(rule) for rule in RESOURCE_RULES),
+        *(stack_policy(rule) for rule in STACK_RULES),
     ]
 
 

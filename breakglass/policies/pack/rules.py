@@ -17,9 +17,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from breakglass.contracts import ENV_AUDIT_BUCKET
+from breakglass.contracts import ENV_AUDIT_BUCKET, MAX_WINDOW_SECONDS, parse_iso
+from breakglass.policies.boundary import (
+    MAIL_TAMPERING,
+    SHADOW_ADMIN_ACTIONS,
+    TRAIL_TAMPERING,
+    WORKFLOW_ANSWERS,
+)
 from breakglass.policies.kms_rights import (
     action_matches,
+    glob_matches,
     missing_kms_rights,
     policies_outside,
     policy_statements,
@@ -44,6 +51,15 @@ OBJECT_LOCK: Final = (
 TRAIL: Final = "aws:cloudtrail/trail:Trail"
 STATE_MACHINE: Final = "aws:sfn/stateMachine:StateMachine"
 ROUTE: Final = "aws:apigatewayv2/route:Route"
+BUCKET_POLICY: Final = "aws:s3/bucketPolicy:BucketPolicy"
+LIFECYCLE: Final = (
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+    "aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2",
+)
+ROLE_POLICIES_EXCLUSIVE: Final = "aws:iam/rolePoliciesExclusive:RolePoliciesExclusive"
+ROLE_ATTACHMENTS_EXCLUSIVE: Final = "aws:iam/rolePolicyAttachmentsExclusive:RolePolicyAttachmentsExclusive"
+LAMBDA_PERMISSION: Final = "aws:lambda/permission:Permission"
+FUNCTION_URL: Final = "aws:lambda/functionUrl:FunctionUrl"
 
 # Pack config: the defaults are the components' own (EmergencyRole's max_session_duration,
 # AuditTrail's retention_days); the bounds are AWS's.
@@ -187,20 +203,27 @@ def _finding(rule: str, resource: Resource, message: str) -> Finding:
 
 
 def _as_list(value: Any) -> list[Any]:
+    """A value IAM reads as "one or many" as a list; anything that is not a list is one value, so
+    an odd shape (a number where a string belongs) is read, never a crash."""
     if value is None:
         return []
-    if isinstance(value, str | Mapping):
-        return [value]
-    return list(value)
+    if isinstance(value, list | tuple):
+        return list(value)
+    return [value]
+
+
+def _is_allow(statement: Mapping[str, Any]) -> bool:
+    # Case-blind on purpose: whether IAM takes "allow" or refuses it, treating it as an Allow can
+    # only add a finding, never hide one.
+    return str(statement.get("Effect", "")).lower() == "allow"
 
 
 def _principals(statement: Mapping[str, Any]) -> list[str]:
+    """Every principal a statement names, whatever the shape (a string, a list, a map of lists)."""
     principal = statement.get("Principal")
-    if isinstance(principal, str):
-        return [principal]
     if isinstance(principal, Mapping):
         return [str(p) for kind in principal.values() for p in _as_list(kind)]
-    return []
+    return [str(p) for p in _as_list(principal)]
 
 
 def _tags(resource: Resource) -> Mapping[str, Any]:
@@ -208,13 +231,28 @@ def _tags(resource: Resource) -> Mapping[str, Any]:
     return tags if isinstance(tags, Mapping) else {}
 
 
+def _whole(value: Any) -> int | None:
+    """A whole number as the program may have written it (3600, 3600.0, "3600"); None if it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
 def is_emergency_role(resource: Resource) -> bool:
-    """An emergency role, by its tier tag or by its IAM name (either one is enough)."""
+    """An emergency role, by its tier tag or by its IAM name or name prefix (either one is enough),
+    in any case: IAM names are unique whatever their case, and a differently-cased name would still
+    dodge the alert rules and queries that match the prefix."""
     if resource.type != ROLE:
         return False
-    return EMERGENCY_ROLE_TAG in _tags(resource) or str(resource.get("name") or "").startswith(
-        EMERGENCY_ROLE_PREFIX
-    )
+    tagged = EMERGENCY_ROLE_TAG.lower() in {str(k).lower() for k in _tags(resource)}
+    names = (str(resource.get(key) or "").lower() for key in ("name", "namePrefix"))
+    return tagged or any(name.startswith(EMERGENCY_ROLE_PREFIX) for name in names)
 
 
 def _trust(resource: Resource) -> list[Mapping[str, Any]]:
@@ -225,7 +263,7 @@ def _trusted_services(resource: Resource) -> set[str]:
     services: set[str] = set()
     for statement in _trust(resource):
         principal = statement.get("Principal")
-        if statement.get("Effect") == "Allow" and isinstance(principal, Mapping):
+        if _is_allow(statement) and isinstance(principal, Mapping):
             services |= {str(s) for s in _as_list(principal.get("Service"))}
     return services
 
@@ -250,19 +288,19 @@ POST_ONLY: Final = "approval-api-post-only"
 
 
 def role_trust_not_open(resource: Resource, config: PackConfig) -> list[Finding]:
-    """No role trusts everyone: an Allow whose principal is ``*`` (or everyone but a ``NotPrincipal``)
-    lets any AWS account assume it."""
+    """No role trusts everyone: an Allow whose principal is or holds a ``*`` (or everyone but a
+    ``NotPrincipal``) lets any AWS account, or any role of one, assume it."""
     if resource.type != ROLE or not resource.known("assumeRolePolicy"):
         return []
     return [
         _finding(
             OPEN_TRUST,
             resource,
-            f"trust statement {s.get('Sid') or i} allows principal '*' (or NotPrincipal): name the principals "
+            f"trust statement {s.get('Sid') or i} allows a principal with '*' (or NotPrincipal): name the principals "
             "that may assume it",
         )
         for i, s in enumerate(_trust(resource))
-        if s.get("Effect") == "Allow" and ("*" in _principals(s) or "NotPrincipal" in s)
+        if _is_allow(s) and (any("*" in p for p in _principals(s)) or "NotPrincipal" in s)
     ]
 
 
@@ -272,8 +310,35 @@ FEDERATED_ASSUME: Final = ("sts:AssumeRoleWithWebIdentity", "sts:AssumeRoleWithS
 _GRANT_CONDITIONS: Final = (
     ("StringEquals", "sts:SourceIdentity", "sts:SourceIdentity equal to the requester"),
     ("StringEquals", "sts:RoleSessionName", "sts:RoleSessionName equal to the requester"),
+    ("DateGreaterThan", "aws:CurrentTime", "a DateGreaterThan aws:CurrentTime start of the window"),
     ("DateLessThan", "aws:CurrentTime", "a DateLessThan aws:CurrentTime end of the window"),
 )
+
+
+def _window_problem(statement: Mapping[str, Any]) -> str | None:
+    """What is wrong with a grant statement's window (None: it is one a tier could approve).
+
+    Pinned keys alone would let a hand-written statement open the role until 2099: the window must
+    be readable and no longer than the longest a request may ask for (MAX_WINDOW_SECONDS)."""
+    condition = statement.get("Condition")
+    bounds = []
+    for operator in ("DateGreaterThan", "DateLessThan"):
+        block = condition.get(operator) if isinstance(condition, Mapping) else None
+        values = {str(k).lower(): v for k, v in block.items()} if isinstance(block, Mapping) else {}
+        texts = [str(v) for v in _as_list(values.get("aws:currenttime"))]
+        if len(texts) != 1:
+            return f"its {operator} aws:CurrentTime is not one date"
+        try:
+            bounds.append(parse_iso(texts[0]))
+        except ValueError:
+            return f"its {operator} aws:CurrentTime {texts[0]!r} is not an ISO 8601 time"
+    seconds = (bounds[1] - bounds[0]).total_seconds()
+    if seconds > MAX_WINDOW_SECONDS:
+        return (
+            f"its window lasts {int(seconds)} s, over the longest a request may ask for "
+            f"({MAX_WINDOW_SECONDS} s)"
+        )
+    return None
 
 
 def emergency_role_trust_locked(resource: Resource, config: PackConfig) -> list[Finding]:
@@ -288,7 +353,7 @@ def emergency_role_trust_locked(resource: Resource, config: PackConfig) -> list[
     for i, statement in enumerate(statements):
         sid = statement.get("Sid") or i
         federated = [a for a in FEDERATED_ASSUME if action_matches(statement, a)]
-        if statement.get("Effect") == "Allow" and federated:
+        if _is_allow(statement) and federated:
             found.append(
                 _finding(
                     TRUST_LOCKED,
@@ -297,9 +362,9 @@ def emergency_role_trust_locked(resource: Resource, config: PackConfig) -> list[
                     "only through sts:AssumeRole, as a grant allows it",
                 )
             )
-        if statement.get("Effect") != "Allow" or not action_matches(statement, "sts:AssumeRole"):
+        if not _is_allow(statement) or not action_matches(statement, "sts:AssumeRole"):
             continue
-        if _principals(statement) == ["*"] or len(_principals(statement)) != 1:
+        if len(_principals(statement)) != 1 or "*" in _principals(statement)[0]:
             found.append(
                 _finding(TRUST_LOCKED, resource, f"trust statement {sid} does not name one principal")
             )
@@ -313,6 +378,15 @@ def emergency_role_trust_locked(resource: Resource, config: PackConfig) -> list[
                     resource,
                     f"trust statement {sid} allows sts:AssumeRole without {', '.join(missing)}: leave the "
                     "trust locked and let the workflow grant access",
+                )
+            )
+        elif problem := _window_problem(statement):
+            found.append(
+                _finding(
+                    TRUST_LOCKED,
+                    resource,
+                    f"trust statement {sid} allows sts:AssumeRole but {problem}: leave the trust locked and "
+                    "let the workflow grant access",
                 )
             )
     return found
@@ -336,7 +410,16 @@ def emergency_role_session_limit(resource: Resource, config: PackConfig) -> list
     if not is_emergency_role(resource) or not resource.known("maxSessionDuration", "tags", "name"):
         return []
     # IAM's default when the property is absent is one hour.
-    seconds = int(resource.get("maxSessionDuration") or 3600)
+    raw = resource.get("maxSessionDuration")
+    seconds = 3600 if raw is None else _whole(raw)
+    if seconds is None:
+        return [
+            _finding(
+                SESSION_LIMIT,
+                resource,
+                f"max_session_duration {raw!r} is not a whole number of seconds: give it as one",
+            )
+        ]
     if seconds <= config.max_session_seconds:
         return []
     return [
@@ -349,9 +432,53 @@ def emergency_role_session_limit(resource: Resource, config: PackConfig) -> list
     ]
 
 
+def _management_events_problem(resource: Resource) -> str | None:
+    """Why the trail's selectors drop some management events (None: it records them all).
+
+    Advanced selectors replace basic ones when given. Every management event means: a basic
+    selector that includes them, reads and writes, excluding no event source (KMS's are the key
+    deletions); or an advanced selector that selects the Management category and narrows nothing."""
+    advanced = resource.get("advancedEventSelectors")
+    if advanced:
+        for selector in _as_list(advanced):
+            fields = selector.get("fieldSelectors") if isinstance(selector, Mapping) else None
+            fields = [f for f in _as_list(fields) if isinstance(f, Mapping)]
+            categories = [f for f in fields if f.get("field") == "eventCategory"]
+            if (
+                len(fields) == 1
+                and len(categories) == 1
+                and "Management" in [str(v) for v in _as_list(categories[0].get("equals"))]
+            ):
+                return None
+        return "advanced event selectors that select no Management category without narrowing it"
+    basic = resource.get("eventSelectors")
+    if basic is None:
+        return None  # CloudTrail's default: every management event, reads and writes
+    for selector in _as_list(basic):
+        if (
+            isinstance(selector, Mapping)
+            and selector.get("includeManagementEvents", True) is not False
+            and str(selector.get("readWriteType") or "All") == "All"
+            and not selector.get("excludeManagementEventSources")
+        ):
+            return None
+    return (
+        "event selectors that drop management events (include_management_events false, a ReadOnly or "
+        "WriteOnly read_write_type, or exclude_management_event_sources)"
+    )
+
+
 def trail_multi_region_validated_encrypted(resource: Resource, config: PackConfig) -> list[Finding]:
-    """A trail is logging, in every region, signs its log files (validation) and encrypts them with KMS."""
-    keys = ("isMultiRegionTrail", "enableLogFileValidation", "kmsKeyId", "enableLogging")
+    """A trail is logging, in every region, records every management event, signs its log files
+    (validation) and encrypts them with KMS."""
+    keys = (
+        "isMultiRegionTrail",
+        "enableLogFileValidation",
+        "kmsKeyId",
+        "enableLogging",
+        "eventSelectors",
+        "advancedEventSelectors",
+    )
     if resource.type != TRAIL or not resource.known(*keys):
         return []
     # enable_logging defaults to true; only an explicit false stops the trail.
@@ -365,6 +492,8 @@ def trail_multi_region_validated_encrypted(resource: Resource, config: PackConfi
         )
         if not resource.get(key)
     ]
+    if selectors := _management_events_problem(resource):
+        problems.append(f"does not record all management events: it has {selectors}")
     return [_finding(TRAIL_RULE, resource, f"the trail {p}") for p in problems]
 
 
@@ -416,12 +545,54 @@ def approval_api_post_only(resource: Resource, config: PackConfig) -> list[Findi
     return []
 
 
+INVOKE_NOT_OPEN: Final = "function-invoke-not-open"
+
+
+def function_invoke_not_open(resource: Resource, config: PackConfig) -> list[Finding]:
+    """Nobody may invoke a function with an event they wrote: a permission names a service bound to
+    its source (``source_arn``) or one principal without a ``*``, and no function URL skips IAM.
+    The approval and access functions trust the caller ARN that API Gateway puts in the event; an
+    open invoke lets anyone forge it."""
+    if resource.type == FUNCTION_URL and resource.known("authorizationType"):
+        if str(resource.get("authorizationType") or "") == "AWS_IAM":
+            return []
+        return [
+            _finding(
+                INVOKE_NOT_OPEN,
+                resource,
+                f"function URL with authorization {resource.get('authorizationType')!r}: anyone on the internet "
+                "can call it; use AWS_IAM or call the function through its API",
+            )
+        ]
+    if resource.type != LAMBDA_PERMISSION or not resource.known("principal", "sourceArn"):
+        return []
+    principal = str(resource.get("principal") or "")
+    if "*" in principal or not principal:
+        problem = f"principal {principal!r} is everyone"
+    elif principal.endswith(".amazonaws.com") and not resource.get("sourceArn"):
+        problem = f"service {principal} without a source_arn admits that service acting for any account"
+    else:
+        return []
+    return [
+        _finding(
+            INVOKE_NOT_OPEN,
+            resource,
+            f"{problem}: anyone it admits can invoke the function with a forged event; name the source",
+        )
+    ]
+
+
 # ----- stack rules ---------------------------------------------------------------------------
 
 COMPLIANCE_LOCK: Final = "audit-bucket-compliance-lock"
 NO_WILDCARDS: Final = "lambda-role-no-wildcards"
 KMS_RIGHTS: Final = "function-kms-rights"
 ROLE_CHAINING: Final = "role-chaining-opt-in"
+GUARDS: Final = "emergency-role-guards"
+# What an emergency role's boundary must deny unconditionally, on every resource: the component's
+# own denies (breakglass/policies/boundary.py), so a boundary that allows everything and denies
+# only role chaining is not mistaken for one.
+GUARDED_ACTIONS: Final = (*TRAIL_TAMPERING, *SHADOW_ADMIN_ACTIONS, *WORKFLOW_ANSWERS, *MAIL_TAMPERING)
 
 
 def _default_retention(lock: Any) -> Mapping[str, Any] | None:
@@ -448,14 +619,15 @@ def _lock_findings(resource: Resource, lock: Any, config: PackConfig) -> list[Fi
                 "audit records (GOVERNANCE can be bypassed)",
             )
         )
-    days = int(retention.get("days") or 0) or 365 * int(retention.get("years") or 0)
+    # A value that is not a whole number counts as no retention (the finding says what was given).
+    days = (_whole(retention.get("days")) or 0) or 365 * (_whole(retention.get("years")) or 0)
     if days < config.min_retention_days:
         found.append(
             _finding(
                 COMPLIANCE_LOCK,
                 resource,
-                f"default retention of {days} days, under the pack's {MIN_RETENTION_KEY} of "
-                f"{config.min_retention_days}",
+                f"default retention of {days} days (days {retention.get('days')!r}, years "
+                f"{retention.get('years')!r}), under the pack's {MIN_RETENTION_KEY} of {config.min_retention_days}",
             )
         )
     return found
@@ -465,9 +637,66 @@ def _bucket_name(resource: Resource) -> str:
     return str(resource.get("bucket") or resource.get("id") or resource.name)
 
 
+# What no bucket policy of an audit bucket may allow anyone: changing the lock, the retention of a
+# record, the policy or lifecycle that guard them, or deleting records (prefixes cover the variants).
+AUDIT_BUCKET_TAMPERING: Final = (
+    "s3:PutBucketObjectLockConfiguration",
+    "s3:BypassGovernanceRetention",
+    "s3:PutObjectRetention",
+    "s3:PutObjectLegalHold",
+    "s3:PutBucketPolicy",
+    "s3:DeleteBucketPolicy",
+    "s3:PutLifecycleConfiguration",
+    "s3:PutBucketVersioning",
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:DeleteBucket",
+)
+
+
+def _audit_policy_findings(resource: Resource, config: PackConfig) -> list[Finding]:
+    found = []
+    for i, statement in enumerate(policy_statements(resource.get("policy"))):
+        allowed = [a for a in AUDIT_BUCKET_TAMPERING if _is_allow(statement) and action_matches(statement, a)]
+        if allowed:
+            found.append(
+                _finding(
+                    COMPLIANCE_LOCK,
+                    resource,
+                    f"the audit bucket's policy statement {statement.get('Sid') or i} allows "
+                    f"{', '.join(allowed)}: nobody may unlock, re-police or delete audit records",
+                )
+            )
+    return found
+
+
+def _lifecycle_findings(resource: Resource, config: PackConfig) -> list[Finding]:
+    found = []
+    for i, rule in enumerate(r for r in _as_list(resource.get("rules")) if isinstance(r, Mapping)):
+        if str(rule.get("status") or "Enabled") != "Enabled":
+            continue
+        for key, days_key in (("expiration", "days"), ("noncurrentVersionExpiration", "noncurrentDays")):
+            for expiry in (e for e in _as_list(rule.get(key)) if isinstance(e, Mapping)):
+                if days_key not in expiry and "date" not in expiry:
+                    continue  # only removes expired delete markers: no record goes
+                days = _whole(expiry.get(days_key))
+                if days is None or days < config.min_retention_days:
+                    found.append(
+                        _finding(
+                            COMPLIANCE_LOCK,
+                            resource,
+                            f"lifecycle rule {rule.get('id') or i} expires audit records ({key} "
+                            f"{dict(expiry)!r}) before the pack's {MIN_RETENTION_KEY} of "
+                            f"{config.min_retention_days}: move them to cold storage instead",
+                        )
+                    )
+    return found
+
+
 def audit_bucket_compliance_lock(resources: Sequence[Resource], config: PackConfig) -> list[Finding]:
-    """Every Object Lock configuration is COMPLIANCE with at least the configured retention, and
-    every audit bucket (a trail's bucket, a function's ``BREAKGLASS_AUDIT_BUCKET``) has one."""
+    """Every Object Lock configuration is COMPLIANCE with at least the configured retention, every
+    audit bucket (a trail's bucket, a function's ``BREAKGLASS_AUDIT_BUCKET``) has one, no policy of
+    an audit bucket allows unlocking or deleting records, and no lifecycle rule expires them sooner."""
     found: list[Finding] = []
     locked: set[str] = set()
     for resource in resources:
@@ -487,6 +716,14 @@ def audit_bucket_compliance_lock(resources: Sequence[Resource], config: PackConf
             variables = environment.get("variables") if isinstance(environment, Mapping) else None
             if isinstance(variables, Mapping) and variables.get(ENV_AUDIT_BUCKET):
                 audit.add(str(variables[ENV_AUDIT_BUCKET]))
+    for resource in resources:
+        if _bucket_name(resource) not in audit:
+            continue
+        # A bucket's own (deprecated) policy property is a bucket policy too.
+        if (resource.type == BUCKET_POLICY or resource.type in BUCKETS) and resource.known("policy"):
+            found += _audit_policy_findings(resource, config)
+        elif resource.type in LIFECYCLE and resource.known("rules"):
+            found += _lifecycle_findings(resource, config)
     for bucket in (b for b in resources if b.type in BUCKETS):
         if _bucket_name(bucket) in audit - locked:
             found.append(
@@ -500,20 +737,39 @@ def audit_bucket_compliance_lock(resources: Sequence[Resource], config: PackConf
     return found
 
 
+def _every_action_of(action: str) -> bool:
+    """``*``, ``s3:*``, and the same in other spellings: a wildcard in the service (``*:*``,
+    ``s*:*``) or an action name made of wildcards only (``iam:?*``, ``iam:**``)."""
+    service, _, name = action.partition(":")
+    return not name or any(c in service for c in "*?") or not name.strip("*?")
+
+
+# ARNs of unrelated services: a Resource pattern that matches them all is "*" in another spelling.
+_ANY_ARN_PROBES: Final = (
+    "arn:aws:s3:::bucket/key",
+    "arn:aws:iam::123456789012:role/name",
+    "arn:aws:lambda:us-east-1:123456789012:function:name",
+)
+
+
+def _every_resource(pattern: str) -> bool:
+    return pattern == "*" or all(glob_matches(pattern, arn) for arn in _ANY_ARN_PROBES)
+
+
 def _wildcard_problems(statement: Mapping[str, Any]) -> list[str]:
-    if statement.get("Effect") != "Allow":
+    if not _is_allow(statement):
         return []
     sid = statement.get("Sid") or "(no Sid)"
     problems: list[str] = []
     if "NotAction" in statement:
         problems.append(f"statement {sid} allows NotAction (everything else)")
     actions = [str(a) for a in _as_list(statement.get("Action"))]
-    wild = [a for a in actions if a == "*" or a.endswith(":*")]
+    wild = [a for a in actions if _every_action_of(a)]
     if wild:
         problems.append(f"statement {sid} allows every action of {', '.join(sorted(wild))}")
     if "NotResource" in statement:
         problems.append(f"statement {sid} allows NotResource (everything else)")
-    if "*" in [str(r) for r in _as_list(statement.get("Resource"))]:
+    if any(_every_resource(str(r)) for r in _as_list(statement.get("Resource"))):
         unjustified = sorted(a for a in actions if a not in RESOURCE_STAR_ALLOWED)
         unbounded = sorted(
             a
@@ -541,9 +797,15 @@ def lambda_role_no_wildcards(resources: Sequence[Resource], config: PackConfig) 
         return []
     statements = role_statements(resources)
     outside = policies_outside(resources)
+    # A role a function or state machine runs as is a system role whatever its trust says.
+    used = {str(r.get("role") or "") for r in resources if r.type == FUNCTION}
+    used |= {str(r.get("roleArn") or "") for r in resources if r.type == STATE_MACHINE}
     found: list[Finding] = []
     for role in resources:
-        if role.type != ROLE or not _trusted_services(role) & set(SYSTEM_SERVICES):
+        if role.type != ROLE:
+            continue
+        refs = {str(role.get("arn") or ""), str(role.get("name") or ""), role.name} - {""}
+        if not (_trusted_services(role) & set(SYSTEM_SERVICES) or refs & used):
             continue
         for statement in statements.get(role.name, []):
             found += [_finding(NO_WILDCARDS, role, p) for p in _wildcard_problems(statement)]
@@ -576,6 +838,60 @@ def function_kms_rights(resources: Sequence[Resource], config: PackConfig) -> li
                 f"{right}: add {right.action} on the key to the function's role",
             )
         )
+    return found
+
+
+def _denies_everywhere(statements: Sequence[Mapping[str, Any]], action: str) -> bool:
+    return any(
+        statement.get("Effect") == "Deny"
+        and not statement.get("Condition")
+        and action_matches(statement, action)
+        and "*" in [str(r) for r in _as_list(statement.get("Resource"))]
+        for statement in statements
+    )
+
+
+def emergency_role_guards(resources: Sequence[Resource], config: PackConfig) -> list[Finding]:
+    """An emergency role's boundary (in the program) denies, everywhere and unconditionally, what
+    the component's boundary denies (changing trails, making shadow admins, answering the workflow,
+    changing mail); and no exclusive-management resource (``RolePoliciesExclusive``,
+    ``RolePolicyAttachmentsExclusive``) names the role, since each ``pulumi up`` would then remove
+    the guards a grant or a revoke adds to it."""
+    if any(
+        not r.known("arn", "permissionsBoundary", "policy", "tags", "name", "roleName") for r in resources
+    ):
+        return []
+    boundaries = {str(r.get("arn")): r for r in resources if r.type == MANAGED_POLICY and r.get("arn")}
+    found: list[Finding] = []
+    roles = [r for r in resources if is_emergency_role(r)]
+    for role in roles:
+        boundary = boundaries.get(str(role.get("permissionsBoundary") or ""))
+        if boundary is None:
+            continue  # emergency-role-boundary and role-chaining-opt-in report it
+        statements = policy_statements(boundary.get("policy"))
+        missing = [a for a in GUARDED_ACTIONS if not _denies_everywhere(statements, a)]
+        if missing:
+            found.append(
+                _finding(
+                    GUARDS,
+                    role,
+                    f"its boundary does not deny {', '.join(missing)} on every resource: create the role with "
+                    "EmergencyRole, whose boundary does",
+                )
+            )
+    names = {str(r.get("name") or r.name) for r in roles} | {str(r.get("arn") or "") for r in roles}
+    for resource in resources:
+        if resource.type in (ROLE_POLICIES_EXCLUSIVE, ROLE_ATTACHMENTS_EXCLUSIVE) and (
+            str(resource.get("roleName") or "") in names - {""}
+        ):
+            found.append(
+                _finding(
+                    GUARDS,
+                    resource,
+                    f"manages the policies of emergency role {resource.get('roleName')} exclusively: each "
+                    "pulumi up would remove the expiry and revoke guards the workflow adds; remove it",
+                )
+            )
     return found
 
 
@@ -647,12 +963,14 @@ RESOURCE_RULES: Final[Mapping[str, ResourceRule]] = {
     TRAIL_RULE: trail_multi_region_validated_encrypted,
     STATE_MACHINE_LOGS: state_machine_logs,
     POST_ONLY: approval_api_post_only,
+    INVOKE_NOT_OPEN: function_invoke_not_open,
 }
 STACK_RULES: Final[Mapping[str, StackRule]] = {
     COMPLIANCE_LOCK: audit_bucket_compliance_lock,
     NO_WILDCARDS: lambda_role_no_wildcards,
     KMS_RIGHTS: function_kms_rights,
     ROLE_CHAINING: role_chaining_opt_in,
+    GUARDS: emergency_role_guards,
 }
 # The config keys each rule reads (CrossGuard's per-policy config schema).
 RULE_CONFIG: Final[Mapping[str, Mapping[str, Mapping[str, Any]]]] = {
@@ -692,15 +1010,44 @@ def description(rule: str) -> str:
     return " ".join((function.__doc__ or rule).split())
 
 
+STACK: Final = "(stack)"
+
+
+def _crashed(rule: str, resource_type: str, name: str, exc: Exception) -> Finding:
+    return Finding(
+        rule,
+        resource_type,
+        name,
+        f"the rule could not read this ({type(exc).__name__}: {exc}), so it cannot vouch for it: "
+        "give the property the shape the provider documents",
+    )
+
+
+def run_resource_rule(rule: str, resource: Resource, config: PackConfig) -> list[Finding]:
+    """One resource rule over one resource, failing closed: an exception is a finding, never a pass."""
+    try:
+        return RESOURCE_RULES[rule](resource, config)
+    except Exception as exc:  # a gate that crashes must not pass the stack
+        return [_crashed(rule, resource.type, resource.name, exc)]
+
+
+def run_stack_rule(rule: str, resources: Sequence[Resource], config: PackConfig) -> list[Finding]:
+    """One stack rule over the stack, failing closed like :func:`run_resource_rule`."""
+    try:
+        return STACK_RULES[rule](resources, config)
+    except Exception as exc:  # a gate that crashes must not pass the stack
+        return [_crashed(rule, STACK, STACK, exc)]
+
+
 def check(resources: Sequence[Resource], config: PackConfig | None = None) -> list[Finding]:
     """Every rule over every resource: the findings, sorted (none: the program passes)."""
     settings = config or PackConfig()
     found: list[Finding] = []
     for resource in resources:
-        for resource_rule in RESOURCE_RULES.values():
-            found += resource_rule(resource, settings)
-    for stack_rule in STACK_RULES.values():
-        found += stack_rule(resources, settings)
+        for rule in RESOURCE_RULES:
+            found += run_resource_rule(rule, resource, settings)
+    for rule in STACK_RULES:
+        found += run_stack_rule(rule, resources, settings)
     return sorted(set(found))
 
 
@@ -713,4 +1060,6 @@ __all__ = [
     "Resource",
     "check",
     "description",
+    "run_resource_rule",
+    "run_stack_rule",
 ]
