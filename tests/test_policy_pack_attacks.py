@@ -521,3 +521,30 @@ def test_the_command_fails_closed_with_one_line_when_a_rule_crashes(monkeypatch:
     result = runner.invoke(app, ["synth", str(BAD), "--check"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "function-kms-rights: (stack) (stack): the rule could not read" in result.output
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [{"enableLogFileValidation": "false"}, {"isMultiRegionTrail": "false"}, {"enableLogging": "false"}],
+)
+def test_a_trail_setting_turned_off_as_the_text_false_is_off(inputs: dict[str, Any]) -> None:
+    [finding] = rules.trail_multi_region_validated_encrypted(trail(**inputs), CONFIG)
+    assert finding.rule == "trail-multi-region-validated-encrypted"
+
+
+def test_a_trail_that_delivers_to_a_bucket_outside_the_program_cannot_show_it_is_locked() -> None:
+    elsewhere = trail(s3BucketName="someone-elses-bucket")
+    [finding] = rules.audit_bucket_compliance_lock(
+        [AUDIT_BUCKET, lock(mode="COMPLIANCE", days=365), elsewhere], CONFIG
+    )
+    assert "not in this program" in finding.message
+
+
+@pytest.mark.parametrize("principal", ["111122223333", f"arn:aws:iam::{ACCOUNT}:role/ops"])
+def test_another_account_or_role_may_not_invoke_a_system_function_with_a_forged_event(principal: str) -> None:
+    permission = Resource(
+        rules.LAMBDA_PERMISSION, "door", {"function": "breakglass-access-api", "principal": principal}
+    )
+    assert rule_names(rules.check([permission], CONFIG)) == {"function-invoke-not-open"}
+    own = Resource(rules.LAMBDA_PERMISSION, "own", {"function": "team-predict", "principal": principal})
+    assert rules.check([own], CONFIG) == []

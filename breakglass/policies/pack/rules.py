@@ -37,6 +37,7 @@ from breakglass.policies.naming import (
     EMERGENCY_ROLE_TAG,
     ROLE_CHAINING_OPT_IN,
     ROLE_CHAINING_TAG,
+    SYSTEM_NAME_PREFIX,
 )
 from breakglass.validation import require_int, require_mapping, require_str_list
 
@@ -242,6 +243,17 @@ def _whole(value: Any) -> int | None:
     if isinstance(value, str) and value.strip().isdigit():
         return int(value.strip())
     return None
+
+
+def _true(value: Any) -> bool:
+    """Only ``true`` (or the text "true", which the provider reads as true) is true: "false" as
+    text must not count as set, as any non-empty string would."""
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
+def _false(value: Any) -> bool:
+    """An explicit false, as a bool or as the text "false"."""
+    return value is False or (isinstance(value, str) and value.strip().lower() == "false")
 
 
 def is_emergency_role(resource: Resource) -> bool:
@@ -457,7 +469,7 @@ def _management_events_problem(resource: Resource) -> str | None:
     for selector in _as_list(basic):
         if (
             isinstance(selector, Mapping)
-            and selector.get("includeManagementEvents", True) is not False
+            and not _false(selector.get("includeManagementEvents", True))
             and str(selector.get("readWriteType") or "All") == "All"
             and not selector.get("excludeManagementEventSources")
         ):
@@ -482,16 +494,17 @@ def trail_multi_region_validated_encrypted(resource: Resource, config: PackConfi
     if resource.type != TRAIL or not resource.known(*keys):
         return []
     # enable_logging defaults to true; only an explicit false stops the trail.
-    problems = ["is not logging (enable_logging is false)"] if resource.get("enableLogging") is False else []
+    problems = ["is not logging (enable_logging is false)"] if _false(resource.get("enableLogging")) else []
     problems += [
         text
         for key, text in (
             ("isMultiRegionTrail", "is not multi-region (is_multi_region_trail)"),
             ("enableLogFileValidation", "does not validate log files (enable_log_file_validation)"),
-            ("kmsKeyId", "is not encrypted with a KMS key (kms_key_id)"),
         )
-        if not resource.get(key)
+        if not _true(resource.get(key))
     ]
+    if not resource.get("kmsKeyId"):
+        problems.append("is not encrypted with a KMS key (kms_key_id)")
     if selectors := _management_events_problem(resource):
         problems.append(f"does not record all management events: it has {selectors}")
     return [_finding(TRAIL_RULE, resource, f"the trail {p}") for p in problems]
@@ -567,10 +580,16 @@ def function_invoke_not_open(resource: Resource, config: PackConfig) -> list[Fin
     if resource.type != LAMBDA_PERMISSION or not resource.known("principal", "sourceArn"):
         return []
     principal = str(resource.get("principal") or "")
+    function = str(resource.get("function") or "")
+    # The system's own functions, by IAM name or ARN (SYSTEM_NAME_PREFIX names every one of them).
+    system = function.startswith(SYSTEM_NAME_PREFIX) or f":function:{SYSTEM_NAME_PREFIX}" in function
+    service = principal.endswith(".amazonaws.com")
     if "*" in principal or not principal:
         problem = f"principal {principal!r} is everyone"
-    elif principal.endswith(".amazonaws.com") and not resource.get("sourceArn"):
-        problem = f"service {principal} without a source_arn admits that service acting for any account"
+    elif service and not resource.get("sourceArn") and (system or not resource.get("sourceAccount")):
+        problem = f"service {principal} without a source_arn admits that service acting for any resource"
+    elif system and not service:
+        problem = f"principal {principal} is not a service bound to its source: the system's functions are invoked only by the services the components wire"
     else:
         return []
     return [
@@ -724,6 +743,17 @@ def audit_bucket_compliance_lock(resources: Sequence[Resource], config: PackConf
             found += _audit_policy_findings(resource, config)
         elif resource.type in LIFECYCLE and resource.known("rules"):
             found += _lifecycle_findings(resource, config)
+    buckets = {_bucket_name(b) for b in resources if b.type in BUCKETS}
+    for trail in (r for r in resources if r.type == TRAIL and r.known("s3BucketName")):
+        if str(trail.get("s3BucketName")) not in buckets:
+            found.append(
+                _finding(
+                    COMPLIANCE_LOCK,
+                    trail,
+                    f"delivers to bucket {trail.get('s3BucketName')!r}, which is not in this program, so nothing "
+                    "shows it is locked: deliver to AuditTrail's bucket",
+                )
+            )
     for bucket in (b for b in resources if b.type in BUCKETS):
         if _bucket_name(bucket) in audit - locked:
             found.append(
