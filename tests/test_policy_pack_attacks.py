@@ -548,3 +548,24 @@ def test_another_account_or_role_may_not_invoke_a_system_function_with_a_forged_
     assert rule_names(rules.check([permission], CONFIG)) == {"function-invoke-not-open"}
     own = Resource(rules.LAMBDA_PERMISSION, "own", {"function": "team-predict", "principal": principal})
     assert rules.check([own], CONFIG) == []
+
+
+@pytest.mark.parametrize(
+    ("flaw", "rule"),
+    [
+        ("hollow-boundary", "emergency-role-guards"),
+        ("trail-read-only", "trail-multi-region-validated-encrypted"),
+        ("public-function-url", "function-invoke-not-open"),
+        ("bucket-policy-unlock", "audit-bucket-compliance-lock"),
+    ],
+)
+def test_crossguard_refuses_the_same_attacks(flaw: str, rule: str) -> None:
+    from test_synth_check import crossguard_violations
+
+    assert rule in crossguard_violations(flawed(flaw))
+
+
+def test_every_rule_of_the_pack_is_in_the_documented_table() -> None:
+    documented = (Path(__file__).parent.parent / "docs" / "policy-pack.md").read_text()
+    for rule in (*rules.RESOURCE_RULES, *rules.STACK_RULES):
+        assert f"| `{rule}` |" in documented, rule
