@@ -569,3 +569,52 @@ def test_every_rule_of_the_pack_is_in_the_documented_table() -> None:
     documented = (Path(__file__).parent.parent / "docs" / "policy-pack.md").read_text()
     for rule in (*rules.RESOURCE_RULES, *rules.STACK_RULES):
         assert f"| `{rule}` |" in documented, rule
+
+
+# --- documents that read two ways, and open resource policies --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (
+            '{"Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}],'
+            ' "Statement": [{"Effect": "Deny", "Principal": "*", "Action": "*"}]}',
+            "appears twice",
+        ),
+        (
+            '{"Statement": [{"effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]}',
+            "spells",
+        ),
+        ('{"Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}', "not one JSON document"),
+    ],
+    ids=["duplicate-statement", "lower-case-effect-key", "truncated"],
+)
+def test_a_trust_that_reads_two_ways_is_refused(text: str, words: str) -> None:
+    role = Resource(rules.ROLE, "app", {"name": "app", "assumeRolePolicy": text})
+    findings = rules.check([role], CONFIG)
+    assert any(f.rule == "policy-documents-readable" and words in f.message for f in findings), findings
+
+
+@pytest.mark.parametrize(
+    "type_", ["aws:kms/key:Key", "aws:sns/topicPolicy:TopicPolicy", "aws:s3/bucketPolicy:BucketPolicy"]
+)
+def test_a_resource_policy_that_lets_anyone_in_is_refused_unless_bounded(type_: str) -> None:
+    anyone = {
+        "Effect": "Allow",
+        "Principal": {"AWS": "*"},
+        "Action": ["kms:Decrypt", "sns:Publish"],
+        "Resource": "*",
+    }
+    open_policy = Resource(type_, "door", {"policy": trust(anyone)})
+    assert rule_names(rules.resource_policy_not_open(open_policy, CONFIG)) == {"resource-policy-not-open"}
+    org = {**anyone, "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-abc123"}}}
+    assert rules.resource_policy_not_open(Resource(type_, "door", {"policy": trust(org)}), CONFIG) == []
+    if_exists = {**anyone, "Condition": {"StringEqualsIfExists": {"aws:SourceAccount": ACCOUNT}}}
+    assert rules.resource_policy_not_open(Resource(type_, "door", {"policy": trust(if_exists)}), CONFIG)
+
+
+def test_an_inline_policy_that_reads_two_ways_is_refused_too() -> None:
+    twice = '{"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}], "Statement": []}'
+    role = Resource(rules.ROLE, "fn-role", {"name": "fn", "inlinePolicies": [{"name": "p", "policy": twice}]})
+    assert "policy-documents-readable" in rule_names(rules.check([role], CONFIG))

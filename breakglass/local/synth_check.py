@@ -194,6 +194,8 @@ def _documents(value: Any, key: str = "") -> Iterator[tuple[str, Mapping[str, An
             return
         if isinstance(parsed, Mapping) and "Statement" in parsed:
             yield key, parsed
+    elif isinstance(value, Mapping) and "Statement" in value:
+        yield key, value  # a document given as a mapping is linted like one given as text
     elif isinstance(value, Mapping):
         for inner_key, inner in value.items():
             yield from _documents(inner, str(inner_key))

@@ -13,6 +13,7 @@ CrossGuard runs them as ``ResourceValidationPolicy`` / ``StackValidationPolicy``
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -601,6 +602,127 @@ def function_invoke_not_open(resource: Resource, config: PackConfig) -> list[Fin
     ]
 
 
+READABLE: Final = "policy-documents-readable"
+# IAM's policy grammar element names, each exactly as IAM spells it.
+POLICY_ELEMENTS: Final = (
+    "Version",
+    "Id",
+    "Statement",
+    "Sid",
+    "Effect",
+    "Principal",
+    "NotPrincipal",
+    "Action",
+    "NotAction",
+    "Resource",
+    "NotResource",
+    "Condition",
+)
+_ELEMENT_BY_CASE: Final = {name.lower(): name for name in POLICY_ELEMENTS}
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise ValueError(f"the key {twice[0]!r} appears twice")
+    return dict(pairs)
+
+
+def _document_problems(text: str) -> list[str]:
+    """Why a policy document could be read two ways (none: one reading, or not a policy at all)."""
+    try:
+        document = json.loads(text, object_pairs_hook=_reject_duplicates)
+    except ValueError as exc:
+        return [f"is not one JSON document ({exc})"]
+    if not isinstance(document, Mapping) or "statement" not in {str(k).lower() for k in document}:
+        return []  # JSON, but not a policy (a state machine definition, a dashboard)
+    problems = []
+    statements = next(v for k, v in document.items() if str(k).lower() == "statement")
+    elements = [document, *(s for s in _as_list(statements) if isinstance(s, Mapping))]
+    for element in elements:
+        for key in element:
+            canonical = _ELEMENT_BY_CASE.get(str(key).lower())
+            if canonical and canonical != key:
+                problems.append(f"spells {canonical} as {key!r}")
+    return problems
+
+
+def policy_documents_readable(resource: Resource, config: PackConfig) -> list[Finding]:
+    """Every policy document reads one way: valid JSON, no key given twice (which value counts
+    differs between readers), and IAM's element names spelt as IAM spells them, so what the rules
+    read is what IAM enforces."""
+    found = []
+    for key, value in sorted(resource.inputs.items()):
+        if not resource.known(key):
+            continue
+        for text in _texts(value):
+            if text.lstrip().startswith("{") and '"statement"' in text.lower():
+                found += [
+                    _finding(
+                        READABLE, resource, f"{key} {problem}: write the document the one way IAM reads it"
+                    )
+                    for problem in _document_problems(text)
+                ]
+    return found
+
+
+def _texts(value: Any) -> list[str]:
+    """Every string inside a property (inline policies sit in a list of mappings)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping):
+        return [t for inner in value.values() for t in _texts(inner)]
+    if isinstance(value, list | tuple):
+        return [t for inner in value for t in _texts(inner)]
+    return []
+
+
+OPEN_RESOURCE_POLICY: Final = "resource-policy-not-open"
+# Condition keys that bound an open principal to an organization, an account or a source resource.
+BOUNDING_CONDITION_KEYS: Final = (
+    "aws:principalorgid",
+    "aws:principalaccount",
+    "aws:sourcearn",
+    "aws:sourceaccount",
+    "aws:sourceowner",
+    "kms:calleraccount",
+)
+
+
+def resource_policy_not_open(resource: Resource, config: PackConfig) -> list[Finding]:
+    """No resource policy (a key's, a bucket's, a topic's, a queue's, a secret's) allows a
+    principal that is or holds ``*`` (or everyone but a ``NotPrincipal``) unless a condition bounds
+    it to an organization, an account or a source: otherwise anyone in any account may use the key
+    that encrypts the audit trail, or publish to the alert topic."""
+    if resource.type.startswith("aws:iam/") or not resource.known("policy"):
+        return []
+    found = []
+    for i, statement in enumerate(policy_statements(resource.get("policy"))):
+        if not _is_allow(statement):
+            continue
+        if not (any("*" in p for p in _principals(statement)) or "NotPrincipal" in statement):
+            continue
+        condition = statement.get("Condition")
+        bounded = {
+            str(key).lower()
+            for operator, block in (condition.items() if isinstance(condition, Mapping) else ())
+            if "IfExists" not in str(operator) and isinstance(block, Mapping)
+            for key in block
+        }
+        if bounded & set(BOUNDING_CONDITION_KEYS):
+            continue
+        found.append(
+            _finding(
+                OPEN_RESOURCE_POLICY,
+                resource,
+                f"policy statement {statement.get('Sid') or i} allows everyone ('*' or NotPrincipal) with no "
+                "aws:PrincipalOrgID, account or source condition: name the principals",
+            )
+        )
+    return found
+
+
 # ----- stack rules ---------------------------------------------------------------------------
 
 COMPLIANCE_LOCK: Final = "audit-bucket-compliance-lock"
@@ -994,6 +1116,8 @@ RESOURCE_RULES: Final[Mapping[str, ResourceRule]] = {
     STATE_MACHINE_LOGS: state_machine_logs,
     POST_ONLY: approval_api_post_only,
     INVOKE_NOT_OPEN: function_invoke_not_open,
+    READABLE: policy_documents_readable,
+    OPEN_RESOURCE_POLICY: resource_policy_not_open,
 }
 STACK_RULES: Final[Mapping[str, StackRule]] = {
     COMPLIANCE_LOCK: audit_bucket_compliance_lock,
