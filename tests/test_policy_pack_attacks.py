@@ -618,3 +618,18 @@ def test_an_inline_policy_that_reads_two_ways_is_refused_too() -> None:
     twice = '{"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}], "Statement": []}'
     role = Resource(rules.ROLE, "fn-role", {"name": "fn", "inlinePolicies": [{"name": "p", "policy": twice}]})
     assert "policy-documents-readable" in rule_names(rules.check([role], CONFIG))
+
+
+# --- role chaining through the role's own policies -------------------------------------------------------------
+
+
+def test_an_inline_grant_of_sts_assume_role_on_an_emergency_role_without_the_opt_in_is_refused() -> None:
+    chain = {"Sid": "ChainToOps", "Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}
+    inline = Resource(
+        "aws:iam/rolePolicy:RolePolicy",
+        "admin-chain",
+        {"role": ROLE_NAME, "policy": json.dumps({"Version": "2012-10-17", "Statement": [chain]})},
+    )
+    program = boundary_program(permission_boundary([]), inline)
+    [finding] = rules.role_chaining_opt_in(program, CONFIG)
+    assert "ChainToOps" in finding.message and "did not opt in" in finding.message

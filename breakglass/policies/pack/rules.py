@@ -1065,12 +1065,33 @@ def _chaining_denied_everywhere(statements: Iterable[Mapping[str, Any]]) -> bool
 def role_chaining_opt_in(resources: Sequence[Resource], config: PackConfig) -> list[Finding]:
     """An emergency role's boundary denies ``sts:AssumeRole`` (role chaining) everywhere, unless the
     role says it opted in (tag ``breakglass:role-chaining=opt-in``, set from the tier's
-    ``role_chaining_opt_in``); even then it denies it everywhere but the named roles."""
-    if any(not r.known("arn", "permissionsBoundary", "policy", "tags") for r in resources):
+    ``role_chaining_opt_in``); even then it denies it everywhere but the named roles. A role whose
+    tier did not opt in holds no policy that allows ``sts:AssumeRole`` either: the boundary would
+    deny it today, and the next boundary edit would open it."""
+    if any(
+        not r.known("arn", "permissionsBoundary", "policy", "tags", "role", "inlinePolicies", "policyArn")
+        for r in resources
+    ):
         return []
     boundaries = {str(r.get("arn")): r for r in resources if r.type == MANAGED_POLICY and r.get("arn")}
+    held = role_statements(resources)
     found: list[Finding] = []
     for role in (r for r in resources if is_emergency_role(r)):
+        opted_in = _tags(role).get(ROLE_CHAINING_TAG) == ROLE_CHAINING_OPT_IN
+        chaining = [
+            str(s.get("Sid") or i)
+            for i, s in enumerate(held.get(role.name, []))
+            if _is_allow(s) and action_matches(s, "sts:AssumeRole")
+        ]
+        if chaining and not opted_in:
+            found.append(
+                _finding(
+                    ROLE_CHAINING,
+                    role,
+                    f"its policies allow sts:AssumeRole (statement {', '.join(chaining)}) but the tier did not "
+                    "opt in to role chaining: remove the grant or list the roles in role_chaining_opt_in",
+                )
+            )
         arn = str(role.get("permissionsBoundary") or "")
         if not arn:
             continue  # emergency-role-boundary reports it
@@ -1085,7 +1106,6 @@ def role_chaining_opt_in(resources: Sequence[Resource], config: PackConfig) -> l
             )
             continue
         denied = _chaining_denied_everywhere(policy_statements(boundary.get("policy")))
-        opted_in = _tags(role).get(ROLE_CHAINING_TAG) == ROLE_CHAINING_OPT_IN
         if denied is None:
             found.append(
                 _finding(
