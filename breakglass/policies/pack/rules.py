@@ -1027,8 +1027,9 @@ def emergency_role_guards(resources: Sequence[Resource], config: PackConfig) -> 
                 _finding(
                     GUARDS,
                     role,
-                    f"its boundary does not deny {', '.join(missing)} on every resource: create the role with "
-                    "EmergencyRole, whose boundary does",
+                    f"its boundary does not deny {len(missing)} of the {len(GUARDED_ACTIONS)} actions the "
+                    f"component's boundary denies on every resource (first {', '.join(missing[:4])}): create the "
+                    "role with EmergencyRole, whose boundary does",
                 )
             )
     names = {str(r.get("name") or r.name) for r in roles} | {str(r.get("arn") or "") for r in roles}
