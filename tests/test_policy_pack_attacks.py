@@ -633,3 +633,12 @@ def test_an_inline_grant_of_sts_assume_role_on_an_emergency_role_without_the_opt
     program = boundary_program(permission_boundary([]), inline)
     [finding] = rules.role_chaining_opt_in(program, CONFIG)
     assert "ChainToOps" in finding.message and "did not opt in" in finding.message
+
+
+def test_a_trust_given_as_a_mapping_with_an_element_in_another_case_is_refused() -> None:
+    document = {"statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]}
+    role = Resource(rules.ROLE, "app", {"name": "app", "assumeRolePolicy": document})
+    findings = rules.check([role], CONFIG)
+    assert any(f.rule == "policy-documents-readable" and "'statement'" in f.message for f in findings), (
+        findings
+    )

@@ -629,14 +629,10 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
-def _document_problems(text: str) -> list[str]:
-    """Why a policy document could be read two ways (none: one reading, or not a policy at all)."""
-    try:
-        document = json.loads(text, object_pairs_hook=_reject_duplicates)
-    except ValueError as exc:
-        return [f"is not one JSON document ({exc})"]
+def _element_problems(document: Any) -> list[str]:
+    """IAM element names spelt another way in a parsed document (none: not a policy at all)."""
     if not isinstance(document, Mapping) or "statement" not in {str(k).lower() for k in document}:
-        return []  # JSON, but not a policy (a state machine definition, a dashboard)
+        return []  # not a policy (a state machine definition, a dashboard)
     problems = []
     statements = next(v for k, v in document.items() if str(k).lower() == "statement")
     elements = [document, *(s for s in _as_list(statements) if isinstance(s, Mapping))]
@@ -648,6 +644,16 @@ def _document_problems(text: str) -> list[str]:
     return problems
 
 
+def _document_problems(document: Any) -> list[str]:
+    """Why a policy document (text, or a mapping given in its place) could be read two ways."""
+    if isinstance(document, str):
+        try:
+            document = json.loads(document, object_pairs_hook=_reject_duplicates)
+        except ValueError as exc:
+            return [f"is not one JSON document ({exc})"]
+    return _element_problems(document)
+
+
 def policy_documents_readable(resource: Resource, config: PackConfig) -> list[Finding]:
     """Every policy document reads one way: valid JSON, no key given twice (which value counts
     differs between readers), and IAM's element names spelt as IAM spells them, so what the rules
@@ -656,25 +662,25 @@ def policy_documents_readable(resource: Resource, config: PackConfig) -> list[Fi
     for key, value in sorted(resource.inputs.items()):
         if not resource.known(key):
             continue
-        for text in _texts(value):
-            if text.lstrip().startswith("{") and '"statement"' in text.lower():
-                found += [
-                    _finding(
-                        READABLE, resource, f"{key} {problem}: write the document the one way IAM reads it"
-                    )
-                    for problem in _document_problems(text)
-                ]
+        for document in _documents(value):
+            found += [
+                _finding(READABLE, resource, f"{key} {problem}: write the document the one way IAM reads it")
+                for problem in _document_problems(document)
+            ]
     return found
 
 
-def _texts(value: Any) -> list[str]:
-    """Every string inside a property (inline policies sit in a list of mappings)."""
+def _documents(value: Any) -> list[Any]:
+    """Everything inside a property that may be a policy document: JSON text naming a statement,
+    or a mapping with a statement key (inline policies sit in a list of mappings)."""
     if isinstance(value, str):
-        return [value]
+        return [value] if value.lstrip().startswith("{") and '"statement"' in value.lower() else []
     if isinstance(value, Mapping):
-        return [t for inner in value.values() for t in _texts(inner)]
+        if "statement" in {str(k).lower() for k in value}:
+            return [value]
+        return [d for inner in value.values() for d in _documents(inner)]
     if isinstance(value, list | tuple):
-        return [t for inner in value for t in _texts(inner)]
+        return [d for inner in value for d in _documents(inner)]
     return []
 
 
