@@ -642,3 +642,9 @@ def test_a_trust_given_as_a_mapping_with_an_element_in_another_case_is_refused()
     assert any(f.rule == "policy-documents-readable" and "'statement'" in f.message for f in findings), (
         findings
     )
+
+
+@pytest.mark.parametrize("key", ["GET\t/requests/{id}/approve", "GET  /decide", " GET /decide", "GET"])
+def test_a_route_key_spaced_to_hide_its_method_is_refused(key: str) -> None:
+    route = Resource(rules.ROUTE, "extra", {"routeKey": key})
+    assert rule_names(rules.approval_api_post_only(route, CONFIG)) == {"approval-api-post-only"}

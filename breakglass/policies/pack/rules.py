@@ -536,7 +536,13 @@ def approval_api_post_only(resource: Resource, config: PackConfig) -> list[Findi
     if resource.type != ROUTE or not resource.known("routeKey"):
         return []
     key = str(resource.get("routeKey") or "")
-    method, _, path = key.partition(" ")
+    parts = key.split()
+    if key != "$default" and (len(parts) != 2 or " ".join(parts) != key):
+        # A tab, a second space or a missing path would make the method read as something else.
+        return [
+            _finding(POST_ONLY, resource, f"route {key!r} is not of the form 'METHOD /path': write it so")
+        ]
+    method, path = parts if key != "$default" else (key, "")
     if key == "$default" or method.upper() == "ANY":
         return [
             _finding(
