@@ -1,7 +1,8 @@
 """The examples synthesize to exactly the resources recorded in tests/fixtures/synth_golden/.
 
 A guard for refactoring the components: the set of resources (type, name, parent, inputs) that
-``examples/quickstart`` and ``examples/many-targets`` register must not change by accident.
+``examples/quickstart``, ``examples/many-targets`` and the less common paths of
+``tests/fixtures/synth_golden/variants`` register must not change by accident.
 When a change means to alter the resources, regenerate the goldens and review their diff:
 
     .venv/bin/python tests/test_synth_golden.py
@@ -25,7 +26,11 @@ from breakglass.local.synth import SynthResource, synth_directory
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "fixtures" / "synth_golden"
-EXAMPLES = ("quickstart", "many-targets")
+PROGRAMS = {
+    "quickstart": ROOT / "examples" / "quickstart",
+    "many-targets": ROOT / "examples" / "many-targets",
+    "variants": GOLDEN / "variants",
+}
 REGENERATE = ".venv/bin/python tests/test_synth_golden.py"
 # Pulumi's marker for a secret value (pulumi.runtime.rpc), as the mock runtime records it.
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
@@ -75,7 +80,7 @@ def record(resource: SynthResource) -> dict[str, Any]:
 
 
 def current(example: str) -> list[dict[str, Any]]:
-    result = synth_directory(ROOT / "examples" / example)
+    result = synth_directory(PROGRAMS[example])
     return sorted((record(r) for r in result.resources), key=lambda r: (r["type"], r["name"]))
 
 
@@ -102,7 +107,7 @@ def test_the_normalisation_keeps_what_a_refactor_could_change() -> None:
     assert compact("p" * 200) != compact("q" * 200)
 
 
-@pytest.mark.parametrize("example", EXAMPLES)
+@pytest.mark.parametrize("example", PROGRAMS)
 def test_each_example_synthesizes_to_its_golden_resources(example: str) -> None:
     want = {(r["type"], r["name"]): r for r in load_golden(example)}
     got = {(r["type"], r["name"]): r for r in current(example)}
@@ -127,6 +132,6 @@ def _diff(want: Mapping[str, Any], got: Mapping[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    for name in sys.argv[1:] or EXAMPLES:
+    for name in sys.argv[1:] or PROGRAMS:
         write_golden(name)
         print(f"wrote {golden_path(name).relative_to(ROOT)}")
