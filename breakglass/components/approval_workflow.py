@@ -35,6 +35,7 @@ import pulumi_aws as aws
 from breakglass.components.emergency_role import EmergencyRole, tiers_json
 from breakglass.components.functions import DeployedFunction, python_function
 from breakglass.components.tagging import protect_children
+from breakglass.components.wiring import Where, allow_invoke, rate
 from breakglass.contracts import (
     ENV_ACCESS_FUNCTION,
     ENV_ALERT_TOPIC,
@@ -338,7 +339,7 @@ class ApprovalWorkflow(pulumi.ComponentResource):
         self._name = name
         self._child = pulumi.ResourceOptions(parent=self)
         self._tags = {**config.tags, PROTECTED_TAG: "true"}
-        self._where = _Where.of(self)
+        self._where = Where.of(self)
 
         self._create_state()
         self._create_apis()
@@ -717,13 +718,12 @@ class ApprovalWorkflow(pulumi.ComponentResource):
             tags=self._tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=self.routes),
         )
-        self.api_permission = aws.lambda_.Permission(
+        self.api_permission = allow_invoke(
             f"{name}-api-invoke",
-            action="lambda:InvokeFunction",
-            function=self.approval_function.function.name,
+            self.approval_function.function,
             principal="apigateway.amazonaws.com",
             source_arn=self.page_api.execution_arn.apply(lambda arn: f"{arn}/*/*/requests/*"),
-            opts=child,
+            parent=self,
         )
 
     # -- the access API (IAM-authorized: requests, votes, revoke, review, halt, resume, enrollment) ----
@@ -796,13 +796,12 @@ class ApprovalWorkflow(pulumi.ComponentResource):
             tags=self._tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=self.access_routes),
         )
-        self.access_permission = aws.lambda_.Permission(
+        self.access_permission = allow_invoke(
             f"{name}-access-invoke",
-            action="lambda:InvokeFunction",
-            function=self.access_api_function.function.name,
+            self.access_api_function.function,
             principal="apigateway.amazonaws.com",
             source_arn=self.access_api.execution_arn.apply(lambda arn: f"{arn}/*/*"),
-            opts=child,
+            parent=self,
         )
 
     # -- the reconciler ---------------------------------------------------------------------------------
@@ -814,7 +813,7 @@ class ApprovalWorkflow(pulumi.ComponentResource):
             f"{name}-reconcile",
             name=f"{self.config.name_prefix}-reconcile",
             description="Repair grants whose workflow execution stopped without revoke or review",
-            schedule_expression=f"rate({minutes} minute{'s' if minutes > 1 else ''})",
+            schedule_expression=rate(minutes),
             tags=self._tags,
             opts=child,
         )
@@ -825,13 +824,12 @@ class ApprovalWorkflow(pulumi.ComponentResource):
             input=json.dumps({"action": "reconcile"}),
             opts=child,
         )
-        self.reconcile_permission = aws.lambda_.Permission(
+        self.reconcile_permission = allow_invoke(
             f"{name}-reconcile-invoke",
-            action="lambda:InvokeFunction",
-            function=access.name,
+            access,
             principal="events.amazonaws.com",
             source_arn=self.reconcile_rule.arn,
-            opts=child,
+            parent=self,
         )
 
     # -- who may call which route ---------------------------------------------------------------------
@@ -973,22 +971,6 @@ class ApprovalWorkflow(pulumi.ComponentResource):
             alarm_actions=[self.config.alert_topic_arn],
             tags=self._tags,
             opts=self._child,
-        )
-
-
-@dataclass(frozen=True)
-class _Where:
-    partition: pulumi.Output[str]
-    region: pulumi.Output[str]
-    account: pulumi.Output[str]
-
-    @classmethod
-    def of(cls, parent: pulumi.Resource) -> "_Where":
-        invoke = pulumi.InvokeOutputOptions(parent=parent)
-        return cls(
-            partition=aws.get_partition_output(opts=invoke).partition,
-            region=aws.get_region_output(opts=invoke).region,
-            account=aws.get_caller_identity_output(opts=invoke).account_id,
         )
 
 

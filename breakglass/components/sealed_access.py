@@ -25,6 +25,7 @@ import pulumi_aws as aws
 
 from breakglass.components.functions import python_function
 from breakglass.components.tagging import protect_children
+from breakglass.components.wiring import Where, allow_invoke, rate
 from breakglass.contracts import (
     ENV_ALERT_TOPIC,
     ENV_AUDIT_BUCKET,
@@ -280,10 +281,7 @@ class SealedAccess(pulumi.ComponentResource):
         self._name = name
         self._tags = {**config.tags, PROTECTED_TAG: "true"}
         child = pulumi.ResourceOptions(parent=self)
-        invoke = pulumi.InvokeOutputOptions(parent=self)
-        self._partition = aws.get_partition_output(opts=invoke).partition
-        self._account = aws.get_caller_identity_output(opts=invoke).account_id
-        self._home = aws.get_region_output(opts=invoke).region
+        self._where = Where.of(self)
 
         self._create_users_and_role(child)
         self.global_provider = aws.Provider(
@@ -293,7 +291,9 @@ class SealedAccess(pulumi.ComponentResource):
             WHERE_HOME: self._region_alerts(WHERE_HOME, None),
             WHERE_GLOBAL: self._region_alerts(WHERE_GLOBAL, self.global_provider),
         }
-        self._create_check(child)
+        self._create_check()
+        self._schedule_check(child)
+        self._create_check_alarms(child)
         self._create_security_policy(child)
 
         self.role_arn = self.role.arn
@@ -323,7 +323,7 @@ class SealedAccess(pulumi.ComponentResource):
             )
             for i, user in enumerate(config.users)
         ]
-        trust = pulumi.Output.all(self._home, *[u.arn for u in self.users]).apply(
+        trust = pulumi.Output.all(self._where.region, *[u.arn for u in self.users]).apply(
             lambda p: json.dumps(
                 policies.trust_policy(
                     dict(zip(config.users, p[1:], strict=True)),
@@ -366,7 +366,9 @@ class SealedAccess(pulumi.ComponentResource):
         )
         opts = pulumi.ResourceOptions(parent=region_parent)
         region = (
-            pulumi.Output.from_input(policies.GLOBAL_EVENTS_REGION) if provider is not None else self._home
+            pulumi.Output.from_input(policies.GLOBAL_EVENTS_REGION)
+            if provider is not None
+            else self._where.region
         )
         topic = aws.sns.Topic(
             f"{name}-topic",
@@ -378,7 +380,7 @@ class SealedAccess(pulumi.ComponentResource):
         aws.sns.TopicPolicy(
             f"{name}-topic-policy",
             arn=topic.arn,
-            policy=pulumi.Output.all(topic.arn, self._partition, self._account).apply(
+            policy=pulumi.Output.all(topic.arn, self._where.partition, self._where.account).apply(
                 lambda p: json.dumps(alert_topic_policy(topic_arn=p[0], partition=p[1], account_id=p[2]))
             ),
             opts=opts,
@@ -431,13 +433,12 @@ class SealedAccess(pulumi.ComponentResource):
                     opts=opts,
                 )
             if records:
-                aws.lambda_.Permission(
+                allow_invoke(
                     f"{name}-{alert}-invoke",
-                    action="lambda:InvokeFunction",
-                    function=function.name,
+                    function,
                     principal="events.amazonaws.com",
                     source_arn=rule.arn,
-                    opts=opts,
+                    parent=region_parent,
                 )
             rules[alert] = rule
             rule_targets[alert] = [arn for _, arn in targets]
@@ -460,7 +461,7 @@ class SealedAccess(pulumi.ComponentResource):
             ENV_SEALED_ROLE_ARN: self.role.arn,
             ENV_SEALED_USERS: json.dumps(list(config.users)),
             ENV_SEALED_ALERT_EMAILS: json.dumps(list(config.alert_emails)),
-            ENV_HOME_REGION: self._home,
+            ENV_HOME_REGION: self._where.region,
         }
         if config.audit_kms_key_arn is not None:
             environment[ENV_AUDIT_KMS_KEY] = config.audit_kms_key_arn
@@ -475,9 +476,9 @@ class SealedAccess(pulumi.ComponentResource):
         config = self.config
         table = config.request_table
         parts = pulumi.Output.all(
-            self._partition,
-            self._home,
-            self._account,
+            self._where.partition,
+            self._where.region,
+            self._where.account,
             config.audit_bucket_name,
             config.audit_kms_key_arn,
             config.alert_topic_arn,
@@ -506,10 +507,11 @@ class SealedAccess(pulumi.ComponentResource):
 
     # -- the hourly check ---------------------------------------------------------------------------
 
-    def _create_check(self, child: pulumi.ResourceOptions) -> None:
+    def _create_check(self) -> None:
+        """The function that checks the sealed users and role against their baseline."""
         config = self.config
         statements = pulumi.Output.all(
-            self._partition, self._account, self.role.arn, *[u.arn for u in self.users]
+            self._where.partition, self._where.account, self.role.arn, *[u.arn for u in self.users]
         ).apply(
             lambda p: policies.check_statements(
                 user_arns=list(p[3:]),
@@ -519,7 +521,7 @@ class SealedAccess(pulumi.ComponentResource):
                 metrics_namespace=METRICS_NAMESPACE,
             )
         )
-        baseline = self._home.apply(
+        baseline = self._where.region.apply(
             lambda home: json.dumps(
                 {
                     "managed_policy_arns": list(config.managed_policy_arns),
@@ -542,28 +544,33 @@ class SealedAccess(pulumi.ComponentResource):
             },
             parent=self,
         )
-        minutes = config.check_every_minutes
+
+    def _schedule_check(self, child: pulumi.ResourceOptions) -> None:
+        config = self.config
         self.check_rule = aws.cloudwatch.EventRule(
             f"{self._name}-check-schedule",
             name=f"{config.name_prefix}-sealed-check",
             description="Run the sealed check",
-            schedule_expression=f"rate({minutes} minute{'s' if minutes > 1 else ''})",
+            schedule_expression=rate(config.check_every_minutes),
             tags=self._tags,
             opts=child,
         )
         aws.cloudwatch.EventTarget(
             f"{self._name}-check-target", rule=self.check_rule.name, arn=self.check.function.arn, opts=child
         )
-        aws.lambda_.Permission(
+        allow_invoke(
             f"{self._name}-check-invoke",
-            action="lambda:InvokeFunction",
-            function=self.check.function.name,
+            self.check.function,
             principal="events.amazonaws.com",
             source_arn=self.check_rule.arn,
-            opts=child,
+            parent=self,
         )
+
+    def _create_check_alarms(self, child: pulumi.ResourceOptions) -> None:
+        """Alarms on the check's findings, and on the check no longer running."""
+        config = self.config
         dimensions = {DIMENSION_FUNCTION: self.check.function.name}
-        period = minutes * 60
+        period = config.check_every_minutes * 60
         self.alarms = {
             # Any finding of a run.
             "findings": aws.cloudwatch.MetricAlarm(
