@@ -23,6 +23,7 @@ from typing import Any, Final, Required, TypedDict
 import pulumi
 import pulumi_aws as aws
 
+from breakglass.components.audit_trail import TARGET_MAX_EVENT_AGE_SECONDS, TARGET_MAX_RETRY_ATTEMPTS
 from breakglass.components.functions import python_function
 from breakglass.components.tagging import protect_children
 from breakglass.components.wiring import Where, allow_invoke, rate
@@ -357,22 +358,65 @@ class SealedAccess(pulumi.ComponentResource):
     # -- alerts, in one region ------------------------------------------------------------------------
 
     def _region_alerts(self, where: str, provider: aws.Provider | None) -> _RegionAlerts:
-        config, name = self.config, f"{self._name}-{where}"
+        """One region's alerts: a topic, the function that records a use, and a rule per alert class."""
+        config = self.config
         region_parent = pulumi.ComponentResource(
             f"{TYPE_TOKEN}Region",
-            name,
+            f"{self._name}-{where}",
             None,
             pulumi.ResourceOptions(parent=self, providers=[provider] if provider else None),
         )
-        opts = pulumi.ResourceOptions(parent=region_parent)
         region = (
             pulumi.Output.from_input(policies.GLOBAL_EVENTS_REGION)
             if provider is not None
             else self._where.region
         )
+        topic = self._region_topic(where, region_parent)
+        function = python_function(
+            f"{config.name_prefix}-sealed-use-{where}",
+            handler="breakglass.lambdas.sealed.use.handler",
+            description="Records a sealed use in the audit bucket, opens its review, emails people",
+            statements=self._use_statements(),
+            environment=self._use_environment(),
+            parent=region_parent,
+        ).function
+        classes = [*policies.ALERT_CLASSES, *(policies.IAM_ALERT_CLASSES if where == WHERE_GLOBAL else ())]
+        patterns = self._alert_patterns()
+        rules: dict[str, aws.cloudwatch.EventRule] = {}
+        rule_targets: dict[str, list[pulumi.Input[str]]] = {}
+        for alert in classes:
+            records = alert in policies.ALERT_CLASSES  # a use, not an IAM change
+            targets: list[tuple[str, pulumi.Input[str]]] = [("topic", topic.arn)]
+            if records:
+                targets.append(("record", function.arn))
+            if provider is None:
+                targets.append(("alerts", config.alert_topic_arn))
+            rules[alert] = self._region_rule(where, alert, patterns, targets, region_parent)
+            if records:
+                allow_invoke(
+                    f"{self._name}-{where}-{alert}-invoke",
+                    function,
+                    principal="events.amazonaws.com",
+                    source_arn=rules[alert].arn,
+                    parent=region_parent,
+                )
+            rule_targets[alert] = [arn for _, arn in targets]
+        region_parent.register_outputs({"topic_arn": topic.arn})
+        return _RegionAlerts(
+            region=region,
+            topic=topic,
+            rules=rules,
+            function=function,
+            patterns=patterns.apply(lambda p: {a: p[a] for a in classes}),
+            targets=rule_targets,
+        )
+
+    def _region_topic(self, where: str, region_parent: pulumi.Resource) -> aws.sns.Topic:
+        """The region's sealed alert topic, publishable by EventBridge, with every address subscribed."""
+        name, opts = f"{self._name}-{where}", pulumi.ResourceOptions(parent=region_parent)
         topic = aws.sns.Topic(
             f"{name}-topic",
-            name=f"{config.name_prefix}-sealed-{where}",
+            name=f"{self.config.name_prefix}-sealed-{where}",
             display_name="Break-glass SEALED access",
             tags=self._tags,
             opts=opts,
@@ -385,72 +429,54 @@ class SealedAccess(pulumi.ComponentResource):
             ),
             opts=opts,
         )
-        for i, email in enumerate(config.alert_emails):
+        for i, email in enumerate(self.config.alert_emails):
             aws.sns.TopicSubscription(
                 f"{name}-email-{i}", topic=topic.arn, protocol="email", endpoint=email, opts=opts
             )
-        function = python_function(
-            f"{config.name_prefix}-sealed-use-{where}",
-            handler="breakglass.lambdas.sealed.use.handler",
-            description="Records a sealed use in the audit bucket, opens its review, emails people",
-            statements=self._use_statements(),
-            environment=self._use_environment(),
-            parent=region_parent,
-        ).function
-        users = list(config.users)
-        classes = [*policies.ALERT_CLASSES, *(policies.IAM_ALERT_CLASSES if where == WHERE_GLOBAL else ())]
-        patterns = pulumi.Output.all(self.role.arn, pulumi.Output.all(*[u.arn for u in self.users])).apply(
+        return topic
+
+    def _alert_patterns(self) -> pulumi.Output[dict[str, Any]]:
+        """Every alert class's event pattern: uses of the role or the users, and IAM changes to them."""
+        config, users = self.config, list(self.config.users)
+        return pulumi.Output.all(self.role.arn, pulumi.Output.all(*[u.arn for u in self.users])).apply(
             lambda p: {
                 **policies.alert_event_patterns(role_arn=p[0], user_arns=p[1]),
                 **policies.iam_change_patterns(role_name=config.role_name, user_names=users),
             }
         )
-        rules: dict[str, aws.cloudwatch.EventRule] = {}
-        rule_targets: dict[str, list[pulumi.Input[str]]] = {}
-        for alert in classes:
-            rule = aws.cloudwatch.EventRule(
-                f"{name}-{alert}",
-                name=f"{config.name_prefix}-{alert}-{where}",
-                description=f"Break-glass alert: {alert.replace('-', ' ')} ({where} region)",
-                event_pattern=patterns.apply(_pattern_json(alert)),
-                state="ENABLED",
-                tags=self._tags,
+
+    def _region_rule(
+        self,
+        where: str,
+        alert: str,
+        patterns: pulumi.Output[dict[str, Any]],
+        targets: Sequence[tuple[str, pulumi.Input[str]]],
+        region_parent: pulumi.Resource,
+    ) -> aws.cloudwatch.EventRule:
+        """One alert class's rule in the region, delivering to each ``(target id, ARN)``."""
+        name, opts = f"{self._name}-{where}", pulumi.ResourceOptions(parent=region_parent)
+        rule = aws.cloudwatch.EventRule(
+            f"{name}-{alert}",
+            name=f"{self.config.name_prefix}-{alert}-{where}",
+            description=f"Break-glass alert: {alert.replace('-', ' ')} ({where} region)",
+            event_pattern=patterns.apply(_pattern_json(alert)),
+            state="ENABLED",
+            tags=self._tags,
+            opts=opts,
+        )
+        for target_id, arn in targets:
+            aws.cloudwatch.EventTarget(
+                f"{name}-{alert}-{target_id}",
+                rule=rule.name,
+                target_id=target_id,
+                arn=arn,
+                retry_policy={
+                    "maximum_event_age_in_seconds": TARGET_MAX_EVENT_AGE_SECONDS,
+                    "maximum_retry_attempts": TARGET_MAX_RETRY_ATTEMPTS,
+                },
                 opts=opts,
             )
-            records = alert in policies.ALERT_CLASSES  # a use, not an IAM change
-            targets: list[tuple[str, pulumi.Input[str]]] = [("topic", topic.arn)]
-            if records:
-                targets.append(("record", function.arn))
-            if provider is None:
-                targets.append(("alerts", config.alert_topic_arn))
-            for target_id, arn in targets:
-                aws.cloudwatch.EventTarget(
-                    f"{name}-{alert}-{target_id}",
-                    rule=rule.name,
-                    target_id=target_id,
-                    arn=arn,
-                    retry_policy={"maximum_event_age_in_seconds": 24 * 3600, "maximum_retry_attempts": 185},
-                    opts=opts,
-                )
-            if records:
-                allow_invoke(
-                    f"{name}-{alert}-invoke",
-                    function,
-                    principal="events.amazonaws.com",
-                    source_arn=rule.arn,
-                    parent=region_parent,
-                )
-            rules[alert] = rule
-            rule_targets[alert] = [arn for _, arn in targets]
-        region_parent.register_outputs({"topic_arn": topic.arn})
-        return _RegionAlerts(
-            region=region,
-            topic=topic,
-            rules=rules,
-            function=function,
-            patterns=patterns.apply(lambda p: {a: p[a] for a in classes}),
-            targets=rule_targets,
-        )
+        return rule
 
     def _use_environment(self) -> dict[str, pulumi.Input[str]]:
         config = self.config
