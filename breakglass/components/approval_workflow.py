@@ -711,9 +711,9 @@ class ApprovalWorkflow(pulumi.ComponentResource):
                 aws.apigatewayv2.StageRouteSettingArgs(
                     route_key=f"{method} /requests/{{id}}",
                     throttling_burst_limit=burst,
-                    throttling_rate_limit=rate,
+                    throttling_rate_limit=limit,
                 )
-                for method, (burst, rate) in PAGE_ROUTE_THROTTLE.items()
+                for method, (burst, limit) in PAGE_ROUTE_THROTTLE.items()
             ],
             tags=self._tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=self.routes),
