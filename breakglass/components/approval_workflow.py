@@ -667,7 +667,6 @@ class ApprovalWorkflow(pulumi.ComponentResource):
     # -- the approval page (public: signed links, TOTP, POST) ---------------------------------------------
 
     def _create_approval_page(self) -> None:
-        name, child = self._name, self._child
         self.approval_function = python_function(
             f"{self.config.name_prefix}-approval-api",
             handler=APPROVAL_PAGE_HANDLER,
@@ -681,32 +680,23 @@ class ApprovalWorkflow(pulumi.ComponentResource):
             environment=self._environment(),
             parent=self,
         )
-        self.integration = aws.apigatewayv2.Integration(
-            f"{name}-api-integration",
-            api_id=self.page_api.id,
-            integration_type="AWS_PROXY",
-            integration_uri=self.approval_function.function.arn,
-            payload_format_version="2.0",
-            opts=child,
-        )
+        function = self.approval_function.function
+        self.integration = self._integrate("api", self.page_api, function)
         self.routes = [
             aws.apigatewayv2.Route(
-                f"{name}-route-{method.lower()}",
+                f"{self._name}-route-{method.lower()}",
                 api_id=self.page_api.id,
                 route_key=f"{method} /requests/{{id}}",
                 target=self.integration.id.apply(lambda i: f"integrations/{i}"),
-                opts=child,
+                opts=self._child,
             )
             for method in ("GET", "POST")
         ]
-        self.stage = aws.apigatewayv2.Stage(
-            f"{name}-api-stage",
-            api_id=self.page_api.id,
-            name="$default",
-            auto_deploy=True,
-            default_route_settings=aws.apigatewayv2.StageDefaultRouteSettingsArgs(
-                throttling_burst_limit=20, throttling_rate_limit=10
-            ),
+        self.stage = self._stage(
+            "api",
+            self.page_api,
+            self.routes,
+            throttle=(20, 10),
             route_settings=[
                 aws.apigatewayv2.StageRouteSettingArgs(
                     route_key=f"{method} /requests/{{id}}",
@@ -715,21 +705,35 @@ class ApprovalWorkflow(pulumi.ComponentResource):
                 )
                 for method, (burst, limit) in PAGE_ROUTE_THROTTLE.items()
             ],
-            tags=self._tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=self.routes),
         )
-        self.api_permission = allow_invoke(
-            f"{name}-api-invoke",
-            self.approval_function.function,
-            principal="apigateway.amazonaws.com",
-            source_arn=self.page_api.execution_arn.apply(lambda arn: f"{arn}/*/*/requests/*"),
-            parent=self,
-        )
+        self.api_permission = self._let_api_invoke("api", self.page_api, function, "/*/*/requests/*")
 
     # -- the access API (IAM-authorized: requests, votes, revoke, review, halt, resume, enrollment) ----
 
     def _create_access_api(self) -> None:
-        config, name, child = self.config, self._name, self._child
+        self.access_api_function = self._create_access_api_function()
+        function = self.access_api_function.function
+        self.access_integration = self._integrate("access", self.access_api, function)
+        self.access_routes = [
+            aws.apigatewayv2.Route(
+                f"{self._name}-access-route-{_slug(key)}",
+                api_id=self.access_api.id,
+                route_key=key,
+                authorization_type="AWS_IAM",
+                target=self.access_integration.id.apply(lambda i: f"integrations/{i}"),
+                opts=self._child,
+            )
+            for key in access_api.route_keys()
+        ]
+        self.access_stage = self._stage(
+            "access", self.access_api, self.access_routes, throttle=ACCESS_API_THROTTLE
+        )
+        self.access_permission = self._let_api_invoke("access", self.access_api, function, "/*/*")
+
+    def _create_access_api_function(self) -> DeployedFunction:
+        """The function behind every access API route; it alone starts executions and invokes
+        the access function and the halt functions, always for the caller AWS verified."""
+        config = self.config
         halt = config.halt_actions
         invokable = [self.functions["access"].function.arn]
         environment = {
@@ -750,7 +754,7 @@ class ApprovalWorkflow(pulumi.ComponentResource):
                 sm.invoke_statement("InvokeAccessAndHaltFunctions", list(p[1:])),
             ]
         )
-        self.access_api_function = python_function(
+        return python_function(
             f"{config.name_prefix}-access-api",
             handler=ACCESS_API_HANDLER,
             description="break-glass access API: requests, votes, revoke, review, halt, resume",
@@ -765,42 +769,54 @@ class ApprovalWorkflow(pulumi.ComponentResource):
             environment=environment,
             parent=self,
         )
-        self.access_integration = aws.apigatewayv2.Integration(
-            f"{name}-access-integration",
-            api_id=self.access_api.id,
+
+    # -- serving a function on an HTTP API ------------------------------------------------------------
+
+    def _integrate(
+        self, label: str, api: aws.apigatewayv2.Api, function: aws.lambda_.Function
+    ) -> aws.apigatewayv2.Integration:
+        return aws.apigatewayv2.Integration(
+            f"{self._name}-{label}-integration",
+            api_id=api.id,
             integration_type="AWS_PROXY",
-            integration_uri=self.access_api_function.function.arn,
+            integration_uri=function.arn,
             payload_format_version="2.0",
-            opts=child,
+            opts=self._child,
         )
-        self.access_routes = [
-            aws.apigatewayv2.Route(
-                f"{name}-access-route-{_slug(key)}",
-                api_id=self.access_api.id,
-                route_key=key,
-                authorization_type="AWS_IAM",
-                target=self.access_integration.id.apply(lambda i: f"integrations/{i}"),
-                opts=child,
-            )
-            for key in access_api.route_keys()
-        ]
-        burst, rate = ACCESS_API_THROTTLE
-        self.access_stage = aws.apigatewayv2.Stage(
-            f"{name}-access-stage",
-            api_id=self.access_api.id,
+
+    def _stage(
+        self,
+        label: str,
+        api: aws.apigatewayv2.Api,
+        routes: Sequence[aws.apigatewayv2.Route],
+        *,
+        throttle: tuple[int, float],
+        route_settings: Sequence[aws.apigatewayv2.StageRouteSettingArgs] | None = None,
+    ) -> aws.apigatewayv2.Stage:
+        """The auto-deployed default stage, throttled, created once its routes exist."""
+        burst, limit = throttle
+        return aws.apigatewayv2.Stage(
+            f"{self._name}-{label}-stage",
+            api_id=api.id,
             name="$default",
             auto_deploy=True,
             default_route_settings=aws.apigatewayv2.StageDefaultRouteSettingsArgs(
-                throttling_burst_limit=burst, throttling_rate_limit=rate
+                throttling_burst_limit=burst, throttling_rate_limit=limit
             ),
+            route_settings=route_settings,
             tags=self._tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=self.access_routes),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(routes)),
         )
-        self.access_permission = allow_invoke(
-            f"{name}-access-invoke",
-            self.access_api_function.function,
+
+    def _let_api_invoke(
+        self, label: str, api: aws.apigatewayv2.Api, function: aws.lambda_.Function, routes: str
+    ) -> aws.lambda_.Permission:
+        """API Gateway may invoke ``function`` for this API's ``routes`` (``/stage/method/path``) only."""
+        return allow_invoke(
+            f"{self._name}-{label}-invoke",
+            function,
             principal="apigateway.amazonaws.com",
-            source_arn=self.access_api.execution_arn.apply(lambda arn: f"{arn}/*/*"),
+            source_arn=api.execution_arn.apply(lambda arn: f"{arn}{routes}"),
             parent=self,
         )
 
