@@ -32,6 +32,7 @@ from typing import Any, Final, Required, TypedDict
 import pulumi
 import pulumi_aws as aws
 
+from breakglass.components.audit_trail import KEY_DELETION_WINDOW_DAYS
 from breakglass.components.emergency_role import EmergencyRole, tiers_json
 from breakglass.components.functions import DeployedFunction, python_function
 from breakglass.components.tagging import protect_children
@@ -390,7 +391,7 @@ class ApprovalWorkflow(pulumi.ComponentResource):
             f"{name}-key",
             description=f"{prefix} approval workflow: table, link secret, TOTP secrets",
             enable_key_rotation=True,
-            deletion_window_in_days=30,
+            deletion_window_in_days=KEY_DELETION_WINDOW_DAYS,
             tags=tags,
             opts=child,
         )
