@@ -608,44 +608,16 @@ class ApprovalWorkflow(pulumi.ComponentResource):
     # -- the state machine ----------------------------------------------------------------------------
 
     def _create_state_machine(self) -> None:
-        config, name, child, tags = self.config, self._name, self._child, self._tags
+        config, name, tags = self.config, self._name, self._tags
         arns = {task: self.functions[label].function.arn for task, label in TASK_FUNCTIONS.items()}
         self.log_group = aws.cloudwatch.LogGroup(
             f"{name}-execution-logs",
             name=f"/aws/vendedlogs/states/{config.name_prefix}-workflow",
             retention_in_days=config.log_retention_days,
             tags=tags,
-            opts=child,
+            opts=self._child,
         )
-        self.state_machine_role = aws.iam.Role(
-            f"{name}-states-role",
-            name=system_role_name(f"{config.name_prefix}-states"),
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "states.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
-            description="Execution role of the break-glass approval workflow",
-            tags=tags,
-            opts=child,
-        )
-        self.state_machine_policy = aws.iam.RolePolicy(
-            f"{name}-states-policy",
-            role=self.state_machine_role.id,
-            policy=pulumi.Output.all(*arns.values()).apply(
-                lambda a: json.dumps(
-                    {"Version": "2012-10-17", "Statement": sm.state_machine_role_statements(list(a))}
-                )
-            ),
-            opts=child,
-        )
+        self._create_state_machine_role(list(arns.values()))
         tasks = list(arns)
         self.state_machine = aws.sfn.StateMachine(
             f"{name}-workflow",
@@ -663,6 +635,39 @@ class ApprovalWorkflow(pulumi.ComponentResource):
             tracing_configuration=aws.sfn.StateMachineTracingConfigurationArgs(enabled=True),
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.state_machine_policy]),
+        )
+
+    def _create_state_machine_role(self, function_arns: list[pulumi.Output[str]]) -> None:
+        """The workflow's own role: it may invoke exactly its task functions."""
+        config, name, child = self.config, self._name, self._child
+        self.state_machine_role = aws.iam.Role(
+            f"{name}-states-role",
+            name=system_role_name(f"{config.name_prefix}-states"),
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "states.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+            description="Execution role of the break-glass approval workflow",
+            tags=self._tags,
+            opts=child,
+        )
+        self.state_machine_policy = aws.iam.RolePolicy(
+            f"{name}-states-policy",
+            role=self.state_machine_role.id,
+            policy=pulumi.Output.all(*function_arns).apply(
+                lambda a: json.dumps(
+                    {"Version": "2012-10-17", "Statement": sm.state_machine_role_statements(list(a))}
+                )
+            ),
+            opts=child,
         )
 
     # -- the approval page (public: signed links, TOTP, POST) ---------------------------------------------
