@@ -7,22 +7,26 @@ When a change means to alter the resources, regenerate the goldens and review th
 
     .venv/bin/python tests/test_synth_golden.py
 
-Each golden is one JSON line per resource, sorted by type and name. Short input values are kept
-as they are (readable in a diff); long ones (policies, definitions) as a digest and their length.
+Each golden is one JSON line per resource, sorted by type and name, with the resource options
+that change what a deployment does (dependencies, ignored changes, retain on delete, protect,
+provider). Short values are kept as they are (readable in a diff); long ones (policies,
+definitions) as a digest and their length.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
-from breakglass.local.synth import SynthResource, synth_directory
+from breakglass.local.synth import RecordingMonitor, SynthResource, synth_directory
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "fixtures" / "synth_golden"
@@ -69,19 +73,51 @@ def compact(value: Any) -> Any:
     return f"sha256:{hashlib.sha256(text.encode()).hexdigest()[:16]} ({len(text)} chars)"
 
 
-def record(resource: SynthResource) -> dict[str, Any]:
+@contextlib.contextmanager
+def recorded_options() -> Iterator[dict[str, Any]]:
+    """The options of each registration by URN (the synth records inputs and parent only)."""
+    seen: dict[str, Any] = {}
+    register = RecordingMonitor.RegisterResource
+
+    def remember(self: RecordingMonitor, request: Any) -> Any:
+        response = register(self, request)
+        seen[response.urn] = request
+        return response
+
+    with mock.patch.object(RecordingMonitor, "RegisterResource", remember):
+        yield seen
+
+
+def options(request: Any, names: Mapping[str, str]) -> dict[str, Any]:
+    """What the deployment does beyond the inputs; URNs become names, defaults are left out."""
+    found = {
+        "dependsOn": sorted(names.get(urn, urn) for urn in request.dependencies),
+        "ignoreChanges": sorted(request.ignoreChanges),
+        "retainOnDelete": request.retainOnDelete,
+        "protect": request.protect,
+        "provider": names.get(request.provider.rsplit("::", 1)[0], request.provider),
+    }
+    return {key: compact(value) for key, value in found.items() if value}
+
+
+def record(resource: SynthResource, request: Any, names: Mapping[str, str]) -> dict[str, Any]:
     inputs = normalise(resource.as_json()["inputs"])
     return {
         "type": resource.type,
         "name": resource.name,
         "parent": resource.parent,
         "inputs": {key: compact(inputs[key]) for key in sorted(inputs)},
+        "options": options(request, names),
     }
 
 
 def current(example: str) -> list[dict[str, Any]]:
-    result = synth_directory(PROGRAMS[example])
-    return sorted((record(r) for r in result.resources), key=lambda r: (r["type"], r["name"]))
+    with recorded_options() as requests:
+        result = synth_directory(PROGRAMS[example])
+    names = {r.urn: r.name for r in result.resources}
+    return sorted(
+        (record(r, requests[r.urn], names) for r in result.resources), key=lambda r: (r["type"], r["name"])
+    )
 
 
 def golden_path(example: str) -> Path:
@@ -114,10 +150,10 @@ def test_each_example_synthesizes_to_its_golden_resources(example: str) -> None:
     missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
     changed = [
         f"{key}: {field} {want[key][field]!r} -> {got[key][field]!r}"
-        if field != "inputs"
-        else f"{key}: inputs {_diff(want[key]['inputs'], got[key]['inputs'])}"
+        if field == "parent"
+        else f"{key}: {field} {_diff(want[key][field], got[key][field])}"
         for key in sorted(set(want) & set(got))
-        for field in ("parent", "inputs")
+        for field in ("parent", "inputs", "options")
         if want[key][field] != got[key][field]
     ]
     assert not (missing or extra or changed), (
