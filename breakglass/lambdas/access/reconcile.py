@@ -32,6 +32,7 @@ from breakglass.lambdas.access import early_revoke, grants
 from breakglass.lambdas.approvals.admission import Admission
 from breakglass.lambdas.approvals.store import RequestRecord, Store
 from breakglass.lambdas.audit.events import AuditEvent, AuditWriter
+from breakglass.lambdas.audit.review import opened_review_id
 from breakglass.lambdas.runtime import get_logger, log_fields
 
 log = get_logger("breakglass.reconcile")
@@ -149,6 +150,7 @@ def _repair(
                 reason=record.reason,
                 ticket=record.ticket,
                 details={"status": record.status, "execution_status": execution_status},
+                event_id=opened_review_id(record.request_id),
             )
         )
         deps.store.mark_review_opened(record.request_id)
