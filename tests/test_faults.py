@@ -525,3 +525,33 @@ def test_an_early_revoke_killed_after_its_record_and_asked_again_is_recorded_onc
     assert revokes == [("tom", "succeeded")]
     assert stored_copies(world, rid, "revoke") == 1
     assert_nothing_recorded_twice(world)
+
+
+def test_a_reconciler_run_killed_after_its_record_is_run_again_and_records_the_repair_once(
+    world: World,
+) -> None:
+    rid = request(world, "uma", "halt", "--duration", "30m")
+    world.wait_for(rid, ["granted"])
+    world.emulator.client("stepfunctions").stop_execution(executionArn=execution_of(world, rid))
+    world.emulator.fast_forward(utc_now() + timedelta(minutes=3))
+    access = function_name(world, "breakglass-access")
+    invoke = {
+        "FunctionName": world.deployment.function_arn("breakglass-access"),
+        "Payload": b'{"action": "reconcile"}',
+    }
+    # The run writes its record of the stopped execution, then dies reading the role to revoke.
+    killed = Timeout("iam", "GetRole", caller=access, times=1)
+    with injected(world.emulator, killed) as armed:
+        first = world.emulator.client("lambda").invoke(**invoke)
+    assert len(armed.hits()) == 1 and first.get("FunctionError"), first
+    again = json.loads(world.emulator.client("lambda").invoke(**invoke)["Payload"].read())
+    assert [r["request_id"] for r in again["repaired"]].count(rid) == 1, again
+    assert not any(rid in sid for sid in sids(world, "halt"))
+    repairs = [e for e in world.audit_events(rid) if e.actor == "system:reconciler"]
+    assert sorted((e.event_type, e.outcome) for e in repairs) == [
+        ("error", "failed"),
+        ("review", "opened"),
+        ("revoke", "succeeded"),
+    ]
+    assert stored_copies(world, rid, "error") == 1
+    assert_nothing_recorded_twice(world)
