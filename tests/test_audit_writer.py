@@ -7,6 +7,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -210,6 +211,26 @@ def test_every_put_is_conditional_so_a_lost_answer_retried_is_not_a_second_versi
     assert writer.write(event) == key  # as the SDK's retry of a put whose answer was lost
     assert [h["if-none-match"] for h in headers] == ["*", "*"]
     assert len(s3.list_object_versions(Bucket=BUCKET)["Versions"]) == 1
+
+
+def test_a_client_whose_sdk_predates_conditional_puts_still_stores_every_record(s3: Any) -> None:
+    class OldSdk:
+        """The runtime's boto3 before If-None-Match: its PutObject model lacks it and refuses it."""
+
+        meta = SimpleNamespace(
+            service_model=SimpleNamespace(
+                operation_model=lambda name: SimpleNamespace(input_shape=SimpleNamespace(members={}))
+            )
+        )
+
+        def put_object(self, **kwargs: Any) -> Any:
+            if "IfNoneMatch" in kwargs:
+                raise TypeError("Unknown parameter in input: IfNoneMatch")
+            return s3.put_object(**kwargs)
+
+    event = grant_event(event_id=event_identity("req1234", "grant", "system"))
+    key = AuditWriter(s3=OldSdk(), bucket=BUCKET).write(event)
+    assert parse_record(json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())) == event
 
 
 def test_an_event_found_already_stored_is_alerted_again_not_lost(s3: Any) -> None:

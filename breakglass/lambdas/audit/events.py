@@ -144,6 +144,22 @@ def _error_code(exc: Exception) -> str:
     return type(exc).__name__
 
 
+def _knows_if_none_match(s3: Any) -> bool:
+    """Whether the client's SDK can send PutObject's ``If-None-Match`` (botocore 1.35, Aug 2024).
+
+    The Lambda runtime brings its own boto3, whose version AWS chooses per runtime and region. An
+    older one would refuse the parameter and so every record: it puts without the condition
+    instead (a retry then adds a version under the same key, the first one still locked, and the
+    readers still see one current object per key)."""
+    meta = getattr(s3, "meta", None)
+    if meta is None:
+        return True  # not a botocore client: it receives the parameter as is
+    try:
+        return "IfNoneMatch" in meta.service_model.operation_model("PutObject").input_shape.members
+    except Exception:
+        return False
+
+
 @dataclass
 class AuditWriter:
     """Writes events to the locked bucket; optionally also publishes each to the alert topic.
@@ -179,9 +195,9 @@ class AuditWriter:
                 "Body": body,
                 "ContentType": "application/json",
                 "ChecksumAlgorithm": "SHA256",
-                # A key is written once (see the module's docstring).
-                "IfNoneMatch": "*",
             }
+            if _knows_if_none_match(self.s3):
+                params["IfNoneMatch"] = "*"  # a key is written once (see the module's docstring)
             if self.kms_key_id:
                 params.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=self.kms_key_id)
             self.s3.put_object(**params)
