@@ -646,7 +646,9 @@ class BreakGlass(pulumi.ComponentResource):
             lambda found: json.dumps(
                 {
                     tier: {
-                        **settings,
+                        # Not who may ask (the access API decides that; the command never reads
+                        # it): one ARN per requester would outgrow the parameter's 4 KB.
+                        **{k: v for k, v in settings.items() if k != "allowed_requesters"},
                         "quorum": effective[tier].quorum,
                         "may_halt": effective[tier].may_halt,
                         "may_resume": effective[tier].may_resume,
