@@ -15,6 +15,10 @@ invoker roles). Printed:
   any target not halted, by name);
 - audit events expected vs found, and how many are duplicated (by event id and by what they record).
 
+It exits 1, after one ``DIFFERS:`` line per difference, when a request did not end as decided
+(granted or denied), a target was not halted, or the audit events are not each there exactly
+once.
+
 The targets ship in the halt function's archive (``breakglass-halt.json``), so one deployed
 function holds them all; ``benchmarks/halt_fanout.py`` measures the service's fan-out alone.
 
@@ -41,6 +45,7 @@ from breakglass.local.world import World, open_world
 
 PROGRAM = Path(__file__).resolve().parents[1] / "examples" / "many-targets"
 INVOKERS = [f"fleet-invoker-{i}" for i in range(25)]  # the program's invoker roles
+TARGETS = 500  # the program's default targetCount: every one is halted
 
 TIERS = ("halt", "operator", "admin")
 GRANTED_PER_TIER = 2
@@ -61,6 +66,34 @@ def submit(world: World, person: str, tier: str) -> dict[str, Any]:
 
 def status(world: World, request_id: str) -> str:
     return str(world.access_api("sec").get(f"/requests/{request_id}")["status"])
+
+
+def differences(
+    *,
+    statuses: dict[str, tuple[str, str]],
+    halted: tuple[int, int, list[str]],
+    targets: int,
+    events: tuple[int, int, int, int],
+) -> list[str]:
+    """What is not as expected, one line each (empty: the run holds). ``statuses``: person ->
+    (final, expected); ``halted``: (results, halted, not halted); ``events``: (found, expected,
+    duplicate ids, duplicate facts)."""
+    problems = [
+        f"{person} ended {final}, expected {wanted}"
+        for person, (final, wanted) in sorted(statuses.items())
+        if final != wanted
+    ]
+    results, done, not_halted = halted
+    if results != targets or done != targets:
+        problems.append(
+            f"halt: {done} of {targets} targets halted ({results} results); not halted: {not_halted}"
+        )
+    found, expected, duplicate_ids, duplicate_facts = events
+    if found != expected:
+        problems.append(f"audit events: {found} found, {expected} expected")
+    if duplicate_ids or duplicate_facts:
+        problems.append(f"audit events: {duplicate_ids} duplicate ids, {duplicate_facts} duplicate facts")
+    return problems
 
 
 def main() -> None:
@@ -162,7 +195,7 @@ def main() -> None:
             list(pool.map(decide_all, approvers))
             halting.result()
         decided = time.perf_counter() - began
-        finals = {}
+        finals: dict[str, str] = {}
         for person in responders:
             deadline = time.monotonic() + 60
             while (finals.setdefault(person, status(world, rid[person]))) not in (
@@ -224,12 +257,24 @@ def main() -> None:
         by_fact = Counter(
             (e.request_id, e.event_type, e.actor, e.outcome, e.target, e.details.get("cause")) for e in events
         )
+        duplicate_ids = len(events) - len({e.event_id for e in events})
+        duplicate_facts = sum(n - 1 for n in by_fact.values() if n > 1)
         print(
             f"audit events: {len(events)} found, {expected} expected; "
-            f"{len(events) - len({e.event_id for e in events})} duplicate ids, "
-            f"{sum(n - 1 for n in by_fact.values() if n > 1)} duplicate facts; by type {dict(kinds)}"
+            f"{duplicate_ids} duplicate ids, {duplicate_facts} duplicate facts; by type {dict(kinds)}"
         )
         print(f"total: {time.perf_counter() - started:.1f} s")
+        expected_status = {p: "granted" if p in granted else "denied" for p in responders}
+        problems = differences(
+            statuses={p: (finals.get(p, "?"), expected_status[p]) for p in responders},
+            halted=(len(results), outcomes["halted"], not_halted),
+            targets=TARGETS,
+            events=(len(events), expected, duplicate_ids, duplicate_facts),
+        )
+    for problem in problems:
+        print(f"DIFFERS: {problem}")
+    if problems:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

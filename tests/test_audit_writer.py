@@ -7,6 +7,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -23,7 +24,13 @@ from breakglass.contracts import (
     ENV_AUDIT_PREFIX,
     EVENTS_PREFIX,
 )
-from breakglass.lambdas.audit.events import AuditEvent, AuditWriteError, AuditWriter, parse_record
+from breakglass.lambdas.audit.events import (
+    AuditEvent,
+    AuditWriteError,
+    AuditWriter,
+    event_identity,
+    parse_record,
+)
 from breakglass.lambdas.runtime import (
     DIMENSION_FUNCTION,
     DIMENSION_REASON,
@@ -167,6 +174,72 @@ def test_an_overwrite_adds_a_version_and_the_locked_original_survives_unchanged(
     assert kept["ObjectLockMode"] == "COMPLIANCE"
     with pytest.raises(ClientError):
         s3.delete_object(Bucket=BUCKET, Key=key, VersionId=original_version)
+
+
+def test_an_event_named_by_what_it_records_is_stored_once_whatever_the_attempt(s3: Any) -> None:
+    writer = AuditWriter(s3=s3, bucket=BUCKET)
+    identity = event_identity("req1234", "grant", "system")
+    first = grant_event(event_id=identity, event_time="2024-05-01T10:00:00Z")
+    # A retry minutes later, finding the grant in place: another time, another outcome, same event.
+    retry = grant_event(event_id=identity, event_time="2024-05-01T10:04:09Z", outcome="noop")
+    key = writer.write(first)
+    assert key == f"{EVENTS_PREFIX}/dt=2024-05-01/grant-{identity}.json"
+    assert writer.write(retry) == key
+    (version,) = s3.list_object_versions(Bucket=BUCKET)["Versions"]
+    stored = s3.get_object(Bucket=BUCKET, Key=key, VersionId=version["VersionId"])["Body"].read()
+    assert parse_record(json.loads(stored)) == first
+
+
+def test_event_identities_differ_by_every_part_and_refuse_an_empty_part() -> None:
+    names = {
+        event_identity("req1234", "grant", "system"),
+        event_identity("req1234", "revoke", "system"),
+        event_identity("req1234", "revoke", "alice"),
+        event_identity("req1235", "grant", "system"),
+    }
+    assert len(names) == 4
+    assert event_identity("req1234", "grant", "system") == event_identity("req1234", "grant", "system")
+    with pytest.raises(ValueError, match=r"^parts:"):
+        event_identity("req1234", "")
+
+
+def test_every_put_is_conditional_so_a_lost_answer_retried_is_not_a_second_version(s3: Any) -> None:
+    headers = sent_headers(s3)
+    event = grant_event()  # a random id: the key has the time in it
+    writer = AuditWriter(s3=s3, bucket=BUCKET)
+    key = writer.write(event)
+    assert writer.write(event) == key  # as the SDK's retry of a put whose answer was lost
+    assert [h["if-none-match"] for h in headers] == ["*", "*"]
+    assert len(s3.list_object_versions(Bucket=BUCKET)["Versions"]) == 1
+
+
+def test_a_client_whose_sdk_predates_conditional_puts_still_stores_every_record(s3: Any) -> None:
+    class OldSdk:
+        """The runtime's boto3 before If-None-Match: its PutObject model lacks it and refuses it."""
+
+        meta = SimpleNamespace(
+            service_model=SimpleNamespace(
+                operation_model=lambda name: SimpleNamespace(input_shape=SimpleNamespace(members={}))
+            )
+        )
+
+        def put_object(self, **kwargs: Any) -> Any:
+            if "IfNoneMatch" in kwargs:
+                raise TypeError("Unknown parameter in input: IfNoneMatch")
+            return s3.put_object(**kwargs)
+
+    event = grant_event(event_id=event_identity("req1234", "grant", "system"))
+    key = AuditWriter(s3=OldSdk(), bucket=BUCKET).write(event)
+    assert parse_record(json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())) == event
+
+
+def test_an_event_found_already_stored_is_alerted_again_not_lost(s3: Any) -> None:
+    sns, queue = topic_with_queue()
+    event = grant_event(event_id=event_identity("req1234", "grant", "system"))
+    AuditWriter(s3=s3, bucket=BUCKET).write(event)  # the attempt that died before its alert
+    AuditWriter(s3=s3, bucket=BUCKET, sns=sns, topic_arn=queue.topic_arn).write(event)
+    (notification,) = queue.messages()
+    assert parse_record(json.loads(notification["Message"])) == event
 
 
 def test_a_write_to_a_missing_bucket_raises_and_publishes_nothing(s3: Any) -> None:

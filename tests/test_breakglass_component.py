@@ -113,6 +113,18 @@ def test_a_long_target_list_is_published_in_pages_ssm_can_hold_and_read_back_who
     assert [t.id for t in read.halt_targets] == [t["id"] for t in fleet]
 
 
+def test_the_published_tiers_do_not_grow_with_the_requesters_and_fit_ssm() -> None:
+    # Fifty people as requesters (tests/test_load.py) once made the tiers 9,232 characters.
+    many = [f"arn:aws:iam::123456789012:user/responder-{i:03d}" for i in range(50)]
+    found = synth(lambda: program(requesters=many))
+    parameters = {p.inputs["name"]: p.inputs for p in found.by_type("aws:ssm/parameter:Parameter")}
+    text = parameters[ssm_parameter_name("prod", "tiers")]["insecureValue"]
+    assert len(text) <= SSM_VALUE_MAX and "responder-" not in text
+    assert all("allowed_requesters" not in tier for tier in json.loads(text).values())
+    # Who may ask is still the access function's to decide.
+    assert tiers(found)["admin"]["allowed_requesters"] == many
+
+
 def test_a_dashboard_shows_grants_requests_executions_halts_and_alarms(result: SynthResult) -> None:
     dashboard = result.one("aws:cloudwatch/dashboard:Dashboard").inputs
     assert dashboard["dashboardName"] == "breakglass-prod"

@@ -1,6 +1,7 @@
 """Every `breakglass` command the guides tell people to type exists and works.
 
-Each command line in the ``sh`` blocks of the README and every guide in docs/ is parsed against
+Each command line in the ``sh``, ``console`` and ``bash`` blocks of the README and every guide in
+docs/ (a ``$`` prompt and a ``.venv/bin/`` path dropped) is parsed against
 the command tree; those of docs/cli.md and docs/auditor.md are also run, in a world with a deployment ``prod`` (moto: SSM, S3, Athena),
 the fixture incidents in its bucket and a copy of them in ``./audit-copy``. A line that ends with
 a comment saying it exits 1 must exit 1; every other must exit 0.
@@ -31,12 +32,12 @@ NOT_RUN = ("--install-completion", " synth ", " drill")
 
 
 def command_lines(name: str) -> list[tuple[str, list[str], int]]:
-    """(line, argv after `breakglass`, expected exit) for each command in the guide's sh blocks."""
+    """(line, argv after `breakglass`, expected exit) for each command in the guide's shell blocks."""
     text = (DOCS / name).read_text()
     found = []
-    for block in re.findall(r"```sh\n(.*?)```", text, flags=re.S):
+    for block in re.findall(r"```(?:sh|console|bash)\n(.*?)```", text, flags=re.S):
         for raw in block.replace("\\\n", " ").splitlines():  # join continued lines
-            line = raw.strip()
+            line = raw.strip().removeprefix("$ ").removeprefix(".venv/bin/")  # prompt, the venv's copy
             if not line.startswith("breakglass"):
                 continue
             command, _, comment = line.partition("#")

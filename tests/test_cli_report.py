@@ -6,7 +6,8 @@ import html
 import json
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from moto import mock_aws
 from breakglass.cli.main import app
 from breakglass.cli.report import build_incident
 from breakglass.cli.report_html import render_report
+from breakglass.contracts import iso, parse_iso
 from breakglass.lambdas.audit.events import AuditEvent
 from breakglass.local.athena import LocalBucket
 
@@ -286,6 +288,25 @@ def test_the_committed_sample_report_is_what_the_fixtures_produce(local_copy: Pa
         SAMPLE.write_text(page)
     assert SAMPLE.read_text() == page, (
         "docs/sample-report.html is stale: BREAKGLASS_WRITE_SAMPLE=1 .venv/bin/pytest tests/test_cli_report.py"
+    )
+
+
+def test_an_event_stored_twice_under_one_id_appears_once_in_the_report(
+    local_copy: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "copy"
+    write_cloudtrail(copy)
+    # Every event of the incidents again, as a step retried after midnight UTC would store it.
+    retried = tuple(
+        replace(e, event_time=iso(parse_iso(e.event_time) + timedelta(days=1, minutes=3)), outcome="noop")
+        for e in EVENTS
+    )
+    write_events(copy, EVENTS + retried)
+    twice = build_incident(LocalBucket(copy), "req-0001")
+    once = build_incident(LocalBucket(local_copy), "req-0001")
+    assert len(twice.events) == len(once.events)
+    assert render_report(twice, generated_at=SAMPLE_TIME, source=SAMPLE_SOURCE) == render_report(
+        once, generated_at=SAMPLE_TIME, source=SAMPLE_SOURCE
     )
 
 

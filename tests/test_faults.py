@@ -142,7 +142,7 @@ def test_throttled_iam_s3_and_sts_calls_during_a_grant_are_retried_and_recorded_
     throttles = (
         Fault("iam", "PutRolePolicy", caller=access, times=1),
         Fault("iam", "UpdateAssumeRolePolicy", caller=access, times=1),
-        Fault("s3", "PutObject", caller=access, contains="-grant-", error="SlowDown", status=503, times=1),
+        Fault("s3", "PutObject", caller=access, contains="/grant-", error="SlowDown", status=503, times=1),
         Fault("sts", "AssumeRole", caller="rita", times=1),
     )
     with injected(world.emulator, *throttles) as armed:
@@ -279,7 +279,7 @@ def test_a_grant_whose_audit_write_keeps_failing_is_taken_back_and_the_retry_rec
     access = role_of(world, "breakglass-access")
     # One write's worth of 503s: the SDK gives up, the grant is rolled back, Step Functions retries.
     unrecorded = Fault(
-        "s3", "PutObject", caller=access, contains="-grant-", error="ServiceUnavailable", status=503, times=5
+        "s3", "PutObject", caller=access, contains="/grant-", error="ServiceUnavailable", status=503, times=5
     )
     with injected(world.emulator, unrecorded) as armed:
         rid = request(world, "uma", "halt", "--duration", "30m")
@@ -296,7 +296,7 @@ def test_a_grant_killed_between_its_iam_writes_and_its_record_is_recorded_once_a
     world: World,
 ) -> None:
     access = function_name(world, "breakglass-access")
-    killed = Timeout("s3", "PutObject", caller=access, contains="-grant-", times=1)
+    killed = Timeout("s3", "PutObject", caller=access, contains="/grant-", times=1)
     with injected(world.emulator, killed) as armed:
         rid = request(world, "vic", "halt", "--duration", "30m")
         assert world.wait_for(rid, ["granted"])["status"] == "granted"
@@ -444,4 +444,114 @@ def test_throttled_table_writes_and_email_while_voting_are_retried_and_the_vote_
     approvals = [e for e in world.audit_events(rid) if e.event_type == "approval" and e.actor != "system"]
     assert [(e.actor, e.outcome) for e in approvals] == [("ann", "succeeded")]
     assert world.cli("rita", "revoke", rid, "--totp", world.code("rita"), "--reason", "done").exit_code == 0
+    assert_nothing_recorded_twice(world)
+
+
+# -- nothing recorded twice: a task killed after its record, before its status, is retried ----------
+
+
+def stored_copies(world: World, request_id: str, event_type: str) -> int:
+    """Every stored object version of ``request_id``'s ``event_type`` events (a second PUT to one
+    key adds a version under Object Lock, so versions are counted, not only the latest)."""
+    s3 = world.emulator.client("s3")
+    bucket = str(world.deployment.output("audit_bucket"))
+    copies = 0
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix="breakglass-events/"):
+        for version in page.get("Versions", []):
+            if f"-{event_type}-" not in version["Key"] and f"/{event_type}-" not in version["Key"]:
+                continue
+            body = s3.get_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])["Body"]
+            if json.loads(body.read())["request_id"] == request_id:
+                copies += 1
+    return copies
+
+
+def test_a_grant_killed_after_its_record_and_before_its_status_is_retried_and_recorded_once(
+    world: World,
+) -> None:
+    access = function_name(world, "breakglass-access")
+    # The first table write after the grant's record (its window, then its status) never happens.
+    after_record = Timeout("dynamodb", "UpdateItem", caller=access, times=1)
+    with injected(world.emulator, after_record) as armed:
+        rid = request(world, "rita", "halt", "--duration", "30m")
+        granted = world.wait_for(rid, ["granted"])
+    assert len(armed.hits()) == 1
+    assert may_assume(
+        world, "rita", "halt", rid, parse_iso(str(granted["expires_at"])) - timedelta(seconds=1)
+    )
+    grants = [e for e in world.audit_events(rid) if e.event_type == "grant"]
+    assert [(e.outcome, e.details["already_granted"]) for e in grants] == [("succeeded", False)]
+    assert stored_copies(world, rid, "grant") == 1
+    assert world.cli("rita", "revoke", rid, "--totp", world.code("rita"), "--reason", "done").exit_code == 0
+    assert_nothing_recorded_twice(world)
+
+
+def test_an_expiry_and_a_review_killed_after_their_records_are_retried_and_recorded_once(
+    world: World,
+) -> None:
+    rid = request(world, "sam", "halt", "--duration", "30m")
+    granted = world.wait_for(rid, ["granted"])
+    killed = (
+        Timeout("dynamodb", "UpdateItem", caller=function_name(world, "breakglass-access"), times=1),
+        Timeout("dynamodb", "UpdateItem", caller=function_name(world, "breakglass-open-review"), times=1),
+    )
+    with injected(world.emulator, *killed) as armed:
+        world.emulator.fast_forward(parse_iso(str(granted["expires_at"])) + timedelta(seconds=1))
+        done = wait_execution(world, rid)
+    assert done["status"] == "SUCCEEDED", done
+    assert len(armed.hits()) == 2
+    assert not any(rid in sid for sid in sids(world, "halt"))
+    assert world.cli("sam", "status", rid, "--json").json()["status"] == "expired"
+    ends = [
+        (e.event_type, e.outcome) for e in world.audit_events(rid) if e.event_type in ("expiry", "review")
+    ]
+    assert ends == [("expiry", "succeeded"), ("review", "opened")]
+    assert (stored_copies(world, rid, "expiry"), stored_copies(world, rid, "review")) == (1, 1)
+    assert_nothing_recorded_twice(world)
+
+
+def test_an_early_revoke_killed_after_its_record_and_asked_again_is_recorded_once(world: World) -> None:
+    rid = request(world, "tom", "halt", "--duration", "30m")
+    world.wait_for(rid, ["granted"])
+    access = function_name(world, "breakglass-access")
+    with injected(world.emulator, Timeout("dynamodb", "UpdateItem", caller=access, times=1)) as armed:
+        first = world.cli("tom", "revoke", rid, "--totp", world.code("tom"), "--reason", "done")
+    assert len(armed.hits()) == 1 and first.exit_code != 0, first.stdout
+    assert not any(rid in sid for sid in sids(world, "halt"))  # the revoke itself stands
+    again = world.cli("tom", "revoke", rid, "--totp", world.code("tom"), "--reason", "done")
+    assert again.exit_code == 0, again.stderr
+    assert world.cli("tom", "status", rid, "--json").json()["status"] == "revoked"
+    revokes = [(e.actor, e.outcome) for e in world.audit_events(rid) if e.event_type == "revoke"]
+    assert revokes == [("tom", "succeeded")]
+    assert stored_copies(world, rid, "revoke") == 1
+    assert_nothing_recorded_twice(world)
+
+
+def test_a_reconciler_run_killed_after_its_record_is_run_again_and_records_the_repair_once(
+    world: World,
+) -> None:
+    rid = request(world, "uma", "halt", "--duration", "30m")
+    world.wait_for(rid, ["granted"])
+    world.emulator.client("stepfunctions").stop_execution(executionArn=execution_of(world, rid))
+    world.emulator.fast_forward(utc_now() + timedelta(minutes=3))
+    access = function_name(world, "breakglass-access")
+    invoke = {
+        "FunctionName": world.deployment.function_arn("breakglass-access"),
+        "Payload": b'{"action": "reconcile"}',
+    }
+    # The run writes its record of the stopped execution, then dies reading the role to revoke.
+    killed = Timeout("iam", "GetRole", caller=access, times=1)
+    with injected(world.emulator, killed) as armed:
+        first = world.emulator.client("lambda").invoke(**invoke)
+    assert len(armed.hits()) == 1 and first.get("FunctionError"), first
+    again = json.loads(world.emulator.client("lambda").invoke(**invoke)["Payload"].read())
+    assert [r["request_id"] for r in again["repaired"]].count(rid) == 1, again
+    assert not any(rid in sid for sid in sids(world, "halt"))
+    repairs = [e for e in world.audit_events(rid) if e.actor == "system:reconciler"]
+    assert sorted((e.event_type, e.outcome) for e in repairs) == [
+        ("error", "failed"),
+        ("review", "opened"),
+        ("revoke", "succeeded"),
+    ]
+    assert stored_copies(world, rid, "error") == 1
     assert_nothing_recorded_twice(world)

@@ -1,6 +1,6 @@
 """Many people ask at once: examples/quickstart deployed into the emulator, IAM enforced.
 
-Responders each send one request at the same moment (threads, through the access API as
+Fifty responders each send one request at the same moment (threads, through the access API as
 themselves), across the three tiers; approvers answer from their emails, three at a time. Each
 tier's trust policy holds two live grants (IAM's 2,048-character quota), so two requests per
 tier are approved and the rest denied, which is also what makes every execution finish. Then:
@@ -24,9 +24,9 @@ from iam_eval import assume_context, can_assume
 from breakglass.contracts import parse_iso, utc_now
 from breakglass.local.world import World, open_world
 
-# Twelve here (the test must stay under a minute on a shared machine); benchmarks/load.py runs
-# the same incident with fifty and gives the figures.
-RESPONDERS = [f"p{i:02d}" for i in range(12)]
+# Fifty, as the issue asks: it costs about 1.5 minutes more than twelve did in `make test`
+# (docs/performance.md has the figures); benchmarks/load.py runs fifty with a 500-target halt.
+RESPONDERS = [f"p{i:02d}" for i in range(50)]
 APPROVERS = ("ann", "bob", "cat")
 PEOPLE = {
     **{p: ("responder",) for p in RESPONDERS},

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,8 @@ from fixtures.audit.scenario import (
     write_events,
 )
 
+from breakglass.contracts import iso, parse_iso
+from breakglass.lambdas.audit.events import AuditEvent
 from breakglass.local.athena import LocalBucket
 from breakglass.policies.queries import NAMED_QUERIES
 
@@ -299,6 +302,26 @@ def test_tampering_on_another_bucket_name_finds_only_the_non_bucket_attempts(buc
         "ScheduleKeyDeletion",
     ]
     assert rows[1]["target"] == "ml-artifacts-111122223333"
+
+
+def retried_across_midnight(events: tuple[AuditEvent, ...]) -> tuple[AuditEvent, ...]:
+    """Every event stored a second time, as a step retried after midnight UTC stores it: the same
+    id, a later time, the next day's partition (the writer's key check cannot see across days)."""
+    later = tuple(
+        replace(e, event_time=iso(parse_iso(e.event_time) + timedelta(days=1, minutes=3)), outcome="noop")
+        for e in events
+    )
+    return events + later
+
+
+@pytest.mark.parametrize("name", ["approvals", "halts", "access_outside_grants", "unreviewed_events"])
+def test_an_event_stored_twice_under_one_id_is_counted_once_by_every_query_of_the_events(
+    bucket: LocalBucket, tmp_path: Path, name: str
+) -> None:
+    write_cloudtrail(tmp_path)
+    written = write_events(tmp_path, retried_across_midnight(EVENTS))
+    assert len(written) == 2 * len(EVENTS) and len(set(written)) == len(written)
+    assert LocalBucket(tmp_path).run_named(name).rows == bucket.run_named(name).rows
 
 
 def test_every_named_query_has_an_offline_test_above() -> None:

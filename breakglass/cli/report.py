@@ -24,7 +24,12 @@ from breakglass.cli.errors import BadInput, CliError
 from breakglass.contracts import iso
 from breakglass.local.athena import LocalBucket, QueryResult
 from breakglass.policies.naming import EMERGENCY_ROLE_PREFIX
-from breakglass.policies.queries import CLOUDTRAIL_TABLE, EVENTS_TABLE, QueryError, sql_literal
+from breakglass.policies.queries import (
+    CLOUDTRAIL_TABLE,
+    EVENTS_ONCE,
+    QueryError,
+    sql_literal,
+)
 from breakglass.validation import ConfigError
 
 REQUEST_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
@@ -195,7 +200,7 @@ def build_incident(bucket: LocalBucket, request_id: str) -> Incident:
 def _incident(bucket: LocalBucket, request_id: str, chain_rows: Sequence[Mapping[str, Any]]) -> Incident:
     literal = sql_literal(request_id)
     events_result = bucket.run_sql(
-        f"SELECT * FROM {EVENTS_TABLE} WHERE request_id = {literal} ORDER BY event_time, event_id",
+        f"SELECT * FROM {EVENTS_ONCE} AS events WHERE request_id = {literal} ORDER BY event_time, event_id",
         name="request_events",
     )
     events = events_result.records()
@@ -292,7 +297,8 @@ def _chain_rows(bucket: LocalBucket) -> list[Mapping[str, Any]]:
     (``extends``, from its details; None for a first window)."""
     rows = bucket.run_sql(
         f"SELECT request_id, event_type, event_time, window_start, expires_at, outcome, details "
-        f"FROM {EVENTS_TABLE} WHERE event_type IN ('grant', 'revoke', 'expiry') ORDER BY event_time, event_id",
+        f"FROM {EVENTS_ONCE} AS events WHERE event_type IN ('grant', 'revoke', 'expiry') "
+        "ORDER BY event_time, event_id",
         name="extension_windows",
     ).records()
     found: list[Mapping[str, Any]] = []
@@ -386,7 +392,7 @@ def _period(bucket: LocalBucket, incident: Incident) -> tuple[str, str] | None:
         return None
     start = parse_time(incident.requested_at) if incident.requested_at else min(times)
     later = bucket.run_sql(
-        f"SELECT min(event_time) AS next_request FROM {EVENTS_TABLE} "
+        f"SELECT min(event_time) AS next_request FROM {EVENTS_ONCE} AS events "
         f"WHERE event_type = 'request' AND requester = {sql_literal(incident.requester)} "
         f"AND event_time > {sql_literal(iso(start))}",
         name="next_request",

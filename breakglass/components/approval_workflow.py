@@ -32,9 +32,11 @@ from typing import Any, Final, Required, TypedDict
 import pulumi
 import pulumi_aws as aws
 
+from breakglass.components.audit_trail import KEY_DELETION_WINDOW_DAYS
 from breakglass.components.emergency_role import EmergencyRole, tiers_json
 from breakglass.components.functions import DeployedFunction, python_function
 from breakglass.components.tagging import protect_children
+from breakglass.components.wiring import Where, allow_invoke, rate
 from breakglass.contracts import (
     ENV_ACCESS_FUNCTION,
     ENV_ALERT_TOPIC,
@@ -338,7 +340,7 @@ class ApprovalWorkflow(pulumi.ComponentResource):
         self._name = name
         self._child = pulumi.ResourceOptions(parent=self)
         self._tags = {**config.tags, PROTECTED_TAG: "true"}
-        self._where = _Where.of(self)
+        self._where = Where.of(self)
 
         self._create_state()
         self._create_apis()
@@ -389,7 +391,7 @@ class ApprovalWorkflow(pulumi.ComponentResource):
             f"{name}-key",
             description=f"{prefix} approval workflow: table, link secret, TOTP secrets",
             enable_key_rotation=True,
-            deletion_window_in_days=30,
+            deletion_window_in_days=KEY_DELETION_WINDOW_DAYS,
             tags=tags,
             opts=child,
         )
@@ -606,44 +608,16 @@ class ApprovalWorkflow(pulumi.ComponentResource):
     # -- the state machine ----------------------------------------------------------------------------
 
     def _create_state_machine(self) -> None:
-        config, name, child, tags = self.config, self._name, self._child, self._tags
+        config, name, tags = self.config, self._name, self._tags
         arns = {task: self.functions[label].function.arn for task, label in TASK_FUNCTIONS.items()}
         self.log_group = aws.cloudwatch.LogGroup(
             f"{name}-execution-logs",
             name=f"/aws/vendedlogs/states/{config.name_prefix}-workflow",
             retention_in_days=config.log_retention_days,
             tags=tags,
-            opts=child,
+            opts=self._child,
         )
-        self.state_machine_role = aws.iam.Role(
-            f"{name}-states-role",
-            name=system_role_name(f"{config.name_prefix}-states"),
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "states.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
-            description="Execution role of the break-glass approval workflow",
-            tags=tags,
-            opts=child,
-        )
-        self.state_machine_policy = aws.iam.RolePolicy(
-            f"{name}-states-policy",
-            role=self.state_machine_role.id,
-            policy=pulumi.Output.all(*arns.values()).apply(
-                lambda a: json.dumps(
-                    {"Version": "2012-10-17", "Statement": sm.state_machine_role_statements(list(a))}
-                )
-            ),
-            opts=child,
-        )
+        self._create_state_machine_role(list(arns.values()))
         tasks = list(arns)
         self.state_machine = aws.sfn.StateMachine(
             f"{name}-workflow",
@@ -663,10 +637,42 @@ class ApprovalWorkflow(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.state_machine_policy]),
         )
 
+    def _create_state_machine_role(self, function_arns: list[pulumi.Output[str]]) -> None:
+        """The workflow's own role: it may invoke exactly its task functions."""
+        config, name, child = self.config, self._name, self._child
+        self.state_machine_role = aws.iam.Role(
+            f"{name}-states-role",
+            name=system_role_name(f"{config.name_prefix}-states"),
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "states.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+            description="Execution role of the break-glass approval workflow",
+            tags=self._tags,
+            opts=child,
+        )
+        self.state_machine_policy = aws.iam.RolePolicy(
+            f"{name}-states-policy",
+            role=self.state_machine_role.id,
+            policy=pulumi.Output.all(*function_arns).apply(
+                lambda a: json.dumps(
+                    {"Version": "2012-10-17", "Statement": sm.state_machine_role_statements(list(a))}
+                )
+            ),
+            opts=child,
+        )
+
     # -- the approval page (public: signed links, TOTP, POST) ---------------------------------------------
 
     def _create_approval_page(self) -> None:
-        name, child = self._name, self._child
         self.approval_function = python_function(
             f"{self.config.name_prefix}-approval-api",
             handler=APPROVAL_PAGE_HANDLER,
@@ -680,56 +686,60 @@ class ApprovalWorkflow(pulumi.ComponentResource):
             environment=self._environment(),
             parent=self,
         )
-        self.integration = aws.apigatewayv2.Integration(
-            f"{name}-api-integration",
-            api_id=self.page_api.id,
-            integration_type="AWS_PROXY",
-            integration_uri=self.approval_function.function.arn,
-            payload_format_version="2.0",
-            opts=child,
-        )
+        function = self.approval_function.function
+        self.integration = self._integrate("api", self.page_api, function)
         self.routes = [
             aws.apigatewayv2.Route(
-                f"{name}-route-{method.lower()}",
+                f"{self._name}-route-{method.lower()}",
                 api_id=self.page_api.id,
                 route_key=f"{method} /requests/{{id}}",
                 target=self.integration.id.apply(lambda i: f"integrations/{i}"),
-                opts=child,
+                opts=self._child,
             )
             for method in ("GET", "POST")
         ]
-        self.stage = aws.apigatewayv2.Stage(
-            f"{name}-api-stage",
-            api_id=self.page_api.id,
-            name="$default",
-            auto_deploy=True,
-            default_route_settings=aws.apigatewayv2.StageDefaultRouteSettingsArgs(
-                throttling_burst_limit=20, throttling_rate_limit=10
-            ),
+        self.stage = self._stage(
+            "api",
+            self.page_api,
+            self.routes,
+            throttle=(20, 10),
             route_settings=[
                 aws.apigatewayv2.StageRouteSettingArgs(
                     route_key=f"{method} /requests/{{id}}",
                     throttling_burst_limit=burst,
-                    throttling_rate_limit=rate,
+                    throttling_rate_limit=limit,
                 )
-                for method, (burst, rate) in PAGE_ROUTE_THROTTLE.items()
+                for method, (burst, limit) in PAGE_ROUTE_THROTTLE.items()
             ],
-            tags=self._tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=self.routes),
         )
-        self.api_permission = aws.lambda_.Permission(
-            f"{name}-api-invoke",
-            action="lambda:InvokeFunction",
-            function=self.approval_function.function.name,
-            principal="apigateway.amazonaws.com",
-            source_arn=self.page_api.execution_arn.apply(lambda arn: f"{arn}/*/*/requests/*"),
-            opts=child,
-        )
+        self.api_permission = self._let_api_invoke("api", self.page_api, function, "/*/*/requests/*")
 
     # -- the access API (IAM-authorized: requests, votes, revoke, review, halt, resume, enrollment) ----
 
     def _create_access_api(self) -> None:
-        config, name, child = self.config, self._name, self._child
+        self.access_api_function = self._create_access_api_function()
+        function = self.access_api_function.function
+        self.access_integration = self._integrate("access", self.access_api, function)
+        self.access_routes = [
+            aws.apigatewayv2.Route(
+                f"{self._name}-access-route-{_slug(key)}",
+                api_id=self.access_api.id,
+                route_key=key,
+                authorization_type="AWS_IAM",
+                target=self.access_integration.id.apply(lambda i: f"integrations/{i}"),
+                opts=self._child,
+            )
+            for key in access_api.route_keys()
+        ]
+        self.access_stage = self._stage(
+            "access", self.access_api, self.access_routes, throttle=ACCESS_API_THROTTLE
+        )
+        self.access_permission = self._let_api_invoke("access", self.access_api, function, "/*/*")
+
+    def _create_access_api_function(self) -> DeployedFunction:
+        """The function behind every access API route; it alone starts executions and invokes
+        the access function and the halt functions, always for the caller AWS verified."""
+        config = self.config
         halt = config.halt_actions
         invokable = [self.functions["access"].function.arn]
         environment = {
@@ -750,7 +760,7 @@ class ApprovalWorkflow(pulumi.ComponentResource):
                 sm.invoke_statement("InvokeAccessAndHaltFunctions", list(p[1:])),
             ]
         )
-        self.access_api_function = python_function(
+        return python_function(
             f"{config.name_prefix}-access-api",
             handler=ACCESS_API_HANDLER,
             description="break-glass access API: requests, votes, revoke, review, halt, resume",
@@ -765,44 +775,55 @@ class ApprovalWorkflow(pulumi.ComponentResource):
             environment=environment,
             parent=self,
         )
-        self.access_integration = aws.apigatewayv2.Integration(
-            f"{name}-access-integration",
-            api_id=self.access_api.id,
+
+    # -- serving a function on an HTTP API ------------------------------------------------------------
+
+    def _integrate(
+        self, label: str, api: aws.apigatewayv2.Api, function: aws.lambda_.Function
+    ) -> aws.apigatewayv2.Integration:
+        return aws.apigatewayv2.Integration(
+            f"{self._name}-{label}-integration",
+            api_id=api.id,
             integration_type="AWS_PROXY",
-            integration_uri=self.access_api_function.function.arn,
+            integration_uri=function.arn,
             payload_format_version="2.0",
-            opts=child,
+            opts=self._child,
         )
-        self.access_routes = [
-            aws.apigatewayv2.Route(
-                f"{name}-access-route-{_slug(key)}",
-                api_id=self.access_api.id,
-                route_key=key,
-                authorization_type="AWS_IAM",
-                target=self.access_integration.id.apply(lambda i: f"integrations/{i}"),
-                opts=child,
-            )
-            for key in access_api.route_keys()
-        ]
-        burst, rate = ACCESS_API_THROTTLE
-        self.access_stage = aws.apigatewayv2.Stage(
-            f"{name}-access-stage",
-            api_id=self.access_api.id,
+
+    def _stage(
+        self,
+        label: str,
+        api: aws.apigatewayv2.Api,
+        routes: Sequence[aws.apigatewayv2.Route],
+        *,
+        throttle: tuple[int, float],
+        route_settings: Sequence[aws.apigatewayv2.StageRouteSettingArgs] | None = None,
+    ) -> aws.apigatewayv2.Stage:
+        """The auto-deployed default stage, throttled, created once its routes exist."""
+        burst, limit = throttle
+        return aws.apigatewayv2.Stage(
+            f"{self._name}-{label}-stage",
+            api_id=api.id,
             name="$default",
             auto_deploy=True,
             default_route_settings=aws.apigatewayv2.StageDefaultRouteSettingsArgs(
-                throttling_burst_limit=burst, throttling_rate_limit=rate
+                throttling_burst_limit=burst, throttling_rate_limit=limit
             ),
+            route_settings=route_settings,
             tags=self._tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=self.access_routes),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(routes)),
         )
-        self.access_permission = aws.lambda_.Permission(
-            f"{name}-access-invoke",
-            action="lambda:InvokeFunction",
-            function=self.access_api_function.function.name,
+
+    def _let_api_invoke(
+        self, label: str, api: aws.apigatewayv2.Api, function: aws.lambda_.Function, routes: str
+    ) -> aws.lambda_.Permission:
+        """API Gateway may invoke ``function`` for this API's ``routes`` (``/stage/method/path``) only."""
+        return allow_invoke(
+            f"{self._name}-{label}-invoke",
+            function,
             principal="apigateway.amazonaws.com",
-            source_arn=self.access_api.execution_arn.apply(lambda arn: f"{arn}/*/*"),
-            opts=child,
+            source_arn=api.execution_arn.apply(lambda arn: f"{arn}{routes}"),
+            parent=self,
         )
 
     # -- the reconciler ---------------------------------------------------------------------------------
@@ -814,7 +835,7 @@ class ApprovalWorkflow(pulumi.ComponentResource):
             f"{name}-reconcile",
             name=f"{self.config.name_prefix}-reconcile",
             description="Repair grants whose workflow execution stopped without revoke or review",
-            schedule_expression=f"rate({minutes} minute{'s' if minutes > 1 else ''})",
+            schedule_expression=rate(minutes),
             tags=self._tags,
             opts=child,
         )
@@ -825,13 +846,12 @@ class ApprovalWorkflow(pulumi.ComponentResource):
             input=json.dumps({"action": "reconcile"}),
             opts=child,
         )
-        self.reconcile_permission = aws.lambda_.Permission(
+        self.reconcile_permission = allow_invoke(
             f"{name}-reconcile-invoke",
-            action="lambda:InvokeFunction",
-            function=access.name,
+            access,
             principal="events.amazonaws.com",
             source_arn=self.reconcile_rule.arn,
-            opts=child,
+            parent=self,
         )
 
     # -- who may call which route ---------------------------------------------------------------------
@@ -973,22 +993,6 @@ class ApprovalWorkflow(pulumi.ComponentResource):
             alarm_actions=[self.config.alert_topic_arn],
             tags=self._tags,
             opts=self._child,
-        )
-
-
-@dataclass(frozen=True)
-class _Where:
-    partition: pulumi.Output[str]
-    region: pulumi.Output[str]
-    account: pulumi.Output[str]
-
-    @classmethod
-    def of(cls, parent: pulumi.Resource) -> "_Where":
-        invoke = pulumi.InvokeOutputOptions(parent=parent)
-        return cls(
-            partition=aws.get_partition_output(opts=invoke).partition,
-            region=aws.get_region_output(opts=invoke).region,
-            account=aws.get_caller_identity_output(opts=invoke).account_id,
         )
 
 

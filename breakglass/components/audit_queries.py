@@ -20,6 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from breakglass.components.buckets import encrypt_with_kms, make_private
+from breakglass.components.wiring import Where, existing_or_new
 from breakglass.contracts import EVENT_COLUMNS, EVENTS_PREFIX
 from breakglass.policies.queries import (
     ALL_REGIONS,
@@ -232,23 +233,50 @@ class AuditQueries(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("breakglass:index:AuditQueries", name, None, opts)
-        cfg = AuditQueriesConfig.from_args(args)
-        child = pulumi.ResourceOptions(parent=self)
-        tags = {"breakglass:component": "AuditQueries", **cfg.tags}
+        self.config = AuditQueriesConfig.from_args(args)
+        self._name = name
+        self._child = pulumi.ResourceOptions(parent=self)
+        self._tags = {"breakglass:component": "AuditQueries", **self.config.tags}
+        self._account_id: pulumi.Input[str] = (
+            self.config.account_id if self.config.account_id is not None else Where.of(self).account
+        )
 
-        account_id: pulumi.Input[str] = (
-            cfg.account_id
-            if cfg.account_id is not None
-            else aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
+        self.database = self._create_database()
+        self.tables = self._create_tables()
+        _, results_bucket = existing_or_new(self.config.results_bucket, self._create_results_bucket)
+        self.workgroup = self._create_workgroup(results_bucket)
+        named_ids = self._create_named_queries()
+
+        self.database_name = self.database.name
+        self.workgroup_name = self.workgroup.name
+        self.results_bucket = results_bucket
+        self.cloudtrail_table = self.tables["cloudtrail"].name
+        self.events_table = self.tables["events"].name
+        self.named_query_ids = pulumi.Output.all(**named_ids).apply(dict)
+        self.register_outputs(
+            {
+                "database_name": self.database_name,
+                "workgroup_name": self.workgroup_name,
+                "results_bucket": self.results_bucket,
+                "cloudtrail_table": self.cloudtrail_table,
+                "events_table": self.events_table,
+                "named_query_ids": self.named_query_ids,
+            }
         )
-        database = aws.glue.CatalogDatabase(
-            f"{name}-database",
-            name=cfg.database_name,
+
+    def _create_database(self) -> aws.glue.CatalogDatabase:
+        return aws.glue.CatalogDatabase(
+            f"{self._name}-database",
+            name=self.config.database_name,
             description="Break-glass audit trail: CloudTrail logs and break-glass events",
-            tags=tags,
-            opts=child,
+            tags=self._tags,
+            opts=self._child,
         )
-        trail_def = pulumi.Output.all(cfg.audit_bucket, account_id).apply(
+
+    def _create_tables(self) -> dict[str, aws.glue.CatalogTable]:
+        """The CloudTrail and events tables, both with partition projection (no crawler)."""
+        cfg = self.config
+        trail_def = pulumi.Output.all(cfg.audit_bucket, self._account_id).apply(
             lambda v: cloudtrail_table(
                 bucket=v[0],
                 account_id=v[1],
@@ -263,19 +291,29 @@ class AuditQueries(pulumi.ComponentResource):
                 bucket=bucket, events_prefix=cfg.events_prefix, first_day=cfg.first_day
             )
         )
-        trail_table = self._table(
-            f"{name}-cloudtrail", database, trail_def, CLOUDTRAIL_COLUMNS, CLOUDTRAIL_PARTITIONS, child
-        )
-        event_table = self._table(
-            f"{name}-events", database, events_def, EVENT_COLUMNS, EVENTS_PARTITIONS, child
-        )
+        return {
+            "cloudtrail": self._table(
+                f"{self._name}-cloudtrail",
+                self.database,
+                trail_def,
+                CLOUDTRAIL_COLUMNS,
+                CLOUDTRAIL_PARTITIONS,
+                self._child,
+            ),
+            "events": self._table(
+                f"{self._name}-events",
+                self.database,
+                events_def,
+                EVENT_COLUMNS,
+                EVENTS_PARTITIONS,
+                self._child,
+            ),
+        }
 
-        results_bucket = cfg.results_bucket
-        if results_bucket is None:
-            results_bucket = self._results_bucket(name, cfg, tags, child)
-
-        workgroup = aws.athena.Workgroup(
-            f"{name}-workgroup",
+    def _create_workgroup(self, results_bucket: pulumi.Output[str]) -> aws.athena.Workgroup:
+        cfg = self.config
+        return aws.athena.Workgroup(
+            f"{self._name}-workgroup",
             name=cfg.workgroup_name,
             description="Break-glass auditors: enforced, KMS-encrypted results and a per-query scan cutoff",
             state="ENABLED",
@@ -296,42 +334,28 @@ class AuditQueries(pulumi.ComponentResource):
                         encryption_option="SSE_KMS",
                         kms_key_arn=cfg.kms_key_arn,
                     ),
-                    expected_bucket_owner=account_id,
+                    expected_bucket_owner=self._account_id,
                 ),
             ),
-            tags=tags,
-            opts=child,
+            tags=self._tags,
+            opts=self._child,
         )
 
+    def _create_named_queries(self) -> dict[str, pulumi.Output[str]]:
+        """One Athena named query per definition; returns their ids by query name."""
         named_ids: dict[str, pulumi.Output[str]] = {}
         for query in NAMED_QUERIES.values():
             named = aws.athena.NamedQuery(
-                f"{name}-{query.name.replace('_', '-')}",
+                f"{self._name}-{query.name.replace('_', '-')}",
                 name=query.name,
                 description=query.athena_description(),
-                database=database.name,
-                workgroup=workgroup.name,
+                database=self.database.name,
+                workgroup=self.workgroup.name,
                 query=query.sql,
-                opts=child,
+                opts=self._child,
             )
             named_ids[query.name] = named.id
-
-        self.database_name = database.name
-        self.workgroup_name = workgroup.name
-        self.results_bucket = pulumi.Output.from_input(results_bucket)
-        self.cloudtrail_table = trail_table.name
-        self.events_table = event_table.name
-        self.named_query_ids = pulumi.Output.all(**named_ids).apply(dict)
-        self.register_outputs(
-            {
-                "database_name": self.database_name,
-                "workgroup_name": self.workgroup_name,
-                "results_bucket": self.results_bucket,
-                "cloudtrail_table": self.cloudtrail_table,
-                "events_table": self.events_table,
-                "named_query_ids": self.named_query_ids,
-            }
-        )
+        return named_ids
 
     @staticmethod
     def _table(
@@ -366,10 +390,10 @@ class AuditQueries(pulumi.ComponentResource):
             opts=opts,
         )
 
-    def _results_bucket(
-        self, name: str, cfg: AuditQueriesConfig, tags: Mapping[str, str], opts: pulumi.ResourceOptions
-    ) -> pulumi.Output[str]:
-        bucket = aws.s3.Bucket(f"{name}-results", force_destroy=False, tags=dict(tags), opts=opts)
+    def _create_results_bucket(self) -> tuple[aws.s3.Bucket, pulumi.Output[str]]:
+        """A private, encrypted bucket for query results that forgets them after a while."""
+        name, cfg, opts = self._name, self.config, self._child
+        bucket = aws.s3.Bucket(f"{name}-results", force_destroy=False, tags=dict(self._tags), opts=opts)
         make_private(f"{name}-results", bucket.id, parent=self)
         encrypt_with_kms(f"{name}-results", bucket.id, cfg.kms_key_arn, parent=self)
         aws.s3.BucketLifecycleConfiguration(
@@ -392,7 +416,7 @@ class AuditQueries(pulumi.ComponentResource):
             policy=bucket.arn.apply(lambda arn: json.dumps(results_bucket_policy(arn))),
             opts=opts,
         )
-        return bucket.bucket
+        return bucket, bucket.bucket
 
 
 __all__ = ["AuditQueries", "AuditQueriesArgs", "AuditQueriesConfig"]

@@ -17,6 +17,7 @@ import pulumi
 import pulumi_aws as aws
 
 from breakglass.components.buckets import encrypt_with_kms, make_private
+from breakglass.components.wiring import Where, existing_or_new
 from breakglass.contracts import (
     ENV_ALERT_TOPIC,
     ENV_AUDIT_BUCKET,
@@ -268,223 +269,22 @@ class AuditTrail(pulumi.ComponentResource):
         config = AuditTrailConfig.from_args(args)
         super().__init__("breakglass:index:AuditTrail", name, None, opts)
         self.config = config
-        child = pulumi.ResourceOptions(parent=self)
+        self._name = name
+        self._child = pulumi.ResourceOptions(parent=self)
         # Losing the key or the bucket would lose the record; `pulumi destroy` leaves them in place.
-        keep = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
-        tags = {**config.tags, PROTECTED_TAG: "true"}
+        self._keep = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
+        self._tags = {**config.tags, PROTECTED_TAG: "true"}
+        self._where = Where.of(self)
+        self._own_trail_arn = self._planned_trail_arn()
+        self.bucket_policy: aws.s3.BucketPolicy | None = None  # set when the bucket is created here
 
-        caller = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        part = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        account_id: pulumi.Output[str] = caller.account_id
-        region_name: pulumi.Output[str] = region.region
-        partition: pulumi.Output[str] = part.partition
+        self.key, self.kms_key_arn = existing_or_new(config.existing_kms_key_arn, self._create_key)
+        self.bucket, self.bucket_name = existing_or_new(config.existing_bucket_name, self._create_bucket)
+        self.bucket_arn = self.bucket.arn if self.bucket else self._given_bucket_arn()
+        self.trail, self.trail_arn = existing_or_new(config.existing_trail_arn, self._create_trail)
+        self._create_alert_topic()
+        self._create_alert_rules()
 
-        # The trail's ARN is needed by the key and bucket policies before the trail exists; a
-        # fixed trail name makes it computable.
-        own_trail_arn: pulumi.Output[str] | None = (
-            pulumi.Output.all(partition, region_name, account_id).apply(
-                lambda p: policies.trail_arn(
-                    partition=p[0], region=p[1], account_id=p[2], trail_name=config.trail_name
-                )
-            )
-            if config.creates_trail
-            else None
-        )
-
-        # --- key -------------------------------------------------------------------------------
-        self.key: aws.kms.Key | None = None
-        if config.creates_key:
-            key_policy = pulumi.Output.all(partition, region_name, account_id, own_trail_arn).apply(
-                lambda p: json.dumps(
-                    policies.audit_key_policy(partition=p[0], region=p[1], account_id=p[2], trail_arn=p[3])
-                )
-            )
-            self.key = aws.kms.Key(
-                f"{name}-key",
-                description=f"{config.name_prefix} audit trail: CloudTrail logs, audit events, alerts",
-                enable_key_rotation=True,
-                deletion_window_in_days=KEY_DELETION_WINDOW_DAYS,
-                policy=key_policy,
-                tags=tags,
-                opts=keep,
-            )
-            aws.kms.Alias(
-                f"{name}-key-alias",
-                name=f"alias/{config.name_prefix}-audit",
-                target_key_id=self.key.key_id,
-                opts=child,
-            )
-            kms_key_arn: pulumi.Output[str] = self.key.arn
-        else:
-            kms_key_arn = pulumi.Output.from_input(config.existing_kms_key_arn or "")
-
-        # --- bucket ----------------------------------------------------------------------------
-        self.bucket: aws.s3.Bucket | None = None
-        self.bucket_policy: aws.s3.BucketPolicy | None = None
-        bucket_ready: list[pulumi.Resource] = []
-        if config.creates_bucket:
-            self.bucket = aws.s3.Bucket(
-                f"{name}-bucket",
-                bucket=config.bucket_name,
-                bucket_prefix=None if config.bucket_name else f"{config.name_prefix}-audit-",
-                object_lock_enabled=True,
-                force_destroy=False,
-                tags=tags,
-                opts=keep,
-            )
-            bucket_name: pulumi.Output[str] = self.bucket.bucket
-            bucket_arn: pulumi.Output[str] = self.bucket.arn
-            bucket_id = self.bucket.id
-            public_access = make_private(name, bucket_id, parent=self)
-            versioning = aws.s3.BucketVersioning(
-                f"{name}-versioning",
-                bucket=bucket_id,
-                versioning_configuration={"status": "Enabled"},
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access]),
-            )
-            self.object_lock = aws.s3.BucketObjectLockConfiguration(
-                f"{name}-object-lock",
-                bucket=bucket_id,
-                object_lock_enabled="Enabled",
-                rule={"default_retention": {"mode": config.lock_mode, "days": config.retention_days}},
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
-            )
-            encryption = encrypt_with_kms(
-                name, bucket_id, kms_key_arn, parent=self, depends_on=[self.object_lock]
-            )
-            lifecycle = aws.s3.BucketLifecycleConfiguration(
-                f"{name}-lifecycle",
-                bucket=bucket_id,
-                rules=[_lifecycle_rule(config)],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[encryption]),
-            )
-            bucket_policy = pulumi.Output.all(bucket_arn, account_id, own_trail_arn).apply(
-                lambda p: json.dumps(
-                    policies.audit_bucket_policy(bucket_arn=p[0], account_id=p[1], trail_arn=p[2])
-                )
-            )
-            # Last: the policy denies changing the lock, so the lock must be in place before it.
-            self.bucket_policy = aws.s3.BucketPolicy(
-                f"{name}-bucket-policy",
-                bucket=bucket_id,
-                policy=bucket_policy,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[lifecycle, self.object_lock]),
-            )
-            bucket_ready = [self.bucket_policy]
-        else:
-            existing = config.existing_bucket_name or ""
-            bucket_name = pulumi.Output.from_input(existing)
-            bucket_arn = partition.apply(lambda p: f"arn:{p}:s3:::{existing}")
-
-        # --- trail -----------------------------------------------------------------------------
-        self.trail: aws.cloudtrail.Trail | None = None
-        if config.creates_trail:
-            self.trail = aws.cloudtrail.Trail(
-                f"{name}-trail",
-                name=config.trail_name,
-                s3_bucket_name=bucket_name,
-                is_multi_region_trail=True,
-                include_global_service_events=True,
-                enable_log_file_validation=True,
-                enable_logging=True,
-                kms_key_id=kms_key_arn,
-                event_selectors=[{"read_write_type": "All", "include_management_events": True}],
-                tags=tags,
-                opts=pulumi.ResourceOptions(
-                    parent=self, depends_on=[*bucket_ready, *([self.key] if self.key else [])]
-                ),
-            )
-            trail_arn: pulumi.Output[str] = self.trail.arn
-        else:
-            trail_arn = pulumi.Output.from_input(config.existing_trail_arn or "")
-
-        # --- alerts ----------------------------------------------------------------------------
-        self.topic = aws.sns.Topic(
-            f"{name}-alerts",
-            name=f"{config.name_prefix}-alerts",
-            display_name="Break-glass alerts",
-            kms_master_key_id=kms_key_arn,
-            tags=tags,
-            opts=child,
-        )
-        aws.sns.TopicPolicy(
-            f"{name}-alerts-policy",
-            arn=self.topic.arn,
-            policy=pulumi.Output.all(self.topic.arn, partition, account_id).apply(
-                lambda p: json.dumps(
-                    policies.alert_topic_policy(topic_arn=p[0], partition=p[1], account_id=p[2])
-                )
-            ),
-            opts=child,
-        )
-        for index, email in enumerate(config.alert_emails):
-            aws.sns.TopicSubscription(
-                f"{name}-alert-email-{index}",
-                topic=self.topic.arn,
-                protocol="email",
-                endpoint=email,
-                opts=child,
-            )
-
-        self.dead_letter_queue = aws.sqs.Queue(
-            f"{name}-alerts-dlq",
-            name=f"{config.name_prefix}-alerts-dlq",
-            sqs_managed_sse_enabled=True,
-            message_retention_seconds=DLQ_RETENTION_SECONDS,
-            tags=tags,
-            opts=child,
-        )
-
-        # The key rule watches only a key this component knows; an existing key is watched where
-        # it is managed. Pattern values are Outputs, so each class's pattern is built per rule.
-        watched_key_arn = kms_key_arn if config.creates_key else None
-        classes = [
-            c
-            for c in policies.ALERT_CLASSES
-            if watched_key_arn is not None or c != policies.ALERT_KEY_TAMPERING
-        ]
-        self.alert_rules: dict[str, aws.cloudwatch.EventRule] = {}
-        for alert_class in classes:
-            pattern = pulumi.Output.all(bucket_name, watched_key_arn).apply(_pattern_json(alert_class))
-            rule = aws.cloudwatch.EventRule(
-                f"{name}-{alert_class}",
-                name=f"{config.name_prefix}-{alert_class}",
-                description=f"Break-glass alert: {alert_class.replace('-', ' ')}",
-                event_pattern=pattern,
-                state="ENABLED",
-                tags=tags,
-                opts=child,
-            )
-            aws.cloudwatch.EventTarget(
-                f"{name}-{alert_class}-target",
-                rule=rule.name,
-                arn=self.topic.arn,
-                retry_policy={
-                    "maximum_event_age_in_seconds": TARGET_MAX_EVENT_AGE_SECONDS,
-                    "maximum_retry_attempts": TARGET_MAX_RETRY_ATTEMPTS,
-                },
-                dead_letter_config={"arn": self.dead_letter_queue.arn},
-                opts=child,
-            )
-            self.alert_rules[alert_class] = rule
-
-        aws.sqs.QueuePolicy(
-            f"{name}-alerts-dlq-policy",
-            queue_url=self.dead_letter_queue.id,
-            policy=pulumi.Output.all(
-                self.dead_letter_queue.arn, *[r.arn for r in self.alert_rules.values()]
-            ).apply(
-                lambda p: json.dumps(policies.dead_letter_queue_policy(queue_arn=p[0], rule_arns=list(p[1:])))
-            ),
-            opts=child,
-        )
-
-        # --- outputs ---------------------------------------------------------------------------
-        self.bucket_name = bucket_name
-        self.bucket_arn = bucket_arn
-        self.kms_key_arn = kms_key_arn
-        self.trail_arn = trail_arn
         self.alert_topic_arn = self.topic.arn
         self.dead_letter_queue_arn = self.dead_letter_queue.arn
         self.events_prefix = pulumi.Output.from_input(EVENTS_PREFIX)
@@ -500,6 +300,200 @@ class AuditTrail(pulumi.ComponentResource):
                 "events_prefix": self.events_prefix,
                 "emergency_role_prefix": self.emergency_role_prefix,
             }
+        )
+
+    def _planned_trail_arn(self) -> pulumi.Output[str] | None:
+        """The ARN of the trail this component will create (None if it creates none).
+
+        The key and bucket policies name the trail before it exists; its fixed name makes the ARN
+        computable.
+        """
+        if not self.config.creates_trail:
+            return None
+        where, trail_name = self._where, self.config.trail_name
+        return pulumi.Output.all(where.partition, where.region, where.account).apply(
+            lambda p: policies.trail_arn(partition=p[0], region=p[1], account_id=p[2], trail_name=trail_name)
+        )
+
+    def _create_key(self) -> tuple[aws.kms.Key, pulumi.Output[str]]:
+        where, prefix = self._where, self.config.name_prefix
+        key_policy = pulumi.Output.all(
+            where.partition, where.region, where.account, self._own_trail_arn
+        ).apply(
+            lambda p: json.dumps(
+                policies.audit_key_policy(partition=p[0], region=p[1], account_id=p[2], trail_arn=p[3])
+            )
+        )
+        key = aws.kms.Key(
+            f"{self._name}-key",
+            description=f"{prefix} audit trail: CloudTrail logs, audit events, alerts",
+            enable_key_rotation=True,
+            deletion_window_in_days=KEY_DELETION_WINDOW_DAYS,
+            policy=key_policy,
+            tags=self._tags,
+            opts=self._keep,
+        )
+        aws.kms.Alias(
+            f"{self._name}-key-alias",
+            name=f"alias/{prefix}-audit",
+            target_key_id=key.key_id,
+            opts=self._child,
+        )
+        return key, key.arn
+
+    def _create_bucket(self) -> tuple[aws.s3.Bucket, pulumi.Output[str]]:
+        """The Object Lock bucket, each setting applied after the one it must not race."""
+        config, name = self.config, self._name
+        bucket = aws.s3.Bucket(
+            f"{name}-bucket",
+            bucket=config.bucket_name,
+            bucket_prefix=None if config.bucket_name else f"{config.name_prefix}-audit-",
+            object_lock_enabled=True,
+            force_destroy=False,
+            tags=self._tags,
+            opts=self._keep,
+        )
+        public_access = make_private(name, bucket.id, parent=self)
+        versioning = aws.s3.BucketVersioning(
+            f"{name}-versioning",
+            bucket=bucket.id,
+            versioning_configuration={"status": "Enabled"},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access]),
+        )
+        self.object_lock = aws.s3.BucketObjectLockConfiguration(
+            f"{name}-object-lock",
+            bucket=bucket.id,
+            object_lock_enabled="Enabled",
+            rule={"default_retention": {"mode": config.lock_mode, "days": config.retention_days}},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
+        )
+        encryption = encrypt_with_kms(
+            name, bucket.id, self.kms_key_arn, parent=self, depends_on=[self.object_lock]
+        )
+        lifecycle = aws.s3.BucketLifecycleConfiguration(
+            f"{name}-lifecycle",
+            bucket=bucket.id,
+            rules=[_lifecycle_rule(config)],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[encryption]),
+        )
+        bucket_policy = pulumi.Output.all(bucket.arn, self._where.account, self._own_trail_arn).apply(
+            lambda p: json.dumps(
+                policies.audit_bucket_policy(bucket_arn=p[0], account_id=p[1], trail_arn=p[2])
+            )
+        )
+        # Last: the policy denies changing the lock, so the lock must be in place before it.
+        self.bucket_policy = aws.s3.BucketPolicy(
+            f"{name}-bucket-policy",
+            bucket=bucket.id,
+            policy=bucket_policy,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[lifecycle, self.object_lock]),
+        )
+        return bucket, bucket.bucket
+
+    def _given_bucket_arn(self) -> pulumi.Output[str]:
+        existing = self.config.existing_bucket_name or ""
+        return self._where.partition.apply(lambda p: f"arn:{p}:s3:::{existing}")
+
+    def _create_trail(self) -> tuple[aws.cloudtrail.Trail, pulumi.Output[str]]:
+        # After the bucket policy (CloudTrail checks it may write) and the key (it encrypts with it).
+        ready = [r for r in (self.bucket_policy, self.key) if r is not None]
+        trail = aws.cloudtrail.Trail(
+            f"{self._name}-trail",
+            name=self.config.trail_name,
+            s3_bucket_name=self.bucket_name,
+            is_multi_region_trail=True,
+            include_global_service_events=True,
+            enable_log_file_validation=True,
+            enable_logging=True,
+            kms_key_id=self.kms_key_arn,
+            event_selectors=[{"read_write_type": "All", "include_management_events": True}],
+            tags=self._tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=ready),
+        )
+        return trail, trail.arn
+
+    def _create_alert_topic(self) -> None:
+        """The encrypted topic every alert goes to, its subscribers, and the queue of undelivered alerts."""
+        config, name, child, where = self.config, self._name, self._child, self._where
+        self.topic = aws.sns.Topic(
+            f"{name}-alerts",
+            name=f"{config.name_prefix}-alerts",
+            display_name="Break-glass alerts",
+            kms_master_key_id=self.kms_key_arn,
+            tags=self._tags,
+            opts=child,
+        )
+        aws.sns.TopicPolicy(
+            f"{name}-alerts-policy",
+            arn=self.topic.arn,
+            policy=pulumi.Output.all(self.topic.arn, where.partition, where.account).apply(
+                lambda p: json.dumps(
+                    policies.alert_topic_policy(topic_arn=p[0], partition=p[1], account_id=p[2])
+                )
+            ),
+            opts=child,
+        )
+        for index, email in enumerate(config.alert_emails):
+            aws.sns.TopicSubscription(
+                f"{name}-alert-email-{index}",
+                topic=self.topic.arn,
+                protocol="email",
+                endpoint=email,
+                opts=child,
+            )
+        self.dead_letter_queue = aws.sqs.Queue(
+            f"{name}-alerts-dlq",
+            name=f"{config.name_prefix}-alerts-dlq",
+            sqs_managed_sse_enabled=True,
+            message_retention_seconds=DLQ_RETENTION_SECONDS,
+            tags=self._tags,
+            opts=child,
+        )
+
+    def _create_alert_rules(self) -> None:
+        """One EventBridge rule per alert class to the topic, and the queue's policy admitting them."""
+        config, name, child = self.config, self._name, self._child
+        # The key rule watches only a key this component knows; an existing key is watched where
+        # it is managed. Pattern values are Outputs, so each class's pattern is built per rule.
+        watched_key_arn = self.kms_key_arn if config.creates_key else None
+        classes = [
+            c
+            for c in policies.ALERT_CLASSES
+            if watched_key_arn is not None or c != policies.ALERT_KEY_TAMPERING
+        ]
+        self.alert_rules: dict[str, aws.cloudwatch.EventRule] = {}
+        for alert_class in classes:
+            pattern = pulumi.Output.all(self.bucket_name, watched_key_arn).apply(_pattern_json(alert_class))
+            rule = aws.cloudwatch.EventRule(
+                f"{name}-{alert_class}",
+                name=f"{config.name_prefix}-{alert_class}",
+                description=f"Break-glass alert: {alert_class.replace('-', ' ')}",
+                event_pattern=pattern,
+                state="ENABLED",
+                tags=self._tags,
+                opts=child,
+            )
+            aws.cloudwatch.EventTarget(
+                f"{name}-{alert_class}-target",
+                rule=rule.name,
+                arn=self.topic.arn,
+                retry_policy={
+                    "maximum_event_age_in_seconds": TARGET_MAX_EVENT_AGE_SECONDS,
+                    "maximum_retry_attempts": TARGET_MAX_RETRY_ATTEMPTS,
+                },
+                dead_letter_config={"arn": self.dead_letter_queue.arn},
+                opts=child,
+            )
+            self.alert_rules[alert_class] = rule
+        aws.sqs.QueuePolicy(
+            f"{name}-alerts-dlq-policy",
+            queue_url=self.dead_letter_queue.id,
+            policy=pulumi.Output.all(
+                self.dead_letter_queue.arn, *[r.arn for r in self.alert_rules.values()]
+            ).apply(
+                lambda p: json.dumps(policies.dead_letter_queue_policy(queue_arn=p[0], rule_arns=list(p[1:])))
+            ),
+            opts=child,
         )
 
     def audit_environment(self, *, alerts: bool = True) -> dict[str, pulumi.Output[str]]:

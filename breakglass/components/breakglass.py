@@ -39,6 +39,7 @@ from breakglass.components.emergency_role import (
 )
 from breakglass.components.halt_actions import HaltActions, HaltActionsArgs, HaltTargetArgs, TripwireArgs
 from breakglass.components.sealed_access import SealedAccess, SealedAccessArgs
+from breakglass.components.wiring import Where
 from breakglass.contracts import (
     DEPLOYMENT_NAME,
     DRILL_TIER,
@@ -438,6 +439,7 @@ class BreakGlass(pulumi.ComponentResource):
         self.config = config
         self._name = name
         self._child = pulumi.ResourceOptions(parent=self)
+        self._where = Where.of(self)
 
         self._create_audit()
         self._create_halt_actions()
@@ -590,30 +592,63 @@ class BreakGlass(pulumi.ComponentResource):
             self.sealed = SealedAccess(f"{self._name}-sealed", cast(SealedAccessArgs, args), opts=self._child)
         except ConfigError as exc:
             raise ConfigError(f"sealed_access.{exc.field}", exc.problem) from exc
-        aws.ssm.Parameter(
-            f"{self._name}-param-sealed-access",
-            name=ssm_parameter_name(self.config.deployment, SSM_SEALED_ACCESS_KEY),
-            type="String",
+        self._parameter(
+            "sealed-access",
+            SSM_SEALED_ACCESS_KEY,
+            self.sealed.published,
+            "the sealed last resort",
             # The rules' patterns and targets pass a Standard parameter's 4 KB: SSM moves it to the
             # Advanced tier (8 KB) only when it needs to.
             tier="Intelligent-Tiering",
-            insecure_value=self.sealed.published,
-            description=f"break-glass deployment {self.config.deployment}: the sealed last resort",
-            tags=self._parameter_tags,
-            opts=self._child,
         )
 
     def _publish_settings(self) -> None:
         """What the command needs, under /breakglass/<deployment>/ (one String parameter each)."""
-        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
-        # The settings as the workflow reads them (its defaults included), so the command and the
-        # access API never disagree about what a tier may do.
+        target_pages = json_pages(
+            [
+                {"id": t.get("id"), "modes": list(t.get("modes", ["deny-invoke"]))}
+                for t in self.config.halt_targets
+            ]
+        )
+        values: dict[str, pulumi.Input[str]] = {
+            "version": __version__,
+            "region": self._where.region,
+            "access_api_url": self.workflow.access_api_url,
+            "approval_url": self.workflow.approval_url,
+            "state_machine_arn": self.workflow.state_machine_arn,
+            "audit_bucket": self.audit.bucket_name,
+            "audit_events_prefix": EVENTS_PREFIX,
+            "athena_workgroup": self.queries.workgroup_name,
+            "glue_database": self.queries.database_name,
+            "alert_topic_arn": self.audit.alert_topic_arn,
+            "tiers": self._published_tiers(),
+            "halt_targets": target_pages[0],
+        }
+        if set(values) != set(SSM_KEYS):
+            raise RuntimeError(
+                f"published settings {sorted(values)} differ from the contract {sorted(SSM_KEYS)}"
+            )
+        self.parameters = {
+            key: self._parameter(key.replace("_", "-"), key, value, key) for key, value in values.items()
+        }
+        # A long target list goes on in pages (the command reads them all back).
+        for page, value in enumerate(target_pages[1:], start=2):
+            key = ssm_page_key("halt_targets", page)
+            self.parameters[key] = self._parameter(
+                f"halt-targets-{page}", key, value, f"halt_targets, page {page}"
+            )
+
+    def _published_tiers(self) -> pulumi.Output[str]:
+        """Each tier as the workflow reads it (its defaults included), so the command and the
+        access API never disagree about what a tier may do."""
         effective = self.workflow.config.tiers
-        tiers = pulumi.Output.all(**{t: r.tier for t, r in self.roles.items()}).apply(
+        return pulumi.Output.all(**{t: r.tier for t, r in self.roles.items()}).apply(
             lambda found: json.dumps(
                 {
                     tier: {
-                        **settings,
+                        # Not who may ask (the access API decides that; the command never reads
+                        # it): one ARN per requester would outgrow the parameter's 4 KB.
+                        **{k: v for k, v in settings.items() if k != "allowed_requesters"},
                         "quorum": effective[tier].quorum,
                         "may_halt": effective[tier].may_halt,
                         "may_resume": effective[tier].may_resume,
@@ -625,59 +660,25 @@ class BreakGlass(pulumi.ComponentResource):
                 sort_keys=True,
             )
         )
-        target_pages = json_pages(
-            [
-                {"id": t.get("id"), "modes": list(t.get("modes", ["deny-invoke"]))}
-                for t in self.config.halt_targets
-            ]
+
+    def _parameter(
+        self, suffix: str, key: str, value: pulumi.Input[str], what: str, *, tier: str | None = None
+    ) -> aws.ssm.Parameter:
+        """One published setting, ``/breakglass/<deployment>/<key>``."""
+        return aws.ssm.Parameter(
+            f"{self._name}-param-{suffix}",
+            name=ssm_parameter_name(self.config.deployment, key),
+            type="String",
+            tier=tier,
+            # Not secrets: insecure_value keeps them readable in the state and in previews.
+            insecure_value=value,
+            description=f"break-glass deployment {self.config.deployment}: {what}",
+            tags=self._parameter_tags,
+            opts=self._child,
         )
-        targets = target_pages[0]
-        values: dict[str, pulumi.Input[str]] = {
-            "version": __version__,
-            "region": region,
-            "access_api_url": self.workflow.access_api_url,
-            "approval_url": self.workflow.approval_url,
-            "state_machine_arn": self.workflow.state_machine_arn,
-            "audit_bucket": self.audit.bucket_name,
-            "audit_events_prefix": EVENTS_PREFIX,
-            "athena_workgroup": self.queries.workgroup_name,
-            "glue_database": self.queries.database_name,
-            "alert_topic_arn": self.audit.alert_topic_arn,
-            "tiers": tiers,
-            "halt_targets": targets,
-        }
-        if set(values) != set(SSM_KEYS):
-            raise RuntimeError(
-                f"published settings {sorted(values)} differ from the contract {sorted(SSM_KEYS)}"
-            )
-        self.parameters = {
-            key: aws.ssm.Parameter(
-                f"{self._name}-param-{key.replace('_', '-')}",
-                name=ssm_parameter_name(self.config.deployment, key),
-                type="String",
-                # Not secrets: insecure_value keeps them readable in the state and in previews.
-                insecure_value=value,
-                description=f"break-glass deployment {self.config.deployment}: {key}",
-                tags=self._parameter_tags,
-                opts=self._child,
-            )
-            for key, value in values.items()
-        }
-        # A long target list goes on in pages (the command reads them all back).
-        for page, value in enumerate(target_pages[1:], start=2):
-            key = ssm_page_key("halt_targets", page)
-            self.parameters[key] = aws.ssm.Parameter(
-                f"{self._name}-param-halt-targets-{page}",
-                name=ssm_parameter_name(self.config.deployment, key),
-                type="String",
-                insecure_value=value,
-                description=f"break-glass deployment {self.config.deployment}: halt_targets, page {page}",
-                tags=self._parameter_tags,
-                opts=self._child,
-            )
 
     def _create_dashboard(self) -> None:
-        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
+        region = self._where.region
         halt_names = [self.halt.halt_function.name, self.halt.resume_function.name] if self.halt else []
         alarm_arns = [a.arn for a in self.workflow.alarms] + (
             [a.arn for a in self.halt.alarms.values()] if self.halt else []

@@ -293,52 +293,15 @@ class EmergencyRole(pulumi.ComponentResource):
         config = EmergencyRoleConfig.from_args(args)
         super().__init__("breakglass:index:EmergencyRole", name, None, opts)
         self.config = config
-        child = pulumi.ResourceOptions(parent=self)
-        tags = {**config.tags, EMERGENCY_ROLE_TAG: config.tier, PROTECTED_TAG: "true"}
+        self._name = name
+        self._tags = {**config.tags, EMERGENCY_ROLE_TAG: config.tier, PROTECTED_TAG: "true"}
         if config.role_chaining_opt_in:
             # Says so on the role, where the guardrail pack looks (see docs/policy-pack.md).
-            tags[ROLE_CHAINING_TAG] = ROLE_CHAINING_OPT_IN
+            self._tags[ROLE_CHAINING_TAG] = ROLE_CHAINING_OPT_IN
 
-        boundary_document = pulumi.Output.all(*config.protected_arns).apply(
-            lambda arns: _checked_boundary(
-                [str(a) for a in arns], config.partition, config.role_chaining_opt_in
-            )
-        )
-        self.boundary = aws.iam.Policy(
-            f"{name}-boundary",
-            name=f"{config.role_name}-boundary",
-            description=f"Permission boundary of break-glass tier {config.tier}: no tampering with the system",
-            policy=boundary_document,
-            tags=tags,
-            opts=child,
-        )
-        self.role = aws.iam.Role(
-            f"{name}-role",
-            name=config.role_name,
-            description=f"Break-glass emergency role, tier {config.tier}: assumable only inside a granted window",
-            assume_role_policy=json.dumps(locked_trust_policy()),
-            max_session_duration=config.max_session_duration,
-            permissions_boundary=self.boundary.arn,
-            tags=tags,
-            # Grants edit the trust at run time; `pulumi up` must not reset it mid-incident.
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["assumeRolePolicy"]),
-        )
-        self.attachments = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-managed-{i}", role=self.role.name, policy_arn=arn, opts=child
-            )
-            for i, arn in enumerate(config.managed_policy_arns)
-        ]
-        self.inline = [
-            aws.iam.RolePolicy(
-                f"{name}-inline-{policy_name}",
-                name=policy_name,
-                role=self.role.name,
-                policy=json.dumps(document),
-                opts=child,
-            )
-            for policy_name, document in config.inline_policies.items()
-        ]
+        self.boundary = self._create_boundary()
+        self.role = self._create_role()
+        self._attach_permissions()
 
         self.role_arn = self.role.arn
         self.role_name = self.role.name
@@ -352,6 +315,57 @@ class EmergencyRole(pulumi.ComponentResource):
                 "tier": self.tier,
             }
         )
+
+    def _create_boundary(self) -> aws.iam.Policy:
+        config = self.config
+        document = pulumi.Output.all(*config.protected_arns).apply(
+            lambda arns: _checked_boundary(
+                [str(a) for a in arns], config.partition, config.role_chaining_opt_in
+            )
+        )
+        return aws.iam.Policy(
+            f"{self._name}-boundary",
+            name=f"{config.role_name}-boundary",
+            description=f"Permission boundary of break-glass tier {config.tier}: no tampering with the system",
+            policy=document,
+            tags=self._tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _create_role(self) -> aws.iam.Role:
+        """The role with a trust that admits nobody until a grant opens it."""
+        config = self.config
+        return aws.iam.Role(
+            f"{self._name}-role",
+            name=config.role_name,
+            description=f"Break-glass emergency role, tier {config.tier}: assumable only inside a granted window",
+            assume_role_policy=json.dumps(locked_trust_policy()),
+            max_session_duration=config.max_session_duration,
+            permissions_boundary=self.boundary.arn,
+            tags=self._tags,
+            # Grants edit the trust at run time; `pulumi up` must not reset it mid-incident.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["assumeRolePolicy"]),
+        )
+
+    def _attach_permissions(self) -> None:
+        """The tier's own permissions: managed policies and inline documents."""
+        child = pulumi.ResourceOptions(parent=self)
+        self.attachments = [
+            aws.iam.RolePolicyAttachment(
+                f"{self._name}-managed-{i}", role=self.role.name, policy_arn=arn, opts=child
+            )
+            for i, arn in enumerate(self.config.managed_policy_arns)
+        ]
+        self.inline = [
+            aws.iam.RolePolicy(
+                f"{self._name}-inline-{policy_name}",
+                name=policy_name,
+                role=self.role.name,
+                policy=json.dumps(document),
+                opts=child,
+            )
+            for policy_name, document in self.config.inline_policies.items()
+        ]
 
 
 def tiers_json(roles: Sequence[EmergencyRole]) -> pulumi.Output[str]:

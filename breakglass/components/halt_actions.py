@@ -26,6 +26,7 @@ import pulumi_aws as aws
 
 from breakglass.components.functions import DeployedFunction, python_function
 from breakglass.components.tagging import protect_children
+from breakglass.components.wiring import Where, allow_invoke
 from breakglass.contracts import (
     ENV_ALERT_TOPIC,
     ENV_AUDIT_BUCKET,
@@ -317,84 +318,13 @@ class HaltActions(pulumi.ComponentResource):
         tagging = pulumi.ResourceOptions(transformations=[protect_children()])
         super().__init__(TYPE_TOKEN, name, None, pulumi.ResourceOptions.merge(opts, tagging))
         self.config = config
+        self._name = name
+        self._where = Where.of(self)
 
-        identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        self.tripwire_alarm_arns = self._planned_alarm_arns()
+        self._create_functions()
+        self._create_tripwires()
 
-        # {tripwire name: alarm ARN}, computed from the names the alarms are given, so the halt
-        # function's environment, its policy and each rule's pattern name the same alarm.
-        alarm_arns: pulumi.Output[dict[str, str]] = pulumi.Output.all(
-            partition.partition, region.region, identity.account_id
-        ).apply(
-            lambda v: {
-                t.name: alarm_arn(f"{name}-trip-{t.name}", partition=v[0], region=v[1], account=v[2])
-                for t in config.tripwires
-            }
-        )
-
-        def statements(resume: bool) -> pulumi.Output[list[dict[str, Any]]]:
-            def build(v: list[Any]) -> list[dict[str, Any]]:
-                where = {"partition": v[0], "region": v[1], "account": v[2]}
-                audit = AuditAccess(bucket=v[3], events_prefix=v[4], kms_key_arn=v[5], topic_arn=v[6])
-                if resume:
-                    return resume_function_statements(config.targets, audit=audit, **where)
-                return halt_function_statements(
-                    config.targets, audit=audit, tripwire_alarm_arns=sorted(v[7].values()), **where
-                )
-
-            return pulumi.Output.all(
-                partition.partition,
-                region.region,
-                identity.account_id,
-                config.audit_bucket_name,
-                config.audit_events_prefix,
-                config.audit_kms_key_arn,
-                config.alert_topic_arn,
-                alarm_arns,
-            ).apply(build)
-
-        environment: dict[str, pulumi.Input[str]] = {
-            ENV_AUDIT_BUCKET: config.audit_bucket_name,
-            ENV_AUDIT_PREFIX: config.audit_events_prefix,
-        }
-        if config.audit_kms_key_arn is not None:
-            environment[ENV_AUDIT_KMS_KEY] = config.audit_kms_key_arn
-        if config.alert_topic_arn is not None:
-            environment[ENV_ALERT_TOPIC] = config.alert_topic_arn
-
-        # The targets and tripwires ship inside each function's archive: fixed per deployment and,
-        # like the code, neither readable nor writable by an emergency session (protected functions).
-        halt_files = alarm_arns.apply(
-            lambda arns: {
-                HALT_CONFIG_FILE: encode_halt_config(
-                    config.targets, {arn: tripwire for tripwire, arn in arns.items()}
-                )
-            }
-        )
-        resume_files = {HALT_CONFIG_FILE: encode_halt_config(config.targets, {})}
-
-        ids = ", ".join(t.id for t in config.targets)
-        self.halt: DeployedFunction = python_function(
-            f"{name}-halt",
-            handler="breakglass.lambdas.halt.handler.halt_handler",
-            description=f"Break-glass halt of AI targets: {ids}",
-            statements=statements(resume=False),
-            environment=environment,
-            files=halt_files,
-            timeout=HALT_TIMEOUT_SECONDS,
-            parent=self,
-        )
-        self.resume: DeployedFunction = python_function(
-            f"{name}-resume",
-            handler="breakglass.lambdas.halt.handler.resume_handler",
-            description=f"Break-glass resume of AI targets: {ids}",
-            statements=statements(resume=True),
-            environment=environment,
-            files=resume_files,
-            timeout=RESUME_TIMEOUT_SECONDS,
-            parent=self,
-        )
         self.halt_function = self.halt.function
         self.resume_function = self.resume.function
         # What the access API needs to invoke them (its role's lambda:InvokeFunction, its environment).
@@ -402,7 +332,6 @@ class HaltActions(pulumi.ComponentResource):
         self.halt_function_name = self.halt_function.name
         self.resume_function_arn = self.resume_function.arn
         self.resume_function_name = self.resume_function.name
-        self.tripwire_alarm_arns = alarm_arns
         self.halt_role_arn = self.halt.role.arn
         self.resume_role_arn = self.resume.role.arn
         # For EmergencyRole's protected_arns: named by ARN, the functions cannot be invoked or
@@ -414,17 +343,6 @@ class HaltActions(pulumi.ComponentResource):
             self.halt_role_arn,
             self.resume_role_arn,
         ]
-
-        self.alarms: dict[str, aws.cloudwatch.MetricAlarm] = {}
-        self.rules: dict[str, aws.cloudwatch.EventRule] = {}
-        for tripwire in config.tripwires:
-            alarm = self._alarm(name, tripwire, config)
-            self.alarms[tripwire.name] = alarm
-            self.rules[tripwire.name] = self._rule(name, tripwire, alarm, alarm_arns)
-        self.tripwire_rule_arns: pulumi.Output[dict[str, str]] = pulumi.Output.all(
-            *[rule.arn for rule in self.rules.values()]
-        ).apply(lambda arns: dict(zip(self.rules, arns, strict=True)))
-
         self.register_outputs(
             {
                 "halt_function_arn": self.halt_function_arn,
@@ -439,10 +357,104 @@ class HaltActions(pulumi.ComponentResource):
             }
         )
 
-    def _alarm(self, name: str, tripwire: Tripwire, config: HaltActionsConfig) -> aws.cloudwatch.MetricAlarm:
-        opts = pulumi.ResourceOptions(parent=self)
-        resource = f"{name}-trip-{tripwire.name}"
-        alert = [config.alert_topic_arn] if config.alert_topic_arn is not None else []
+    def _planned_alarm_arns(self) -> pulumi.Output[dict[str, str]]:
+        """{tripwire name: alarm ARN}, computed from the names the alarms are given, so the halt
+        function's configuration, its policy and each rule's pattern name the same alarm."""
+        where, name, tripwires = self._where, self._name, self.config.tripwires
+        return pulumi.Output.all(where.partition, where.region, where.account).apply(
+            lambda v: {
+                t.name: alarm_arn(f"{name}-trip-{t.name}", partition=v[0], region=v[1], account=v[2])
+                for t in tripwires
+            }
+        )
+
+    def _statements(self, *, resume: bool) -> pulumi.Output[list[dict[str, Any]]]:
+        """The halt (or resume) function's IAM statements: exactly the targets, the audit writes,
+        and (halt only) reading its tripwires' alarms."""
+        config = self.config
+
+        def build(v: list[Any]) -> list[dict[str, Any]]:
+            where = {"partition": v[0], "region": v[1], "account": v[2]}
+            audit = AuditAccess(bucket=v[3], events_prefix=v[4], kms_key_arn=v[5], topic_arn=v[6])
+            if resume:
+                return resume_function_statements(config.targets, audit=audit, **where)
+            return halt_function_statements(
+                config.targets, audit=audit, tripwire_alarm_arns=sorted(v[7].values()), **where
+            )
+
+        return pulumi.Output.all(
+            self._where.partition,
+            self._where.region,
+            self._where.account,
+            config.audit_bucket_name,
+            config.audit_events_prefix,
+            config.audit_kms_key_arn,
+            config.alert_topic_arn,
+            self.tripwire_alarm_arns,
+        ).apply(build)
+
+    def _environment(self) -> dict[str, pulumi.Input[str]]:
+        config = self.config
+        environment: dict[str, pulumi.Input[str]] = {
+            ENV_AUDIT_BUCKET: config.audit_bucket_name,
+            ENV_AUDIT_PREFIX: config.audit_events_prefix,
+        }
+        if config.audit_kms_key_arn is not None:
+            environment[ENV_AUDIT_KMS_KEY] = config.audit_kms_key_arn
+        if config.alert_topic_arn is not None:
+            environment[ENV_ALERT_TOPIC] = config.alert_topic_arn
+        return environment
+
+    def _create_functions(self) -> None:
+        config, name = self.config, self._name
+        # The targets and tripwires ship inside each function's archive: fixed per deployment and,
+        # like the code, neither readable nor writable by an emergency session (protected functions).
+        halt_files = self.tripwire_alarm_arns.apply(
+            lambda arns: {
+                HALT_CONFIG_FILE: encode_halt_config(
+                    config.targets, {arn: tripwire for tripwire, arn in arns.items()}
+                )
+            }
+        )
+        resume_files = {HALT_CONFIG_FILE: encode_halt_config(config.targets, {})}
+        ids = ", ".join(t.id for t in config.targets)
+        self.halt: DeployedFunction = python_function(
+            f"{name}-halt",
+            handler="breakglass.lambdas.halt.handler.halt_handler",
+            description=f"Break-glass halt of AI targets: {ids}",
+            statements=self._statements(resume=False),
+            environment=self._environment(),
+            files=halt_files,
+            timeout=HALT_TIMEOUT_SECONDS,
+            parent=self,
+        )
+        self.resume: DeployedFunction = python_function(
+            f"{name}-resume",
+            handler="breakglass.lambdas.halt.handler.resume_handler",
+            description=f"Break-glass resume of AI targets: {ids}",
+            statements=self._statements(resume=True),
+            environment=self._environment(),
+            files=resume_files,
+            timeout=RESUME_TIMEOUT_SECONDS,
+            parent=self,
+        )
+
+    def _create_tripwires(self) -> None:
+        """Per tripwire: its alarm, and the rule on that alarm entering ALARM that invokes halt."""
+        self.alarms: dict[str, aws.cloudwatch.MetricAlarm] = {}
+        self.rules: dict[str, aws.cloudwatch.EventRule] = {}
+        for tripwire in self.config.tripwires:
+            alarm = self._alarm(tripwire)
+            self.alarms[tripwire.name] = alarm
+            self.rules[tripwire.name] = self._rule(tripwire, alarm)
+        self.tripwire_rule_arns: pulumi.Output[dict[str, str]] = pulumi.Output.all(
+            *[rule.arn for rule in self.rules.values()]
+        ).apply(lambda arns: dict(zip(self.rules, arns, strict=True)))
+
+    def _alarm(self, tripwire: Tripwire) -> aws.cloudwatch.MetricAlarm:
+        resource = f"{self._name}-trip-{tripwire.name}"
+        topic = self.config.alert_topic_arn
+        alert = [topic] if topic is not None else []
         return aws.cloudwatch.MetricAlarm(
             resource,
             name=resource,
@@ -462,40 +474,32 @@ class HaltActions(pulumi.ComponentResource):
             treat_missing_data=tripwire.treat_missing_data,
             # The alert topic hears the alarm itself too, even if the halt Lambda fails.
             alarm_actions=alert,
-            opts=opts,
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
-    def _rule(
-        self,
-        name: str,
-        tripwire: Tripwire,
-        alarm: aws.cloudwatch.MetricAlarm,
-        alarm_arns: pulumi.Output[dict[str, str]],
-    ) -> aws.cloudwatch.EventRule:
+    def _rule(self, tripwire: Tripwire, alarm: aws.cloudwatch.MetricAlarm) -> aws.cloudwatch.EventRule:
         """The rule on the alarm entering ALARM, with the halt function as its target."""
-        opts = pulumi.ResourceOptions(parent=self)
-        resource = f"{name}-trip-{tripwire.name}"
+        resource = f"{self._name}-trip-{tripwire.name}"
         rule = aws.cloudwatch.EventRule(
             f"{resource}-rule",
             name=resource,
             description=f"Alarm {resource} entering ALARM halts its targets"[:512],
-            event_pattern=alarm_arns.apply(
+            event_pattern=self.tripwire_alarm_arns.apply(
                 lambda arns: json.dumps(tripwire_event_pattern(arns[tripwire.name]))
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[alarm]),
         )
-        permission = aws.lambda_.Permission(
+        permission = allow_invoke(
             f"{resource}-invoke",
-            action="lambda:InvokeFunction",
-            function=self.halt_function.name,
+            self.halt.function,
             principal="events.amazonaws.com",
             source_arn=rule.arn,
-            opts=opts,
+            parent=self,
         )
         aws.cloudwatch.EventTarget(
             f"{resource}-target",
             rule=rule.name,
-            arn=self.halt_function.arn,
+            arn=self.halt.function.arn,
             input_transformer=aws.cloudwatch.EventTargetInputTransformerArgs(
                 input_template=tripwire_input_template(tripwire.name, tripwire.targets, tripwire.mode),
             ),

@@ -23,8 +23,10 @@ from typing import Any, Final, Required, TypedDict
 import pulumi
 import pulumi_aws as aws
 
+from breakglass.components.audit_trail import TARGET_MAX_EVENT_AGE_SECONDS, TARGET_MAX_RETRY_ATTEMPTS
 from breakglass.components.functions import python_function
 from breakglass.components.tagging import protect_children
+from breakglass.components.wiring import Where, allow_invoke, rate
 from breakglass.contracts import (
     ENV_ALERT_TOPIC,
     ENV_AUDIT_BUCKET,
@@ -280,10 +282,7 @@ class SealedAccess(pulumi.ComponentResource):
         self._name = name
         self._tags = {**config.tags, PROTECTED_TAG: "true"}
         child = pulumi.ResourceOptions(parent=self)
-        invoke = pulumi.InvokeOutputOptions(parent=self)
-        self._partition = aws.get_partition_output(opts=invoke).partition
-        self._account = aws.get_caller_identity_output(opts=invoke).account_id
-        self._home = aws.get_region_output(opts=invoke).region
+        self._where = Where.of(self)
 
         self._create_users_and_role(child)
         self.global_provider = aws.Provider(
@@ -293,7 +292,9 @@ class SealedAccess(pulumi.ComponentResource):
             WHERE_HOME: self._region_alerts(WHERE_HOME, None),
             WHERE_GLOBAL: self._region_alerts(WHERE_GLOBAL, self.global_provider),
         }
-        self._create_check(child)
+        self._create_check()
+        self._schedule_check(child)
+        self._create_check_alarms(child)
         self._create_security_policy(child)
 
         self.role_arn = self.role.arn
@@ -323,7 +324,7 @@ class SealedAccess(pulumi.ComponentResource):
             )
             for i, user in enumerate(config.users)
         ]
-        trust = pulumi.Output.all(self._home, *[u.arn for u in self.users]).apply(
+        trust = pulumi.Output.all(self._where.region, *[u.arn for u in self.users]).apply(
             lambda p: json.dumps(
                 policies.trust_policy(
                     dict(zip(config.users, p[1:], strict=True)),
@@ -357,36 +358,20 @@ class SealedAccess(pulumi.ComponentResource):
     # -- alerts, in one region ------------------------------------------------------------------------
 
     def _region_alerts(self, where: str, provider: aws.Provider | None) -> _RegionAlerts:
-        config, name = self.config, f"{self._name}-{where}"
+        """One region's alerts: a topic, the function that records a use, and a rule per alert class."""
+        config = self.config
         region_parent = pulumi.ComponentResource(
             f"{TYPE_TOKEN}Region",
-            name,
+            f"{self._name}-{where}",
             None,
             pulumi.ResourceOptions(parent=self, providers=[provider] if provider else None),
         )
-        opts = pulumi.ResourceOptions(parent=region_parent)
         region = (
-            pulumi.Output.from_input(policies.GLOBAL_EVENTS_REGION) if provider is not None else self._home
+            pulumi.Output.from_input(policies.GLOBAL_EVENTS_REGION)
+            if provider is not None
+            else self._where.region
         )
-        topic = aws.sns.Topic(
-            f"{name}-topic",
-            name=f"{config.name_prefix}-sealed-{where}",
-            display_name="Break-glass SEALED access",
-            tags=self._tags,
-            opts=opts,
-        )
-        aws.sns.TopicPolicy(
-            f"{name}-topic-policy",
-            arn=topic.arn,
-            policy=pulumi.Output.all(topic.arn, self._partition, self._account).apply(
-                lambda p: json.dumps(alert_topic_policy(topic_arn=p[0], partition=p[1], account_id=p[2]))
-            ),
-            opts=opts,
-        )
-        for i, email in enumerate(config.alert_emails):
-            aws.sns.TopicSubscription(
-                f"{name}-email-{i}", topic=topic.arn, protocol="email", endpoint=email, opts=opts
-            )
+        topic = self._region_topic(where, region_parent)
         function = python_function(
             f"{config.name_prefix}-sealed-use-{where}",
             handler="breakglass.lambdas.sealed.use.handler",
@@ -395,51 +380,26 @@ class SealedAccess(pulumi.ComponentResource):
             environment=self._use_environment(),
             parent=region_parent,
         ).function
-        users = list(config.users)
         classes = [*policies.ALERT_CLASSES, *(policies.IAM_ALERT_CLASSES if where == WHERE_GLOBAL else ())]
-        patterns = pulumi.Output.all(self.role.arn, pulumi.Output.all(*[u.arn for u in self.users])).apply(
-            lambda p: {
-                **policies.alert_event_patterns(role_arn=p[0], user_arns=p[1]),
-                **policies.iam_change_patterns(role_name=config.role_name, user_names=users),
-            }
-        )
+        patterns = self._alert_patterns()
         rules: dict[str, aws.cloudwatch.EventRule] = {}
         rule_targets: dict[str, list[pulumi.Input[str]]] = {}
         for alert in classes:
-            rule = aws.cloudwatch.EventRule(
-                f"{name}-{alert}",
-                name=f"{config.name_prefix}-{alert}-{where}",
-                description=f"Break-glass alert: {alert.replace('-', ' ')} ({where} region)",
-                event_pattern=patterns.apply(_pattern_json(alert)),
-                state="ENABLED",
-                tags=self._tags,
-                opts=opts,
-            )
             records = alert in policies.ALERT_CLASSES  # a use, not an IAM change
             targets: list[tuple[str, pulumi.Input[str]]] = [("topic", topic.arn)]
             if records:
                 targets.append(("record", function.arn))
             if provider is None:
                 targets.append(("alerts", config.alert_topic_arn))
-            for target_id, arn in targets:
-                aws.cloudwatch.EventTarget(
-                    f"{name}-{alert}-{target_id}",
-                    rule=rule.name,
-                    target_id=target_id,
-                    arn=arn,
-                    retry_policy={"maximum_event_age_in_seconds": 24 * 3600, "maximum_retry_attempts": 185},
-                    opts=opts,
-                )
+            rules[alert] = self._region_rule(where, alert, patterns, targets, region_parent)
             if records:
-                aws.lambda_.Permission(
-                    f"{name}-{alert}-invoke",
-                    action="lambda:InvokeFunction",
-                    function=function.name,
+                allow_invoke(
+                    f"{self._name}-{where}-{alert}-invoke",
+                    function,
                     principal="events.amazonaws.com",
-                    source_arn=rule.arn,
-                    opts=opts,
+                    source_arn=rules[alert].arn,
+                    parent=region_parent,
                 )
-            rules[alert] = rule
             rule_targets[alert] = [arn for _, arn in targets]
         region_parent.register_outputs({"topic_arn": topic.arn})
         return _RegionAlerts(
@@ -451,6 +411,73 @@ class SealedAccess(pulumi.ComponentResource):
             targets=rule_targets,
         )
 
+    def _region_topic(self, where: str, region_parent: pulumi.Resource) -> aws.sns.Topic:
+        """The region's sealed alert topic, publishable by EventBridge, with every address subscribed."""
+        name, opts = f"{self._name}-{where}", pulumi.ResourceOptions(parent=region_parent)
+        topic = aws.sns.Topic(
+            f"{name}-topic",
+            name=f"{self.config.name_prefix}-sealed-{where}",
+            display_name="Break-glass SEALED access",
+            tags=self._tags,
+            opts=opts,
+        )
+        aws.sns.TopicPolicy(
+            f"{name}-topic-policy",
+            arn=topic.arn,
+            policy=pulumi.Output.all(topic.arn, self._where.partition, self._where.account).apply(
+                lambda p: json.dumps(alert_topic_policy(topic_arn=p[0], partition=p[1], account_id=p[2]))
+            ),
+            opts=opts,
+        )
+        for i, email in enumerate(self.config.alert_emails):
+            aws.sns.TopicSubscription(
+                f"{name}-email-{i}", topic=topic.arn, protocol="email", endpoint=email, opts=opts
+            )
+        return topic
+
+    def _alert_patterns(self) -> pulumi.Output[dict[str, Any]]:
+        """Every alert class's event pattern: uses of the role or the users, and IAM changes to them."""
+        config, users = self.config, list(self.config.users)
+        return pulumi.Output.all(self.role.arn, pulumi.Output.all(*[u.arn for u in self.users])).apply(
+            lambda p: {
+                **policies.alert_event_patterns(role_arn=p[0], user_arns=p[1]),
+                **policies.iam_change_patterns(role_name=config.role_name, user_names=users),
+            }
+        )
+
+    def _region_rule(
+        self,
+        where: str,
+        alert: str,
+        patterns: pulumi.Output[dict[str, Any]],
+        targets: Sequence[tuple[str, pulumi.Input[str]]],
+        region_parent: pulumi.Resource,
+    ) -> aws.cloudwatch.EventRule:
+        """One alert class's rule in the region, delivering to each ``(target id, ARN)``."""
+        name, opts = f"{self._name}-{where}", pulumi.ResourceOptions(parent=region_parent)
+        rule = aws.cloudwatch.EventRule(
+            f"{name}-{alert}",
+            name=f"{self.config.name_prefix}-{alert}-{where}",
+            description=f"Break-glass alert: {alert.replace('-', ' ')} ({where} region)",
+            event_pattern=patterns.apply(_pattern_json(alert)),
+            state="ENABLED",
+            tags=self._tags,
+            opts=opts,
+        )
+        for target_id, arn in targets:
+            aws.cloudwatch.EventTarget(
+                f"{name}-{alert}-{target_id}",
+                rule=rule.name,
+                target_id=target_id,
+                arn=arn,
+                retry_policy={
+                    "maximum_event_age_in_seconds": TARGET_MAX_EVENT_AGE_SECONDS,
+                    "maximum_retry_attempts": TARGET_MAX_RETRY_ATTEMPTS,
+                },
+                opts=opts,
+            )
+        return rule
+
     def _use_environment(self) -> dict[str, pulumi.Input[str]]:
         config = self.config
         environment: dict[str, pulumi.Input[str]] = {
@@ -460,7 +487,7 @@ class SealedAccess(pulumi.ComponentResource):
             ENV_SEALED_ROLE_ARN: self.role.arn,
             ENV_SEALED_USERS: json.dumps(list(config.users)),
             ENV_SEALED_ALERT_EMAILS: json.dumps(list(config.alert_emails)),
-            ENV_HOME_REGION: self._home,
+            ENV_HOME_REGION: self._where.region,
         }
         if config.audit_kms_key_arn is not None:
             environment[ENV_AUDIT_KMS_KEY] = config.audit_kms_key_arn
@@ -475,9 +502,9 @@ class SealedAccess(pulumi.ComponentResource):
         config = self.config
         table = config.request_table
         parts = pulumi.Output.all(
-            self._partition,
-            self._home,
-            self._account,
+            self._where.partition,
+            self._where.region,
+            self._where.account,
             config.audit_bucket_name,
             config.audit_kms_key_arn,
             config.alert_topic_arn,
@@ -506,10 +533,11 @@ class SealedAccess(pulumi.ComponentResource):
 
     # -- the hourly check ---------------------------------------------------------------------------
 
-    def _create_check(self, child: pulumi.ResourceOptions) -> None:
+    def _create_check(self) -> None:
+        """The function that checks the sealed users and role against their baseline."""
         config = self.config
         statements = pulumi.Output.all(
-            self._partition, self._account, self.role.arn, *[u.arn for u in self.users]
+            self._where.partition, self._where.account, self.role.arn, *[u.arn for u in self.users]
         ).apply(
             lambda p: policies.check_statements(
                 user_arns=list(p[3:]),
@@ -519,7 +547,7 @@ class SealedAccess(pulumi.ComponentResource):
                 metrics_namespace=METRICS_NAMESPACE,
             )
         )
-        baseline = self._home.apply(
+        baseline = self._where.region.apply(
             lambda home: json.dumps(
                 {
                     "managed_policy_arns": list(config.managed_policy_arns),
@@ -542,28 +570,33 @@ class SealedAccess(pulumi.ComponentResource):
             },
             parent=self,
         )
-        minutes = config.check_every_minutes
+
+    def _schedule_check(self, child: pulumi.ResourceOptions) -> None:
+        config = self.config
         self.check_rule = aws.cloudwatch.EventRule(
             f"{self._name}-check-schedule",
             name=f"{config.name_prefix}-sealed-check",
             description="Run the sealed check",
-            schedule_expression=f"rate({minutes} minute{'s' if minutes > 1 else ''})",
+            schedule_expression=rate(config.check_every_minutes),
             tags=self._tags,
             opts=child,
         )
         aws.cloudwatch.EventTarget(
             f"{self._name}-check-target", rule=self.check_rule.name, arn=self.check.function.arn, opts=child
         )
-        aws.lambda_.Permission(
+        allow_invoke(
             f"{self._name}-check-invoke",
-            action="lambda:InvokeFunction",
-            function=self.check.function.name,
+            self.check.function,
             principal="events.amazonaws.com",
             source_arn=self.check_rule.arn,
-            opts=child,
+            parent=self,
         )
+
+    def _create_check_alarms(self, child: pulumi.ResourceOptions) -> None:
+        """Alarms on the check's findings, and on the check no longer running."""
+        config = self.config
         dimensions = {DIMENSION_FUNCTION: self.check.function.name}
-        period = minutes * 60
+        period = config.check_every_minutes * 60
         self.alarms = {
             # Any finding of a run.
             "findings": aws.cloudwatch.MetricAlarm(

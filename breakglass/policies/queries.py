@@ -128,6 +128,20 @@ CLOUDTRAIL_PARTITIONS: Final[tuple[tuple[str, str], ...]] = (("region", "string"
 EVENTS_PARTITIONS: Final[tuple[tuple[str, str], ...]] = (("dt", "string"),)
 
 
+# Each event once. A step retried across midnight UTC stores its one event (one id) in two days'
+# partitions (see breakglass.lambdas.audit.events): every query of the events reads them through
+# this, which keeps the first copy of each id (the first attempt's, by time).
+_EVENT_NAMES: Final = ", ".join(name for name, _ in (*EVENT_COLUMNS, *EVENTS_PARTITIONS))
+EVENTS_ONCE: Final = f"""(
+  SELECT {_EVENT_NAMES}
+  FROM (
+    SELECT e.*, row_number() OVER (PARTITION BY e.event_id ORDER BY e.event_time, e.dt) AS copy_number
+    FROM {EVENTS_TABLE} AS e
+  ) AS numbered
+  WHERE copy_number = 1
+)"""
+
+
 @dataclass(frozen=True)
 class TableDefinition:
     """A Glue table as the component registers it and the offline runner mirrors it."""
@@ -428,7 +442,7 @@ SELECT
   outcome,
   tier,
   coalesce(event_type = 'approval' AND lower(actor) = lower(requester), false) AS self_approval
-FROM {EVENTS_TABLE}
+FROM {EVENTS_ONCE} AS events
 WHERE event_type IN ('approval', 'denial')
 ORDER BY request_id, event_time, event_id
 """,
@@ -448,7 +462,7 @@ SELECT
   event_time,
   reason,
   details
-FROM {EVENTS_TABLE}
+FROM {EVENTS_ONCE} AS events
 WHERE event_type IN ('halt', 'resume')
 ORDER BY target, event_time, event_id
 """,
@@ -470,12 +484,12 @@ WITH grants AS (
     role_arn,
     from_iso8601_timestamp(window_start) AS window_start,
     from_iso8601_timestamp(expires_at) AS expires_at
-  FROM {EVENTS_TABLE}
+  FROM {EVENTS_ONCE} AS events
   WHERE event_type = 'grant' AND outcome = 'succeeded'
 ),
 ends AS (
   SELECT request_id, min(from_iso8601_timestamp(event_time)) AS ended_at
-  FROM {EVENTS_TABLE}
+  FROM {EVENTS_ONCE} AS events
   WHERE event_type IN ('revoke', 'expiry')
   GROUP BY request_id
 ),
@@ -541,12 +555,12 @@ SELECT
   o.ticket,
   o.event_time AS review_opened_at,
   o.actor AS opened_by
-FROM {EVENTS_TABLE} AS o
+FROM {EVENTS_ONCE} AS o
 WHERE o.event_type = 'review'
   AND o.outcome = 'opened'
   AND NOT EXISTS (
     SELECT 1
-    FROM {EVENTS_TABLE} AS c
+    FROM {EVENTS_ONCE} AS c
     WHERE c.request_id = o.request_id
       AND c.event_type = 'review'
       AND c.outcome IN ('accepted', 'flagged')

@@ -40,7 +40,7 @@ from typing import Any, Final
 from urllib.parse import unquote
 
 from breakglass.contracts import ENV_TIERS, MAX_SESSION_SECONDS, MAX_WINDOW_SECONDS, MIN_SESSION_SECONDS, iso
-from breakglass.lambdas.audit.events import AuditEvent, AuditWriteError, AuditWriter
+from breakglass.lambdas.audit.events import AuditEvent, AuditWriteError, AuditWriter, event_identity
 from breakglass.policies.boundary import MANAGED_POLICY_MAX_CHARS
 from breakglass.policies.documents import PolicySizeError, check_size, document, policy_size
 from breakglass.policies.emergency_role import (
@@ -783,6 +783,9 @@ def _event(
         expires_at=iso(g.expires_at),
         details={"requester_arn": g.requester_arn, **details},
         event_time=iso(now),
+        # One record per request, kind and actor, whatever the attempt: a retried grant or revoke
+        # (Step Functions' Retry, a second click) finds its record instead of adding one.
+        event_id=event_identity(g.request_id, event_type, actor),
     )
 
 

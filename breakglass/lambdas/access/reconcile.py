@@ -14,7 +14,8 @@ is no longer running:
   grant it extends);
 - any request that was granted and has no review yet: open the review;
 - each repair is audited with actor ``system:reconciler`` and an ``error`` event saying what the
-  execution's status was, so the stopped execution itself is on record.
+  execution's status was, so the stopped execution itself is on record (once: its id is derived
+  from the request and that status, so a run that dies after it does not add a second).
 
 It runs inside the access function (concurrency one), so its role edits never interleave with a
 grant's. It is idempotent: running it twice changes nothing the second time.
@@ -31,7 +32,8 @@ from breakglass.contracts import RequestStatus, iso
 from breakglass.lambdas.access import early_revoke, grants
 from breakglass.lambdas.approvals.admission import Admission
 from breakglass.lambdas.approvals.store import RequestRecord, Store
-from breakglass.lambdas.audit.events import AuditEvent, AuditWriter
+from breakglass.lambdas.audit.events import AuditEvent, AuditWriter, event_identity
+from breakglass.lambdas.audit.review import opened_review_id
 from breakglass.lambdas.runtime import get_logger, log_fields
 
 log = get_logger("breakglass.reconcile")
@@ -106,6 +108,9 @@ def _repair(
                 "status": record.status,
                 "execution_arn": record.execution_arn,
             },
+            # One record per stopped execution: a run that dies after it and the next run that
+            # finishes the repair record the same fact.
+            event_id=event_identity(record.request_id, "error", ACTOR, execution_status),
         )
     )
     if record.status in LIVE:
@@ -149,6 +154,7 @@ def _repair(
                 reason=record.reason,
                 ticket=record.ticket,
                 details={"status": record.status, "execution_status": execution_status},
+                event_id=opened_review_id(record.request_id),
             )
         )
         deps.store.mark_review_opened(record.request_id)

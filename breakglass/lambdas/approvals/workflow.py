@@ -41,6 +41,7 @@ from breakglass.lambdas.approvals.store import (
 )
 from breakglass.lambdas.approvals.votes import answer_task
 from breakglass.lambdas.audit.events import AuditEvent, AuditWriter
+from breakglass.lambdas.audit.review import opened_review_id
 from breakglass.lambdas.runtime import audit_writer_from_env, get_logger, log_fields, required_env
 from breakglass.validation import REQUEST_ID, ConfigError, require_choice, require_mapping, require_str
 
@@ -127,8 +128,17 @@ def _record(deps: WorkflowDeps, request_id: str) -> RequestRecord:
     return record
 
 
-def _event(event_type: str, record: RequestRecord, *, actor: str, outcome: str, **details: Any) -> AuditEvent:
+def _event(
+    event_type: str,
+    record: RequestRecord,
+    *,
+    actor: str,
+    outcome: str,
+    event_id: str | None = None,
+    **details: Any,
+) -> AuditEvent:
     return AuditEvent(
+        **({"event_id": event_id} if event_id else {}),
         event_type=event_type,
         actor=actor,
         outcome=outcome,
@@ -652,6 +662,7 @@ def open_review(deps: WorkflowDeps, request_id: str, state: Mapping[str, Any]) -
             record,
             actor="system",
             outcome="opened",
+            event_id=opened_review_id(request_id),
             status=record.status,
             approvals=list(record.approvals),
             revoke_outcome=revoked.get("outcome"),

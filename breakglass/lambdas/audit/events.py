@@ -4,6 +4,17 @@ One JSON object per event, one S3 object per event, under a date-partitioned pre
 Object Lock bucket (``<prefix>/dt=YYYY-MM-DD/``) so Athena prunes by day. A write that fails
 raises :class:`AuditWriteError`: callers must not report success without their audit record.
 
+Nothing is recorded twice. Every object is written with ``If-None-Match: *``: a key is written
+once, and a put that finds its key taken (412) means the event is already stored. An event that a
+retried step may write again (a grant, a revoke, an expiry, a review opened...) carries an id
+derived from what it records (:func:`event_identity`, a name-based UUID, version 5), and such an
+id names its object without the time (``dt=<day>/<type>-<id>.json``): every attempt of the step
+writes the same key, so the first attempt's record stands and a retry finds it. A retry that
+crosses midnight UTC lands in the next day's partition; the readers (the named queries, ``breakglass
+audit``, the report) count each event id once, so that copy is never counted twice either.
+Object Lock forbids overwriting a version, and a second unconditional put would add one, which is
+why existence is checked by the put itself (one call, atomic) and not by a read before it.
+
 The stored record is the truth; the alert published after it is a notification. Once the record
 is stored, :meth:`AuditWriter.write` returns normally whatever happens to the alert: a failed
 publish is logged and counted (``AlertPublishFailures``), never raised, so no caller undoes an
@@ -18,7 +29,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from breakglass.contracts import (
     EVENT_COLUMNS,
@@ -29,7 +40,11 @@ from breakglass.contracts import (
     iso,
     utc_now,
 )
-from breakglass.lambdas.runtime import METRIC_ALERT_PUBLISH_FAILURES, count
+from breakglass.lambdas.runtime import METRIC_ALERT_PUBLISH_FAILURES, count, get_logger, log_fields
+
+# What S3 answers a put with ``If-None-Match: *`` whose key already holds an object.
+ALREADY_STORED: Final = "PreconditionFailed"
+log = get_logger("breakglass.audit")
 
 
 class AuditWriteError(RuntimeError):
@@ -77,10 +92,30 @@ class AuditEvent:
         record["details"] = json.dumps(dict(self.details), sort_keys=True, default=str)
         return {name: record[name] for name, _ in EVENT_COLUMNS}
 
+    @property
+    def derived(self) -> bool:
+        """Whether the id was derived from what the event records (:func:`event_identity`)."""
+        try:
+            return uuid.UUID(self.event_id).version == 5
+        except ValueError:
+            return False
+
     def object_key(self, prefix: str = EVENTS_PREFIX) -> str:
         day = self.event_time[:10]
+        if self.derived:
+            # Without the time: a retry of the step that wrote it writes this very key.
+            return f"{prefix}/dt={day}/{self.event_type}-{self.event_id}.json"
         stamp = self.event_time.replace(":", "").replace("-", "")
         return f"{prefix}/dt={day}/{stamp}-{self.event_type}-{self.event_id}.json"
+
+
+def event_identity(*parts: str) -> str:
+    """The id of the one event ``parts`` name, the same on every attempt (e.g. ``request id,
+    "grant", actor``): what a step that may be retried records, so a retry finds its record
+    instead of adding one. Parts must not depend on the attempt (no time, no random value)."""
+    if not parts or not all(isinstance(p, str) and p for p in parts):
+        raise ValueError("parts: name the event with one or more non-empty strings")
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "/".join(parts)))
 
 
 def parse_record(record: Mapping[str, Any]) -> AuditEvent:
@@ -109,6 +144,22 @@ def _error_code(exc: Exception) -> str:
     return type(exc).__name__
 
 
+def _knows_if_none_match(s3: Any) -> bool:
+    """Whether the client's SDK can send PutObject's ``If-None-Match`` (botocore 1.35, Aug 2024).
+
+    The Lambda runtime brings its own boto3, whose version AWS chooses per runtime and region. An
+    older one would refuse the parameter and so every record: it puts without the condition
+    instead (a retry then adds a version under the same key, the first one still locked, and the
+    readers still see one current object per key)."""
+    meta = getattr(s3, "meta", None)
+    if meta is None:
+        return True  # not a botocore client: it receives the parameter as is
+    try:
+        return "IfNoneMatch" in meta.service_model.operation_model("PutObject").input_shape.members
+    except Exception:
+        return False
+
+
 @dataclass
 class AuditWriter:
     """Writes events to the locked bucket; optionally also publishes each to the alert topic.
@@ -130,6 +181,7 @@ class AuditWriter:
 
     def write(self, event: AuditEvent, *, alert: bool = True) -> str:
         """Store ``event``; return its key. Raises :class:`AuditWriteError` if it was not stored.
+        An event whose key is already stored is not stored again (the key is returned).
 
         Then, with ``alert`` and a topic configured, publish it. A failed publish never raises:
         the record is stored, so the action it records stands; the failure is logged and counted.
@@ -144,13 +196,23 @@ class AuditWriter:
                 "ContentType": "application/json",
                 "ChecksumAlgorithm": "SHA256",
             }
+            if _knows_if_none_match(self.s3):
+                params["IfNoneMatch"] = "*"  # a key is written once (see the module's docstring)
             if self.kms_key_id:
                 params.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=self.kms_key_id)
             self.s3.put_object(**params)
         except Exception as exc:
-            raise AuditWriteError(
-                f"audit event {event.event_id} ({event.event_type}) not stored: {exc}"
-            ) from exc
+            if _error_code(exc) != ALREADY_STORED:
+                raise AuditWriteError(
+                    f"audit event {event.event_id} ({event.event_type}) not stored: {exc}"
+                ) from exc
+            # The key is taken: an earlier attempt (or the SDK's retry of a put whose answer was
+            # lost) stored this event, and that record stands. Its alert is published again:
+            # records are exactly once, alerts at least once (a lost alert is the worse error).
+            log.info(
+                "audit event already stored",
+                extra=log_fields(event_id=event.event_id, event_type=event.event_type, audit_key=key),
+            )
         if alert and self.sns is not None and self.topic_arn:
             self._publish(self.sns, self.topic_arn, event, key)
         return key

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Final, Protocol
 
 from breakglass.lambdas.approvals.store import Enrollment, one_person
-from breakglass.lambdas.audit.events import AuditEvent
+from breakglass.lambdas.audit.events import AuditEvent, event_identity
 from breakglass.validation import REQUEST_ID, USER_ID, ConfigError, require_choice, require_str
 
 ACCEPTED: Final = "accepted"  # the one verdict that opens a review gate
@@ -46,6 +46,12 @@ class RequestLookup(Protocol):
     def get_enrollment(self, user: str) -> Enrollment | None: ...
 
     def record_review(self, request_id: str, verdict: str) -> None: ...
+
+
+def opened_review_id(request_id: str) -> str:
+    """The id of a request's one ``review opened`` event: the workflow's OpenReview (retried) and
+    the reconciler (repairing an execution that stopped short) open the same review."""
+    return event_identity(request_id, "review", "opened")
 
 
 def review_refusal(store: RequestLookup, record: Any, auditor: str) -> ReviewRefused | None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,7 +49,7 @@ from breakglass.contracts import (
 )
 from breakglass.lambdas.approvals.mail import sealed_use_notice, send_notice
 from breakglass.lambdas.approvals.store import RequestRecord, Store, StoreError
-from breakglass.lambdas.audit.events import AuditEvent, AuditWriter
+from breakglass.lambdas.audit.events import AuditEvent, AuditWriter, event_identity
 from breakglass.lambdas.runtime import get_logger, log_fields, required_env
 from breakglass.policies.sealed_access import (
     CLOUDTRAIL_API_CALL,
@@ -226,7 +225,7 @@ def record_use(deps: SealedDeps, use: SealedUse) -> dict[str, Any]:
             expires_at=use.expires_at or None,
             details=details,
             event_time=use.event_time,
-            event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"sealed-use/{use.event_id}")),
+            event_id=event_identity("sealed-use", use.event_id),
         )
     )
     done: dict[str, Any] = {"audit_key": key, "request_id": request_id or None, "outcome": use.outcome}
@@ -245,7 +244,7 @@ def record_use(deps: SealedDeps, use: SealedUse) -> dict[str, Any]:
                 reason=reason,
                 details={"mandatory": True, "cloudtrail_event_id": use.event_id, "sealed_user": known},
                 event_time=use.event_time,
-                event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"sealed-review/{use.event_id}")),
+                event_id=event_identity("sealed-review", use.event_id),
             )
         )
         if deps.store is not None and _already_mailed(deps.store, use, request_id, reason):
