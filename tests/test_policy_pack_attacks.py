@@ -20,6 +20,7 @@ from breakglass.policies.boundary import permission_boundary
 from breakglass.policies.naming import EMERGENCY_ROLE_TAG
 from breakglass.policies.pack import rules
 from breakglass.policies.pack.rules import PackConfig, Resource
+from breakglass.validation import ConfigError
 
 ACCOUNT = "123456789012"
 ROLE_NAME = "breakglass-emergency-admin"
@@ -648,3 +649,16 @@ def test_a_trust_given_as_a_mapping_with_an_element_in_another_case_is_refused()
 def test_a_route_key_spaced_to_hide_its_method_is_refused(key: str) -> None:
     route = Resource(rules.ROUTE, "extra", {"routeKey": key})
     assert rule_names(rules.approval_api_post_only(route, CONFIG)) == {"approval-api-post-only"}
+
+
+def test_a_bucket_locked_by_another_stack_passes_only_when_listed_by_name() -> None:
+    elsewhere = trail(s3BucketName="org-audit-logs")
+    listed = PackConfig.from_policy_config(
+        {"audit-bucket-compliance-lock": {"externalAuditBucketsOptIn": ["org-audit-logs"]}}
+    )
+    assert rules.audit_bucket_compliance_lock([elsewhere], listed) == []
+    other = trail(s3BucketName="someone-elses-bucket")
+    assert rule_names(rules.audit_bucket_compliance_lock([other], listed)) == {"audit-bucket-compliance-lock"}
+    with pytest.raises(ConfigError) as raised:
+        PackConfig.from_policy_config({"audit-bucket-compliance-lock": {"externalAuditBucketsOptIn": ["*"]}})
+    assert raised.value.field == "audit-bucket-compliance-lock.externalAuditBucketsOptIn[0]"

@@ -73,6 +73,8 @@ MAX_SESSION_KEY: Final = "maxSessionSeconds"
 MIN_RETENTION_KEY: Final = "minRetentionDays"
 GET_ROUTES_KEY: Final = "readOnlyGetRoutesOptIn"
 GET_ROUTE: Final = r"(GET|HEAD) /\S*"
+EXTERNAL_BUCKETS_KEY: Final = "externalAuditBucketsOptIn"
+BUCKET_NAME: Final = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
 
 # Service principals whose roles run the system's code: the wildcard rule covers both.
 SYSTEM_SERVICES: Final = ("lambda.amazonaws.com", "states.amazonaws.com")
@@ -169,12 +171,15 @@ class PackConfig:
     # GET routes of the stack's own APIs (not the break-glass ones) that only read, by route key:
     # listed by hand, so each exemption is visible in the config.
     read_only_get_routes_opt_in: tuple[str, ...] = ()
+    # Buckets outside the program a trail may deliver to (AuditTrail's existing_bucket_name), by
+    # name: each is locked in the stack that owns it, and listed by hand so the trust is visible.
+    external_audit_buckets_opt_in: tuple[str, ...] = ()
 
     @classmethod
     def from_policy_config(cls, raw: Any) -> PackConfig:
         """Read a Pulumi policy config document: ``{"<rule>": {"<key>": value, ...}, ...}``.
 
-        Only the two settings are read (under the rules that use them); anything else is an
+        Only the pack's settings are read (under the rules that use them); anything else is an
         enforcement level or another rule's config, and left to Pulumi.
         """
         document = require_mapping("policy config", raw)
@@ -193,6 +198,14 @@ class PackConfig:
                 section[GET_ROUTES_KEY],
                 pattern=GET_ROUTE,
                 hint='must be a GET route key, e.g. "GET /predict"',
+            )
+        section = document.get(COMPLIANCE_LOCK)
+        if isinstance(section, Mapping) and EXTERNAL_BUCKETS_KEY in section:
+            values["external_audit_buckets_opt_in"] = require_str_list(
+                f"{COMPLIANCE_LOCK}.{EXTERNAL_BUCKETS_KEY}",
+                section[EXTERNAL_BUCKETS_KEY],
+                pattern=BUCKET_NAME,
+                hint='must be an S3 bucket name, e.g. "org-audit-logs"',
             )
         return cls(**values)
 
@@ -879,13 +892,15 @@ def audit_bucket_compliance_lock(resources: Sequence[Resource], config: PackConf
             found += _lifecycle_findings(resource, config)
     buckets = {_bucket_name(b) for b in resources if b.type in BUCKETS}
     for trail in (r for r in resources if r.type == TRAIL and r.known("s3BucketName")):
-        if str(trail.get("s3BucketName")) not in buckets:
+        delivered_to = str(trail.get("s3BucketName"))
+        if delivered_to not in buckets and delivered_to not in config.external_audit_buckets_opt_in:
             found.append(
                 _finding(
                     COMPLIANCE_LOCK,
                     trail,
                     f"delivers to bucket {trail.get('s3BucketName')!r}, which is not in this program, so nothing "
-                    "shows it is locked: deliver to AuditTrail's bucket",
+                    f"shows it is locked: deliver to AuditTrail's bucket, or list the bucket in "
+                    f"{EXTERNAL_BUCKETS_KEY} once the stack that owns it locks it",
                 )
             )
     for bucket in (b for b in resources if b.type in BUCKETS):
@@ -1185,7 +1200,13 @@ RULE_CONFIG: Final[Mapping[str, Mapping[str, Mapping[str, Any]]]] = {
             "maximum": RETENTION_DAYS_BOUNDS[1],
             "default": DEFAULT_MIN_RETENTION_DAYS,
             "description": "Shortest default Object Lock retention of an audit bucket, in days.",
-        }
+        },
+        EXTERNAL_BUCKETS_KEY: {
+            "type": "array",
+            "items": {"type": "string", "pattern": f"^{BUCKET_NAME}$"},
+            "default": [],
+            "description": "Buckets outside the stack a trail may deliver to, each locked by the stack that owns it.",
+        },
     },
 }
 
