@@ -150,8 +150,9 @@ ENV_STATE_MACHINE_NAME: Final = "BREAKGLASS_STATE_MACHINE_NAME"
 ENV_ACCESS_FUNCTION: Final = "BREAKGLASS_ACCESS_FUNCTION"
 ENV_HALT_FUNCTION: Final = "BREAKGLASS_HALT_FUNCTION"
 ENV_RESUME_FUNCTION: Final = "BREAKGLASS_RESUME_FUNCTION"
-# Principal ARNs that may enroll people before any security person is enrolled (bootstrap).
-ENV_SECURITY_ADMINS: Final = "BREAKGLASS_SECURITY_ADMINS"
+# Principal ARNs that may enroll people before any security person is enrolled (bootstrap): a
+# JSON list in the access API function's archive (a list of ARNs outgrows 4 KB of environment).
+SECURITY_ADMINS_FILE: Final = "breakglass-security-admins.json"
 # The sealed last resort (SealedAccess): its role, its users (JSON list of names), who is emailed
 # (JSON list) and the home region (its functions run in two regions; the table and topic live here).
 ENV_SEALED_ROLE_ARN: Final = "BREAKGLASS_SEALED_ROLE_ARN"

@@ -49,12 +49,12 @@ from breakglass.contracts import (
     ENV_KMS_KEY,
     ENV_LINK_SECRET_ARN,
     ENV_RESUME_FUNCTION,
-    ENV_SECURITY_ADMINS,
     ENV_SENDER,
     ENV_STATE_MACHINE_ARN,
     ENV_STATE_MACHINE_NAME,
     ENV_TABLE,
     EVENTS_PREFIX,
+    SECURITY_ADMINS_FILE,
     SSM_ROOT,
     TIERS_CONFIG_FILE,
 )
@@ -754,8 +754,6 @@ class ApprovalWorkflow(pulumi.ComponentResource):
             invokable += [halt.halt_function.arn, halt.resume_function.arn]
             environment[ENV_HALT_FUNCTION] = halt.halt_function.name
             environment[ENV_RESUME_FUNCTION] = halt.resume_function.name
-        if config.security_admins:
-            environment[ENV_SECURITY_ADMINS] = ",".join(config.security_admins)
         extra = pulumi.Output.all(self.state_machine.arn, *invokable).apply(
             lambda p: [
                 sm.start_execution_statement(p[0]),
@@ -776,7 +774,9 @@ class ApprovalWorkflow(pulumi.ComponentResource):
                 extra=extra,
             ),
             environment=environment,
-            files=self._config_files(),
+            files=self._config_files().apply(
+                lambda files: {**files, SECURITY_ADMINS_FILE: json.dumps(list(self.config.security_admins))}
+            ),
             parent=self,
         )
 
