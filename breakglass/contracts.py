@@ -8,6 +8,7 @@ library, so components, Lambdas, policies and the emulator can all depend on it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Final
@@ -131,8 +132,15 @@ ENV_KMS_KEY: Final = "BREAKGLASS_KMS_KEY_ID"
 ENV_LINK_SECRET_ARN: Final = "BREAKGLASS_LINK_SECRET_ARN"  # Secrets Manager secret holding the HMAC key
 ENV_APPROVAL_URL: Final = "BREAKGLASS_APPROVAL_URL"  # base URL of the approval API
 ENV_SENDER: Final = "BREAKGLASS_SENDER_EMAIL"
-ENV_TIERS: Final = "BREAKGLASS_TIERS"
-ENV_APPROVAL_POLICY: Final = "BREAKGLASS_APPROVAL_POLICY"
+# Lambda refuses a function whose environment variables, keys and values together, exceed 4 KB
+# ("Function environment variables: 4 KB, for all environment variables associated with the
+# function, in aggregate": https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
+# So nothing that grows with people or tiers goes there: it ships as a file of the archive.
+LAMBDA_ENVIRONMENT_MAX_BYTES: Final = 4096
+# The grant Lambdas' tiers ({tier: Tier.to_dict()}, every requester ARN) and the approval policy
+# ({tier: TierApproval.to_dict()}, every approver): JSON files at the root of their archive.
+TIERS_CONFIG_FILE: Final = "breakglass-tiers.json"
+APPROVAL_POLICY_FILE: Final = "breakglass-approval-policy.json"
 # The halt and resume functions' declared targets and the tripwires the halt function accepts: a
 # JSON file at the root of their archive (fixed per deployment, unlike an environment's 4 KB).
 HALT_CONFIG_FILE: Final = "breakglass-halt.json"
@@ -142,8 +150,9 @@ ENV_STATE_MACHINE_NAME: Final = "BREAKGLASS_STATE_MACHINE_NAME"
 ENV_ACCESS_FUNCTION: Final = "BREAKGLASS_ACCESS_FUNCTION"
 ENV_HALT_FUNCTION: Final = "BREAKGLASS_HALT_FUNCTION"
 ENV_RESUME_FUNCTION: Final = "BREAKGLASS_RESUME_FUNCTION"
-# Principal ARNs that may enroll people before any security person is enrolled (bootstrap).
-ENV_SECURITY_ADMINS: Final = "BREAKGLASS_SECURITY_ADMINS"
+# Principal ARNs that may enroll people before any security person is enrolled (bootstrap): a
+# JSON list in the access API function's archive (a list of ARNs outgrows 4 KB of environment).
+SECURITY_ADMINS_FILE: Final = "breakglass-security-admins.json"
 # The sealed last resort (SealedAccess): its role, its users (JSON list of names), who is emailed
 # (JSON list) and the home region (its functions run in two regions; the table and topic live here).
 ENV_SEALED_ROLE_ARN: Final = "BREAKGLASS_SEALED_ROLE_ARN"
@@ -181,6 +190,11 @@ DEPLOYMENT_NAME: Final = r"[a-z][a-z0-9-]{0,39}"
 
 def ssm_parameter_name(deployment: str, key: str) -> str:
     return f"{SSM_ROOT}/{deployment}/{key}"
+
+
+def environment_bytes(variables: Mapping[str, str]) -> int:
+    """A Lambda environment's size as the quota counts it: every key and value, UTF-8 encoded."""
+    return sum(len(str(k).encode()) + len(str(v).encode()) for k, v in variables.items())
 
 
 # What one Standard SSM parameter holds; a longer JSON list is published in pages.

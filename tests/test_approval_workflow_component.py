@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from breakglass.components import ApprovalWorkflow, EmergencyRole
+from breakglass.contracts import APPROVAL_POLICY_FILE, SECURITY_ADMINS_FILE, TIERS_CONFIG_FILE
+from breakglass.lambdas.approvals.access_api import security_admins_from_archive
+from breakglass.lambdas.runtime import TASK_ROOT_VARIABLE
 from breakglass.local.synth import SynthError, SynthResult, synth
 from breakglass.policies import state_machine as sm
 from breakglass.policies.naming import PROTECTED_TAG
+from breakglass.validation import ConfigError
 
 ACCOUNT = "123456789012"
 BUCKET_ARN = "arn:aws:s3:::audit-bucket"
@@ -98,8 +103,12 @@ def test_it_creates_one_function_per_task_plus_the_approval_page_and_the_access_
         assert resource.parent == "wf"
         env = resource.inputs["environment"]["variables"]
         assert env["BREAKGLASS_SENDER_EMAIL"] == "breakglass@example.com"
-        assert json.loads(env["BREAKGLASS_APPROVAL_POLICY"])["operator"]["approval"] == 2
-        assert set(json.loads(env["BREAKGLASS_TIERS"])) == {"halt", "operator"}
+        if resource.name == "breakglass-approval-api":
+            # The page reads neither: it knows a request by its record and a vote by its link.
+            assert APPROVAL_POLICY_FILE not in resource.inputs["code"].assets
+            continue
+        assert resource.shipped_json(APPROVAL_POLICY_FILE)["operator"]["approval"] == 2
+        assert set(resource.shipped_json(TIERS_CONFIG_FILE)) == {"halt", "operator"}
     access = result.one("aws:lambda/function:Function", "breakglass-access")
     assert access.inputs["reservedConcurrentExecutions"] == 1
 
@@ -335,6 +344,26 @@ def test_the_reconciler_runs_on_a_schedule_inside_the_access_function(result: Sy
 def test_every_function_role_is_named_so_the_boundary_protects_it_by_name(result: SynthResult) -> None:
     roles = [r for r in result.by_type("aws:iam/role:Role") if r.parent == "wf"]
     assert roles and all(r.inputs["name"].startswith("breakglass-system-") for r in roles)
+
+
+def test_only_the_access_api_ships_the_bootstrap_admins_and_in_its_archive_not_its_environment(
+    tmp_path: Path,
+) -> None:
+    admins = [f"arn:aws:iam::{ACCOUNT}:role/cloud-admin-{i:02d}" for i in range(80)]
+    result = synth(lambda: program(security_admins=admins))
+    access_api = result.one("aws:lambda/function:Function", "breakglass-access-api")
+    assert access_api.shipped_json(SECURITY_ADMINS_FILE) == admins
+    assert not any(
+        SECURITY_ADMINS_FILE in f.inputs["code"].assets
+        or any(a in str(f.inputs["environment"]) for a in admins)
+        for f in result.by_type("aws:lambda/function:Function")
+        if f.name != "breakglass-access-api"
+    )
+    (tmp_path / SECURITY_ADMINS_FILE).write_text(json.dumps(admins))
+    assert security_admins_from_archive({TASK_ROOT_VARIABLE: str(tmp_path)}) == tuple(admins)
+    (tmp_path / SECURITY_ADMINS_FILE).write_text(json.dumps(["*"]))
+    with pytest.raises(ConfigError, match=rf"{SECURITY_ADMINS_FILE}\[0\]: must be an IAM user or role ARN"):
+        security_admins_from_archive({TASK_ROOT_VARIABLE: str(tmp_path)})
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,15 @@ import pytest
 
 from breakglass import BreakGlass
 from breakglass.cli.deployment import from_parameters
-from breakglass.contracts import SSM_KEYS, SSM_VALUE_MAX, ssm_parameter_name
+from breakglass.contracts import (
+    APPROVAL_POLICY_FILE,
+    LAMBDA_ENVIRONMENT_MAX_BYTES,
+    SSM_KEYS,
+    SSM_VALUE_MAX,
+    TIERS_CONFIG_FILE,
+    environment_bytes,
+    ssm_parameter_name,
+)
 from breakglass.local.synth import SynthError, SynthResult, synth
 
 ACCOUNT = "123456789012"
@@ -39,12 +47,12 @@ def result() -> SynthResult:
 
 def approval_policy(result: SynthResult) -> dict[str, Any]:
     access = result.one("aws:lambda/function:Function", "breakglass-access")
-    return dict(json.loads(access.inputs["environment"]["variables"]["BREAKGLASS_APPROVAL_POLICY"]))
+    return dict(access.shipped_json(APPROVAL_POLICY_FILE))
 
 
 def tiers(result: SynthResult) -> dict[str, Any]:
     access = result.one("aws:lambda/function:Function", "breakglass-access")
-    return dict(json.loads(access.inputs["environment"]["variables"]["BREAKGLASS_TIERS"]))
+    return dict(access.shipped_json(TIERS_CONFIG_FILE))
 
 
 def test_the_default_tiers_are_halt_operator_admin_and_drill_with_safe_approvals(result: SynthResult) -> None:
@@ -215,3 +223,27 @@ def test_a_default_tier_can_be_removed_and_a_new_one_added() -> None:
         )
     )
     assert sorted(approval_policy(found)) == ["halt", "operator", "readonly"]
+
+
+def test_sixty_requesters_forty_approvers_and_ten_tiers_leave_every_function_environment_small() -> None:
+    requesters = [f"arn:aws:iam::{ACCOUNT}:role/oncall/ml-platform-responder-{i:02d}" for i in range(60)]
+    approvers = [f"approver-{i:02d}" for i in range(40)]
+    extra = {
+        f"team{i}": {"approval": 1, "managed_policy_arns": ["arn:aws:iam::aws:policy/ReadOnlyAccess"]}
+        for i in range(6)
+    }
+    result = synth(lambda: program(requesters=requesters, approvers=approvers, tiers=extra))
+    functions = result.by_type("aws:lambda/function:Function")
+    sizes = {
+        f.name: environment_bytes((f.inputs.get("environment") or {}).get("variables") or {})
+        for f in functions
+    }
+    # Half the limit: room for longer names, prefixes and ARNs than this test's.
+    assert max(sizes.values()) < LAMBDA_ENVIRONMENT_MAX_BYTES // 2, sizes
+    access = result.one("aws:lambda/function:Function", "breakglass-access")
+    assert len(access.shipped_json(TIERS_CONFIG_FILE)) == 10
+    assert all(
+        sorted(t["allowed_requesters"]) == sorted(requesters)
+        for t in access.shipped_json(TIERS_CONFIG_FILE).values()
+    )
+    assert all(p["approvers"] == approvers for p in access.shipped_json(APPROVAL_POLICY_FILE).values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -11,7 +12,9 @@ import pytest
 
 from breakglass.components import EmergencyRole, EmergencyRoleArgs
 from breakglass.components.emergency_role import tiers_json
+from breakglass.contracts import TIERS_CONFIG_FILE
 from breakglass.lambdas.access.grants import Tier, load_tiers
+from breakglass.lambdas.runtime import TASK_ROOT_VARIABLE
 from breakglass.local.synth import SynthError, SynthResult, synth
 from breakglass.policies.emergency_role import GUARD_POLICY_NAME, locked_trust_policy
 from breakglass.policies.naming import EMERGENCY_ROLE_TAG, PROTECTED_TAG
@@ -62,7 +65,7 @@ def test_the_role_is_created_locked_with_its_boundary_and_permissions() -> None:
     assert attachment.inputs == {"role": "breakglass-emergency-admin", "policyArn": ADMIN_ACCESS}
 
 
-def test_the_tier_output_is_what_the_grant_lambdas_load() -> None:
+def test_the_tier_output_is_what_the_grant_lambdas_load(tmp_path: Path) -> None:
     result = run(
         max_session_duration=7200,
         max_window_seconds=3 * 3600,
@@ -81,7 +84,8 @@ def test_the_tier_output_is_what_the_grant_lambdas_load() -> None:
         max_mfa_age_seconds=900,
         trust_policy_max_chars=4096,
     )
-    assert load_tiers({"BREAKGLASS_TIERS": result.outputs["tiers"]}) == {"admin": tier}
+    (tmp_path / TIERS_CONFIG_FILE).write_text(result.outputs["tiers"])
+    assert load_tiers({TASK_ROOT_VARIABLE: str(tmp_path)}) == {"admin": tier}
 
 
 def test_inline_permissions_are_separate_policies_next_to_the_guards() -> None:

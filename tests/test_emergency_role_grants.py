@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -17,7 +18,7 @@ from iam_eval import ADMIN_POLICY, assume_context, can_assume, session_allowed, 
 from iam_quotas import QuotaIam
 from moto import mock_aws
 
-from breakglass.contracts import ENV_TIERS, iso
+from breakglass.contracts import TIERS_CONFIG_FILE, iso
 from breakglass.lambdas.access.grants import (
     Grant,
     GrantError,
@@ -29,6 +30,7 @@ from breakglass.lambdas.access.grants import (
     session_duration,
 )
 from breakglass.lambdas.audit.events import AuditWriteError, AuditWriter, parse_record
+from breakglass.lambdas.runtime import TASK_ROOT_VARIABLE
 from breakglass.policies.boundary import permission_boundary
 from breakglass.policies.documents import policy_size
 from breakglass.policies.emergency_role import (
@@ -501,8 +503,14 @@ def test_session_duration_says_so_when_less_than_the_shortest_session_remains() 
 # --- tiers and events -------------------------------------------------------------------------------
 
 
-def test_tiers_round_trip_through_the_environment() -> None:
-    environ = {ENV_TIERS: json.dumps({name: t.to_dict() for name, t in TIERS.items()})}
+def shipped(tmp_path: Path, text: str) -> dict[str, str]:
+    """A task root whose archive holds the tiers file ``text``, as the environment names it."""
+    (tmp_path / TIERS_CONFIG_FILE).write_text(text)
+    return {TASK_ROOT_VARIABLE: str(tmp_path)}
+
+
+def test_tiers_round_trip_through_the_archive_file(tmp_path: Path) -> None:
+    environ = shipped(tmp_path, json.dumps({name: t.to_dict() for name, t in TIERS.items()}))
     assert load_tiers(environ) == TIERS
 
 
@@ -519,21 +527,25 @@ def test_tiers_round_trip_through_the_environment() -> None:
         ({"trust_policy_max_chars": 9000}, r"trust_policy_max_chars: must be at most 4096"),
     ],
 )
-def test_a_bad_tier_setting_is_named(change: dict[str, Any], message: str) -> None:
+def test_a_bad_tier_setting_is_named(change: dict[str, Any], message: str, tmp_path: Path) -> None:
     data = {**TIERS["admin"].to_dict(), **change}
     with pytest.raises(ConfigError, match=message):
         Tier.from_dict(data)
-    with pytest.raises(ConfigError, match=f"{ENV_TIERS}.admin.{message}"):
-        load_tiers({ENV_TIERS: json.dumps({"admin": data})})
+    with pytest.raises(ConfigError, match=f"{TIERS_CONFIG_FILE}.admin.{message}"):
+        load_tiers(shipped(tmp_path, json.dumps({"admin": data})))
 
 
-def test_missing_or_malformed_tier_configuration_is_reported() -> None:
-    with pytest.raises(ConfigError, match=f"{ENV_TIERS}: is not set"):
+def test_missing_or_malformed_tier_configuration_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match=f"environment variable {TASK_ROOT_VARIABLE} is not set"):
         load_tiers({})
-    with pytest.raises(ConfigError, match=f"{ENV_TIERS}: is not valid JSON"):
-        load_tiers({ENV_TIERS: "{"})
-    with pytest.raises(ConfigError, match=rf"{ENV_TIERS}.ops.name: must equal its key"):
-        load_tiers({ENV_TIERS: json.dumps({"ops": TIERS["admin"].to_dict()})})
+    with pytest.raises(RuntimeError, match=f"{TIERS_CONFIG_FILE} is not in the function's archive"):
+        load_tiers({TASK_ROOT_VARIABLE: str(tmp_path)})
+    with pytest.raises(RuntimeError, match=f"{TIERS_CONFIG_FILE} in the function's archive is not JSON"):
+        load_tiers(shipped(tmp_path, "{"))
+    with pytest.raises(ConfigError, match=f"{TIERS_CONFIG_FILE}: must be"):
+        load_tiers(shipped(tmp_path, "[]"))
+    with pytest.raises(ConfigError, match=rf"{TIERS_CONFIG_FILE}.ops.name: must equal its key"):
+        load_tiers(shipped(tmp_path, json.dumps({"ops": TIERS["admin"].to_dict()})))
 
 
 def test_grant_events_parse_and_round_trip() -> None:

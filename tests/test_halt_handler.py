@@ -15,7 +15,6 @@ from moto import mock_aws
 from breakglass.contracts import ENV_ALERT_TOPIC, ENV_AUDIT_BUCKET, HALT_CONFIG_FILE
 from breakglass.lambdas.audit.events import parse_record
 from breakglass.lambdas.halt.handler import (
-    TASK_ROOT_VARIABLE,
     TripwireRefused,
     halt_handler,
     load_config,
@@ -25,6 +24,7 @@ from breakglass.lambdas.halt.handler import (
     resume_handler,
     tripwire_handler,
 )
+from breakglass.lambdas.runtime import TASK_ROOT_VARIABLE
 from breakglass.policies.halt import (
     encode_halt_config,
     parse_targets,

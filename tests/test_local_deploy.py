@@ -19,6 +19,7 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
+from breakglass.components.functions import LAMBDA_TRUST_POLICY
 from breakglass.local.deploy import DeployError, Deployment, deploy, deploy_directory
 from breakglass.local.emulator import Emulator
 from breakglass.local.resources import HANDLERS, NOT_EMULATED
@@ -428,6 +429,30 @@ def test_an_ssm_parameter_longer_than_its_tier_holds_fails_as_on_aws(emulator: E
 
     with pytest.raises(DeployError, match=r"/t/long: the value is 4097 characters, over the 4096"):
         deploy(program, emulator, project="ssm-size")
+
+
+def test_a_function_whose_environment_exceeds_lambdas_4_kb_fails_as_on_aws(emulator: Emulator) -> None:
+    def function(name: str, value_bytes: int) -> None:
+        role = aws.iam.Role(f"{name}-role", assume_role_policy=json.dumps(LAMBDA_TRUST_POLICY))
+        aws.lambda_.Function(
+            name,
+            name=name,
+            runtime="python3.12",
+            handler="x.handler",
+            role=role.arn,
+            code=pulumi.AssetArchive({"x.py": pulumi.StringAsset("def handler(e, c): return e\n")}),
+            # Lambda counts keys and values: "BIG" is three bytes of the 4,096.
+            environment=aws.lambda_.FunctionEnvironmentArgs(variables={"BIG": "x" * value_bytes}),
+        )
+
+    def program() -> None:
+        function("fits", 4096 - 3)
+        function("over", 4096 - 2)
+
+    with pytest.raises(
+        DeployError, match=r"Lambda function over: its environment variables total 4097 bytes"
+    ):
+        deploy(program, emulator, project="env-size")
 
 
 def test_a_program_that_raises_fails_with_its_error(emulator: Emulator) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from breakglass.cli.main import app
+from breakglass.contracts import TIERS_CONFIG_FILE
 from breakglass.local.synth import SynthResult, synth_directory
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "examples" / "quickstart"
@@ -69,10 +70,7 @@ def test_the_approval_workflow_serves_every_emergency_tier() -> None:
     machine = result.one("aws:sfn/stateMachine:StateMachine")
     assert machine.parent == "breakglass-approvals"
     assert json.loads(machine.inputs["definition"])["StartAt"]
-    access = next(
-        f for f in result.by_type("aws:lambda/function:Function") if "BREAKGLASS_TIERS" in str(f.inputs)
-    )
-    tiers = json.loads(access.inputs["environment"]["variables"]["BREAKGLASS_TIERS"])
+    tiers = result.one("aws:lambda/function:Function", "breakglass-access").shipped_json(TIERS_CONFIG_FILE)
     assert sorted(tiers) == ["admin", "drill", "halt", "operator"]
 
 

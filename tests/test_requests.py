@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -12,7 +13,7 @@ import pyotp
 import pytest
 from moto import mock_aws
 
-from breakglass.contracts import ENV_APPROVAL_POLICY
+from breakglass.contracts import APPROVAL_POLICY_FILE
 from breakglass.lambdas.access.grants import Tier
 from breakglass.lambdas.approvals.enrollment import enroll
 from breakglass.lambdas.approvals.requests import (
@@ -31,6 +32,7 @@ from breakglass.lambdas.approvals.store import (
     Enrollment,
     Store,
 )
+from breakglass.lambdas.runtime import TASK_ROOT_VARIABLE
 from breakglass.validation import ConfigError
 
 ACCOUNT = "123456789012"
@@ -266,15 +268,18 @@ def test_a_multi_line_reason_is_kept(store: Store, secrets: dict[str, str]) -> N
 # -- the approval policy -----------------------------------------------------------------------------
 
 
-def test_the_policy_round_trips_through_the_function_environment() -> None:
-    env = {ENV_APPROVAL_POLICY: policy_to_json(POLICY)}
-    assert load_policy(env) == POLICY
-    assert json.loads(env[ENV_APPROVAL_POLICY])["halt"]["approval"] == "auto"
+def test_the_policy_round_trips_through_the_function_archive(tmp_path: Path) -> None:
+    (tmp_path / APPROVAL_POLICY_FILE).write_text(policy_to_json(POLICY))
+    assert load_policy({TASK_ROOT_VARIABLE: str(tmp_path)}) == POLICY
+    assert json.loads((tmp_path / APPROVAL_POLICY_FILE).read_text())["halt"]["approval"] == "auto"
 
 
-def test_a_function_without_the_policy_is_misconfigured() -> None:
-    with pytest.raises(RuntimeError, match=ENV_APPROVAL_POLICY):
-        load_policy({})
+def test_a_function_without_the_policy_is_misconfigured(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match=f"{APPROVAL_POLICY_FILE} is not in the function's archive"):
+        load_policy({TASK_ROOT_VARIABLE: str(tmp_path)})
+    (tmp_path / APPROVAL_POLICY_FILE).write_text(json.dumps({"ops": {"approval": 0}}))
+    with pytest.raises(ConfigError, match=f"{APPROVAL_POLICY_FILE}.ops"):
+        load_policy({TASK_ROOT_VARIABLE: str(tmp_path)})
 
 
 @pytest.mark.parametrize(

@@ -38,9 +38,9 @@ from breakglass.components.functions import DeployedFunction, python_function
 from breakglass.components.tagging import protect_children
 from breakglass.components.wiring import Where, allow_invoke, rate
 from breakglass.contracts import (
+    APPROVAL_POLICY_FILE,
     ENV_ACCESS_FUNCTION,
     ENV_ALERT_TOPIC,
-    ENV_APPROVAL_POLICY,
     ENV_APPROVAL_URL,
     ENV_AUDIT_BUCKET,
     ENV_AUDIT_KMS_KEY,
@@ -49,14 +49,14 @@ from breakglass.contracts import (
     ENV_KMS_KEY,
     ENV_LINK_SECRET_ARN,
     ENV_RESUME_FUNCTION,
-    ENV_SECURITY_ADMINS,
     ENV_SENDER,
     ENV_STATE_MACHINE_ARN,
     ENV_STATE_MACHINE_NAME,
     ENV_TABLE,
-    ENV_TIERS,
     EVENTS_PREFIX,
+    SECURITY_ADMINS_FILE,
     SSM_ROOT,
+    TIERS_CONFIG_FILE,
 )
 from breakglass.lambdas.approvals import access_api, store
 from breakglass.lambdas.approvals.requests import TierApproval, parse_policy, policy_to_json
@@ -95,8 +95,6 @@ APPROVAL_PAGE_HANDLER: Final = "breakglass.lambdas.approvals.api.handler"
 ACCESS_API_HANDLER: Final = "breakglass.lambdas.approvals.access_api.handler"
 # Every physical name starts with "breakglass" (see the args' name_prefix).
 NAME_PREFIX_PATTERN: Final = r"breakglass(-[a-z0-9]+)*"
-# Lambda's limit on all environment variables of a function together.
-ENV_MAX_BYTES: Final = 4096
 LINK_KEY_BYTES: Final = 48
 _PATH_PARAMETER: Final = re.compile(r"\{[^}]+\}")
 # Per-route throttles. The approval page's POST gets its own budget so floods of page views or
@@ -134,7 +132,7 @@ class ApprovalWorkflowArgs(TypedDict, total=False):
     reference does not carry (there, give ``tiers_json`` and ``emergency_role_arns``)."""
 
     tiers_json: pulumi.Input[str]
-    """Instead of ``emergency_roles``: the ``BREAKGLASS_TIERS`` JSON (``{tier: Tier.to_dict()}``),
+    """Instead of ``emergency_roles``: the tiers as JSON (``{tier: Tier.to_dict()}``),
     e.g. from ``breakglass.components.emergency_role.tiers_json``."""
 
     emergency_role_arns: list[pulumi.Input[str]]
@@ -289,10 +287,6 @@ class ApprovalWorkflowConfig:
                 "reconcile_every_minutes", values.get("reconcile_every_minutes", 5), minimum=1, maximum=60
             ),
         )
-        if len(policy_to_json(config.tiers).encode()) > ENV_MAX_BYTES // 2:
-            raise ConfigError(
-                "tiers", "the approval policy is too large for a Lambda environment; use fewer approvers"
-            )
         return config
 
 
@@ -454,11 +448,21 @@ class ApprovalWorkflow(pulumi.ComponentResource):
 
     # -- the state machine's task functions -------------------------------------------------------------
 
-    def _environment(self) -> dict[str, pulumi.Input[str]]:
+    def _config_files(self) -> pulumi.Output[dict[str, str]]:
+        """The tiers (every requester) and the approval policy (every approver): files of the
+        archive of each function that loads them, since they outgrow Lambda's 4 KB environment."""
         config = self.config
         tiers_value = (
             tiers_json(list(config.emergency_roles)) if config.emergency_roles else config.tiers_json
         )
+        policy = policy_to_json(config.tiers)
+        return pulumi.Output.from_input(tiers_value).apply(
+            lambda tiers: {TIERS_CONFIG_FILE: tiers, APPROVAL_POLICY_FILE: policy}
+        )
+
+    def _environment(self) -> dict[str, pulumi.Input[str]]:
+        """Fixed-size values only (names, ARNs, URLs): what grows with people goes in _config_files."""
+        config = self.config
         return {
             ENV_AUDIT_BUCKET: config.audit_bucket_name,
             ENV_AUDIT_PREFIX: config.audit_events_prefix,
@@ -469,8 +473,6 @@ class ApprovalWorkflow(pulumi.ComponentResource):
             ENV_LINK_SECRET_ARN: self.link_secret.arn,
             ENV_APPROVAL_URL: self.page_api.api_endpoint,
             ENV_SENDER: config.sender_email,
-            ENV_TIERS: tiers_value,
-            ENV_APPROVAL_POLICY: policy_to_json(config.tiers),
             ENV_STATE_MACHINE_NAME: self.state_machine_name,
         }
 
@@ -590,7 +592,7 @@ class ApprovalWorkflow(pulumi.ComponentResource):
                 watch=True,
             ),
         }
-        environment = self._environment()
+        environment, files = self._environment(), self._config_files()
         self.functions: dict[str, DeployedFunction] = {
             label: python_function(
                 f"{config.name_prefix}-{label}",
@@ -598,6 +600,7 @@ class ApprovalWorkflow(pulumi.ComponentResource):
                 description=f"break-glass workflow: {label}",
                 statements=permissions[label],
                 environment=environment,
+                files=files,
                 # IAM has no conditional writes: grants and revokes of a role must not interleave.
                 reserved_concurrent_executions=1 if label == "access" else None,
                 parent=self,
@@ -751,8 +754,6 @@ class ApprovalWorkflow(pulumi.ComponentResource):
             invokable += [halt.halt_function.arn, halt.resume_function.arn]
             environment[ENV_HALT_FUNCTION] = halt.halt_function.name
             environment[ENV_RESUME_FUNCTION] = halt.resume_function.name
-        if config.security_admins:
-            environment[ENV_SECURITY_ADMINS] = ",".join(config.security_admins)
         extra = pulumi.Output.all(self.state_machine.arn, *invokable).apply(
             lambda p: [
                 sm.start_execution_statement(p[0]),
@@ -773,6 +774,9 @@ class ApprovalWorkflow(pulumi.ComponentResource):
                 extra=extra,
             ),
             environment=environment,
+            files=self._config_files().apply(
+                lambda files: {**files, SECURITY_ADMINS_FILE: json.dumps(list(self.config.security_admins))}
+            ),
             parent=self,
         )
 
@@ -1061,7 +1065,7 @@ def _slug(route_key: str) -> str:
 
 
 def approval_policy_json(tiers: Mapping[str, Any]) -> str:
-    """The ``BREAKGLASS_APPROVAL_POLICY`` value for ``tiers`` (validated), e.g. for the CLI."""
+    """The approval policy file (``APPROVAL_POLICY_FILE``) for ``tiers`` (validated), e.g. for the CLI."""
     return policy_to_json(parse_policy(tiers, "tiers"))
 
 

@@ -369,7 +369,7 @@ class EmergencyRole(pulumi.ComponentResource):
 
 
 def tiers_json(roles: Sequence[EmergencyRole]) -> pulumi.Output[str]:
-    """The ``BREAKGLASS_TIERS`` value for the grant Lambdas: ``{tier: Tier.to_dict()}`` as JSON."""
+    """The grant Lambdas' tiers file (``TIERS_CONFIG_FILE``): ``{tier: Tier.to_dict()}`` as JSON."""
     names = [r.config.tier for r in roles]
     if len(set(names)) != len(names):
         raise ConfigError(

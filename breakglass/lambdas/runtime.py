@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 import boto3
@@ -163,6 +164,22 @@ def count(metric: str, reason: str, message: str, *, level: int = logging.WARNIN
     """Count one occurrence of ``metric`` for ``reason``: one structured JSON log line that is also
     an EMF metric data point. ``fields`` add context to the log line (never to the dimensions)."""
     _metrics_log.log(level, message, extra=log_fields(**fields, **emf(metric, reason)))
+
+
+# Where Lambda unpacks the function's archive (set by the runtime; the emulator sets it too).
+TASK_ROOT_VARIABLE: Final = "LAMBDA_TASK_ROOT"
+
+
+def archive_json(file_name: str, environ: Mapping[str, str] | None = None) -> Any:
+    """The JSON file ``file_name`` the component shipped in the function's own archive: what may
+    outgrow Lambda's 4 KB environment travels this way. A function without it fails loudly."""
+    path = Path(required_env(TASK_ROOT_VARIABLE, environ)) / file_name
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise RuntimeError(f"{file_name} is not in the function's archive ({path})") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RuntimeError(f"{file_name} in the function's archive is not JSON: {exc}") from exc
 
 
 def required_env(name: str, environ: Mapping[str, str] | None = None) -> str:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pulumi
 
-from breakglass.contracts import SSM_VALUE_MAX
+from breakglass.contracts import LAMBDA_ENVIRONMENT_MAX_BYTES, SSM_VALUE_MAX, environment_bytes
 from breakglass.local.iam_enforcement import ensure_aws_managed_policy
 
 if TYPE_CHECKING:
@@ -312,6 +312,14 @@ def _function(ctx: ResourceContext) -> Created:
     variables = (ctx.get("environment") or {}).get("variables")
     if variables:
         params["Environment"] = {"Variables": {str(k): str(v) for k, v in variables.items()}}
+        # moto stores any environment; Lambda refuses one over 4 KB in aggregate (keys and values,
+        # see LAMBDA_ENVIRONMENT_MAX_BYTES), so a deployment here must fail as `pulumi up` would.
+        size = environment_bytes(params["Environment"]["Variables"])
+        if size > LAMBDA_ENVIRONMENT_MAX_BYTES:
+            raise ValueError(
+                f"Lambda function {name}: its environment variables total {size} bytes, over the "
+                f"{LAMBDA_ENVIRONMENT_MAX_BYTES} Lambda allows (AWS answers InvalidParameterValueException)"
+            )
     logging_config = ctx.get("loggingConfig")
     if logging_config:
         params["LoggingConfig"] = _pascal(logging_config)

@@ -95,6 +95,10 @@ class SynthResource:
             data["ignore_changes"] = list(self.ignore_changes)
         return data
 
+    def shipped_json(self, file_name: str) -> Any:
+        """A Lambda function's configuration file ``file_name``, from its archive (``files=``)."""
+        return json.loads(self.inputs["code"].assets[file_name].text)
+
     def matches(self, pattern: str) -> bool:
         """``pattern`` (a shell glob) matches the type token, the type's name or the resource name."""
         return any(

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -39,8 +38,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from urllib.parse import unquote
 
-from breakglass.contracts import ENV_TIERS, MAX_SESSION_SECONDS, MAX_WINDOW_SECONDS, MIN_SESSION_SECONDS, iso
+from breakglass.contracts import (
+    MAX_SESSION_SECONDS,
+    MAX_WINDOW_SECONDS,
+    MIN_SESSION_SECONDS,
+    TIERS_CONFIG_FILE,
+    iso,
+)
 from breakglass.lambdas.audit.events import AuditEvent, AuditWriteError, AuditWriter, event_identity
+from breakglass.lambdas.runtime import archive_json
 from breakglass.policies.boundary import MANAGED_POLICY_MAX_CHARS
 from breakglass.policies.documents import PolicySizeError, check_size, document, policy_size
 from breakglass.policies.emergency_role import (
@@ -178,24 +184,19 @@ class Tier:
 
 
 def load_tiers(environ: Mapping[str, str] | None = None) -> dict[str, Tier]:
-    """The tiers a grant Lambda serves, from ``BREAKGLASS_TIERS`` (``{name: Tier.to_dict()}``)."""
-    env = os.environ if environ is None else environ
-    raw = env.get(ENV_TIERS, "")
-    if not raw:
-        raise ConfigError(ENV_TIERS, "is not set: the function is misconfigured")
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(ENV_TIERS, f"is not valid JSON: {exc}") from exc
-    data = require_mapping(ENV_TIERS, data)
+    """The tiers a grant Lambda serves, from ``breakglass-tiers.json`` (``TIERS_CONFIG_FILE``,
+    ``{name: Tier.to_dict()}``) in its archive: every requester ARN is too much for 4 KB."""
+    data = require_mapping(TIERS_CONFIG_FILE, archive_json(TIERS_CONFIG_FILE, environ))
     tiers: dict[str, Tier] = {}
     for key, value in data.items():
         try:
             tier = Tier.from_dict(value)
         except ConfigError as exc:
-            raise ConfigError(f"{ENV_TIERS}.{key}.{exc.field}", exc.problem) from exc
+            raise ConfigError(f"{TIERS_CONFIG_FILE}.{key}.{exc.field}", exc.problem) from exc
         if tier.name != key:
-            raise ConfigError(f"{ENV_TIERS}.{key}.name", f"must equal its key {key!r}, got {tier.name!r}")
+            raise ConfigError(
+                f"{TIERS_CONFIG_FILE}.{key}.name", f"must equal its key {key!r}, got {tier.name!r}"
+            )
         tiers[key] = tier
     return tiers
 

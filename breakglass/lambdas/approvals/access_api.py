@@ -42,8 +42,8 @@ from breakglass.contracts import (
     ENV_ACCESS_FUNCTION,
     ENV_HALT_FUNCTION,
     ENV_RESUME_FUNCTION,
-    ENV_SECURITY_ADMINS,
     ENV_STATE_MACHINE_ARN,
+    SECURITY_ADMINS_FILE,
     RequestStatus,
     utc_now,
 )
@@ -75,14 +75,22 @@ from breakglass.lambdas.approvals.totp import TotpRejected, verify_totp
 from breakglass.lambdas.approvals.votes import cast_vote
 from breakglass.lambdas.audit.events import AuditEvent, AuditWriter
 from breakglass.lambdas.audit.review import ReviewRefused, check_verdict, record_verdict, review_refusal
-from breakglass.lambdas.runtime import audit_writer_from_env, get_logger, log_fields, required_env
+from breakglass.lambdas.runtime import (
+    archive_json,
+    audit_writer_from_env,
+    get_logger,
+    log_fields,
+    required_env,
+)
 from breakglass.validation import (
+    IAM_ROLE_OR_USER_ARN,
     REQUEST_ID,
     USER_ID,
     ConfigError,
     reject_unknown_keys,
     require_choice,
     require_mapping,
+    require_str_list,
 )
 
 log = get_logger("breakglass.access_api")
@@ -907,11 +915,21 @@ def handle(deps: AccessDeps, event: Any) -> dict[str, Any]:
         return _error(ApiError(400, "bad-input", str(exc), getattr(exc, "field", None)))
 
 
+def security_admins_from_archive(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The bootstrap principals the component shipped (``SECURITY_ADMINS_FILE``, maybe ``[]``)."""
+    listed = archive_json(SECURITY_ADMINS_FILE, environ)
+    return tuple(
+        require_str_list(
+            SECURITY_ADMINS_FILE, listed, pattern=IAM_ROLE_OR_USER_ARN, hint="must be an IAM user or role ARN"
+        )
+    )
+
+
 def deps_from_env(environ: Mapping[str, str] | None = None, *, session: Any = None) -> AccessDeps:
     env = os.environ if environ is None else environ
     boto = session or boto3
     store = Store.from_env(env, session=session)
-    admins = tuple(a for a in env.get(ENV_SECURITY_ADMINS, "").split(",") if a)
+    admins = security_admins_from_archive(env)
     return AccessDeps(
         store=store,
         admission=Admission(store.dynamodb, store.table),

@@ -7,14 +7,13 @@ naming the field that was wrong and what to do. The TOTP code is checked last, s
 reason never burns a code.
 
 The approval policy per tier (``auto`` or a quorum, approvers, backup approvers, ticket rules,
-deadline) is component configuration; the component passes it to the functions as JSON in
-``BREAKGLASS_APPROVAL_POLICY`` and this module parses it for both sides.
+deadline) is component configuration; the component ships it to the functions as a JSON file of their
+archive (``APPROVAL_POLICY_FILE``) and this module parses it for both sides.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -22,9 +21,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
 
-from breakglass.contracts import ENV_APPROVAL_POLICY, MAX_WINDOW_SECONDS, iso
+from breakglass.contracts import APPROVAL_POLICY_FILE, MAX_WINDOW_SECONDS, iso
 from breakglass.lambdas.approvals.store import Enrollment, RequestRecord, same_person
 from breakglass.lambdas.approvals.totp import TotpRejected, TotpStore, verify_totp
+from breakglass.lambdas.runtime import archive_json
 from breakglass.validation import (
     REQUEST_ID,
     REQUEST_ID_HINT,
@@ -293,14 +293,9 @@ def policy_to_json(policy: Mapping[str, TierApproval]) -> str:
 
 
 def load_policy(environ: Mapping[str, str] | None = None) -> dict[str, TierApproval]:
-    """The approval policy the component put in the function's environment."""
-    env = os.environ if environ is None else environ
-    raw = env.get(ENV_APPROVAL_POLICY, "")
-    if not raw:
-        raise RuntimeError(
-            f"environment variable {ENV_APPROVAL_POLICY} is not set: the function is misconfigured"
-        )
-    return parse_policy(json.loads(raw), ENV_APPROVAL_POLICY)
+    """The approval policy the component shipped in the function's archive (``APPROVAL_POLICY_FILE``:
+    every approver of every tier is too much for Lambda's 4 KB environment)."""
+    return parse_policy(archive_json(APPROVAL_POLICY_FILE, environ), APPROVAL_POLICY_FILE)
 
 
 def total_cap(approval: TierApproval, tier: TierLimits) -> int:

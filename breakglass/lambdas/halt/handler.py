@@ -34,11 +34,8 @@ When a halt or resume acted but its audit records failed, the function fails wit
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, Final
 
 import boto3
@@ -47,7 +44,12 @@ from botocore.exceptions import ClientError
 
 from breakglass.contracts import HALT_CONFIG_FILE
 from breakglass.lambdas.halt.service import HaltClients, RetryPolicy, WaitSettings, halt, resume
-from breakglass.lambdas.runtime import audit_writer_from_env, get_logger, log_fields, required_env
+from breakglass.lambdas.runtime import (
+    archive_json,
+    audit_writer_from_env,
+    get_logger,
+    log_fields,
+)
 from breakglass.policies.halt import (
     ALARM_DETAIL_TYPE,
     MODES,
@@ -68,9 +70,6 @@ from breakglass.validation import (
     require_str,
     require_str_list,
 )
-
-# Where Lambda unpacks the function's archive (set by the runtime; the emulator sets it too).
-TASK_ROOT_VARIABLE: Final = "LAMBDA_TASK_ROOT"
 
 # Seconds left for the audit write and the reply after resume stops waiting for InService.
 RESUME_MARGIN_SECONDS: Final = 30.0
@@ -100,16 +99,7 @@ class HaltRequest:
 def load_config(environ: Mapping[str, str] | None = None) -> tuple[dict[str, HaltTarget], dict[str, str]]:
     """The declared targets by id and the configured tripwires ``{alarm ARN: name}``, from the
     function's own archive (a misconfigured function fails loudly, never halts nothing)."""
-    path = (
-        Path(required_env(TASK_ROOT_VARIABLE, os.environ if environ is None else environ)) / HALT_CONFIG_FILE
-    )
-    try:
-        spec = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise RuntimeError(f"{HALT_CONFIG_FILE} is not in the function's archive ({path})") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RuntimeError(f"{HALT_CONFIG_FILE} in the function's archive is not JSON: {exc}") from exc
-    targets, tripwires = parse_halt_config(HALT_CONFIG_FILE, spec)
+    targets, tripwires = parse_halt_config(HALT_CONFIG_FILE, archive_json(HALT_CONFIG_FILE, environ))
     return {t.id: t for t in targets}, tripwires
 
 
