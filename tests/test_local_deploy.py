@@ -125,8 +125,13 @@ def test_each_resource_is_created_after_the_resources_whose_outputs_it_uses(depl
     # a topic policy takes its topic's as an input). The trail's ARN is computed from its fixed
     # name before it exists (the key and bucket policies name it): no sign of a dependency.
     owners: dict[str, int] = {}
-    # Alarms likewise: the halt function's policy names its tripwire alarms by their computed ARN.
-    computed = ("aws:cloudtrail/trail:Trail", "aws:cloudwatch/metricAlarm:MetricAlarm")
+    # Alarms likewise: the halt function's policy names its tripwire alarms by their computed ARN,
+    # and the await function's policy names the state machine (which needs that function's ARN).
+    computed = (
+        "aws:cloudtrail/trail:Trail",
+        "aws:cloudwatch/metricAlarm:MetricAlarm",
+        "aws:sfn/stateMachine:StateMachine",
+    )
     for index, resource in enumerate(created):
         if resource.arn and resource.type not in computed:
             owners.setdefault(resource.arn, index)
