@@ -204,7 +204,7 @@ def test_a_boundary_whose_tamper_deny_is_conditional_does_not_count() -> None:
     ("type_", "inputs"),
     [
         (rules.ROLE_POLICIES_EXCLUSIVE, {"roleName": ROLE_NAME, "policyNames": []}),
-        (rules.ROLE_ATTACHMENTS_EXCLUSIVE, {"roleName": ROLE_NAME, "policyArns": []}),
+        (rules.ATTACHMENTS_EXCLUSIVE, {"roleName": ROLE_NAME, "policyArns": []}),
     ],
 )
 def test_exclusive_policy_management_of_an_emergency_role_would_strip_the_grant_guards(
@@ -387,7 +387,7 @@ def test_a_managed_policy_attached_through_an_exclusive_attachment_is_read() -> 
     admin = "arn:aws:iam::aws:policy/AdministratorAccess"
     fine = {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "arn:aws:sqs:us-east-1:1:q"}
     exclusive = Resource(
-        rules.ROLE_ATTACHMENTS_EXCLUSIVE, "fn-exclusive", {"roleName": "fn", "policyArns": [admin]}
+        rules.ATTACHMENTS_EXCLUSIVE, "fn-exclusive", {"roleName": "fn", "policyArns": [admin]}
     )
     findings = rules.lambda_role_no_wildcards([*function_program(fine), exclusive], CONFIG)
     assert any(admin in f.message for f in findings), findings

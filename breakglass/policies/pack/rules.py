@@ -26,6 +26,11 @@ from breakglass.policies.boundary import (
     WORKFLOW_ANSWERS,
 )
 from breakglass.policies.kms_rights import (
+    ATTACHMENTS_EXCLUSIVE,
+    BUCKETS,
+    FUNCTION,
+    MANAGED_POLICY,
+    ROLE,
     action_matches,
     glob_matches,
     missing_kms_rights,
@@ -42,10 +47,6 @@ from breakglass.policies.naming import (
 )
 from breakglass.validation import require_int, require_mapping, require_str_list
 
-ROLE: Final = "aws:iam/role:Role"
-MANAGED_POLICY: Final = "aws:iam/policy:Policy"
-FUNCTION: Final = "aws:lambda/function:Function"
-BUCKETS: Final = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
 OBJECT_LOCK: Final = (
     "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration",
     "aws:s3/bucketObjectLockConfigurationV2:BucketObjectLockConfigurationV2",
@@ -59,7 +60,6 @@ LIFECYCLE: Final = (
     "aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2",
 )
 ROLE_POLICIES_EXCLUSIVE: Final = "aws:iam/rolePoliciesExclusive:RolePoliciesExclusive"
-ROLE_ATTACHMENTS_EXCLUSIVE: Final = "aws:iam/rolePolicyAttachmentsExclusive:RolePolicyAttachmentsExclusive"
 LAMBDA_PERMISSION: Final = "aws:lambda/permission:Permission"
 FUNCTION_URL: Final = "aws:lambda/functionUrl:FunctionUrl"
 
@@ -1061,7 +1061,7 @@ def emergency_role_guards(resources: Sequence[Resource], config: PackConfig) -> 
             )
     names = {str(r.get("name") or r.name) for r in roles} | {str(r.get("arn") or "") for r in roles}
     for resource in resources:
-        if resource.type in (ROLE_POLICIES_EXCLUSIVE, ROLE_ATTACHMENTS_EXCLUSIVE) and (
+        if resource.type in (ROLE_POLICIES_EXCLUSIVE, ATTACHMENTS_EXCLUSIVE) and (
             str(resource.get("roleName") or "") in names - {""}
         ):
             found.append(
