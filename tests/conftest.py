@@ -30,6 +30,15 @@ def offline_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     os.environ.pop("AWS_ENDPOINT_URL", None)
 
 
+@pytest.fixture(autouse=True)
+def known_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--show-completion`` writes the script of the shell it detects from the process tree; under
+    make or a CI runner there may be none to detect. The tests' shell is bash, whatever runs them."""
+    import typer.completion
+
+    monkeypatch.setattr(typer.completion, "_get_shell_name", lambda: "bash")
+
+
 _DYNAMODB_WRITE_LOCK = threading.RLock()
 
 
