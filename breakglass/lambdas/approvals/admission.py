@@ -48,6 +48,11 @@ WAIVER_LIFETIME: Final = timedelta(hours=24)
 # held that long, longer than the access function may run (60 s), then counts as abandoned.
 ADMISSION_GRACE: Final = timedelta(seconds=90)
 _WAIVER_FIELDS: Final = "waiver_id, waiver_blocks, waiver_by, waiver_reason, waiver_expires, waiver_active"
+# Stores a waiver whole, active or not (given, or given back after a request that never ran).
+_WAIVER_SET: Final = (
+    "SET waiver_id = :w, waiver_blocks = :blocks, waiver_by = :by, "
+    "waiver_reason = :reason, waiver_expires = :expires, waiver_active = :active"
+)
 
 
 class AdmissionRefused(ConfigError):
@@ -345,10 +350,7 @@ class Admission:
                 self.dynamodb.update_item(
                     TableName=self.table,
                     Key=_live_key(tier, user),
-                    UpdateExpression=(
-                        "SET waiver_id = :w, waiver_blocks = :blocks, waiver_by = :by, "
-                        "waiver_reason = :reason, waiver_expires = :expires, waiver_active = :no"
-                    ),
+                    UpdateExpression=_WAIVER_SET,
                     # A slot given back by a refused request names none (its grant is kept).
                     ConditionExpression=(
                         "attribute_not_exists(request_id)"
@@ -356,12 +358,7 @@ class Admission:
                         else "request_id = :held"
                     ),
                     ExpressionAttributeValues={
-                        ":w": {"S": waiver.waiver_id},
-                        ":blocks": {"SS": list(waiver.blocks)},
-                        ":by": {"S": waiver.by},
-                        ":reason": {"S": waiver.reason},
-                        ":expires": {"S": waiver.expires_at},
-                        ":no": {"BOOL": False},
+                        **_waiver_values(waiver, active=False),
                         **({":held": {"S": slot.request_id}} if slot.request_id is not None else {}),
                     },
                 )
@@ -401,19 +398,9 @@ class Admission:
             self.dynamodb.update_item(
                 TableName=self.table,
                 Key=_live_key(tier, user),
-                UpdateExpression=(
-                    "SET waiver_id = :w, waiver_blocks = :blocks, waiver_by = :by, "
-                    "waiver_reason = :reason, waiver_expires = :expires, waiver_active = :yes"
-                ),
+                UpdateExpression=_WAIVER_SET,
                 ConditionExpression="attribute_not_exists(waiver_id)",
-                ExpressionAttributeValues={
-                    ":w": {"S": waiver.waiver_id},
-                    ":blocks": {"SS": list(waiver.blocks)},
-                    ":by": {"S": waiver.by},
-                    ":reason": {"S": waiver.reason},
-                    ":expires": {"S": waiver.expires_at},
-                    ":yes": {"BOOL": True},
-                },
+                ExpressionAttributeValues=_waiver_values(waiver, active=True),
             )
         except ClientError as exc:
             if _conditional_failed(exc):
@@ -613,3 +600,14 @@ def _entry(item: Mapping[str, Any]) -> IndexEntry:
         requester=str(item["requester"]["S"]),
         tier=str(item["tier"]["S"]),
     )
+
+
+def _waiver_values(waiver: Waiver, *, active: bool) -> dict[str, Any]:
+    return {
+        ":w": {"S": waiver.waiver_id},
+        ":blocks": {"SS": list(waiver.blocks)},
+        ":by": {"S": waiver.by},
+        ":reason": {"S": waiver.reason},
+        ":expires": {"S": waiver.expires_at},
+        ":active": {"BOOL": active},
+    }
